@@ -1,0 +1,2 @@
+"""nlpcurriculum: the NLP implementation curriculum as reproducible software."""
+__version__ = "0.1.0"

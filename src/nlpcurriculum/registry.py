@@ -1,0 +1,119 @@
+"""The curriculum registry: sections -> items -> DVC stages -> status.
+
+``curriculum.yaml`` (beside this module) is the one source: all 48 sections and 148 items of the
+curriculum with their text, and for each item the DVC stage(s) that run its experiment. Status is
+derived, never stored: an item is ``implemented`` when it names at least one stage, ``planned``
+otherwise. Tests keep that honest: every named stage must exist in ``dvc.yaml``, and the pipeline
+test checks that each such stage logs an MLflow child run for the item.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import yaml
+
+IMPLEMENTED = "implemented"
+PLANNED = "planned"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One curriculum item, e.g. ``Byte-Pair Encoding (BPE)``."""
+
+    id: str
+    text: str
+    section_id: str
+    section: str
+    stages: tuple[str, ...]
+
+    @property
+    def status(self) -> str:
+        return IMPLEMENTED if self.stages else PLANNED
+
+    def as_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "section_id": self.section_id,
+            "section": self.section,
+            "item": self.text,
+            "stage": self.stages[0] if self.stages else None,
+            "stages": list(self.stages),
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class Section:
+    id: str
+    title: str
+    items: tuple[Item, ...]
+
+
+@lru_cache(maxsize=1)
+def sections() -> tuple[Section, ...]:
+    """All curriculum sections in curriculum order."""
+    text = resources.files("nlpcurriculum").joinpath("curriculum.yaml").read_text("utf-8")
+    data = yaml.safe_load(text)
+    out = []
+    for sec in data["sections"]:
+        items = tuple(
+            Item(it["id"], it["text"], sec["id"], sec["title"], tuple(it.get("stages") or ()))
+            for it in sec["items"]
+        )
+        out.append(Section(sec["id"], sec["title"], items))
+    return tuple(out)
+
+
+def items() -> list[Item]:
+    """All items, in curriculum order."""
+    return [it for sec in sections() for it in sec.items]
+
+
+def item(item_id: str) -> Item:
+    """The item with id ``item_id`` (``KeyError`` naming it otherwise)."""
+    for it in items():
+        if it.id == item_id:
+            return it
+    raise KeyError(f"no curriculum item {item_id!r}")
+
+
+def items_of_stage(stage: str) -> list[Item]:
+    """The items whose experiment stage ``stage`` runs."""
+    return [it for it in items() if stage in it.stages]
+
+
+def section_of_stage(stage: str) -> str | None:
+    """The section title of a stage's items (a stage serves one section), or None."""
+    titles = {it.section for it in items_of_stage(stage)}
+    if len(titles) > 1:
+        raise ValueError(f"stage {stage!r} serves several sections: {sorted(titles)}")
+    return titles.pop() if titles else None
+
+
+def counts() -> dict[str, int]:
+    """``{"implemented": n, "planned": m}`` over all items."""
+    out = {IMPLEMENTED: 0, PLANNED: 0}
+    for it in items():
+        out[it.status] += 1
+    return out
+
+
+def markdown_table() -> str:
+    """The README's curriculum status table (one row per section)."""
+    lines = [
+        "| Section | Items | Implemented | Stages |",
+        "|---|---:|---:|---|",
+    ]
+    for sec in sections():
+        done = [it for it in sec.items if it.status == IMPLEMENTED]
+        stages = sorted({s for it in sec.items for s in it.stages})
+        lines.append(
+            f"| {sec.title} | {len(sec.items)} | {len(done)} | "
+            f"{', '.join(f'`{s}`' for s in stages) or '-'} |"
+        )
+    c = counts()
+    lines.append(f"| **All {len(sections())} sections** | {sum(c.values())} | {c[IMPLEMENTED]} | |")
+    return "\n".join(lines)

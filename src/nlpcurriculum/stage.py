@@ -1,0 +1,138 @@
+"""What every stage script shares: the offline environment, error reporting and publishing.
+
+A stage script (``stages/<name>.py``) reads its params, validates its inputs, calls the library,
+writes its outputs atomically and then calls :func:`publish`, which writes, in this order:
+
+1. ``plots/<stage>/`` — each item's figures (PNG) and step series (JSON rows, for ``dvc plots``);
+2. the MLflow parent run of the stage and one child run per curriculum item;
+3. ``metrics/<stage>.json`` — the stage's and each item's metrics and checked findings.
+
+The metrics file comes last, so its presence means the stage finished. :func:`main_guard` turns
+the errors a user can cause (bad params, a broken contract, a missing file) into one clear line on
+stderr and exit status 2, instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from nlpcurriculum.io import atomic_path, write_json
+from nlpcurriculum.results import ItemResult
+
+METRICS_DIR = Path("metrics")
+PLOTS_DIR = Path("plots")
+
+
+def offline_defaults() -> None:
+    """No network at run time unless the user opts in; no telemetry."""
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        os.environ.setdefault(name, "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+
+
+def main_guard(main: Callable[[], Any]) -> None:
+    """Run a stage's ``main``; user errors become one line on stderr and exit status 2."""
+    from nlpcurriculum.data.schemas import ContractError
+    from nlpcurriculum.data.sources import SourceError
+    from nlpcurriculum.params import ParamsError
+
+    offline_defaults()
+    try:
+        main()
+    except (ParamsError, ContractError, SourceError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def item_slug(item_id: str) -> str:
+    """``"kv-cache/2"`` -> ``"kv-cache-2"`` (a file-name-safe item id)."""
+    return item_id.replace("/", "-")
+
+
+def save_figure(figure: Any, target: Path) -> None:
+    """Save a matplotlib figure as PNG, atomically, and close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(target) as tmp:
+        figure.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(figure)
+
+
+def publish(
+    stage: str,
+    params: dict[str, Any],
+    metrics: dict[str, float] | None = None,
+    results: list[ItemResult] = (),
+    section: str | None = None,
+    started: float | None = None,
+    artifacts: list[str | Path] = (),
+) -> dict[str, Any]:
+    """Write plots, log to MLflow and write ``metrics/<stage>.json``; returns the metrics record.
+
+    Args:
+        stage: the DVC stage name.
+        params: the stage's params (dicts or dataclasses), logged flattened.
+        metrics: stage-level scalar metrics.
+        results: one :class:`ItemResult` per curriculum item the stage covers.
+        section: the MLflow experiment; defaults to the section of the stage's items in the
+            registry, or the ``Pipeline`` experiment for spine stages.
+        started: ``time.time()`` at the stage's start, to log its wall time.
+        artifacts: files to attach to the stage's MLflow run (e.g. the report page).
+    """
+    from nlpcurriculum import registry, tracking
+
+    params = {k: asdict(v) if is_dataclass(v) else v for k, v in params.items()}
+    metrics = dict(metrics or {})
+    # Wall time goes to MLflow only: metrics/<stage>.json stays deterministic, so a rerun (or a
+    # Prefect run) of unchanged work leaves the same dvc.lock and `dvc metrics diff` shows changes.
+    timing = {"wall_time_s": round(time.time() - started, 3)} if started is not None else {}
+    section = section or registry.section_of_stage(stage) or tracking.PIPELINE_EXPERIMENT
+    plots = PLOTS_DIR / stage
+    record: dict[str, Any] = {"stage": stage, "metrics": metrics, "items": {}}
+
+    for result in results:
+        slug = item_slug(result.item)
+        files = []
+        for name, figure in result.figures.items():
+            target = plots / f"{slug}_{name}"
+            save_figure(figure, target)
+            files.append(str(target))
+        for name, points in result.series.items():
+            target = plots / f"{slug}_{name}.json"
+            rows = [{"step": int(s), name: float(v)} for s, v in points]
+            with atomic_path(target) as tmp:
+                tmp.write_text(json.dumps(rows))
+        record["items"][result.item] = {
+            "metrics": result.metrics,
+            "findings": [asdict(f) for f in result.findings],
+            "figures": files,
+        }
+
+    with tracking.stage_run(stage, section, params) as run:
+        if metrics or timing:
+            run.log_metrics({**metrics, **timing})
+        for path in artifacts:
+            run.log_artifact(path)
+        for result in results:
+            text = registry.item(result.item).text
+            child = run.log_item(result, item_text=text)
+            for path in record["items"][result.item]["figures"]:
+                _log_file_to_run(child, path)
+    write_json(METRICS_DIR / f"{stage}.json", record)
+    return record
+
+
+def _log_file_to_run(run_id: str, path: str) -> None:
+    import mlflow
+
+    mlflow.MlflowClient().log_artifact(run_id, path)

@@ -1,0 +1,231 @@
+"""MLflow tracking: one experiment per curriculum section, one run per stage, a child run per item.
+
+The tracking contract (DESIGN.md):
+
+* Store: MLflow's embedded default, sqlite ``mlflow.db`` with artifacts in ``mlruns/`` at the
+  project root; ``MLFLOW_TRACKING_URI`` points it elsewhere (a server, another database).
+* Names: the experiment is the section's title; the parent run is the DVC stage; each curriculum
+  item the stage covers gets a child run. Tags ``nlpc.section``, ``nlpc.item``, ``nlpc.stage`` and
+  ``nlpc.git_commit`` (also MLflow's own ``mlflow.source.git.commit``) make them searchable.
+* Content: the stage's params flattened (``model.d_model``), step series as MLflow step metrics,
+  figures as PNG artifacts, and every expected finding as tags ``finding.<i>.claim`` /
+  ``finding.<i>.passed`` plus the metric ``finding.<i>.value``.
+* Telemetry is off unless the user turns it on.
+
+MLflow is imported lazily (it costs 2-3 s): a stage does its work first, then logs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from nlpcurriculum.params import flatten
+from nlpcurriculum.results import ItemResult
+
+PIPELINE_EXPERIMENT = "Pipeline"  # spine stages that belong to no curriculum section
+
+# MLflow limits a param value to 6000 characters; keep well under it.
+_MAX_PARAM_CHARS = 500
+
+
+def project_root(start: str | Path | None = None) -> Path:
+    """The nearest folder at or above ``start`` (default: cwd) holding ``dvc.yaml``."""
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").exists():
+            return folder
+    return here
+
+
+def tracking_uri(root: str | Path | None = None) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the sqlite store at the project root."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{project_root(root) / 'mlflow.db'}"
+
+
+def _quiet_defaults() -> None:
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+
+
+def git_commit(root: str | Path | None = None) -> str:
+    """The commit of the working tree, ``-dirty`` when it has uncommitted changes."""
+    cwd = project_root(root)
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{sha}-dirty" if dirty else sha
+
+
+def _client():
+    _quiet_defaults()
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri())
+    return mlflow
+
+
+def get_or_create_experiment(name: str) -> str:
+    """The id of experiment ``name``, creating it with artifacts under ``mlruns/``."""
+    mlflow = _client()
+    experiment = mlflow.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        location = (project_root() / "mlruns").as_uri()
+    try:
+        return mlflow.create_experiment(name, artifact_location=location)
+    except Exception:  # created concurrently by another stage: read it back
+        experiment = mlflow.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def _params_for_mlflow(params: dict[str, Any]) -> dict[str, str]:
+    flat = flatten(params)
+    return {k: str(v)[:_MAX_PARAM_CHARS] for k, v in flat.items()}
+
+
+@dataclass
+class StageRun:
+    """An open MLflow run for one execution of a DVC stage."""
+
+    stage: str
+    section: str
+    run_id: str
+    experiment_id: str
+    commit: str
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        import mlflow
+
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+    def log_figure(self, figure: Any, name: str) -> None:
+        import mlflow
+
+        mlflow.log_figure(figure, name)
+
+    def log_text(self, text: str, name: str) -> None:
+        import mlflow
+
+        mlflow.log_text(text, name)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        import mlflow
+
+        mlflow.log_artifact(str(path), artifact_path)
+
+    def log_item(self, result: ItemResult, item_text: str = "") -> str:
+        """Log one item's metrics, series, texts and findings as a child run; returns its id.
+
+        Figures are saved by the stage (``plots/``) and logged from those files.
+        """
+        import mlflow
+
+        with mlflow.start_run(
+            experiment_id=self.experiment_id,
+            run_name=result.item,
+            nested=True,
+            tags={
+                "nlpc.section": self.section,
+                "nlpc.item": result.item,
+                "nlpc.item_text": item_text,
+                "nlpc.stage": self.stage,
+                "nlpc.git_commit": self.commit,
+                "mlflow.source.git.commit": self.commit,
+            },
+        ) as child:
+            if result.metrics:
+                mlflow.log_metrics({k: float(v) for k, v in result.metrics.items()})
+            for name, points in result.series.items():
+                for step, value in points:
+                    mlflow.log_metric(name, float(value), step=int(step))
+            for name, text in result.texts.items():
+                mlflow.log_text(text, name)
+            for i, finding in enumerate(result.findings):
+                mlflow.set_tags(
+                    {
+                        f"finding.{i}.claim": finding.claim,
+                        f"finding.{i}.metric": finding.metric,
+                        f"finding.{i}.passed": str(finding.passed).lower(),
+                    }
+                )
+                mlflow.log_metric(f"finding.{i}.value", float(finding.value))
+            if result.findings:
+                passed = all(f.passed for f in result.findings)
+                mlflow.set_tag("findings.passed", str(passed).lower())
+            return child.info.run_id
+
+
+@contextmanager
+def stage_run(stage: str, section: str, params: dict[str, Any] | None = None) -> Iterator[StageRun]:
+    """Open the parent MLflow run of a stage execution.
+
+    Args:
+        stage: the DVC stage name.
+        section: the curriculum section title (the experiment), or ``PIPELINE_EXPERIMENT``.
+        params: the stage's params (nested dicts or dataclasses), logged flattened.
+    """
+    mlflow = _client()
+    experiment_id = get_or_create_experiment(section)
+    commit = git_commit()
+    with mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=stage,
+        tags={
+            "nlpc.section": section,
+            "nlpc.stage": stage,
+            "nlpc.git_commit": commit,
+            "mlflow.source.git.commit": commit,
+        },
+    ) as run:
+        if params:
+            mlflow.log_params(_params_for_mlflow(params))
+        yield StageRun(stage, section, run.info.run_id, experiment_id, commit)
+
+
+def latest_runs_by_item(section_titles: list[str]) -> dict[str, dict[str, str]]:
+    """For each item id, the newest child run: ``{item: {"run_id", "experiment_id", "stage"}}``."""
+    mlflow = _client()
+    experiments = [mlflow.get_experiment_by_name(t) for t in section_titles]
+    ids = [e.experiment_id for e in experiments if e is not None]
+    if not ids:
+        return {}
+    runs = mlflow.search_runs(
+        experiment_ids=ids,
+        filter_string="tags.`nlpc.item` LIKE '%'",
+        order_by=["attributes.start_time DESC"],
+        output_format="list",
+    )
+    latest: dict[str, dict[str, str]] = {}
+    for run in runs:
+        item = run.data.tags.get("nlpc.item")
+        if item and item not in latest:
+            latest[item] = {
+                "run_id": run.info.run_id,
+                "experiment_id": run.info.experiment_id,
+                "stage": run.data.tags.get("nlpc.stage", ""),
+            }
+    return latest

@@ -1,0 +1,43 @@
+import pytest
+
+from nlpcurriculum import dag
+from tests.conftest import REPO
+
+
+def write(tmp_path, text):
+    path = tmp_path / "dvc.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_edges_come_from_outs_and_folders(tmp_path):
+    graph = dag.load(write(tmp_path, """
+stages:
+  a: {cmd: x, outs: [data/a.parquet]}
+  b: {cmd: x, deps: [data/a.parquet], outs: [data/b]}
+  c: {cmd: x, deps: [data/b/train.parquet], metrics: [{metrics/c.json: {cache: false}}]}
+  d: {cmd: x, deps: [metrics/c.json, data/a.parquet]}
+  e: {cmd: x}
+"""))
+    assert graph == {"a": set(), "b": {"a"}, "c": {"b"}, "d": {"a", "c"}, "e": set()}
+    assert dag.topological(graph) == ["a", "b", "c", "d", "e"]
+    assert dag.with_upstream(graph, ["c"]) == ["a", "b", "c"]
+    with pytest.raises(dag.DagError, match="unknown stage"):
+        dag.with_upstream(graph, ["zz"])
+
+
+def test_cycle_is_reported(tmp_path):
+    graph = dag.load(write(tmp_path, """
+stages:
+  a: {cmd: x, deps: [b.txt], outs: [a.txt]}
+  b: {cmd: x, deps: [a.txt], outs: [b.txt]}
+"""))
+    with pytest.raises(dag.DagError, match="cycle"):
+        dag.topological(graph)
+
+
+def test_project_dag_ends_in_report():
+    graph = dag.load(REPO / "dvc.yaml")
+    order = dag.topological(graph)
+    assert order[0] == "ingest" and order[-1] == "report"
+    assert "ingest" in dag.with_upstream(graph, ["splits"])
