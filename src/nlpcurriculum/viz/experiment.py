@@ -1,0 +1,54 @@
+"""The curriculum experiment for the "token visualizer to map words/chunks to IDs" item.
+
+:func:`token_viz_item` renders one text under several tokenizers (the self-contained HTML page of
+:func:`~nlpcurriculum.viz.token_viz.render_html`) and checks the visualizer's two promises for each
+tokenizer: the ids it shows are exactly ``encode(text)``, and the chunks it colours, joined, give
+the text back (every character is shown under exactly one token). It also reports how many tokens
+each tokenizer needs, the number a reader compares first.
+
+Left out: nothing beyond what the stage needs; the library function does no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.viz.token_viz import _encode, render_html, render_terminal, token_chunks
+
+__all__ = ["token_viz_item"]
+
+
+def token_viz_item(item: str, text: str, tokenizers: Mapping[str, Any]) -> ItemResult:
+    """Visualise ``text`` under each tokenizer and check ids and chunk coverage.
+
+    Args:
+        item: the curriculum item id.
+        text: the sample text (mix in rare words, digits, non-ASCII to make it interesting).
+        tokenizers: ``{name: tokenizer}`` (anything :func:`token_chunks` accepts).
+
+    Returns:
+        An :class:`ItemResult` with ``token_viz.html`` and ``token_viz.txt`` (plain terminal view),
+        metrics ``<name>/tokens`` and ``<name>/chars_per_token``, and two findings per tokenizer.
+    """
+    if not tokenizers:
+        raise ValueError("need at least one tokenizer")
+    metrics: dict[str, float] = {"chars": float(len(text))}
+    findings = []
+    views = []
+    for name, tok in tokenizers.items():
+        chunks = token_chunks(text, tok)
+        ids, _ = _encode(tok, text)
+        n = len(chunks)
+        metrics[f"{name}/tokens"] = float(n)
+        metrics[f"{name}/chars_per_token"] = len(text) / n if n else 0.0
+        ids_match = float([c.id for c in chunks] == ids)
+        covered = float("".join(c.text for c in chunks) == text)
+        findings.append(Finding.at_least(f"{name}: the ids shown are exactly encode(text)",
+                                         f"{name}/ids_match", ids_match, 1.0))
+        findings.append(Finding.at_least(f"{name}: the coloured chunks join back to the text",
+                                         f"{name}/chunks_cover_text", covered, 1.0))
+        views.append(f"== {name}\n" + render_terminal(text, tok, color=False))
+    return ItemResult(item=item, metrics=metrics, findings=findings,
+                      texts={"token_viz.html": render_html(text, dict(tokenizers)),
+                             "token_viz.txt": "\n".join(views)})
