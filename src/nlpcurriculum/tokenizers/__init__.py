@@ -1,0 +1,33 @@
+"""Tokenizers built from scratch: byte-level BPE, WordPiece, Unigram LM and SentencePiece.
+
+Every variant subclasses :class:`Tokenizer` (``train`` / ``encode`` / ``decode`` / ``save`` /
+``load``) and is tested for parity with its reference library: tiktoken (BPE), HuggingFace
+``tokenizers`` (WordPiece, Unigram) and ``sentencepiece`` (SentencePiece). :mod:`.compression`
+measures tokens per byte, vocabulary usage and fertility.
+"""
+
+from nlpcurriculum.tokenizers.base import Tokenizer, TokenizerFileError, load_tokenizer, vocab_sidecar_path
+from nlpcurriculum.tokenizers.bpe import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN, BPEConfig, BPETokenizer, learn_merges
+from nlpcurriculum.tokenizers.compression import (
+    CompressionStats,
+    compression_stats,
+    fertility,
+    tokens_per_byte,
+    vocab_usage,
+)
+from nlpcurriculum.tokenizers.sentencepiece import SentencePieceConfig, SentencePieceTokenizer
+from nlpcurriculum.tokenizers.unigram import UnigramConfig, UnigramModel, UnigramTokenizer, train_unigram
+from nlpcurriculum.tokenizers.wordpiece import WordPieceConfig, WordPieceTokenizer, bert_normalize, bert_pre_tokenize
+
+TOKENIZERS: dict[str, type[Tokenizer]] = {
+    cls.kind: cls for cls in (BPETokenizer, WordPieceTokenizer, UnigramTokenizer, SentencePieceTokenizer)
+}
+"""Every tokenizer class by its ``kind`` (the name in saved files and in params)."""
+
+__all__ = [
+    "BPEConfig", "BPETokenizer", "CompressionStats", "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN",
+    "SentencePieceConfig", "SentencePieceTokenizer", "TOKENIZERS", "Tokenizer", "TokenizerFileError",
+    "UnigramConfig", "UnigramModel", "UnigramTokenizer", "WordPieceConfig", "WordPieceTokenizer",
+    "bert_normalize", "bert_pre_tokenize", "compression_stats", "fertility", "learn_merges",
+    "load_tokenizer", "tokens_per_byte", "train_unigram", "vocab_sidecar_path", "vocab_usage",
+]  # fmt: skip

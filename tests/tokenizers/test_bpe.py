@@ -1,0 +1,175 @@
+"""Byte-level BPE: the hand-worked example, the incremental trainer against a naive one, and
+parity with tiktoken built from our merges."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import regex
+
+from nlpcurriculum.tokenizers import GPT4_SPLIT_PATTERN, BPEConfig, BPETokenizer, learn_merges
+from nlpcurriculum.tokenizers.bpe import rank_merge
+
+tiktoken = pytest.importorskip("tiktoken")
+
+
+def naive_merges(words: dict[tuple[int, ...], int], tokens: list[bytes], num: int, min_frequency: int):
+    """Textbook BPE: recount every pair after every merge (the slow reference)."""
+    tokens = list(tokens)
+    index = {t: i for i, t in enumerate(tokens)}
+    words = dict(words)
+    merges = []
+    while len(merges) < num:
+        stats: Counter = Counter()
+        for w, c in words.items():
+            for pair in zip(w, w[1:]):
+                stats[pair] += c
+        if not stats:
+            break
+        best = min(stats, key=lambda p: (-stats[p], p))  # most frequent, then smallest pair
+        if stats[best] < min_frequency:
+            break
+        content = tokens[best[0]] + tokens[best[1]]
+        z = index.get(content)
+        if z is None:
+            z = index[content] = len(tokens)
+            tokens.append(content)
+            merges.append(best)
+        new_words: Counter = Counter()
+        for w, c in words.items():
+            out, i = [], 0
+            while i < len(w):
+                if i < len(w) - 1 and (w[i], w[i + 1]) == best:
+                    out.append(z)
+                    i += 2
+                else:
+                    out.append(w[i])
+                    i += 1
+            new_words[tuple(out)] += c
+        words = new_words
+    return merges
+
+
+def test_hand_worked_example_matches_docstring():
+    tok = BPETokenizer(BPEConfig(min_frequency=1, special_tokens=())).train("aaabdaaabac", 256 + 3)
+    assert tok.merges == [(97, 97), (97, 98), (256, 257)]
+    assert [tok.token_bytes(i) for i in (256, 257, 258)] == [b"aa", b"ab", b"aaab"]
+    assert tok.encode("aaabdaaabac") == [258, ord("d"), 258, ord("a"), ord("c")]  # "XdXac"
+
+
+@pytest.mark.parametrize("min_frequency", [1, 2])
+def test_incremental_trainer_equals_naive_recount(train_text, min_frequency):
+    chunks = Counter(regex.findall(GPT4_SPLIT_PATTERN, train_text[:30_000]))
+    words = {tuple(c.encode("utf-8")): n for c, n in chunks.items()}
+    base = [bytes([i]) for i in range(256)]
+    fast = learn_merges(list(words), list(words.values()), base, 300, min_frequency)
+    slow = naive_merges(words, base, 300, min_frequency)
+    assert len(slow) == 300
+    assert fast.merges == slow
+
+
+def test_overlapping_runs_are_counted_like_the_naive_trainer():
+    # "aaaa" runs make (a,a) overlap with itself: the classic source of off-by-one counts.
+    text = "aaaa aaa aaaaa ab aaab baaa " * 3
+    chunks = Counter(regex.findall(GPT4_SPLIT_PATTERN, text))
+    words = {tuple(c.encode()): n for c, n in chunks.items()}
+    base = [bytes([i]) for i in range(256)]
+    fast = learn_merges(list(words), list(words.values()), base, 8, 1)
+    assert fast.merges == naive_merges(words, base, 8, 1)
+
+
+def test_duplicate_paths_reuse_the_existing_token():
+    # "aaa" can be reached as aa+a and a+aa; each byte string must keep a single id.
+    tok = BPETokenizer(BPEConfig(min_frequency=1, special_tokens=())).train(["aaa aa a aaaa"] * 5 + [" aaaaa"] * 3, 300)
+    contents = [tok.token_bytes(i) for i in range(tok.vocab_size)]
+    assert len(set(contents)) == len(contents)
+
+
+def test_vocab_layout_bytes_then_merges_then_specials(bpe):
+    assert bpe.vocab_size == 512
+    assert all(bpe.token_bytes(i) == bytes([i]) for i in range(256))
+    assert bpe.special_tokens == {"<|endoftext|>": 511}
+    assert len(bpe.merges) == 512 - 256 - 1
+    # every merged token is the concatenation of the pair it came from
+    for k, (a, b) in enumerate(bpe.merges):
+        assert bpe.token_bytes(256 + k) == bpe.token_bytes(a) + bpe.token_bytes(b)
+
+
+def test_matches_tiktoken_with_our_ranks_on_held_out_text(bpe, held_out, unicode_extra):
+    enc = tiktoken.Encoding(name="ours", pat_str=bpe.config.pattern, mergeable_ranks=bpe.mergeable_ranks,
+                            special_tokens=bpe.special_tokens)
+    text = held_out + unicode_extra + " <|endoftext|> tail"
+    ours = bpe.encode(text, allowed_special="all")
+    assert ours == enc.encode(text, allowed_special="all")
+    assert bpe.encode_ordinary(held_out) == enc.encode_ordinary(held_out)
+    assert len(ours) < 0.5 * len(text.encode("utf-8"))  # it does compress
+
+
+def test_exact_round_trip_including_unicode_and_emoji(bpe, held_out, unicode_extra):
+    for text in (held_out, unicode_extra, "", " ", "\n\n", "🤗" * 7, "a\u0301\u0302 ﷽ \x00\x01"):
+        assert bpe.decode(bpe.encode(text)) == text
+
+
+def test_special_tokens_are_raised_allowed_or_split(bpe):
+    text = "a<|endoftext|>b"
+    with pytest.raises(ValueError, match="special token"):
+        bpe.encode(text)
+    ids = bpe.encode(text, allowed_special="all")
+    assert ids.count(511) == 1 and bpe.decode(ids) == text
+    as_text = bpe.encode(text, allowed_special="none")
+    assert 511 not in as_text and bpe.decode(as_text) == text
+    assert bpe.encode(text, allowed_special={"<|endoftext|>"}) == ids
+    with pytest.raises(ValueError, match="unknown special"):
+        bpe.encode(text, allowed_special={"<|nope|>"})
+
+
+def test_special_tokens_are_removed_from_training_text():
+    text = "hello<|endoftext|>world " * 50
+    tok = BPETokenizer().train(text, 300)
+    learned = [tok.token_bytes(i) for i in range(256, 256 + len(tok.merges))]
+    assert b"hello" in learned and b"world" in learned
+    assert not any(b"<" in t or b"|" in t or b"endof" in t for t in learned)
+
+
+def test_cache_does_not_change_results(bpe, held_out):
+    cold = BPETokenizer(BPEConfig(cache_size=0))
+    cold._set_state(bpe._get_state())
+    assert cold.encode_ordinary(held_out[:20_000]) == bpe.encode_ordinary(held_out[:20_000])
+    assert cold._cache == {}
+
+
+def test_min_frequency_stops_training_early():
+    tok = BPETokenizer(BPEConfig(min_frequency=2)).train("abcdef ghijkl", 1000)
+    assert tok.vocab_size == 257  # no pair occurs twice: only bytes and the special token
+
+
+def test_rank_merge_prefers_lowest_rank_then_leftmost():
+    ranks = {"ab": 0, "bc": 1, "abc": 2}
+    assert rank_merge(list("abc"), ranks) == ["abc"]
+    assert rank_merge(list("bcab"), {"ab": 0, "ca": 1}) == ["b", "c", "ab"]
+    assert rank_merge(list("aaa"), {"aa": 0}) == ["aa", "a"]  # leftmost first
+
+
+def test_accepts_an_iterable_of_documents_and_rejects_bytes():
+    docs = ["the cat sat", "the cat ran", "the dog sat"] * 20
+    a = BPETokenizer().train(docs, 270)
+    b = BPETokenizer().train(iter(docs), 270)
+    assert a.merges == b.merges
+    with pytest.raises(TypeError, match="bytes"):
+        BPETokenizer().train(b"raw bytes", 300)
+    with pytest.raises(TypeError, match="item 1"):
+        BPETokenizer().train(["ok", 3], 300)
+
+
+def test_bad_config_and_vocab_size_are_rejected():
+    with pytest.raises(ValueError, match="regex"):
+        BPEConfig(pattern="(")
+    with pytest.raises(ValueError, match="duplicates"):
+        BPEConfig(special_tokens=("<a>", "<a>"))
+    with pytest.raises(ValueError, match="too small"):
+        BPETokenizer().train("text", 200)
+    with pytest.raises(RuntimeError, match="not trained"):
+        BPETokenizer().encode("x")
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        BPETokenizer().train("abab abab", 260).decode([10_000])
