@@ -1,0 +1,206 @@
+"""Activations and feed-forward blocks by hand: ReLU, GELU (exact and tanh), SiLU, SwiGLU.
+
+The position-wise feed-forward network is where most of a transformer's parameters live:
+``down(act(up(x)))`` expands each token to ``d_ff`` (usually 4C) features, applies a
+nonlinearity, and projects back. Attention moves information between tokens; the MLP
+transforms it within a token.
+
+- ReLU ``max(0, x)``: the original transformer's choice.
+- GELU (Hendrycks & Gimpel 2016, arXiv:1606.08415): ``x * Phi(x)`` with ``Phi`` the standard
+  normal CDF, i.e. ``0.5 x (1 + erf(x / sqrt 2))``: a smooth ReLU that weights inputs by how
+  likely they are to be positive. GPT-2 used the tanh approximation
+  ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``, which differs by < 1e-3 but is a
+  different function; a checkpoint should be run with the one it was trained with.
+- SiLU / Swish ``x * sigmoid(x)`` (Ramachandran et al. 2017, arXiv:1710.05941).
+- SwiGLU (Shazeer 2020, "GLU Variants Improve Transformer", arXiv:2002.05202): a *gated* MLP,
+  ``down(silu(gate(x)) * up(x))``. One branch decides how much of the other passes, per
+  feature. It has three matrices instead of two, so to keep the parameter count of a 4C ReLU
+  MLP the hidden size is shrunk to about ``(2/3) * 4C`` (Llama's choice, see :func:`swiglu_hidden`).
+
+Worked example (GELU exact at x = 1): ``Phi(1) = 0.8413``, so ``gelu(1) = 0.8413``; the tanh
+form gives ``0.5 (1 + tanh(0.7979 * 1.044715)) = 0.8412``. ``silu(1) = 1 / (1 + e^-1) = 0.7311``.
+
+Dimension legend: B batch, T tokens, C = d_model, H = d_ff hidden size.
+
+Left out: GeGLU / ReGLU (the other GLU variants of the paper: swap the gate activation),
+squared ReLU, mixture-of-experts feed-forwards (a later module).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+__all__ = [
+    "ACTIVATIONS",
+    "MLP",
+    "MLP_KINDS",
+    "GELU",
+    "ReLU",
+    "SiLU",
+    "SwiGLU",
+    "build_activation",
+    "build_mlp",
+    "gelu",
+    "relu",
+    "silu",
+    "swiglu_hidden",
+]
+
+
+def relu(x: Tensor) -> Tensor:
+    """``max(0, x)``."""
+    return x.clamp_min(0.0)
+
+
+def gelu(x: Tensor, approximate: str = "none") -> Tensor:
+    """GELU by hand: exact (erf) or the tanh approximation.
+
+    Args:
+        x: any shape.
+        approximate: ``"none"`` (exact) or ``"tanh"``, the names ``F.gelu`` uses.
+
+    Returns:
+        Tensor of x's shape.
+    """
+    if approximate == "none":
+        return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
+    if approximate == "tanh":
+        return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x * x * x)))
+    raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+
+
+def silu(x: Tensor) -> Tensor:
+    """``x * sigmoid(x)`` with ``sigmoid(x) = 1 / (1 + exp(-x))``."""
+    return x * torch.sigmoid(x)
+
+
+class ReLU(nn.Module):
+    """Module wrapper of :func:`relu`."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return relu(x)
+
+
+class GELU(nn.Module):
+    """Module wrapper of :func:`gelu`.
+
+    Args:
+        approximate: ``"none"`` or ``"tanh"``.
+    """
+
+    def __init__(self, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return gelu(x, self.approximate)
+
+
+class SiLU(nn.Module):
+    """Module wrapper of :func:`silu`."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return silu(x)
+
+
+ACTIVATIONS = ("relu", "gelu", "gelu_tanh", "silu")
+
+
+def build_activation(name: str) -> nn.Module:
+    """Build an activation module: ``"relu"``, ``"gelu"``, ``"gelu_tanh"`` or ``"silu"``."""
+    if name == "relu":
+        return ReLU()
+    if name == "gelu":
+        return GELU("none")
+    if name == "gelu_tanh":
+        return GELU("tanh")
+    if name == "silu":
+        return SiLU()
+    raise ValueError(f"unknown activation {name!r}; choose one of {ACTIVATIONS}")
+
+
+class MLP(nn.Module):
+    """The classic two-layer feed-forward: ``down(act(up(x)))``.
+
+    The input of ``down`` is the hidden activation;
+    :func:`nlpcurriculum.models.miniformer.record_activations` hooks it there for
+    activation-distribution plots (same place in :class:`SwiGLU`).
+
+    Args:
+        dim: C.
+        hidden: H.
+        activation: a registry name for :func:`build_activation`.
+        bias: biases on both projections.
+    """
+
+    def __init__(self, dim: int, hidden: int, activation: str = "gelu", bias: bool = True) -> None:
+        super().__init__()
+        self.up = nn.Linear(dim, hidden, bias=bias)
+        self.act = build_activation(activation)
+        self.down = nn.Linear(hidden, dim, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, T, C) -> (B, T, H) -> (B, T, C)``."""
+        return self.down(self.act(self.up(x)))
+
+
+class SwiGLU(nn.Module):
+    """Gated feed-forward ``down(silu(gate(x)) * up(x))`` (Shazeer 2020).
+
+    ``gate`` and ``up`` are stored as one fused ``Linear(C, 2H)`` (rows ``[W_gate; W_up]``): one
+    matmul instead of two, identical math.
+
+    Args:
+        dim: C.
+        hidden: H (see :func:`swiglu_hidden` for the parameter-matched size).
+        bias: biases on the projections (Llama has none).
+    """
+
+    def __init__(self, dim: int, hidden: int, bias: bool = False) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.gate_up = nn.Linear(dim, 2 * hidden, bias=bias)
+        self.act = SiLU()
+        self.down = nn.Linear(hidden, dim, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(B, T, C) -> 2 x (B, T, H) -> (B, T, C)``."""
+        gate, up = self.gate_up(x).chunk(2, dim=-1)  # (B, T, H) each
+        return self.down(self.act(gate) * up)
+
+
+def swiglu_hidden(dim: int, multiple_of: int = 32) -> int:
+    """Parameter-matched SwiGLU hidden size: ``2/3 * 4 * dim`` rounded up to ``multiple_of``.
+
+    Three ``C x H`` matrices with ``H = 8C/3`` hold ``8 C^2`` weights, the same as the two
+    ``C x 4C`` matrices of a plain MLP. Worked example: ``dim=64`` gives ``170.7 -> 192``.
+    """
+    hidden = int(8 * dim / 3)
+    return multiple_of * math.ceil(hidden / multiple_of)
+
+
+MLP_KINDS = ("relu", "gelu", "gelu_tanh", "silu", "swiglu")
+
+
+def build_mlp(kind: str, dim: int, hidden: int, bias: bool = True) -> nn.Module:
+    """Build a feed-forward block by registry name.
+
+    Args:
+        kind: ``"swiglu"`` or an activation name for a plain :class:`MLP`.
+        dim: C.
+        hidden: H.
+        bias: biases on the projections.
+
+    Returns:
+        An :class:`MLP` or :class:`SwiGLU`.
+    """
+    if kind == "swiglu":
+        return SwiGLU(dim, hidden, bias=bias)
+    if kind in ACTIVATIONS:
+        return MLP(dim, hidden, kind, bias=bias)
+    raise ValueError(f"unknown mlp kind {kind!r}; choose one of {MLP_KINDS}")

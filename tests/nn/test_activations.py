@@ -1,0 +1,65 @@
+"""Activations and feed-forward blocks by hand vs torch."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nlpcurriculum.nn.activations import MLP, SwiGLU, build_activation, build_mlp, gelu, relu, silu, swiglu_hidden
+
+ATOL = 1e-6  # fp32 elementwise
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_matches_torch(approximate):
+    x = torch.linspace(-8, 8, 2001)
+    assert torch.allclose(gelu(x, approximate), F.gelu(x, approximate=approximate), atol=ATOL, rtol=0)
+
+
+def test_gelu_variants_hand_worked_example_and_differ():
+    one = torch.tensor([1.0])
+    assert float(gelu(one)) == pytest.approx(0.8413, abs=1e-4)
+    assert float(gelu(one, "tanh")) == pytest.approx(0.8412, abs=1e-4)
+    x = torch.linspace(-4, 4, 801)
+    gap = (gelu(x) - gelu(x, "tanh")).abs().max()
+    assert 0 < gap < 1e-3  # close, but not the same function
+    with pytest.raises(ValueError):
+        gelu(x, "fast")
+
+
+def test_silu_and_relu_match_torch():
+    x = torch.linspace(-8, 8, 2001)
+    assert torch.allclose(silu(x), F.silu(x), atol=ATOL, rtol=0)
+    assert torch.equal(relu(x), F.relu(x))
+    assert float(silu(torch.tensor(1.0))) == pytest.approx(0.7311, abs=1e-4)
+
+
+def test_swiglu_is_the_gated_formula_with_fused_gate_and_up():
+    torch.manual_seed(0)
+    ff = SwiGLU(16, 24)
+    x = torch.randn(2, 3, 16)
+    w_gate, w_up = ff.gate_up.weight[:24], ff.gate_up.weight[24:]
+    expected = ff.down(F.silu(x @ w_gate.T) * (x @ w_up.T))
+    assert torch.allclose(ff(x), expected, atol=ATOL, rtol=0)
+
+
+def test_swiglu_hidden_matches_plain_mlp_parameter_count():
+    assert swiglu_hidden(64) == 192
+    d = 96
+    plain = sum(p.numel() for p in build_mlp("gelu", d, 4 * d, bias=False).parameters())
+    gated = sum(p.numel() for p in build_mlp("swiglu", d, swiglu_hidden(d, multiple_of=1), bias=False).parameters())
+    assert abs(gated - plain) / plain < 0.01
+
+
+@pytest.mark.parametrize("kind", ["relu", "gelu", "gelu_tanh", "silu", "swiglu"])
+def test_build_mlp_shapes(kind):
+    ff = build_mlp(kind, 8, 32)
+    assert isinstance(ff, SwiGLU if kind == "swiglu" else MLP)
+    assert ff(torch.randn(2, 5, 8)).shape == (2, 5, 8)
+    assert ff.down.in_features == 32  # the hidden activation is the down projection's input
+
+
+def test_unknown_names_raise():
+    with pytest.raises(ValueError, match="unknown mlp"):
+        build_mlp("geglu", 8, 32)
+    with pytest.raises(ValueError, match="unknown activation"):
+        build_activation("tanh")
