@@ -7,7 +7,11 @@ import pytest
 from matplotlib.figure import Figure
 
 from nlpcurriculum.embeddings import cosine_distance_matrix, one_hot_vectors, random_vectors
-from nlpcurriculum.embeddings.plots import plot_cosine_distance_heatmaps, plot_pca_relations
+from nlpcurriculum.embeddings.plots import (
+    plot_cosine_distance_heatmaps,
+    plot_loss_curves,
+    plot_pca_relations,
+)
 
 
 def test_heatmaps_side_by_side(tmp_path):
@@ -36,3 +40,12 @@ def test_pca_plot_has_one_arrow_per_pair():
     arrows = [t for t in ax.texts if t.arrow_patch is not None]
     labels = {t.get_text() for t in ax.texts if t.arrow_patch is None}
     assert len(arrows) == 2 and labels == {"king", "queen", "man", "woman"}
+
+
+def test_loss_curves_one_line_per_run():
+    fig = plot_loss_curves({"CBOW": [(1, 4.0), (2, 3.0)], "skip-gram": [(1, 4.1), (2, 2.5), (3, 2.0)]})
+    lines = fig.axes[0].get_lines()
+    assert [len(line.get_xdata()) for line in lines] == [2, 3]
+    assert fig.axes[0].get_legend() is not None
+    with pytest.raises(ValueError, match="non-empty"):
+        plot_loss_curves({"empty": []})

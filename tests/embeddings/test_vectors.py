@@ -102,6 +102,18 @@ def test_save_load_roundtrip(tmp_path):
     np.testing.assert_array_equal(back.vectors, wv.vectors)
 
 
+def test_save_is_byte_reproducible(tmp_path):
+    """DVC hashes outputs: the same vectors saved twice (seconds apart) must give the same bytes
+    (no timestamp in the file), else every rerun of the stage changes dvc.lock."""
+    import time
+
+    wv = random_vectors(["a", "b", "c"], dim=4, seed=0)
+    wv.save(tmp_path / "one.npz")
+    time.sleep(2.1)  # zip timestamps have a 2-second resolution
+    wv.save(tmp_path / "two.npz")
+    assert (tmp_path / "one.npz").read_bytes() == (tmp_path / "two.npz").read_bytes()
+
+
 def test_load_errors_are_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="not found"):
         WordVectors.load(tmp_path / "missing.npz")

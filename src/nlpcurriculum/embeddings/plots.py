@@ -3,6 +3,7 @@
 * :func:`plot_cosine_distance_heatmaps`: one heatmap of pairwise cosine distances per embedding,
   side by side on one colour scale. The one-hot panel is uniform (1 everywhere off the diagonal);
   the learned panel shows blocks: related words (king/queen, cat/cats) are close.
+* :func:`plot_loss_curves`: training loss against optimiser step, one line per run.
 * :func:`plot_pca_relations`: the chosen words projected on their first two principal components,
   with an arrow from each ``a`` to its ``b``. When the embedding has learned a relation the arrows
   are roughly parallel and of similar length: the offset ``b - a`` is a direction (arXiv:1310.4546
@@ -23,7 +24,7 @@ from matplotlib.figure import Figure
 
 from nlpcurriculum.embeddings.vectors import WordVectors, pca_2d
 
-__all__ = ["plot_cosine_distance_heatmaps", "plot_pca_relations"]
+__all__ = ["plot_cosine_distance_heatmaps", "plot_pca_relations", "plot_loss_curves"]
 
 
 def plot_cosine_distance_heatmaps(
@@ -88,4 +89,28 @@ def plot_pca_relations(
     ax.set_xlabel("PC 1")
     ax.set_ylabel("PC 2")
     ax.set_title(title or "PCA of word vectors; arrows a -> b")
+    return fig
+
+
+def plot_loss_curves(curves: dict[str, Sequence[tuple[int, float]]], title: str | None = None) -> Figure:
+    """Loss against optimiser step, one line per entry of ``curves``.
+
+    Args:
+        curves: ``{label: [(step, loss), ...]}``, e.g. ``{"skip-gram": log.losses}``.
+        title: optional axes title.
+    """
+    if not curves or not any(curves.values()):
+        raise ValueError("need at least one non-empty curve")
+    fig = Figure(figsize=(6.0, 3.8), layout="constrained")
+    ax = fig.subplots()
+    for label, points in curves.items():
+        if points:
+            steps, values = zip(*points)
+            ax.plot(steps, values, label=label)
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("negative-sampling loss per example")
+    ax.grid(alpha=0.3)
+    if len(curves) > 1:
+        ax.legend()
+    ax.set_title(title or "training loss")
     return fig

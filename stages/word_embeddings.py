@@ -1,0 +1,50 @@
+"""Stage `word_embeddings`: CBOW, Skip-gram and one-hot vs learned embeddings (items 5, 6, 8).
+
+Reads params `word_embeddings` and, for the real-corpus neighbour lists, the training split
+`data/processed/splits/train.parquet` (the `splits` contract). Generates the stories with known
+word relations, trains both word2vec architectures on them and checks the findings; writes the
+vectors to `models/word_embeddings/` (`cbow.npz`, `skipgram.npz`, `corpus_skipgram.npz`, plus
+`vectors.json` describing them and `neighbours.txt`), the plots to `plots/word_embeddings/` and
+`metrics/word_embeddings.json`.
+"""
+
+import time
+
+from nlpcurriculum.data.schemas import SPLITS, read_table
+from nlpcurriculum.io import atomic_path, write_json
+from nlpcurriculum.params import load_section
+from nlpcurriculum.stage import main_guard, publish
+
+STAGE = "word_embeddings"
+CORPUS = "data/processed/splits/train.parquet"
+OUTPUT = "models/word_embeddings"
+
+
+def main() -> None:
+    started = time.time()
+    from nlpcurriculum.embeddings.experiment import WordEmbeddingsConfig, run_word_embeddings
+    from nlpcurriculum.embeddings.vocab import simple_word_tokenize
+
+    cfg = load_section(STAGE, WordEmbeddingsConfig)
+    corpus = None
+    if cfg.corpus_epochs > 0:
+        corpus = [simple_word_tokenize(t) for t in read_table(CORPUS, SPLITS)["text"]]
+    vectors, results = run_word_embeddings(cfg, corpus)
+
+    with atomic_path(OUTPUT, is_dir=True) as tmp:
+        for name, table in vectors.items():
+            table.save(tmp / f"{name}.npz")
+        write_json(tmp / "vectors.json", {  # the human-readable sidecar of the .npz files
+            name: {"words": len(table), "dim": table.dim, "load": "WordVectors.load(path)"}
+            for name, table in vectors.items()})
+        (tmp / "neighbours.txt").write_text("".join(
+            f"== {r.item} {name}\n{text}\n" for r in results for name, text in r.texts.items()
+            if "neighbours" in name), encoding="utf-8")
+    publish(STAGE, {STAGE: cfg}, results=results, started=started)
+    for r in results:
+        print(f"{STAGE}: {r.item}: " + "; ".join(
+            f"{f.metric}={f.value:.3f} {'pass' if f.passed else 'FAIL'}" for f in r.findings))
+
+
+if __name__ == "__main__":
+    main_guard(main)
