@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Create .venv and install the project. Idempotent: a second run only checks.
-#   bash scripts/setup.sh          # the pipeline's dependencies
-#   bash scripts/setup.sh --dev    # plus test tools and the reference libraries (oracles)
+#   bash scripts/setup.sh          # the pipeline's dependencies, with the reference libraries
+#                                  # (oracles) that tokenizer_compare checks parity against
+#   bash scripts/setup.sh --dev    # plus test tools
 # torch is installed first, pinned to the CPU wheel (torch==2.13.0): the project's own range is
 # then satisfied and pip never reaches for a multi-GB CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extras=""
+extras="[oracles]"  # tokenizer_compare measures parity with tiktoken, tokenizers, sentencepiece
 [[ "${1:-}" == "--dev" ]] && extras="[dev]"
 PY=${PYTHON:-python3}
 if [[ ! -x .venv/bin/python ]]; then

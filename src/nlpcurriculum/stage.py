@@ -45,11 +45,14 @@ def main_guard(main: Callable[[], Any]) -> None:
     from nlpcurriculum.data.schemas import ContractError
     from nlpcurriculum.data.sources import SourceError
     from nlpcurriculum.params import ParamsError
+    from nlpcurriculum.tokenizers.base import TokenizerFileError
+    from nlpcurriculum.tokenizers.corpus import TokensFileError
 
     offline_defaults()
     try:
         main()
-    except (ParamsError, ContractError, SourceError, FileNotFoundError) as exc:
+    except (ParamsError, ContractError, SourceError, FileNotFoundError, TokenizerFileError,
+            TokensFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
 

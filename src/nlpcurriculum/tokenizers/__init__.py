@@ -3,7 +3,10 @@
 Every variant subclasses :class:`Tokenizer` (``train`` / ``encode`` / ``decode`` / ``save`` /
 ``load``) and is tested for parity with its reference library: tiktoken (BPE), HuggingFace
 ``tokenizers`` (WordPiece, Unigram) and ``sentencepiece`` (SentencePiece). :mod:`.compression`
-measures tokens per byte, vocabulary usage and fertility.
+measures tokens per byte, vocabulary usage and fertility; :mod:`.corpus` builds the pipeline's
+tokenizer and reads/writes token streams (``encode_documents``, ``save_tokens``, ``load_tokens``);
+:mod:`.experiments` is the curriculum experiment (imported on demand: it pulls in matplotlib and
+the reference libraries).
 """
 
 from nlpcurriculum.tokenizers.base import Tokenizer, TokenizerFileError, load_tokenizer, vocab_sidecar_path
@@ -11,9 +14,21 @@ from nlpcurriculum.tokenizers.bpe import GPT2_SPLIT_PATTERN, GPT4_SPLIT_PATTERN,
 from nlpcurriculum.tokenizers.compression import (
     CompressionStats,
     compression_stats,
+    corpus_compression_stats,
     fertility,
     tokens_per_byte,
     vocab_usage,
+)
+from nlpcurriculum.tokenizers.corpus import (
+    EOS_TOKENS,
+    TokenizerSpec,
+    TokensFileError,
+    build_tokenizer,
+    encode_documents,
+    eos_id,
+    load_tokens,
+    save_tokens,
+    train_tokenizer,
 )
 from nlpcurriculum.tokenizers.sentencepiece import SentencePieceConfig, SentencePieceTokenizer
 from nlpcurriculum.tokenizers.unigram import UnigramConfig, UnigramModel, UnigramTokenizer, train_unigram
@@ -25,9 +40,11 @@ TOKENIZERS: dict[str, type[Tokenizer]] = {
 """Every tokenizer class by its ``kind`` (the name in saved files and in params)."""
 
 __all__ = [
-    "BPEConfig", "BPETokenizer", "CompressionStats", "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN",
+    "BPEConfig", "BPETokenizer", "CompressionStats", "EOS_TOKENS", "GPT2_SPLIT_PATTERN", "GPT4_SPLIT_PATTERN",
     "SentencePieceConfig", "SentencePieceTokenizer", "TOKENIZERS", "Tokenizer", "TokenizerFileError",
-    "UnigramConfig", "UnigramModel", "UnigramTokenizer", "WordPieceConfig", "WordPieceTokenizer",
-    "bert_normalize", "bert_pre_tokenize", "compression_stats", "fertility", "learn_merges",
-    "load_tokenizer", "tokens_per_byte", "train_unigram", "vocab_sidecar_path", "vocab_usage",
+    "TokenizerSpec", "TokensFileError", "UnigramConfig", "UnigramModel", "UnigramTokenizer",
+    "WordPieceConfig", "WordPieceTokenizer", "bert_normalize", "bert_pre_tokenize", "build_tokenizer",
+    "compression_stats", "corpus_compression_stats", "encode_documents", "eos_id", "fertility",
+    "learn_merges", "load_tokenizer", "load_tokens", "save_tokens", "tokens_per_byte", "train_tokenizer",
+    "train_unigram", "vocab_sidecar_path", "vocab_usage",
 ]  # fmt: skip

@@ -15,7 +15,7 @@ Left out: Rényi efficiency and other entropy-based measures of the token distri
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
 from nlpcurriculum.tokenizers.base import Tokenizer
@@ -68,6 +68,46 @@ def compression_stats(tokenizer: Tokenizer, text: str, ids: Sequence[int] | None
     return CompressionStats(
         n_bytes=n_bytes,
         n_chars=len(text),
+        n_words=n_words,
+        n_tokens=n_tokens,
+        tokens_per_byte=n_tokens / n_bytes,
+        bytes_per_token=n_bytes / n_tokens if n_tokens else float("inf"),
+        fertility=n_tokens / n_words if n_words else float("nan"),
+        vocab_used=used,
+        vocab_usage=used / tokenizer.vocab_size,
+    )
+
+
+def corpus_compression_stats(
+    tokenizer: Tokenizer, texts: Iterable[str], ids: Iterable[Sequence[int]] | None = None
+) -> CompressionStats:
+    """Measure a corpus of documents: every count summed over documents, then the ratios.
+
+    Each document is encoded on its own (no token spans two documents), which is how a corpus is
+    tokenised for training; :func:`compression_stats` on the documents joined would let a
+    tokenizer merge across document boundaries. ``vocab_used`` counts ids used anywhere.
+
+    Args:
+        tokenizer: a trained tokenizer.
+        texts: the documents.
+        ids: their encodings, if already computed (same order as ``texts``).
+
+    Raises:
+        ValueError: the corpus has no bytes.
+    """
+    texts = list(texts)
+    encodings = [tokenizer.encode(t) for t in texts] if ids is None else [list(x) for x in ids]
+    if len(encodings) != len(texts):
+        raise ValueError(f"{len(texts)} documents but {len(encodings)} encodings")
+    n_bytes = sum(len(t.encode("utf-8")) for t in texts)
+    if n_bytes == 0:
+        raise ValueError("cannot measure compression on an empty corpus")
+    n_words = sum(len(t.split()) for t in texts)
+    n_tokens = sum(len(e) for e in encodings)
+    used = len(set().union(*encodings)) if encodings else 0
+    return CompressionStats(
+        n_bytes=n_bytes,
+        n_chars=sum(len(t) for t in texts),
         n_words=n_words,
         n_tokens=n_tokens,
         tokens_per_byte=n_tokens / n_bytes,

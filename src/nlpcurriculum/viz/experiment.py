@@ -11,12 +11,50 @@ Left out: nothing beyond what the stage needs; the library function does no I/O.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.viz.token_viz import _encode, render_html, render_terminal, token_chunks
 
-__all__ = ["token_viz_item"]
+__all__ = ["sample_paragraphs", "token_viz_item"]
+
+
+def sample_paragraphs(groups: Mapping[str, Sequence[str]], n: int, max_chars: int = 300,
+                      min_chars: int = 120) -> list[str]:
+    """Pick ``n`` sample paragraphs from documents, taking turns between the groups (sources).
+
+    Each sample is the first paragraph (blank-line separated) of a document that has at least
+    ``min_chars`` characters (so that headings are skipped), cut at the last space before
+    ``max_chars``. Deterministic: groups in the order given, documents in order.
+
+    Raises:
+        ValueError: ``n < 1`` or no document has a long enough paragraph.
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if max_chars < min_chars:
+        raise ValueError(f"max_chars ({max_chars}) must be >= min_chars ({min_chars})")
+    pools = []
+    for docs in groups.values():
+        paragraphs = []
+        for doc in docs:
+            para = next((p.strip() for p in doc.split("\n\n") if len(p.strip()) >= min_chars), None)
+            if para is not None:
+                if len(para) > max_chars:
+                    cut = para.rfind(" ", 0, max_chars)
+                    para = para[: cut if cut >= min_chars else max_chars]
+                paragraphs.append(para)
+        pools.append(paragraphs)
+    out: list[str] = []
+    depth = 0
+    while len(out) < n and any(depth < len(p) for p in pools):
+        for pool in pools:
+            if depth < len(pool) and len(out) < n:
+                out.append(pool[depth])
+        depth += 1
+    if not out:
+        raise ValueError(f"no document has a paragraph of at least {min_chars} characters")
+    return out
 
 
 def token_viz_item(item: str, text: str, tokenizers: Mapping[str, Any]) -> ItemResult:
