@@ -497,6 +497,6 @@ def synthetic_experiment(corpora: dict, cfg) -> ItemResult:
         ax.bar(x + (k - 2.5) * 0.13, [r[k + 1] for r in rows], width=0.13, label=label)
     ax.set_xticks(x, names, rotation=30, ha="right")
     ax.set(ylabel="records", title="synthetic task corpora")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     res.figures["corpora.png"] = fig
     return res
