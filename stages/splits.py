@@ -1,6 +1,6 @@
 """Stage `splits`: deterministic train/val/test split by document, stratified by source.
 
-Reads `data/interim/documents.parquet` (the `documents` contract) and params `splits`; writes
+Reads `data/interim/filtered.parquet` (the `documents` contract) and params `splits`; writes
 `data/processed/splits/{train,val,test}.parquet` through `datasets`, and `metrics/splits.json`.
 """
 
@@ -12,7 +12,7 @@ from nlpcurriculum.io import atomic_path
 from nlpcurriculum.params import load_section
 from nlpcurriculum.stage import main_guard, publish
 
-INPUT = "data/interim/documents.parquet"
+INPUT = "data/interim/filtered.parquet"
 OUTPUT = "data/processed/splits"
 
 

@@ -25,7 +25,12 @@ def test_repro_writes_outputs_lock_and_mlflow_runs(reproduced: Path):
         record = json.loads((root / "metrics" / f"{stage}.json").read_text())
         assert record["stage"] == stage
     splits = {n: pd.read_parquet(root / "data/processed/splits" / f"{n}.parquet") for n in ("train", "val", "test")}
-    assert sum(len(s) for s in splits.values()) == 150  # smoke: ingest.max_documents
+    # smoke: ingest.max_documents = 150 go in; dedup and filter drop some, each counted.
+    dedup = json.loads((root / "metrics/dedup.json").read_text())["metrics"]
+    kept = json.loads((root / "metrics/filter.json").read_text())["metrics"]["kept"]
+    assert dedup["documents_in"] == 150
+    assert 0 < kept < dedup["kept"] <= 150
+    assert sum(len(s) for s in splits.values()) == kept
     assert all(len(s) > 0 for s in splits.values())
     page = (root / "reports/index.html").read_text()
     assert page.count("class=item") == 148
@@ -79,9 +84,9 @@ def rewrite_documents(root: Path, **columns) -> None:
         (lambda r: set_params(r, ingest={"source": "files", "path": "no/such/dir"}),
          "ingest", "ingest.path 'no/such/dir': no .txt, .md, .jsonl or .parquet files found"),
         (lambda r: (r / "data/interim/documents.parquet").write_bytes(b"PAR1 truncated"),
-         "splits", "documents.parquet: not a readable parquet file"),
+         "dedup", "documents.parquet: not a readable parquet file"),
         (lambda r: rewrite_documents(r, n_chars=-1),
-         "splits", "column 'n_chars' failed check 'greater_than_or_equal_to(1)'; failing row 0"),
+         "dedup", "column 'n_chars' failed check 'greater_than_or_equal_to(1)'; failing row 0"),
     ],
     ids=["unknown-key", "wrong-type", "missing-source-path", "corrupt-parquet", "schema-violation"],
 )

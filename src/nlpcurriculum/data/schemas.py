@@ -38,6 +38,24 @@ SPLITS = DOCUMENTS.add_columns(
     {"split": pa.Column(str, pa.Check.isin(SPLIT_NAMES))}
 ).set_name("splits")
 
+DROPPED = pa.DataFrameSchema(
+    {
+        "doc_id": pa.Column(str, pa.Check.str_length(min_value=1), unique=True),
+        "source": pa.Column(str),
+        "provenance": pa.Column(str),
+        "n_chars": pa.Column(int, pa.Check.ge(1)),
+        "reason": pa.Column(str, pa.Check.str_length(min_value=1)),
+        "kept_doc_id": pa.Column(str, nullable=True),
+        "similarity": pa.Column(float, nullable=True),
+        "perplexity": pa.Column(float, nullable=True),
+        "preview": pa.Column(str),
+    },
+    strict=True,
+    name="dropped",
+)
+"""Rows a cleaning stage dropped: why (``reason``), the survivor of a duplicate cluster
+(``kept_doc_id``), the estimated Jaccard or the perplexity, and the text's first characters."""
+
 
 def validate(df: pd.DataFrame, schema: pa.DataFrameSchema, origin: str) -> pd.DataFrame:
     """Validate ``df`` against ``schema``; ``origin`` names where the table came from.
