@@ -102,7 +102,9 @@ def test_scheduled_deployment_runs_on_a_local_server(project: Path):
         )
 
         def deployment():
-            r = httpx.post(f"{api}/deployments/filter", json={}, timeout=5)
+            r = httpx.post(f"{api}/deployments/filter", json={}, timeout=30)
+            if r.status_code != 200:
+                return None
             found = [d for d in r.json() if d["name"] == "nightly"]
             return found[0] if found else None
 
@@ -110,10 +112,16 @@ def test_scheduled_deployment_runs_on_a_local_server(project: Path):
         crons = [s["schedule"].get("cron") for s in dep["schedules"]]
         assert crons == ["0 3 * * *"]
         assert dep["parameters"]["stages"] == ["ingest"]
-        flow_run = httpx.post(f"{api}/deployments/{dep['id']}/create_flow_run", json={}, timeout=5).json()
+
+        def created_run():  # the server's sqlite can be briefly busy: retry until it answers
+            r = httpx.post(f"{api}/deployments/{dep['id']}/create_flow_run", json={}, timeout=30)
+            return r.json() if r.status_code in (200, 201) else None
+
+        flow_run = _wait(created_run, 60, "a flow run created from the deployment")
 
         def finished():
-            state = httpx.get(f"{api}/flow_runs/{flow_run['id']}", timeout=5).json()["state"]["type"]
+            r = httpx.get(f"{api}/flow_runs/{flow_run['id']}", timeout=30)
+            state = r.json()["state"]["type"] if r.status_code == 200 else None
             return state if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") else None
 
         assert _wait(finished, 180, "the triggered flow run") == "COMPLETED"
