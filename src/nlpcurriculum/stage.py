@@ -51,8 +51,16 @@ def main_guard(main: Callable[[], Any]) -> None:
     offline_defaults()
     try:
         main()
-    except (ParamsError, ContractError, SourceError, FileNotFoundError, TokenizerFileError,
-            TokensFileError) as exc:
+    except Exception as exc:
+        handled = [ParamsError, ContractError, SourceError, FileNotFoundError, TokenizerFileError,
+                   TokensFileError]
+        # CheckpointError lives beside torch; importing it here would make every stage pay for
+        # torch. If its module was never imported, no checkpoint error can have been raised.
+        checkpoint = sys.modules.get("nlpcurriculum.training.checkpoint")
+        if checkpoint is not None:
+            handled.append(checkpoint.CheckpointError)
+        if not isinstance(exc, tuple(handled)):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
 
@@ -79,6 +87,10 @@ def publish(
     section: str | None = None,
     started: float | None = None,
     artifacts: list[str | Path] = (),
+    series: dict[str, list[tuple[int, float]]] | None = None,
+    timing_series: dict[str, list[tuple[int, float]]] | None = None,
+    model: Any = None,
+    registered_model: str | None = None,
 ) -> dict[str, Any]:
     """Write plots, log to MLflow and write ``metrics/<stage>.json``; returns the metrics record.
 
@@ -91,6 +103,12 @@ def publish(
             registry, or the ``Pipeline`` experiment for spine stages.
         started: ``time.time()`` at the stage's start, to log its wall time.
         artifacts: files to attach to the stage's MLflow run (e.g. the report page).
+        series: stage-level step curves ``{name: [(step, value), ...]}``: MLflow step metrics
+            of the stage's run and ``plots/<stage>/<name>.json`` rows for ``dvc plots``.
+        timing_series: step curves of timings (tokens per second): MLflow only, like the wall
+            time, because they differ from run to run and ``plots/`` must not.
+        model: a torch model to log with ``mlflow.pytorch.log_model`` (a key model).
+        registered_model: also register ``model`` under this model-registry name.
     """
     from nlpcurriculum import registry, tracking
 
@@ -103,6 +121,8 @@ def publish(
     plots = PLOTS_DIR / stage
     record: dict[str, Any] = {"stage": stage, "metrics": metrics, "items": {}}
 
+    for name, points in (series or {}).items():
+        _write_series(plots / f"{name}.json", name, points)
     for result in results:
         slug = item_slug(result.item)
         files = []
@@ -111,10 +131,7 @@ def publish(
             save_figure(figure, target)
             files.append(str(target))
         for name, points in result.series.items():
-            target = plots / f"{slug}_{name}.json"
-            rows = [{"step": int(s), name: float(v)} for s, v in points]
-            with atomic_path(target) as tmp:
-                tmp.write_text(json.dumps(rows))
+            _write_series(plots / f"{slug}_{name}.json", name, points)
         record["items"][result.item] = {
             "metrics": result.metrics,
             "findings": [asdict(f) for f in result.findings],
@@ -124,8 +141,12 @@ def publish(
     with tracking.stage_run(stage, section, params) as run:
         if metrics or timing:
             run.log_metrics({**metrics, **timing})
+        if series or timing_series:
+            run.log_series({**(series or {}), **(timing_series or {})})
         for path in artifacts:
             run.log_artifact(path)
+        if model is not None:
+            run.log_model(model, "model", registered_model)
         for result in results:
             text = registry.item(result.item).text
             child = run.log_item(result, item_text=text)
@@ -133,6 +154,12 @@ def publish(
                 _log_file_to_run(child, path)
     write_json(METRICS_DIR / f"{stage}.json", record)
     return record
+
+
+def _write_series(target: Path, name: str, points: list[tuple[int, float]]) -> None:
+    rows = [{"step": int(s), name: float(v)} for s, v in points]
+    with atomic_path(target) as tmp:
+        tmp.write_text(json.dumps(rows))
 
 
 def _log_file_to_run(run_id: str, path: str) -> None:

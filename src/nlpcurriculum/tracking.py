@@ -10,6 +10,9 @@ The tracking contract (DESIGN.md):
 * Content: the stage's params flattened (``model.d_model``), step series as MLflow step metrics,
   figures as PNG artifacts, and every expected finding as tags ``finding.<i>.claim`` /
   ``finding.<i>.passed`` plus the metric ``finding.<i>.value``.
+* Key models: :meth:`StageRun.log_model` logs a torch model with ``mlflow.pytorch.log_model`` and
+  can register it in the model registry (the sqlite store supports it; the base LM is
+  ``nlpcurriculum-base``).
 * Telemetry is off unless the user turns it on.
 
 MLflow is imported lazily (it costs 2-3 s): a stage does its work first, then logs.
@@ -136,6 +139,33 @@ class StageRun:
         import mlflow
 
         mlflow.log_artifact(str(path), artifact_path)
+
+    def log_series(self, series: dict[str, list[tuple[int, float]]]) -> None:
+        """Step curves (``{name: [(step, value), ...]}``) as step metrics of this run."""
+        _log_series(self.run_id, series)
+
+    def log_model(self, model: Any, name: str = "model", registered_name: str | None = None) -> str:
+        """Log a torch model as an MLflow model; optionally register it; returns its model URI.
+
+        Args:
+            model: a ``torch.nn.Module`` (pickled whole: its classes must be importable, i.e.
+                ``nlpcurriculum`` installed, where it is loaded).
+            name: the logged model's name within the run.
+            registered_name: a model-registry name; each call adds a new version.
+        """
+        import mlflow.pytorch
+        import torch
+
+        # Pinning the requirement skips MLflow's inference, which imports the model's whole
+        # package tree in a subprocess (tens of seconds) to guess the same answer.
+        info = mlflow.pytorch.log_model(
+            model,
+            name=name,
+            registered_model_name=registered_name,
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            serialization_format="pickle",  # the whole module; "pt2" needs a traced example
+        )
+        return info.model_uri
 
     def log_item(self, result: ItemResult, item_text: str = "") -> str:
         """Log one item's metrics, series, texts and findings as a child run; returns its id.

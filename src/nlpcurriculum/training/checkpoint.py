@@ -144,6 +144,9 @@ def _atomic_write(path: Path, write: Any) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private (0600); outputs get the usual mode
         os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new, never half
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -186,6 +186,8 @@ class Trainer:
         checkpoint_path: where :meth:`train` writes checkpoints (optional).
         on_step: called as ``on_step(step, metrics)`` after every update.
         loss_fn: ``loss_fn(model, batch) -> scalar loss``; default :func:`lm_loss`.
+        extra: plain values saved in every checkpoint's ``extra`` (e.g. a fingerprint of the
+            training data, so a caller can tell whether a checkpoint belongs to this run).
     """
 
     def __init__(
@@ -198,11 +200,13 @@ class Trainer:
         checkpoint_path: str | Path | None = None,
         on_step: Callable[[int, dict[str, float]], None] | None = None,
         loss_fn: Callable[[nn.Module, Any], Tensor] = lm_loss,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         self.model, self.cfg = model, cfg
         self.train_data, self.val_data = train_data, val_data
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path is not None else None
         self.on_step, self.loss_fn = on_step, loss_fn
+        self.extra = dict(extra or {})
         seed_everything(cfg.seed)
         self.optimizer = torch.optim.AdamW(
             param_groups(model, cfg.weight_decay),
@@ -317,7 +321,7 @@ class Trainer:
                 dataclasses.asdict(model_cfg) if dataclasses.is_dataclass(model_cfg) else None
             ),
             trainer_config=dataclasses.asdict(self.cfg),
-            extra={"history": self.history, "tokens_seen": self.tokens_seen},
+            extra={**self.extra, "history": self.history, "tokens_seen": self.tokens_seen},
         )
 
     def load(self, path: str | Path) -> None:
