@@ -1,0 +1,50 @@
+"""Stage `kv_cache`: the three items of "KV Cache (Fast Inference)" on the trained base model.
+
+Reads `models/base/model.pt` (`load_model`), the val token stream `data/processed/tokens/` (the
+prompt: its first `prompt_tokens` ids), the tokenizer `models/tokenizer/tokenizer.json` (token
+labels) and params `kv_cache` (`KVCacheConfig`); writes `reports/kv_cache/cache_viz.html` (the
+hit/miss visualizer page), the figures under `plots/kv_cache/` and `metrics/kv_cache.json`.
+kv-cache/1's timings (speedup, tokens/s, its figure) differ from run to run and machine to
+machine: rerun on a quiet machine before quoting them.
+"""
+
+import time
+
+from nlpcurriculum.io import write_text
+from nlpcurriculum.params import load_section
+from nlpcurriculum.stage import main_guard, publish
+from nlpcurriculum.tokenizers import load_tokenizer
+from nlpcurriculum.tokenizers.corpus import load_tokens
+
+MODEL = "models/base/model.pt"
+TOKENS = "data/processed/tokens"
+TOKENIZER = "models/tokenizer/tokenizer.json"
+VIZ = "reports/kv_cache/cache_viz.html"
+
+
+def main() -> None:
+    started = time.time()
+    from nlpcurriculum.decoding.kv_experiments import KVCacheConfig, kv_cache_items
+    from nlpcurriculum.models import load_model
+
+    cfg = load_section("kv_cache", KVCacheConfig)
+    model = load_model(MODEL).eval()
+    tok = load_tokenizer(TOKENIZER)
+    arrays, _ = load_tokens(TOKENS, splits=["val"])
+    prompt = arrays["val"][: cfg.prompt_tokens].tolist()
+    hf_model = None
+    if cfg.hf_compare and model.config.position == "rope" and model.config.mlp == "swiglu":
+        from nlpcurriculum.models.hf_interop import to_hf_llama
+
+        hf_model = to_hf_llama(model)
+    results = kv_cache_items(model, prompt, cfg, lambda t: tok.decode([t]), hf_model)
+    write_text(VIZ, results[1].texts["cache_viz.html"])
+    publish("kv_cache", {"kv_cache": cfg}, results=results, started=started, artifacts=[VIZ])
+    for r in results:
+        print(f"{r.item}: " + "; ".join(f"{f.metric}={f.value:.4g} {'ok' if f.passed else 'FAILED'}"
+                                        for f in r.findings))
+    print(results[0].texts["speed.txt"])
+
+
+if __name__ == "__main__":
+    main_guard(main)
