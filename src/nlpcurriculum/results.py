@@ -51,6 +51,9 @@ class ItemResult:
         series: step curves, ``{name: [(step, value), ...]}``.
         figures: matplotlib figures by file name (``"loss.png"``).
         texts: text artifacts by file name (``"samples.txt"``, ``"viz.html"``).
+        files: binary artifacts by file name (``"encoding.gif"``): the stage's ``publish`` writes
+            them to ``plots/<stage>/`` beside the figures and logs them to the item's MLflow run,
+            so use a format ``dvc plots`` can show (``.gif``, ``.png``, ``.jpg``, ``.svg``).
         findings: the item's expected findings, checked.
     """
 
@@ -59,9 +62,13 @@ class ItemResult:
     series: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     figures: dict[str, Any] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
+    files: dict[str, bytes] = field(default_factory=dict)
     findings: list[Finding] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for name, value in self.metrics.items():
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise TypeError(f"metric {name!r} of item {self.item!r} is not a number: {value!r}")
+        for name, data in self.files.items():
+            if not isinstance(data, (bytes, bytearray)):
+                raise TypeError(f"file {name!r} of item {self.item!r} is not bytes: {type(data).__name__}")

@@ -3,7 +3,8 @@
 A stage script (``stages/<name>.py``) reads its params, validates its inputs, calls the library,
 writes its outputs atomically and then calls :func:`publish`, which writes, in this order:
 
-1. ``plots/<stage>/`` — each item's figures (PNG) and step series (JSON rows, for ``dvc plots``);
+1. ``plots/<stage>/`` — each item's figures (PNG), binary files (``ItemResult.files``, e.g. a GIF)
+   and step series (JSON rows, for ``dvc plots``);
 2. the MLflow parent run of the stage and one child run per curriculum item;
 3. ``metrics/<stage>.json`` — the stage's and each item's metrics and checked findings.
 
@@ -129,6 +130,11 @@ def publish(
         for name, figure in result.figures.items():
             target = plots / f"{slug}_{name}"
             save_figure(figure, target)
+            files.append(str(target))
+        for name, data in result.files.items():  # binary artifacts, e.g. an animated GIF
+            target = plots / f"{slug}_{name}"
+            with atomic_path(target) as tmp:
+                tmp.write_bytes(data)
             files.append(str(target))
         for name, points in result.series.items():
             _write_series(plots / f"{slug}_{name}.json", name, points)
