@@ -1,5 +1,8 @@
-"""Model builders and presets: the mini-former (:mod:`~nlpcurriculum.models.miniformer`) and its
-Hugging Face weight maps (:mod:`~nlpcurriculum.models.hf_interop`, needs ``transformers``)."""
+"""Model builders and presets: the mini-former (:mod:`~nlpcurriculum.models.miniformer`), its
+Hugging Face weight maps (:mod:`~nlpcurriculum.models.hf_interop`, needs ``transformers``) and the
+bigram baseline (:mod:`~nlpcurriculum.models.bigram`)."""
+
+from nlpcurriculum.models.bigram import BigramLM
 
 from nlpcurriculum.models.miniformer import (
     PRESETS,
@@ -19,6 +22,7 @@ from nlpcurriculum.models.miniformer import (
 
 __all__ = [
     "PRESETS",
+    "BigramLM",
     "MiniFormer",
     "MiniFormerConfig",
     "ModelOutput",

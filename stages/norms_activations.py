@@ -1,0 +1,42 @@
+"""Stage `norms_activations`: "Normalization & Activations" (items 1-3).
+
+Reads params `norms_activations` and the corpus splits `data/processed/splits/{train,val,test}.parquet`
+(the `splits` contract), tokenized as UTF-8 bytes. Checks the by-hand norms and activations
+against torch, trains one mini-former per norm and per activation, and records their activations
+layer by layer; writes the item tables to `models/norms_activations/tables.txt`, the plots to
+`plots/norms_activations/` and `metrics/norms_activations.json`.
+"""
+
+import time
+
+from nlpcurriculum.data.schemas import SPLITS, read_table
+from nlpcurriculum.io import atomic_path
+from nlpcurriculum.params import load_section
+from nlpcurriculum.stage import main_guard, publish
+
+STAGE = "norms_activations"
+SPLITS_DIR = "data/processed/splits"
+OUTPUT = "models/norms_activations"
+
+
+def main() -> None:
+    started = time.time()
+    from nlpcurriculum.experiments.norms_activations import NormsActivationsConfig, run_norms_activations
+
+    cfg = load_section(STAGE, NormsActivationsConfig)
+    train, val, test = (list(read_table(f"{SPLITS_DIR}/{n}.parquet", SPLITS)["text"])
+                        for n in ("train", "val", "test"))
+    results = run_norms_activations(cfg, train, val, test)
+
+    with atomic_path(OUTPUT, is_dir=True) as tmp:
+        (tmp / "tables.txt").write_text("".join(
+            f"== {r.item} {name}\n{text}\n" for r in results for name, text in r.texts.items()),
+            encoding="utf-8")
+    publish(STAGE, {STAGE: cfg}, results=results, started=started)
+    for r in results:
+        print(f"{STAGE}: {r.item}: " + "; ".join(
+            f"{f.metric}={f.value:.4g} {'pass' if f.passed else 'FAIL'}" for f in r.findings))
+
+
+if __name__ == "__main__":
+    main_guard(main)

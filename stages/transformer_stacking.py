@@ -1,0 +1,45 @@
+"""Stage `transformer_stacking`: "Transformers, QKV, & Stacking" (items 1-3).
+
+Reads params `transformer_stacking`; its data is generated in code (the repeated-block toy task of
+`nlpcurriculum.data.synthetic.repeats`), so the stage has no data dependency. Trains a bigram
+baseline and mini-formers of each depth, dissects Q/K/V of one of them; writes the trained models
+to `models/transformer_stacking/depth<n>.pt` (+ `.json` sidecars) with the item tables in
+`models/transformer_stacking/tables.txt`, the plots to `plots/transformer_stacking/` and
+`metrics/transformer_stacking.json`.
+"""
+
+import time
+
+from nlpcurriculum.io import atomic_path
+from nlpcurriculum.params import load_section
+from nlpcurriculum.stage import main_guard, publish
+
+STAGE = "transformer_stacking"
+OUTPUT = "models/transformer_stacking"
+
+
+def main() -> None:
+    started = time.time()
+    from dataclasses import asdict
+
+    from nlpcurriculum.experiments.transformer_stacking import StackingConfig, run_transformer_stacking
+    from nlpcurriculum.training.checkpoint import save_checkpoint
+
+    cfg = load_section(STAGE, StackingConfig)
+    models, results = run_transformer_stacking(cfg)
+
+    with atomic_path(OUTPUT, is_dir=True) as tmp:
+        for depth, model in models.items():
+            save_checkpoint(tmp / f"depth{depth}.pt", model=model, model_config=asdict(model.config),
+                            trainer_config=asdict(cfg.train), extra={"task": asdict(cfg.task)})
+        (tmp / "tables.txt").write_text("".join(
+            f"== {r.item} {name}\n{text}\n" for r in results for name, text in r.texts.items()),
+            encoding="utf-8")
+    publish(STAGE, {STAGE: cfg}, results=results, started=started)
+    for r in results:
+        print(f"{STAGE}: {r.item}: " + "; ".join(
+            f"{f.metric}={f.value:.4g} {'pass' if f.passed else 'FAIL'}" for f in r.findings))
+
+
+if __name__ == "__main__":
+    main_guard(main)
