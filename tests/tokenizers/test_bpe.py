@@ -11,7 +11,7 @@ import regex
 from nlpcurriculum.tokenizers import GPT4_SPLIT_PATTERN, BPEConfig, BPETokenizer, learn_merges
 from nlpcurriculum.tokenizers.bpe import rank_merge
 
-tiktoken = pytest.importorskip("tiktoken")
+import tiktoken
 
 
 def naive_merges(words: dict[tuple[int, ...], int], tokens: list[bytes], num: int, min_frequency: int):

@@ -8,7 +8,7 @@ import pytest
 from nlpcurriculum.tokenizers import SentencePieceConfig, SentencePieceTokenizer
 from nlpcurriculum.tokenizers.sentencepiece import split_words
 
-spm = pytest.importorskip("sentencepiece")
+import sentencepiece as spm
 
 TOLERANCE = 0.02  # the bound on |ours / theirs - 1| for tokens per byte
 
@@ -99,7 +99,7 @@ def test_without_byte_fallback_unknowns_become_unk(train_text):
 
 
 def test_unigram_mode_matches_hf_unigram_with_byte_fallback_word_by_word(sp_unigram, held_out, unicode_extra):
-    hf = pytest.importorskip("tokenizers")
+    import tokenizers as hf
     model = hf.models.Unigram([(p, s) for p, s in zip(sp_unigram.pieces, sp_unigram.scores)], unk_id=0,
                               byte_fallback=True)
     words = set(split_words(sp_unigram._escape((held_out + unicode_extra).replace("\n", " "))))
