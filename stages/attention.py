@@ -9,13 +9,12 @@ it, plots every head and tests the causal mask; writes the trained model to
 
 import time
 
-from nlpcurriculum.data.schemas import SPLITS, read_table
+from nlpcurriculum.data.schemas import split_texts
 from nlpcurriculum.io import atomic_path
 from nlpcurriculum.params import load_section
 from nlpcurriculum.stage import main_guard, publish
 
 STAGE = "attention"
-SPLITS_DIR = "data/processed/splits"
 OUTPUT = "models/attention"
 
 
@@ -27,7 +26,7 @@ def main() -> None:
     from nlpcurriculum.training.checkpoint import save_checkpoint
 
     cfg = load_section(STAGE, AttentionConfig)
-    train, val = (list(read_table(f"{SPLITS_DIR}/{n}.parquet", SPLITS)["text"]) for n in ("train", "val"))
+    train, val = split_texts("train"), split_texts("val")
     model, results = run_attention(cfg, train, val)
 
     with atomic_path(OUTPUT, is_dir=True) as tmp:

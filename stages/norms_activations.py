@@ -9,13 +9,12 @@ layer by layer; writes the item tables to `models/norms_activations/tables.txt`,
 
 import time
 
-from nlpcurriculum.data.schemas import SPLITS, read_table
+from nlpcurriculum.data.schemas import split_texts
 from nlpcurriculum.io import atomic_path
 from nlpcurriculum.params import load_section
 from nlpcurriculum.stage import main_guard, publish
 
 STAGE = "norms_activations"
-SPLITS_DIR = "data/processed/splits"
 OUTPUT = "models/norms_activations"
 
 
@@ -24,8 +23,7 @@ def main() -> None:
     from nlpcurriculum.experiments.norms_activations import NormsActivationsConfig, run_norms_activations
 
     cfg = load_section(STAGE, NormsActivationsConfig)
-    train, val, test = (list(read_table(f"{SPLITS_DIR}/{n}.parquet", SPLITS)["text"])
-                        for n in ("train", "val", "test"))
+    train, val, test = (split_texts(n) for n in ("train", "val", "test"))
     results = run_norms_activations(cfg, train, val, test)
 
     with atomic_path(OUTPUT, is_dir=True) as tmp:

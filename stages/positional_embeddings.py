@@ -11,14 +11,12 @@ to `reports/positional_embeddings/`, figures, series and the animated GIF to
 
 import time
 
-from nlpcurriculum.data.schemas import SPLITS, read_table
+from nlpcurriculum.data.schemas import split_texts
 from nlpcurriculum.io import atomic_path
 from nlpcurriculum.params import load_section
 from nlpcurriculum.stage import main_guard, publish
 
 STAGE = "positional_embeddings"
-TRAIN = "data/processed/splits/train.parquet"
-VAL = "data/processed/splits/val.parquet"
 OUTPUT = "reports/positional_embeddings"
 PAGE = "position_encoding_3d.html"
 
@@ -30,8 +28,7 @@ def main() -> None:
     from nlpcurriculum.nn.experiments.positional import PositionalConfig, run_positional_embeddings
 
     cfg = load_section(STAGE, PositionalConfig)
-    train = read_table(TRAIN, SPLITS)["text"].tolist()
-    val = read_table(VAL, SPLITS)["text"].tolist()
+    train, val = split_texts("train"), split_texts("val")
     torch.set_num_threads(cfg.num_threads)
     results = run_positional_embeddings(
         cfg, train, val, log=lambda line: print(f"{STAGE}: {line}", flush=True))

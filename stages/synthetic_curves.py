@@ -11,12 +11,11 @@ import json
 import time
 from pathlib import Path
 
-from nlpcurriculum.data.schemas import SPLITS, read_table
+from nlpcurriculum.data.schemas import split_texts
 from nlpcurriculum.params import load_section
 from nlpcurriculum.stage import main_guard, publish
 
 STAGE = "synthetic_curves"
-REAL = "data/processed/splits"
 SYNTHETIC = "data/synthetic/stories"
 
 
@@ -37,7 +36,7 @@ def main() -> None:
     )
 
     cfg = load_section(STAGE, SyntheticCurvesConfig)
-    real = {s: list(read_table(f"{REAL}/{s}.parquet", SPLITS)["text"]) for s in ("train", "val")}
+    real = {s: split_texts(s) for s in ("train", "val")}
     synthetic = {s: read_jsonl_texts(Path(SYNTHETIC) / f"{s}.jsonl") for s in ("train", "val")}
     result = synthetic_curves_experiment(real, synthetic, cfg)
     publish(STAGE, {STAGE: cfg}, results=[result], started=started)

@@ -11,13 +11,12 @@ import time
 
 import numpy as np
 
-from nlpcurriculum.data.schemas import SPLIT_NAMES, SPLITS, read_table
+from nlpcurriculum.data.schemas import SPLIT_NAMES, split_texts
 from nlpcurriculum.params import load_section
 from nlpcurriculum.stage import main_guard, publish
 from nlpcurriculum.tokenizers.compression import corpus_compression_stats
 from nlpcurriculum.tokenizers.corpus import TokenizerSpec, encode_documents, eos_id, save_tokens, train_tokenizer
 
-SPLITS_DIR = "data/processed/splits"
 MODEL = "models/tokenizer/tokenizer.json"
 TOKENS = "data/processed/tokens"
 
@@ -25,7 +24,7 @@ TOKENS = "data/processed/tokens"
 def main() -> None:
     started = time.time()
     spec = load_section("tokenizer", TokenizerSpec)
-    texts = {name: read_table(f"{SPLITS_DIR}/{name}.parquet", SPLITS)["text"].tolist() for name in SPLIT_NAMES}
+    texts = {name: split_texts(name) for name in SPLIT_NAMES}
     tok = train_tokenizer(spec, texts["train"])
     eos = eos_id(tok)
     arrays = {name: encode_documents(tok, docs, eos) for name, docs in texts.items()}

@@ -116,3 +116,8 @@ def write_table(df: pd.DataFrame, path: str | Path, schema: pa.DataFrameSchema) 
     validate(df, schema, origin=f"output {path}")
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
+
+
+def split_texts(split: str, folder: str | Path = "data/processed/splits") -> list[str]:
+    """The ``text`` column of one split written by the ``splits`` stage, contract checked."""
+    return read_table(Path(folder) / f"{split}.parquet", SPLITS)["text"].tolist()
