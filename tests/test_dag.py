@@ -41,3 +41,16 @@ def test_project_dag_ends_in_report():
     order = dag.topological(graph)
     assert order[0] == "ingest" and order[-1] == "report"
     assert "ingest" in dag.with_upstream(graph, ["splits"])
+
+
+def test_report_reads_every_stage_metrics():
+    """The report stage depends on each other stage's metrics file, so it reruns after any stage."""
+    import yaml
+
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    report_deps = set(stages["report"]["deps"])
+    missing = [
+        name for name in stages
+        if name != "report" and f"metrics/{name}.json" not in report_deps
+    ]
+    assert not missing, f"report's deps lack the metrics of: {missing}"
