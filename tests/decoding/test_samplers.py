@@ -139,6 +139,10 @@ def test_sample_errors(model):
         sample(model, [1] * 30, 20, SamplerConfig())
     with pytest.raises(ValueError, match="same length"):
         sample(model, [[1, 2], [3]], 2, SamplerConfig())
+    import numpy as np
+
+    assert sample(model, np.array([1, 2], dtype=np.int32), 3, SamplerConfig(temperature=0)).tokens == \
+        sample(model, torch.tensor([[1, 2]]), 3, SamplerConfig(temperature=0)).tokens
     with pytest.raises(ValueError, match="n_samples"):
         sample(model, [1], 2, SamplerConfig(), n_samples=0)
 

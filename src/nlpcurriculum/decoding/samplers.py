@@ -33,6 +33,7 @@ beam search, ragged prompts (all prompts of one call have the same length).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -260,7 +261,9 @@ class SampleOutput:
 def _as_prompt_batch(prompts: Sequence[int] | Sequence[Sequence[int]]) -> Tensor:
     if len(prompts) == 0:
         raise ValueError("prompt must hold at least one token id")
-    rows = [list(prompts)] if isinstance(prompts[0], int) else [list(p) for p in prompts]
+    first = prompts[0]
+    single = isinstance(first, numbers.Integral) or (isinstance(first, Tensor) and first.dim() == 0)
+    rows = [[int(t) for t in p] for p in ([prompts] if single else prompts)]
     lengths = {len(r) for r in rows}
     if 0 in lengths:
         raise ValueError("prompt must hold at least one token id")
