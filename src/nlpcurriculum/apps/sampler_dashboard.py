@@ -149,10 +149,10 @@ def _bar(p: float, colour: str) -> str:
 
 def render_view_html(view: DashboardView) -> str:
     """The per-step table as an HTML fragment (``<div class="sampler-view">``)."""
-    esc = lambda s: html.escape(repr(s)[1:-1])  # noqa: E731 - show whitespace and newlines
+    esc = lambda s: html.escape(repr(s)[1:-1].replace(" ", "\u2423"))  # noqa: E731 - visible whitespace
     out = [f'<div class="sampler-view" data-settings="{html.escape(view.cfg.label())}">',
            f"<p><b>settings:</b> {html.escape(view.cfg.label())}, seed {view.seed}; "
-           f"<b>prompt:</b> <code>{esc(view.prompt_text)}</code></p>",
+           f"<b>prompt:</b> <code>{html.escape(repr(view.prompt_text)[1:-1])}</code></p>",
            '<table class="sampler-table" style="border-collapse:collapse;font-size:13px">',
            "<thead><tr><th>step</th><th>token</th><th>model p</th><th>p before filter</th><th></th>"
            "<th>p after filter</th><th></th></tr></thead><tbody>"]
@@ -175,7 +175,7 @@ def render_view_html(view: DashboardView) -> str:
                 f'<td {cell} class="p-after">{r.p_after:.4f}</td>'
                 f'<td style="{border}width:90px">{_bar(r.p_after, "#1e88e5")}</td></tr>')
     out.append("</tbody></table>")
-    out.append("<p style='font-size:12px;color:#555'>H = entropy in nats. <i>model p</i>: "
+    out.append("<p style='font-size:12px;color:#555'>H = entropy in nats; \u2423 = a space. <i>model p</i>: "
                "softmax(logits); <i>before filter</i>: after repetition penalty and temperature; "
                "<i>after filter</i>: after top-k, top-p, min-p, renormalized (the distribution "
                "sampled from; the chosen token is highlighted).</p></div>")
