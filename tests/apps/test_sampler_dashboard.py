@@ -107,7 +107,7 @@ def _wait_http(url: str, proc: subprocess.Popen, timeout: float) -> None:
 @pytest.mark.timeout(300)
 def test_dashboard_in_headless_chromium(artifacts, tmp_path):
     if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"{CHROMIUM} is missing: run `bash scripts/setup.sh --dev` (it installs Debian's chromium)")
+        pytest.fail(f"{CHROMIUM} is missing: run `bash scripts/setup.sh --dev` (it installs Debian's chromium)")
     from playwright.sync_api import expect, sync_playwright
 
     root, _, _ = artifacts
