@@ -39,7 +39,7 @@ the one closest to the prediction; averaging heads keeps one number per position
 single attention). ``cp <= 0``; it penalises hypotheses that never attended to parts of the prompt.
 Computing it needs the attention weights, so the model then runs its by-hand attention path.
 
-Relation to ``transformers``: with ``coverage_penalty=0`` and ``length_norm="simple"`` this is
+Relation to ``transformers``: with ``coverage_beta=0`` and ``length_norm="simple"`` this is
 ``generate(num_beams=k, do_sample=False, length_penalty=alpha, early_stopping=...,
 max_new_tokens=N, eos_token_id=eos)`` (transformers >= 4.50's vectorised beam search), up to
 float rounding of near-ties.
@@ -60,7 +60,7 @@ from torch import Tensor, nn
 
 from nlpcurriculum.nn.kv_cache import KVCache
 
-__all__ = ["BeamResult", "BeamStep", "Candidate", "Hypothesis", "beam_search", "length_penalty",
+__all__ = ["BeamResult", "BeamStep", "Candidate", "Hypothesis", "beam_search", "coverage_log_sum", "length_penalty",
            "reorder_cache"]
 
 NEG = -1.0e9
@@ -75,11 +75,10 @@ def length_penalty(length: int, alpha: float, form: str = "simple") -> float:
     raise ValueError(f"length_norm must be 'simple' or 'gnmt', got {form!r}")
 
 
-def coverage_penalty(coverage: Tensor, beta: float) -> float:
-    """GNMT's ``beta * sum_i log(min(coverage_i, 1))`` for one hypothesis' ``(P,)`` coverage."""
-    if beta == 0.0:
-        return 0.0
-    return float(beta * torch.log(coverage.clamp(min=1e-9, max=1.0)).sum())
+def coverage_log_sum(coverage: Tensor) -> float:
+    """``sum_i log(min(coverage_i, 1))`` of one hypothesis' ``(P,)`` coverage (GNMT's cp / beta;
+    <= 0, and 0 when every prompt position got at least a whole unit of attention)."""
+    return float(torch.log(coverage.clamp(min=1e-9, max=1.0)).sum())
 
 
 def reorder_cache(cache: KVCache, beam_idx: Tensor) -> None:
@@ -129,14 +128,15 @@ class BeamStep:
 @dataclass
 class Hypothesis:
     """A finished hypothesis: new tokens (EOS included when it ended so), raw log-prob, length
-    used in the penalty, coverage penalty and the final score; ``step``/``rank`` say where it was
+    used in the penalty, the final score and ``coverage`` = ``sum_i log(min(sum_j p_ij, 1))``
+    (beta-free; NaN when attention was not tracked); ``step``/``rank``/``parent`` say where it was
     born in the trace."""
 
     tokens: list[int]
     logprob: float
     score: float
     length: int
-    coverage: float = 0.0
+    coverage: float = float("nan")
     step: int = -1
     rank: int = -1
     parent: int = -1
@@ -177,6 +177,7 @@ def beam_search(
     coverage_beta: float = 0.0,
     early_stopping: bool | str = False,
     record: bool = False,
+    track_coverage: bool = False,
 ) -> BeamResult:
     """Beam search with a KV cache (see the module docstring for the algorithm).
 
@@ -191,6 +192,7 @@ def beam_search(
         coverage_beta: GNMT's coverage weight ``beta`` (0 = off; > 0 needs attention weights).
         early_stopping: ``True``, ``False`` or ``"never"`` (as in ``transformers``).
         record: keep the per-step candidates (:class:`BeamStep`) for visualisation.
+        track_coverage: measure each hypothesis' coverage even when ``coverage_beta`` is 0.
 
     Returns:
         A :class:`BeamResult`; ``.best.tokens`` is the answer.
@@ -206,7 +208,7 @@ def beam_search(
     length_penalty(1, alpha, length_norm)  # validates the form
     model.eval()
     k, P = num_beams, len(prompt)
-    want_attn = coverage_beta > 0
+    want_attn = coverage_beta > 0 or track_coverage
     cache = KVCache(len(model.blocks))
     logits, attn = _forward(model, torch.tensor([list(prompt)]), cache, want_attn, P)
     reorder_cache(cache, torch.zeros(k, dtype=torch.long))  # k identical copies of the prompt
@@ -243,11 +245,11 @@ def beam_search(
                 if r >= k:
                     records.append(Candidate(r, par, tok, val, tok_lp, "pruned_eos", score=val))
                     continue
-                cov = coverage[par] + attn[par] if attn is not None else None
-                cp = coverage_penalty(cov, coverage_beta) if cov is not None else 0.0
+                cov = coverage_log_sum(coverage[par] + attn[par]) if attn is not None else float("nan")
+                cp = coverage_beta * cov if coverage_beta > 0 else 0.0
                 score = val / length_penalty(s + 1, alpha, length_norm) + cp
                 blocked = (pool_full_before and early_stopping is True) or not open_
-                hyp = Hypothesis(seqs[par] + [tok], val, score, s + 1, cp, s, r, par)
+                hyp = Hypothesis(seqs[par] + [tok], val, score, s + 1, cov, s, r, par)
                 status = "rejected"
                 if not blocked and (len(pool) < k or score > min(h.score for h in pool)):
                     pool.append(hyp)

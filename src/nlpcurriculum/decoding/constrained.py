@@ -56,6 +56,7 @@ __all__ = [
     "TokenIndex",
     "XmlGrammar",
     "constrained_sample",
+    "ms_per_row_step",
     "json_schema_regex",
     "validate_xml",
     "xml_grammar_regex",
@@ -143,12 +144,15 @@ def token_texts(decode: Callable[[list[int]], str], vocab_size: int,
 @dataclass
 class SampleBatch:
     """What :func:`constrained_sample` produced: per sample the new ids (without the final EOS),
-    whether EOS ended it, and timing (seconds, tokens generated incl. EOS)."""
+    whether EOS ended it, and timing: wall seconds, tokens generated (EOS included), decoding
+    steps run for the whole batch, batch rows, and seconds spent building / applying masks."""
 
     ids: list[list[int]]
     ended: list[bool]
     seconds: float
     tokens: int
+    steps: int = 0
+    rows: int = 0
     mask_seconds: float = 0.0
 
 
@@ -192,8 +196,9 @@ def constrained_sample(
     out: list[list[int]] = [[] for _ in range(n)]
     done = [False] * n
     ended = [False] * n
-    tokens = 0
+    tokens = steps = 0
     for _ in range(max_new_tokens):
+        steps += 1
         scores = logits.float() / temperature  # (B, V)
         if index is not None:
             tm = time.perf_counter()
@@ -220,7 +225,7 @@ def constrained_sample(
         if all(done):
             break
         logits = model(nxt, kv_cache=cache).logits[:, -1]  # (B, V); finished rows are ignored
-    return SampleBatch(out, ended, time.perf_counter() - t0, tokens, mask_time)
+    return SampleBatch(out, ended, time.perf_counter() - t0, tokens, steps, n, mask_time)
 
 
 # --- JSON schema -> regex ----------------------------------------------------------------------
@@ -382,6 +387,8 @@ def validate_xml(text: str, grammar: XmlGrammar) -> tuple[bool, bool]:
     return True, root.tag == grammar.root and ok(root, 1)
 
 
-def ms_per_token(batch: SampleBatch) -> float:
-    """Wall milliseconds per generated token (EOS included)."""
-    return 1000.0 * batch.seconds / max(batch.tokens, 1) if batch.tokens else math.nan
+def ms_per_row_step(batches: Sequence[SampleBatch]) -> float:
+    """Wall milliseconds per decoding step per batch row (one token position of one sample):
+    the per-token cost at equal batch size and step count, whether or not a row had finished."""
+    work = sum(b.steps * b.rows for b in batches)
+    return 1000.0 * sum(b.seconds for b in batches) / work if work else math.nan
