@@ -547,7 +547,10 @@ def beam_items(model: nn.Module, val_ids: Sequence[int], encode: Callable[[str],
         raise ValueError(f"the val stream has {len(val_ids)} ids, need {need} for the prompts")
     stride = len(val_ids) // cfg.n_prompts
     prompts = [list(map(int, val_ids[i * stride : i * stride + cfg.prompt_tokens])) for i in range(cfg.n_prompts)]
-    label = lambda t: decode([t]).replace("\n", "\\n")  # noqa: E731
+
+    def label(t: int) -> str:  # printable token text for the figure and the page
+        return "".join(c if c.isprintable() else repr(c)[1:-1] for c in decode([t]))
+
     with torch_threads(cfg.threads):
         torch.manual_seed(cfg.seed)
         r1 = beam_vs_greedy_item(model, prompts, stop[0], cfg, hf_model)
