@@ -96,7 +96,20 @@ class TokenIndex:
                 node = node[0].setdefault(ch, ({}, []))
             node[1].append(i)
         self._allowed: dict[int, tuple[Tensor, dict[int, int]]] = {}
+        self._masks: dict[int, Tensor] = {}
         self.build_seconds = 0.0
+
+    def mask(self, state: int) -> Tensor:
+        """Additive logit mask ``(V,)`` of a state: 0 for allowed ids, ``-inf`` elsewhere (cached)."""
+        row = self._masks.get(state)
+        if row is None:
+            ids, _ = self.allowed(state)
+            t0 = time.perf_counter()
+            row = torch.full((self.vocab_size,), float("-inf"))
+            row[ids] = 0.0
+            self._masks[state] = row
+            self.build_seconds += time.perf_counter() - t0
+        return row
 
     def allowed(self, state: int) -> tuple[Tensor, dict[int, int]]:
         """``(ids, next_state)`` for a DFA state: allowed ids as a tensor, and where each leads."""
@@ -202,11 +215,7 @@ def constrained_sample(
         scores = logits.float() / temperature  # (B, V)
         if index is not None:
             tm = time.perf_counter()
-            mask = torch.full_like(scores, float("-inf"))
-            for b in range(n):
-                ids, _ = index.allowed(states[b])
-                mask[b, ids] = 0.0
-            scores = scores + mask
+            scores = scores + torch.stack([index.mask(st) for st in states])  # (B, V)
             mask_time += time.perf_counter() - tm
         nxt = torch.multinomial(torch.softmax(scores, dim=-1), 1, generator=generator)  # (B, 1)
         picks = nxt[:, 0].tolist()
