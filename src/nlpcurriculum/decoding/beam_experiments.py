@@ -462,7 +462,8 @@ def tree_figure(result: BeamResult, label: Callable[[int], str]) -> Any:
     return fig
 
 
-def render_beam_html(result: BeamResult, label: Callable[[int], str], prompt_text: str, k: int) -> str:
+def render_beam_html(result: BeamResult, label: Callable[[int], str], prompt_text: str, k: int,
+                     notes: str = "") -> str:
     """A self-contained page: every step's candidates with parent, token, scores and decision."""
     why = {"kept": "kept: among the k best unfinished continuations",
            "finished": "finished (EOS within the top k) and in the final pool",
@@ -484,6 +485,7 @@ def render_beam_html(result: BeamResult, label: Callable[[int], str], prompt_tex
         + "</p>",
         f"<p>best: <code>{html.escape(''.join(label(t) for t in result.best.tokens))}</code> "
         f"(log-prob {result.best.logprob:.2f}, score {result.best.score:.3f})</p>",
+        f"<p>{html.escape(notes)}</p>" if notes else "",
     ]
     for st in result.steps:
         parts.append(f"<h3>step {st.step + 1}</h3><table><tr><th>rank</th><th>parent beam</th>"
@@ -531,7 +533,11 @@ def divergence_item(model: nn.Module, prompt: list[int], stop_id: int, label: Ca
     }
     series = {"surviving_lineages": [(i + 1, float(v)) for i, v in enumerate(lin)],
               "distinct_parents": [(i + 1, float(v)) for i, v in enumerate(distinct_parents)]}
-    page = render_beam_html(res, label, "".join(label(t) for t in prompt), cfg.num_beams)
+    notes = (f"surviving lineages per step (beams with a descendant among the final hypotheses): "
+             f"{lin}; distinct parents of the kept beams per step: {distinct_parents}; the best "
+             f"path first leaves the top-ranked beam at step {metrics['best_path_first_non_top_step']:.0f} "
+             f"(0 = never: greedy would have found it).")
+    page = render_beam_html(res, label, "".join(label(t) for t in prompt), cfg.num_beams, notes)
     findings = [Finding.at_least(
         "the recorded trace is complete: following parents from the best hypothesis back to the "
         "prompt rebuilds its tokens", "trace_reconstructs_best", metrics["trace_reconstructs_best"], 1.0)]
