@@ -18,7 +18,7 @@ tests): ``.`` matches anything but ``\\n``; ``\\d \\w \\s`` are ASCII classes.
 
 Supported syntax: literals, escapes (``\\. \\* \\\\ \\n \\t`` ...), ``\\d \\D \\w \\W \\s \\S``,
 classes ``[a-z0-9_]`` and negated ``[^...]`` (with escapes inside), ``.``, ``* + ?``,
-``{m}``, ``{m,}``, ``{m,n}``, ``|``, groups ``( )`` and ``(?: )``.
+``{m}``, ``{m,}``, ``{,n}``, ``{m,n}``, ``|``, groups ``( )`` and ``(?: )``.
 
 Left out: anchors (a whole-string match is implied), back-references, look-around, lazy or
 possessive quantifiers, flags, Unicode classes, named groups, capture extraction.
@@ -177,13 +177,17 @@ class _Parser:
         j = self.p.find("}", self.i)
         body = self.p[self.i + 1 : j] if j > 0 else ""
         parts = body.split(",")
-        return j > 0 and 1 <= len(parts) <= 2 and parts[0].isdigit() and all(
-            p.isdigit() or (k == 1 and p == "") for k, p in enumerate(parts))
+        if j < 0 or not 1 <= len(parts) <= 2:
+            return False
+        if len(parts) == 1:
+            return parts[0].isdigit()
+        lo, hi = parts  # {m,n}, {m,} or {,n}
+        return (lo.isdigit() or lo == "") and (hi.isdigit() or hi == "")  # {,} = {0,}, as re
 
     def _bound(self) -> tuple[int, int | None]:
         j = self.p.index("}", self.i)
         parts = self.p[self.i + 1 : j].split(",")
-        lo = int(parts[0])
+        lo = int(parts[0] or 0)
         hi = lo if len(parts) == 1 else (None if parts[1] == "" else int(parts[1]))
         if hi is not None and hi < lo:
             raise self.error(f"bad repeat bound {{{lo},{hi}}}")
