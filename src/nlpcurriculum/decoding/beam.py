@@ -41,8 +41,11 @@ Computing it needs the attention weights, so the model then runs its by-hand att
 
 Relation to ``transformers``: with ``coverage_beta=0`` and ``length_norm="simple"`` this is
 ``generate(num_beams=k, do_sample=False, length_penalty=alpha, early_stopping=...,
-max_new_tokens=N, eos_token_id=eos)`` (transformers >= 4.50's vectorised beam search), up to
-float rounding of near-ties.
+max_new_tokens=N, eos_token_id=eos, pad_token_id=eos)``, for every ``alpha`` and all three
+``early_stopping`` modes, up to float rounding of near-ties (the vectorised beam search of recent
+transformers; tested with the installed 5.x). Both count ``|Y|`` as the new tokens including EOS
+(not the prompt), both rank running beams by the raw sum, and both finalise only EOS candidates
+ranked among the first ``k``; ``early_stopping="never"`` with ``alpha=0`` is the textbook search.
 
 Dimension legend: k beams, V vocabulary, P prompt tokens.
 
