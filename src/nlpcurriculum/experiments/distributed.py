@@ -343,10 +343,14 @@ def run_distributed(cfg: DistributedConfig, train_texts: Sequence[str],
         setup = DistSetup(model=model, tokens=str(work / "tokens.pt"), seq_len=cfg.seq_len,
                           global_batch=cfg.global_batch, lr=cfg.lr, weight_decay=cfg.weight_decay,
                           seed=cfg.seed, jobs=_jobs(cfg))
-        ranks = launch(setup, work, nproc=cfg.nproc, timeout=cfg.timeout_s)
-        with torch_threads(cfg.num_threads):
-            n = max(cfg.steps, cfg.pipeline_steps, cfg.profile_steps)
-            ref = reference_losses(setup, n, tokens)
+        ref: list[float] = []
+
+        def reference() -> None:  # runs while the ranks start up
+            with torch_threads(cfg.num_threads):
+                n = max(cfg.steps, cfg.pipeline_steps, cfg.profile_steps)
+                ref.extend(reference_losses(setup, n, tokens))
+
+        ranks = launch(setup, work, nproc=cfg.nproc, timeout=cfg.timeout_s, while_waiting=reference)
     results = [data_parallel_item(cfg, ref, ranks), pipeline_item(cfg, ref, ranks),
                communication_item(cfg, ref, ranks)]
     if not all(math.isfinite(v) for r in results for v in r.metrics.values()):

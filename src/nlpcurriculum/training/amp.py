@@ -146,7 +146,8 @@ class DynamicLossScaler:
             self.growth_tracker += 1
             if self.growth_tracker == self.growth_interval:
                 grown = self.scale * self.growth_factor
-                if math.isfinite(grown):  # never grow into inf
+                # never grow into inf; the scale is an fp32 number (as GradScaler stores it)
+                if math.isfinite(float(torch.tensor(grown, dtype=torch.float32))):
                     self.scale = grown
                 self.growth_tracker = 0
         self._unscaled = self._found_inf = False

@@ -57,7 +57,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -419,11 +419,16 @@ def worker(setup_path: str | Path, out_dir: str | Path) -> None:
         dist.destroy_process_group()
 
 
-def launch(setup: DistSetup, work_dir: str | Path, nproc: int = 2, timeout: float = 600.0
-           ) -> list[dict[str, Any]]:
+def launch(setup: DistSetup, work_dir: str | Path, nproc: int = 2, timeout: float = 600.0,
+           while_waiting: Callable[[], Any] | None = None) -> list[dict[str, Any]]:
     """Run ``setup`` under torchrun with ``nproc`` processes; return each rank's results.
 
-    The launcher runs in its own process group, so a timeout kills every worker it started.
+    The launcher runs in its own process group, so a timeout (or an error in
+    ``while_waiting``) kills every worker it started.
+
+    Args:
+        while_waiting: called in this process after the workers start (e.g. the single-process
+            reference run, which then overlaps their start-up).
 
     Raises:
         RuntimeError: torchrun failed (its output tail is in the message) or timed out.
@@ -439,12 +444,19 @@ def launch(setup: DistSetup, work_dir: str | Path, nproc: int = 2, timeout: floa
            str(setup_path), str(work_dir)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
+    t0 = time.monotonic()
     try:
-        output, _ = proc.communicate(timeout=timeout)
+        if while_waiting is not None:
+            while_waiting()
+        output, _ = proc.communicate(timeout=max(1.0, timeout - (time.monotonic() - t0)))
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         raise RuntimeError(f"torchrun timed out after {timeout:.0f} s") from None
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
     if proc.returncode != 0:
         raise RuntimeError(f"torchrun failed (exit {proc.returncode}):\n{output[-3000:]}")
     return [json.loads((work_dir / f"rank{r}.json").read_text()) for r in range(nproc)]
