@@ -25,6 +25,7 @@ timings (no GPU in this session), tensor parallelism.
 from __future__ import annotations
 
 import math
+import os
 import statistics
 import tempfile
 from collections.abc import Sequence
@@ -246,8 +247,8 @@ def pipeline_item(cfg: DistributedConfig, ref: list[float], ranks: list[dict[str
     ax.grid(alpha=0.3)
     return ItemResult(item=ITEMS["pipeline"], metrics=metrics, findings=findings,
                       figures={"bubble.png": fig},
-                      series={"idle_fraction": list(zip(cfg.micro_batches, measured)),
-                              "bubble_theory": list(zip(cfg.micro_batches, theory))},
+                      # measured idle times are timings: metrics / figure only, never plots/ series
+                      series={"bubble_theory": list(zip(cfg.micro_batches, theory))},
                       texts={"pipeline.txt": "\n".join(lines) + "\n"})
 
 
@@ -351,8 +352,15 @@ def run_distributed(cfg: DistributedConfig, train_texts: Sequence[str],
                 ref.extend(reference_losses(setup, n, tokens))
 
         ranks = launch(setup, work, nproc=cfg.nproc, timeout=cfg.timeout_s, while_waiting=reference)
+        load = os.getloadavg()[0]  # how busy the machine was: timings mean little when > cores
     results = [data_parallel_item(cfg, ref, ranks), pipeline_item(cfg, ref, ranks),
                communication_item(cfg, ref, ranks)]
+    note = (f"machine: {os.cpu_count()} CPU cores, 1-minute load average {load:.1f} after the "
+            "launch (other processes share the cores; above the core count, ranks are "
+            "descheduled and idle / communication times include that)\n")
+    for r in results[1:]:
+        for name in r.texts:
+            r.texts[name] += note
     if not all(math.isfinite(v) for r in results for v in r.metrics.values()):
         raise FloatingPointError("a distributed metric is not finite")
     return results, ranks
