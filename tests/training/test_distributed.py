@@ -125,4 +125,4 @@ def test_launch_failure_is_reported(tmp_path):
                       tokens=str(tmp_path / "missing.pt"), seq_len=16, global_batch=4,
                       jobs=[DistJob("x", "manual", 1)])
     with pytest.raises(RuntimeError, match="torchrun failed"):
-        launch(setup, tmp_path, timeout=120)
+        launch(setup, tmp_path, nproc=1, timeout=120)

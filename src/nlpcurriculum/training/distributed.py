@@ -399,8 +399,8 @@ def worker(setup_path: str | Path, out_dir: str | Path) -> None:
     """The torchrun entry of every rank: run the setup's jobs, write ``rank<r>.json``."""
     torch.set_num_threads(1)
     setup = DistSetup.load(setup_path)
+    tokens = torch.load(setup.tokens)  # before joining the group: a bad input fails fast
     rank, world, device = init_distributed()
-    tokens = torch.load(setup.tokens)
     results: dict[str, Any] = {"rank": rank, "world": world, "backend": dist.get_backend(),
                                "jobs": {}}
     try:
