@@ -1,0 +1,39 @@
+"""Stage `mixed_precision`: "Mixed Precision & Gradient Accumulation" (items 1-3).
+
+Reads params `mixed_precision` and the corpus's train split `data/processed/splits/train.parquet`
+(UTF-8 bytes). Checks our dynamic loss scaler against torch.amp.GradScaler, trains fp32 / bf16 /
+fp16 autocast, proves gradient accumulation equal to one big batch, and measures throughput and
+saved-activation memory on this CPU; writes the tables to `models/mixed_precision/tables.txt`,
+the plots to `plots/mixed_precision/` and `metrics/mixed_precision.json`.
+"""
+
+import time
+
+from nlpcurriculum.data.schemas import split_texts
+from nlpcurriculum.io import atomic_path
+from nlpcurriculum.params import load_section
+from nlpcurriculum.stage import main_guard, publish
+
+STAGE = "mixed_precision"
+OUTPUT = "models/mixed_precision"
+
+
+def main() -> None:
+    started = time.time()
+    from nlpcurriculum.experiments.mixed_precision import MixedPrecisionConfig, run_mixed_precision
+
+    cfg = load_section(STAGE, MixedPrecisionConfig)
+    results = run_mixed_precision(cfg, split_texts("train"))
+
+    with atomic_path(OUTPUT, is_dir=True) as tmp:
+        (tmp / "tables.txt").write_text("".join(
+            f"== {r.item} {name}\n{text}\n" for r in results for name, text in r.texts.items()),
+            encoding="utf-8")
+    publish(STAGE, {STAGE: cfg}, results=results, started=started)
+    for r in results:
+        print(f"{STAGE}: {r.item}: " + "; ".join(
+            f"{f.metric}={f.value:.4g} {'pass' if f.passed else 'FAIL'}" for f in r.findings))
+
+
+if __name__ == "__main__":
+    main_guard(main)
