@@ -63,7 +63,7 @@ from nlpcurriculum.experiments.harness import (
     train_run,
 )
 from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig
-from nlpcurriculum.nn.moe import MoE, RoutingInfo
+from nlpcurriculum.nn.moe import MoE
 from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.trainer import TrainerConfig, TrainResult
