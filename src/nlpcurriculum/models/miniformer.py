@@ -21,8 +21,12 @@ variance does not grow with depth.
 
 Dimension legend: B batch, T tokens, C = d_model, V vocabulary, nh heads, T_k attended keys.
 
+Mixture-of-experts feed-forwards (:class:`~nlpcurriculum.nn.moe.MoE`) replace the MLP of the
+layers in ``moe_layers`` when ``moe_experts > 0``; their weighted auxiliary losses come back as
+``ModelOutput.aux_loss`` (the trainer's ``lm_loss`` adds it in training mode).
+
 Left out: encoder and encoder-decoder models, the masked-LM head, generation loops (see the
-decoding package), mixture-of-experts and state-space layers.
+decoding package), state-space layers.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from nlpcurriculum.nn.activations import MLP_KINDS, build_mlp, swiglu_hidden
 from nlpcurriculum.nn.attention import MultiHeadAttention
 from nlpcurriculum.nn.block import Block
 from nlpcurriculum.nn.kv_cache import KVCache
+from nlpcurriculum.nn.moe import PRIORITIES, MoE
 from nlpcurriculum.nn.norms import NORMS, build_norm
 from nlpcurriculum.nn.positional import POSITION_SCHEMES, LearnedPositions, build_position
 
@@ -86,6 +91,14 @@ class MiniFormerConfig:
         causal: decoder (True) or bidirectional (False) attention by default.
         init_std: std of the normal weight init.
         fused_attention: use ``F.scaled_dot_product_attention`` when weights are not requested.
+        moe_experts: experts per MoE layer; 0 (default) keeps every layer's MLP dense.
+        moe_top_k: experts each token is routed to.
+        moe_capacity_factor: expert capacity factor; ``None`` for no limit (no token dropped).
+        moe_aux_weight: weight of the load-balancing loss in ``aux_loss``.
+        moe_z_weight: weight of the router z-loss in ``aux_loss``.
+        moe_jitter: router input jitter during training (0: none).
+        moe_layers: which blocks get an MoE (``None``: all of them).
+        moe_priority: drop order when an expert overflows, ``"position"`` or ``"score"``.
     """
 
     vocab_size: int = 256
@@ -106,6 +119,14 @@ class MiniFormerConfig:
     causal: bool = True
     init_std: float = 0.02
     fused_attention: bool = True
+    moe_experts: int = 0
+    moe_top_k: int = 1
+    moe_capacity_factor: float | None = None
+    moe_aux_weight: float = 0.01
+    moe_z_weight: float = 0.0
+    moe_jitter: float = 0.0
+    moe_layers: list[int] | None = None
+    moe_priority: str = "position"
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "d_model", "n_layers", "n_heads", "max_seq_len"):
@@ -138,6 +159,21 @@ class MiniFormerConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.norm_eps <= 0 or self.init_std <= 0 or self.rope_base <= 1:
             raise ValueError("norm_eps and init_std must be > 0 and rope_base > 1")
+        if self.moe_experts < 0 or (self.moe_experts and not 1 <= self.moe_top_k <= self.moe_experts):
+            raise ValueError(f"moe_experts must be >= 0 and moe_top_k in [1, moe_experts], got "
+                             f"moe_experts={self.moe_experts}, moe_top_k={self.moe_top_k}")
+        if self.moe_capacity_factor is not None and self.moe_capacity_factor <= 0:
+            raise ValueError(f"moe_capacity_factor must be > 0 or null, got {self.moe_capacity_factor}")
+        if min(self.moe_aux_weight, self.moe_z_weight) < 0 or not 0 <= self.moe_jitter < 1:
+            raise ValueError("moe_aux_weight and moe_z_weight must be >= 0, moe_jitter in [0, 1)")
+        if any(not 0 <= i < self.n_layers for i in self.moe_layers or []):
+            raise ValueError(f"moe_layers must index blocks 0..{self.n_layers - 1}, got {self.moe_layers}")
+        if self.moe_priority not in PRIORITIES:
+            raise ValueError(f"moe_priority must be one of {PRIORITIES}, got {self.moe_priority!r}")
+
+    def is_moe_layer(self, i: int) -> bool:
+        """Whether block ``i`` has a mixture-of-experts feed-forward."""
+        return self.moe_experts > 0 and (self.moe_layers is None or i in self.moe_layers)
 
     @property
     def head_dim(self) -> int:
@@ -153,11 +189,13 @@ class ModelOutput:
         logits: ``(B, T, V)`` next-token scores.
         loss: mean cross-entropy against ``targets`` (``None`` without targets).
         attentions: per layer ``(B, nh, T, T_k)`` attention weights when ``return_attn``.
+        aux_loss: the MoE layers' weighted auxiliary losses, summed (``None`` without MoE).
     """
 
     logits: Tensor
     loss: Tensor | None = None
     attentions: list[Tensor] | None = field(default=None)
+    aux_loss: Tensor | None = None
 
 
 class MiniFormer(nn.Module):
@@ -191,12 +229,12 @@ class MiniFormer(nn.Module):
                     causal=cfg.causal,
                     fused=cfg.fused_attention,
                 ),
-                mlp=build_mlp(cfg.mlp, C, cfg.d_ff, bias=cfg.bias),
+                mlp=_build_moe(cfg) if cfg.is_moe_layer(i) else build_mlp(cfg.mlp, C, cfg.d_ff, bias=cfg.bias),
                 norm1=build_norm(cfg.norm, C, cfg.norm_eps, bias=cfg.bias),
                 norm2=build_norm(cfg.norm, C, cfg.norm_eps, bias=cfg.bias),
                 dropout=cfg.dropout,
             )
-            for _ in range(cfg.n_layers)
+            for i in range(cfg.n_layers)
         )
         self.norm_f = build_norm(cfg.norm, C, cfg.norm_eps, bias=cfg.bias)
         self.lm_head = nn.Linear(C, cfg.vocab_size, bias=False)
@@ -204,7 +242,8 @@ class MiniFormer(nn.Module):
         # residual-branch outputs: shrink so 2 * n_layers additions keep the stream's variance flat
         for block in self.blocks:
             nn.init.normal_(block.attn.proj.weight, std=cfg.init_std / math.sqrt(2 * cfg.n_layers))
-            nn.init.normal_(block.mlp.down.weight, std=cfg.init_std / math.sqrt(2 * cfg.n_layers))
+            for mlp in block.mlp.experts if isinstance(block.mlp, MoE) else [block.mlp]:
+                nn.init.normal_(mlp.down.weight, std=cfg.init_std / math.sqrt(2 * cfg.n_layers))
         if cfg.tie_weights:
             self.lm_head.weight = self.tok_emb.weight  # one (V, C) matrix reads and writes tokens
 
@@ -291,7 +330,20 @@ class MiniFormer(nn.Module):
             loss = F.cross_entropy(
                 logits.view(B * T, -1), targets.reshape(B * T), ignore_index=ignore_index
             )  # (B*T, V) vs (B*T,)
-        return ModelOutput(logits, loss, attentions if return_attn else None)
+        return ModelOutput(logits, loss, attentions if return_attn else None, self._moe_aux_loss())
+
+    def _moe_aux_loss(self) -> Tensor | None:
+        """Weighted sum of the MoE layers' auxiliary losses of the last forward pass."""
+        cfg, infos = self.config, [b.mlp.last_routing for b in self.blocks if isinstance(b.mlp, MoE)]
+        if not infos:
+            return None
+        return sum(cfg.moe_aux_weight * r.balance_loss + cfg.moe_z_weight * r.z_loss for r in infos)
+
+
+def _build_moe(cfg: MiniFormerConfig) -> MoE:
+    return MoE(cfg.d_model, cfg.d_ff, cfg.moe_experts, cfg.moe_top_k, kind=cfg.mlp, bias=cfg.bias,
+               capacity_factor=cfg.moe_capacity_factor, jitter=cfg.moe_jitter,
+               priority=cfg.moe_priority)
 
 
 def build_model(cfg: MiniFormerConfig) -> MiniFormer:
@@ -356,11 +408,12 @@ def record_activations(model: MiniFormer) -> Iterator[dict[str, Tensor]]:
         handles += [
             block.norm1.register_forward_hook(lambda m, a, out, i=i: save(f"layer{i}.norm1", out)),
             block.attn.register_forward_hook(lambda m, a, out, i=i: save(f"layer{i}.attn_out", out[0])),
-            block.mlp.down.register_forward_pre_hook(
-                lambda m, args, i=i: save(f"layer{i}.mlp_hidden", args[0])
-            ),
             block.register_forward_hook(lambda m, a, out, i=i: save(f"layer{i}.residual", out[0])),
         ]
+        if not isinstance(block.mlp, MoE):  # an MoE's hidden features are per expert: not kept
+            handles.append(block.mlp.down.register_forward_pre_hook(
+                lambda m, args, i=i: save(f"layer{i}.mlp_hidden", args[0])
+            ))
     try:
         yield acts
     finally:

@@ -129,9 +129,15 @@ class BatchSource(Protocol):
 
 
 def lm_loss(model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
-    """Default loss: next-token cross-entropy of ``model(x, targets=y).loss``."""
+    """Default loss: next-token cross-entropy of ``model(x, targets=y).loss``.
+
+    In training mode, plus the model's ``aux_loss`` when its output has one (the weighted
+    load-balancing losses of mixture-of-experts layers); evaluation reports the LM loss alone.
+    """
     x, y = batch
-    return model(x, targets=y).loss
+    out = model(x, targets=y)
+    aux = getattr(out, "aux_loss", None)
+    return out.loss + aux if aux is not None and model.training else out.loss
 
 
 def seed_everything(seed: int) -> None:

@@ -1,0 +1,43 @@
+"""Stage `moe`: "Mixture of Experts (MoE)" (items 1-3).
+
+Reads params `moe` and the corpus splits `data/processed/splits/{train,val}.parquet` (the
+`splits` contract), tokenized as UTF-8 bytes. Trains MoE mini-formers (the main one, one
+without the balancing loss, the `variants`) and a sweep of dense ones, measures routing by byte
+kind, expert utilization, FLOPs per token (counted and by hand) and wall time per step; writes
+the item tables to `models/moe/tables.txt`, the plots to `plots/moe/` and `metrics/moe.json`.
+Item 3's wall times (`*.ms_per_step`, `wall_ratio*`, `equal_quality.ms_per_step`, its figure's
+right panel) differ from run to run and machine to machine: rerun on a quiet machine before
+quoting them.
+"""
+
+import time
+
+from nlpcurriculum.data.schemas import split_texts
+from nlpcurriculum.io import atomic_path
+from nlpcurriculum.params import load_section
+from nlpcurriculum.stage import main_guard, publish
+
+STAGE = "moe"
+OUTPUT = "models/moe"
+
+
+def main() -> None:
+    started = time.time()
+    from nlpcurriculum.experiments.moe import MoEExperimentConfig, run_moe
+
+    cfg = load_section(STAGE, MoEExperimentConfig)
+    train, val = (split_texts(n) for n in ("train", "val"))
+    results = run_moe(cfg, train, val)
+
+    with atomic_path(OUTPUT, is_dir=True) as tmp:
+        (tmp / "tables.txt").write_text("".join(
+            f"== {r.item} {name}\n{text}\n" for r in results for name, text in r.texts.items()),
+            encoding="utf-8")
+    publish(STAGE, {STAGE: cfg}, results=results, started=started)
+    for r in results:
+        print(f"{STAGE}: {r.item}: " + "; ".join(
+            f"{f.metric}={f.value:.4g} {'pass' if f.passed else 'FAIL'}" for f in r.findings))
+
+
+if __name__ == "__main__":
+    main_guard(main)
