@@ -20,6 +20,7 @@ from nlpcurriculum.data.model_augment import (
     embedding_neighbours,
     encode_pair,
     lm_continue,
+    lm_rewrite,
     translate,
     WordCodec,
 )
@@ -102,6 +103,18 @@ def test_translate_and_lm_continue_decode_in_lockstep():
     assert [o[:2] for o in outs] == [[9, 10], [9, 10]] and all(len(o) == 3 and EOS not in o for o in outs)
     with pytest.raises(ValueError, match="one length"):
         lm_continue(_Stub([9], 2), [[1], [1, 2]], 3)
+
+
+def test_lm_rewrite_keeps_prefix_and_replaces_at_rate():
+    stub = _Stub([9, 10, 11, 12, 13], prompt_len=1)  # at position t the stub proposes answer[t]
+    docs = [[5, 6, 7, 8], [5, 6]]
+    assert lm_rewrite(stub, docs, start=2, rate=0.0) == docs
+    assert lm_rewrite(stub, docs, start=2, rate=1.0) == [[5, 6, 11, 12], [5, 6]]
+    gen = torch.Generator().manual_seed(0)
+    out = lm_rewrite(stub, [[5] * 400], start=0, rate=0.3, generator=gen)[0]
+    assert 0.2 < np.mean([t != 5 for t in out]) < 0.4
+    with pytest.raises(ValueError, match="rate"):
+        lm_rewrite(stub, docs, start=0, rate=1.5)
 
 
 def test_embedding_neighbours_threshold_and_band():

@@ -23,10 +23,12 @@ built from the project's own models (nothing downloaded):
   (greedy or temperature sampling); :func:`back_translate` goes English -> pseudo -> English
   chunk by chunk, and sampling errors on the way are what make the round trip a paraphrase
   instead of the identity.
-* **LM paraphrases** (:func:`lm_continue`): a word-level language model trained on unlabelled
-  in-domain text keeps a prefix of a labelled example and resamples the rest at a temperature
-  (the "conditional generation" augmentation of Kumar et al. 2020, arXiv:2003.02245, without the
-  label prompt). A label-preservation filter (the caller's classifier) decides what to keep.
+* **LM paraphrases** (:func:`lm_rewrite`, :func:`lm_continue`): a word-level language model
+  trained on unlabelled in-domain text rewrites a labelled example left to right, keeping a
+  prefix and resampling each later word with a probability at a temperature (rate 1: keep a
+  prefix, generate the rest, the "conditional generation" augmentation of Kumar et al. 2020,
+  arXiv:2003.02245, without the label prompt). A label-preservation filter (the caller's
+  classifier) decides what to keep.
 
 Word tokens, not bytes: a byte-level translator has to learn the cipher letter by letter and the
 reordering across variable word lengths, which took minutes of CPU and still failed at our sizes;
@@ -68,6 +70,7 @@ __all__ = [
     "embedding_neighbours",
     "encode_pair",
     "lm_continue",
+    "lm_rewrite",
     "normalize",
     "translate",
     "WordCodec",
@@ -388,6 +391,50 @@ def lm_continue(
         nxt = _sample_next(logits, temperature, generator)
         ids = torch.cat([ids, nxt[:, None]], dim=1)
     return ids[:, len(prompts[0]):].tolist()
+
+
+@torch.no_grad()
+def lm_rewrite(
+    model: nn.Module,
+    docs: Sequence[Sequence[int]],
+    *,
+    start: int,
+    rate: float,
+    temperature: float = 1.0,
+    bos: int = EOS,
+    banned: Sequence[int] = (),
+    generator: torch.Generator | None = None,
+) -> list[list[int]]:
+    """Rewrite documents left to right: from position ``start`` on, each token is replaced with
+    probability ``rate`` by a sample from the LM given the (already rewritten) text before it.
+
+    ``rate = 1`` is "keep a prefix of ``start`` tokens and let the LM continue"; a small rate is
+    contextual word replacement with a causal LM (Kobayashi 2018, arXiv:1805.06201, uses a
+    bidirectional one). All documents advance in lockstep (shorter ones are padded and cut back);
+    the context is ``bos`` plus the tokens so far, the last ``model.config.max_seq_len`` of them.
+    """
+    if not 0.0 <= rate <= 1.0:
+        raise ValueError(f"rate must be in [0, 1], got {rate}")
+    if start < 0:
+        raise ValueError(f"start must be >= 0, got {start}")
+    if not docs:
+        return []
+    model.eval()
+    window = model.config.max_seq_len
+    n = max(len(d) for d in docs)
+    ref = torch.tensor([list(d) + [PAD] * (n - len(d)) for d in docs], dtype=torch.long)  # (B, N)
+    ids = torch.full((len(docs), 1), bos, dtype=torch.long)  # (B, 1 + t)
+    for t in range(n):
+        tok = ref[:, t]
+        if t >= start and rate > 0:
+            flip = torch.rand(len(docs), generator=generator) < rate  # (B,)
+            if bool(flip.any()):
+                logits = model(ids[:, -window:]).logits[:, -1]  # (B, V)
+                if banned:
+                    logits[:, list(banned)] = float("-inf")
+                tok = torch.where(flip, _sample_next(logits, temperature, generator), tok)
+        ids = torch.cat([ids, tok[:, None]], dim=1)
+    return [row[1:1 + len(d)] for row, d in zip(ids.tolist(), docs)]
 
 
 def char_similarity(a: Sequence, b: Sequence) -> float:

@@ -20,8 +20,9 @@ split, is the large held-out test set; the synthetic val split picks ratios.
    word edit similarity to the source, and, per method, how often an augmented text keeps its
    label by the generator's ground truth (class-word vote).
 2. *Paraphrases from a model; the augmented dataset* (:func:`paraphrase_item`): a word-level
-   mini-former LM trained on the pool's texts keeps a prefix of each labelled example and
-   resamples the rest at a temperature; a label-preservation filter (the seed's classifier
+   mini-former LM trained on the pool's texts rewrites each labelled example left to right,
+   keeping a prefix and resampling each later word with probability ``rewrite_rate`` at a
+   temperature; a label-preservation filter (the seed's classifier
    trained on the originals: keep a paraphrase only when it predicts the parent's label) decides
    what enters the dataset, written by the stage as ``data/augmented/train.parquet``.
 3. *Ablate the augmentation ratio* (:func:`ratio_item`): a bag-of-words logistic classifier
@@ -61,7 +62,7 @@ from nlpcurriculum.data.model_augment import (
     back_translate,
     char_similarity,
     chunk_words,
-    lm_continue,
+    lm_rewrite,
     normalize,
     translate,
     WordCodec,
@@ -114,11 +115,12 @@ def _translator_train() -> TrainerConfig:
 
 
 def _lm_model() -> MiniFormerConfig:
-    return MiniFormerConfig(d_model=64, n_layers=2, n_heads=4, max_seq_len=32, init_std=0.08)
+    return MiniFormerConfig(d_model=64, n_layers=2, n_heads=4, max_seq_len=32, init_std=0.08,
+                            dropout=0.1)
 
 
 def _lm_train() -> TrainerConfig:
-    return TrainerConfig(lr=3e-3, max_steps=600, batch_size=32, warmup_steps=30, eval_every=100,
+    return TrainerConfig(lr=3e-3, max_steps=200, batch_size=32, warmup_steps=30, eval_every=100,
                          eval_batches=4, progress=False)
 
 
@@ -154,8 +156,11 @@ class ParaphraseConfig:
         model: the word-level mini-former LM (``vocab_size`` comes from the codec).
         train: its trainer knobs.
         seq_len: training window in words (documents joined by an end-of-document id).
-        prefix_words: words of the labelled example kept as the prompt; the LM writes the rest,
-            up to the parent's length.
+        prefix_words: words of the labelled example never rewritten (the prompt).
+        rewrite_rate: probability that a later word is replaced by an LM sample given the
+            rewritten text before it (1 = keep the prefix and let the LM write the rest: at our
+            sizes the LM barely infers the topic from its context, so full continuations lose
+            the label about half the time; see params.yaml).
         temperature: sampling temperature.
         candidates: paraphrases generated per labelled example before filtering.
     """
@@ -163,7 +168,8 @@ class ParaphraseConfig:
     model: MiniFormerConfig = field(default_factory=_lm_model)
     train: TrainerConfig = field(default_factory=_lm_train)
     seq_len: int = 32
-    prefix_words: int = 8
+    prefix_words: int = 4
+    rewrite_rate: float = 0.3
     temperature: float = 0.8
     candidates: int = 6
 
@@ -255,8 +261,10 @@ class AugmentationConfig:
         if t.n_pairs < 1 or t.heldout_pairs < 1:
             raise ValueError("translator.n_pairs and translator.heldout_pairs must be >= 1")
         p = self.paraphrase
-        if p.candidates < 1 or p.prefix_words < 1:
-            raise ValueError("paraphrase.candidates and paraphrase.prefix_words must be >= 1")
+        if p.candidates < 1 or p.prefix_words < 0:
+            raise ValueError("paraphrase.candidates must be >= 1 and paraphrase.prefix_words >= 0")
+        if not 0.0 < p.rewrite_rate <= 1.0:
+            raise ValueError(f"paraphrase.rewrite_rate must be in (0, 1], got {p.rewrite_rate}")
         if p.seq_len > p.model.max_seq_len:
             raise ValueError(f"paraphrase.seq_len ({p.seq_len}) exceeds paraphrase.model.max_seq_len")
 
@@ -491,20 +499,15 @@ def _train_lm(cfg: AugmentationConfig, pool_texts: Sequence[str], codec: WordCod
 
 def _lm_candidates(cfg: AugmentationConfig, model: torch.nn.Module, codec: WordCodec,
                    texts: Sequence[str]) -> list[list[str]]:
-    """``candidates`` paraphrases per text: its first prefix_words, then the LM up to its length."""
+    """``candidates`` LM rewrites per text (:func:`~nlpcurriculum.data.model_augment.lm_rewrite`)."""
     p = cfg.paraphrase
-    k = p.prefix_words
-    prompts, prefixes, lengths = [], [], []
-    for t in texts:
-        ids = codec.encode(normalize(t))
-        prefixes.append(ids[:k])
-        lengths.append(max(len(ids) - k, 1))
-        prompts += [[EOS] * (k + 1 - len(ids[:k])) + ids[:k]] * p.candidates
+    docs = [codec.encode(normalize(t)) for t in texts for _ in range(p.candidates)]
     gen = torch.Generator().manual_seed(cfg.seed)
-    outs = lm_continue(model, prompts, max(lengths), temperature=p.temperature,
-                       banned=range(len(WordCodec.SPECIALS)), generator=gen)
-    return [[codec.decode(pre + o[:n]) for o in outs[i * p.candidates:(i + 1) * p.candidates]]
-            for i, (pre, n) in enumerate(zip(prefixes, lengths))]
+    outs = lm_rewrite(model, docs, start=p.prefix_words, rate=p.rewrite_rate,
+                      temperature=p.temperature, banned=range(len(WordCodec.SPECIALS)),
+                      generator=gen)
+    return [[codec.decode(o) for o in outs[i * p.candidates:(i + 1) * p.candidates]]
+            for i in range(len(texts))]
 
 
 # ---------------------------------------------------------------------------------------------
