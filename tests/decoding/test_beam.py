@@ -58,7 +58,6 @@ SETTINGS = [(3, 1.0, False), (4, 0.5, True), (2, 2.0, "never"), (4, 0.0, "never"
 
 @pytest.mark.parametrize("trained", [False, True])
 def test_parity_with_transformers(trained):
-    pytest.importorskip("transformers")
     from nlpcurriculum.models.hf_interop import to_hf_llama
 
     model = _trained() if trained else _model()

@@ -56,6 +56,22 @@ DROPPED = pa.DataFrameSchema(
 """Rows a cleaning stage dropped: why (``reason``), the survivor of a duplicate cluster
 (``kept_doc_id``), the estimated Jaccard or the perplexity, and the text's first characters."""
 
+AUGMENTATION_OPS = ("original", "eda", "synonym", "backtranslation", "lm_paraphrase")
+
+AUGMENTED = pa.DataFrameSchema(
+    {
+        "text": pa.Column(str, pa.Check.str_length(min_value=1)),
+        "label": pa.Column(int, pa.Check.ge(0)),
+        "op": pa.Column(str, pa.Check.isin(AUGMENTATION_OPS)),
+        "parent_id": pa.Column(str, pa.Check.str_length(min_value=1)),
+    },
+    strict=True,
+    name="augmented",
+)
+"""A labelled set with its augmentations (stage ``augmentation``): each row's text and label,
+the operation that made it (``original`` for the labelled example itself) and the id of the
+original it came from."""
+
 
 def validate(df: pd.DataFrame, schema: pa.DataFrameSchema, origin: str) -> pd.DataFrame:
     """Validate ``df`` against ``schema``; ``origin`` names where the table came from.
