@@ -33,7 +33,7 @@ def _random(seed, B=6, V=300, T=12, scale=3.0):
     return ids, scores
 
 
-def _same(ours, ref):
+def assert_same(ours, ref):
     """Identical masks and identical finite scores."""
     assert torch.equal(torch.isfinite(ours), torch.isfinite(ref))
     keep = torch.isfinite(ref)
@@ -43,14 +43,14 @@ def _same(ours, ref):
 @pytest.mark.parametrize("seed", range(5))
 def test_each_processor_matches_transformers(seed):
     ids, scores = _random(seed)
-    _same(apply_temperature(scores, 0.7), TemperatureLogitsWarper(0.7)(ids, scores.clone()))
-    _same(apply_repetition_penalty(scores, ids, 1.3), RepetitionPenaltyLogitsProcessor(1.3)(ids, scores.clone()))
+    assert_same(apply_temperature(scores, 0.7), TemperatureLogitsWarper(0.7)(ids, scores.clone()))
+    assert_same(apply_repetition_penalty(scores, ids, 1.3), RepetitionPenaltyLogitsProcessor(1.3)(ids, scores.clone()))
     for k, keep in [(1, 1), (10, 1), (3, 5), (1000, 1)]:
-        _same(apply_top_k(scores, k, keep), TopKLogitsWarper(k, min_tokens_to_keep=keep)(ids, scores.clone()))
+        assert_same(apply_top_k(scores, k, keep), TopKLogitsWarper(k, min_tokens_to_keep=keep)(ids, scores.clone()))
     for p, keep in [(0.05, 1), (0.5, 1), (0.9, 1), (0.99, 1), (0.3, 4)]:
-        _same(apply_top_p(scores, p, keep), TopPLogitsWarper(p, min_tokens_to_keep=keep)(ids, scores.clone()))
+        assert_same(apply_top_p(scores, p, keep), TopPLogitsWarper(p, min_tokens_to_keep=keep)(ids, scores.clone()))
     for m, keep in [(0.01, 1), (0.1, 1), (0.5, 1), (1.0, 1), (0.5, 3)]:
-        _same(apply_min_p(scores, m, keep), MinPLogitsWarper(m, min_tokens_to_keep=keep)(ids, scores.clone()))
+        assert_same(apply_min_p(scores, m, keep), MinPLogitsWarper(m, min_tokens_to_keep=keep)(ids, scores.clone()))
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -61,7 +61,7 @@ def test_whole_chain_matches_transformers_in_generate_order(seed):
         RepetitionPenaltyLogitsProcessor(1.2), TemperatureLogitsWarper(0.8), TopKLogitsWarper(50),
         TopPLogitsWarper(0.9), MinPLogitsWarper(0.05),
     ])(ids, scores.clone())
-    _same(process_logits(scores, ids, cfg), ref)
+    assert_same(process_logits(scores, ids, cfg), ref)
 
 
 def test_config_errors_name_the_field():
