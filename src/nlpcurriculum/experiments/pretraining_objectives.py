@@ -84,8 +84,11 @@ VOCAB = BYTE_VOCAB + 1  # bytes + [MASK]
 
 
 def _default_model() -> MiniFormerConfig:
+    # RoPE: with learned positions the MLM (which, unlike the causal models, gets no position
+    # signal from its mask) stayed at the unigram plateau for 500 steps (held-out next-byte
+    # accuracy 0.137 vs 0.133 for the most frequent byte; RoPE: 0.258; measured)
     return MiniFormerConfig(vocab_size=VOCAB, d_model=64, n_layers=4, n_heads=4, max_seq_len=64,
-                            init_std=0.08)
+                            position="rope", init_std=0.08)
 
 
 def _default_train() -> TrainerConfig:
@@ -114,6 +117,8 @@ class PretrainingObjectivesConfig:
         temperature: sampling temperature (besides greedy).
         min_gain_over_unigram: item 2: every objective's final next-byte accuracy must beat the
             most-frequent-byte baseline by this much.
+        min_right_context_gain: item 2: the MLM's two-sided cloze accuracy must beat its
+            left-only accuracy by this much.
     """
 
     model: MiniFormerConfig = field(default_factory=_default_model)
@@ -131,6 +136,7 @@ class PretrainingObjectivesConfig:
     sample_len: int = 32
     temperature: float = 0.8
     min_gain_over_unigram: float = 0.05
+    min_right_context_gain: float = 0.01
 
     def __post_init__(self) -> None:
         m = self.model
@@ -164,6 +170,20 @@ def _windows(stream: Tensor, length: int, n: int) -> Tensor:
     if n < 1:
         raise ValueError(f"held-out text too short for windows of {length} bytes")
     return stream[: n * length].view(n, length)
+
+
+def _prompts(stream: Tensor, length: int, n: int) -> Tensor:
+    """``n`` prompts spread evenly over ``stream``, each starting after a space: ``(n, L)``."""
+    last = stream.numel() - 2 * length
+    if last < 1:
+        raise ValueError(f"held-out text too short for prompts of {length} bytes")
+    rows = []
+    for i in range(n):
+        start = i * last // n
+        spaces = (stream[start:start + length] == ord(" ")).nonzero()
+        start += int(spaces[0]) + 1 if len(spaces) else 0
+        rows.append(stream[start:start + length])
+    return torch.stack(rows)  # (n, L)
 
 
 @torch.no_grad()
@@ -478,7 +498,7 @@ def probes_item(cfg: PretrainingObjectivesConfig, runs: dict[str, ObjectiveRun],
         metrics["mlm_right_context_gain"] = gain
         findings.append(Finding.at_least(
             "the MLM uses the right context: its cloze accuracy with both sides beats left-only",
-            "mlm_right_context_gain", gain, 0.0))
+            "mlm_right_context_gain", gain, cfg.min_right_context_gain))
     worst = min(metrics[f"{n}.next_byte_acc"] for n in runs) - unigram_acc
     metrics["worst_gain_over_unigram"] = worst
     findings.append(Finding.at_least(
@@ -589,7 +609,7 @@ def run_pretraining_objectives(cfg: PretrainingObjectivesConfig, train_texts: Se
         span_len = cfg.cloze_left + 1 + cfg.cloze_right
         rest = val_tokens[probe_windows.numel():]
         spans = _windows(rest if rest.numel() >= span_len else val_tokens, span_len, cfg.cloze_probes)
-        prompts = _windows(val_tokens.flip(0).contiguous(), cfg.prompt_len, cfg.sample_prompts).flip(1)
+        prompts = _prompts(val_tokens, cfg.prompt_len, cfg.sample_prompts)
         runs = {o: train_objective(o, cfg, train_tokens, probe_windows) for o in OBJECTIVES}
         items = [training_item(cfg, runs),
                  probes_item(cfg, runs, spans, _unigram_accuracy(train_tokens, probe_windows)),
