@@ -19,8 +19,9 @@ a model whose heads inside each group are already identical is converted exactly
 
 Dimension legend: nh query heads, nkv key/value heads, hs head size, C d_model.
 
-Left out: converting the *source* from GQA with more groups is supported (source groups are
-pooled further); un-pooling (GQA -> MHA) and other pooling rules (first head, learned) are not.
+A GQA source with more K/V heads can be pooled further (its groups are merged the same way).
+
+Left out: un-pooling (GQA -> MHA) and other pooling rules (first head of the group, learned).
 """
 
 from __future__ import annotations
