@@ -36,7 +36,6 @@ from dataclasses import dataclass, field, replace
 
 import torch
 from matplotlib.figure import Figure
-from torch import Tensor
 
 from nlpcurriculum.decoding.batched import DecodeRun, greedy_batched, teacher_forced_argmax
 from nlpcurriculum.experiments.harness import BYTE_VOCAB, byte_tokens, curve, mean_loss, torch_threads

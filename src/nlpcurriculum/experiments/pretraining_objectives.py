@@ -41,7 +41,6 @@ scaling the comparison with model size.
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
