@@ -1,0 +1,42 @@
+"""Stage `gqa`: "Grouped Query Attention" (items 1-3).
+
+Reads params `gqa` and the corpus splits `data/processed/splits/{train,val}.parquet` (the `splits`
+contract), tokenized as UTF-8 bytes. Trains a multi-head mini-former, converts it to grouped-query
+layout for every K/V head count (mean-pooled heads), uptrains each briefly, and times batched
+cached greedy decoding (one thread); writes the tables to `models/gqa/`, the plots to
+`plots/gqa/` and `metrics/gqa.json`.
+
+Reproduce the decode-speed figure: `python -m nlpcurriculum profile default && dvc repro gqa`.
+"""
+
+import time
+
+from nlpcurriculum.data.schemas import split_texts
+from nlpcurriculum.io import atomic_path
+from nlpcurriculum.params import load_section
+from nlpcurriculum.stage import main_guard, publish
+
+STAGE = "gqa"
+OUTPUT = "models/gqa"
+
+
+def main() -> None:
+    started = time.time()
+    from nlpcurriculum.experiments.gqa import GQAConfig, run_gqa
+
+    cfg = load_section(STAGE, GQAConfig)
+    train, val = (split_texts(n) for n in ("train", "val"))
+    results = run_gqa(cfg, train, val)
+
+    with atomic_path(OUTPUT, is_dir=True) as tmp:
+        for r in results:
+            for name, text in r.texts.items():
+                (tmp / name).write_text(text, encoding="utf-8")
+    publish(STAGE, {STAGE: cfg}, results=results, started=started)
+    for r in results:
+        print(f"{STAGE}: {r.item}: " + "; ".join(
+            f"{f.metric}={f.value:.4g} {'pass' if f.passed else 'FAIL'}" for f in r.findings))
+
+
+if __name__ == "__main__":
+    main_guard(main)

@@ -1,0 +1,44 @@
+"""Stage `pretraining_objectives`: "Pretraining Objectives" (items 1-3).
+
+Reads params `pretraining_objectives` and the corpus splits `data/processed/splits/{train,val}.parquet`
+(the `splits` contract), tokenized as UTF-8 bytes. Trains a masked LM, a causal LM and a prefix LM
+of the same shape on the same windows for the same steps, probes them on held-out text (next-byte
+accuracy, continuation loss, two-sided cloze) and samples from each; writes the tables and samples
+to `models/pretraining_objectives/`, the plots to `plots/pretraining_objectives/` and
+`metrics/pretraining_objectives.json`.
+"""
+
+import time
+
+from nlpcurriculum.data.schemas import split_texts
+from nlpcurriculum.io import atomic_path
+from nlpcurriculum.params import load_section
+from nlpcurriculum.stage import main_guard, publish
+
+STAGE = "pretraining_objectives"
+OUTPUT = "models/pretraining_objectives"
+
+
+def main() -> None:
+    started = time.time()
+    from nlpcurriculum.experiments.pretraining_objectives import (
+        PretrainingObjectivesConfig,
+        run_pretraining_objectives,
+    )
+
+    cfg = load_section(STAGE, PretrainingObjectivesConfig)
+    train, val = (split_texts(n) for n in ("train", "val"))
+    results = run_pretraining_objectives(cfg, train, val)
+
+    with atomic_path(OUTPUT, is_dir=True) as tmp:
+        for r in results:
+            for name, text in r.texts.items():
+                (tmp / name).write_text(text, encoding="utf-8")
+    publish(STAGE, {STAGE: cfg}, results=results, started=started)
+    for r in results:
+        print(f"{STAGE}: {r.item}: " + "; ".join(
+            f"{f.metric}={f.value:.4g} {'pass' if f.passed else 'FAIL'}" for f in r.findings))
+
+
+if __name__ == "__main__":
+    main_guard(main)
