@@ -249,9 +249,10 @@ def smallest_n_for(target: float, e: float, a: float, alpha: float) -> float:
 
     ``N* = (A / (target - E))^(1/alpha)``; every larger model is predicted to do better.
     """
-    if target <= e:
+    if target <= e or a <= 0 or alpha <= 0:
         return math.inf
-    return (a / (target - e)) ** (1.0 / alpha)
+    log_n = (math.log(a) - math.log(target - e)) / alpha  # in logs: no overflow for tiny alpha
+    return math.exp(log_n) if log_n < 700 else math.inf
 
 
 def width_for(n_target: float, cfg: ScalingConfig) -> int:
@@ -291,6 +292,9 @@ def train_size(cfg: ScalingConfig, size: ScaleSize, seed: int, train: TokenBatch
         loss.backward()
         counted.append(saved.activation_bytes)
 
+    step()  # warm-up: first-call allocations (kernels, allocator pools) are not the model's
+    model.zero_grad(set_to_none=True)
+    counted.clear()
     peak = peak_rss_delta(step)
     model.zero_grad(set_to_none=True)
     train.load_state_dict(TokenBatcher(train.tokens, train.seq_len, seed=cfg.train.seed).state_dict())

@@ -101,7 +101,6 @@ class RecomputeBlock(torch.autograd.Function):
         grads = iter(torch.autograd.grad(y, wanted, grad_y, allow_unused=True))
         grad_x = next(grads)
         grad_params = [next(grads) if p.requires_grad else None for p in ctx.params]
-        ctx.run_fn = ctx.params = None  # drop references early
         return (None, grad_x if ctx.needs_input_grad[1] else None, *grad_params)
 
 
