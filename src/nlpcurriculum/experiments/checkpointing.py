@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from nlpcurriculum.experiments.harness import BYTE_VOCAB, byte_tokens, torch_threads
+from nlpcurriculum.experiments.harness import BYTE_VOCAB, byte_tokens, mean_loss, torch_threads
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
 from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training import crash_demo
@@ -122,7 +122,8 @@ class CheckpointingConfig:
         max_time_ratio: item 1: step time with / without checkpointing must stay below this.
         grad_tol: item 1: max abs loss / gradient difference between implementations.
         max_loss_diff: items 2-3: max abs loss difference of an exact resume.
-        min_naive_gap: item 2: mean abs loss gap of the weights-only resume must exceed this.
+        min_naive_gap: item 2: the weights-only resume's mean abs loss gap (training losses, and
+            losses on fixed batches) must reach this (nats).
     """
 
     ac_model: MiniFormerConfig = field(default_factory=_ac_model)
@@ -344,28 +345,64 @@ def _losses(history: list[dict[str, float]]) -> dict[int, float]:
     return {int(h["step"]): float(h["loss"]) for h in history}
 
 
+FIXED_EVAL_EVERY = 5  # item 2: loss on fixed batches every this many updates
+FIXED_EVAL_BATCHES = 4
+
+
+def _fixed_eval(trainer: Trainer, tokens: torch.Tensor, cfg: CheckpointingConfig,
+                offset: int = 0) -> dict[int, float]:
+    """Attach an ``on_step`` that scores the model on the same fixed batches every few updates.
+
+    Per-step training losses of runs that see different batches differ by batch noise alone;
+    the fixed batches (the stream's first windows, evaluated without dropout, touching no RNG
+    and no batcher state) show what the weights themselves do. Returns the dict it fills.
+    """
+    fixed = TokenBatcher(tokens, cfg.seq_len, mode="sequential")
+    out: dict[int, float] = {}
+
+    def on_step(step: int, metrics: dict[str, float]) -> None:
+        if (step + offset) % FIXED_EVAL_EVERY == 0:
+            out[step + offset] = mean_loss(trainer.model, fixed, cfg.train.batch_size,
+                                           FIXED_EVAL_BATCHES)
+
+    trainer.on_step = on_step
+    return out
+
+
 def reference_run(cfg: CheckpointingConfig, tokens: torch.Tensor,
-                  ckpt: Path) -> dict[int, float]:
-    """The uninterrupted run (checkpointed at ``resume_step`` on the way): ``{step: loss}``."""
+                  ckpt: Path) -> tuple[dict[int, float], dict[int, float]]:
+    """The uninterrupted run (checkpointed at ``resume_step`` on the way).
+
+    Returns:
+        ``({step: training loss}, {step: fixed-batch loss})``.
+    """
     trainer = crash_demo.build_trainer(_config_dict(cfg), tokens)
+    fixed = _fixed_eval(trainer, tokens, cfg)
     trainer.train(stop_at=cfg.resume_step)
     trainer.save(ckpt)
     result = trainer.train()
-    return _losses(result.history)
+    return _losses(result.history), fixed
 
 
-def resumed_run(cfg: CheckpointingConfig, tokens: torch.Tensor, ckpt: Path, how: str) -> dict[int, float]:
+def resumed_run(cfg: CheckpointingConfig, tokens: torch.Tensor, ckpt: Path,
+                how: str) -> tuple[dict[int, float], dict[int, float]]:
     """Resume ``ckpt`` with everything (``"full"``), or without the RNG state (``"no_rng"``),
-    the data position (``"no_data"``) or anything but the weights (``"weights_only"``)."""
+    the data position (``"no_data"``) or anything but the weights (``"weights_only"``).
+
+    Returns:
+        ``({step: training loss}, {step: fixed-batch loss})`` for the steps after the resume.
+    """
     trainer = crash_demo.build_trainer(_config_dict(cfg), tokens)
     if how == "weights_only":
         # the naive resume: weights from the file; AdamW moments, schedule (warmup again), RNG
         # and batches all start fresh, and the run goes on for the steps that were left
         load_checkpoint(ckpt, model=trainer.model)
+        fixed = _fixed_eval(trainer, tokens, cfg, offset=cfg.resume_step)
         steps_left = cfg.train.max_steps - cfg.resume_step
         result = trainer.train(stop_at=steps_left)
-        return {s + cfg.resume_step: v for s, v in _losses(result.history).items()}
+        return {s + cfg.resume_step: v for s, v in _losses(result.history).items()}, fixed
     trainer.load(ckpt)
+    fixed = _fixed_eval(trainer, tokens, cfg)
     if how == "no_rng":
         seed_everything(cfg.seed + 12345)
     elif how == "no_data":
@@ -374,7 +411,7 @@ def resumed_run(cfg: CheckpointingConfig, tokens: torch.Tensor, ckpt: Path, how:
     elif how != "full":
         raise ValueError(f"unknown resume mode {how!r}")
     result = trainer.train()
-    return {s: v for s, v in _losses(result.history).items() if s > cfg.resume_step}
+    return {s: v for s, v in _losses(result.history).items() if s > cfg.resume_step}, fixed
 
 
 RESUME_MODES = ("full", "no_rng", "no_data", "weights_only")
@@ -383,15 +420,23 @@ RESUME_MODES = ("full", "no_rng", "no_data", "weights_only")
 def resume_item(cfg: CheckpointingConfig, tokens: torch.Tensor, workdir: Path) -> tuple[ItemResult, dict[int, float]]:
     """Item 2: exact resume vs resumes that drop part of the state. Also returns the reference."""
     ckpt = workdir / "resume.pt"
-    ref = reference_run(cfg, tokens, ckpt)
+    ref, ref_fixed = reference_run(cfg, tokens, ckpt)
     after = [s for s in sorted(ref) if s > cfg.resume_step]
+    fixed_after = [s for s in sorted(ref_fixed) if s > cfg.resume_step]
+    fixed_curves = {"uninterrupted": ref_fixed}
     metrics: dict[str, float] = {"resume_step": float(cfg.resume_step)}
     curves = {"uninterrupted": ref}
     lines = [f"checkpoint at step {cfg.resume_step} of {cfg.train.max_steps}; loss differences "
              "against the uninterrupted run over the steps after it", "",
-             f"{'resume':<13} {'max |diff|':>11} {'mean |diff|':>12} {'first 10 mean':>14} {'final loss':>10}"]
+             f"{'resume':<13} {'max |diff|':>11} {'mean |diff|':>12} {'first 10 mean':>14} "
+             f"{'fixed excess':>13} {'final loss':>10}"]
     for how in RESUME_MODES:
-        got = resumed_run(cfg, tokens, ckpt, how)
+        got, got_fixed = resumed_run(cfg, tokens, ckpt, how)
+        fixed_curves[how] = got_fixed
+        fx = [got_fixed[s] - ref_fixed[s] for s in fixed_after]
+        metrics[f"{how}.fixed_mean_excess"] = sum(fx) / len(fx) if fx else 0.0
+        metrics[f"{how}.fixed_final_excess"] = fx[-1] if fx else 0.0
+        metrics[f"{how}.fixed_mean_abs_diff"] = sum(map(abs, fx)) / len(fx) if fx else 0.0
         diffs = [abs(got[s] - ref[s]) for s in after]
         metrics[f"{how}.max_abs_diff"] = max(diffs)
         metrics[f"{how}.mean_abs_diff"] = sum(diffs) / len(diffs)
@@ -399,30 +444,51 @@ def resume_item(cfg: CheckpointingConfig, tokens: torch.Tensor, workdir: Path) -
         metrics[f"{how}.final_loss"] = got[after[-1]]
         curves[how] = got
         lines.append(f"{how:<13} {max(diffs):>11.3e} {metrics[f'{how}.mean_abs_diff']:>12.3e} "
-                     f"{metrics[f'{how}.first10_mean_abs_diff']:>14.3e} {got[after[-1]]:>10.4f}")
+                     f"{metrics[f'{how}.first10_mean_abs_diff']:>14.3e} "
+                     f"{metrics[f'{how}.fixed_mean_excess']:>+13.3e} {got[after[-1]]:>10.4f}")
     metrics["uninterrupted.final_loss"] = ref[after[-1]]
-    lines.append(f"{'uninterrupted':<13} {'':>11} {'':>12} {'':>14} {ref[after[-1]]:>10.4f}")
+    lines.append(f"{'uninterrupted':<13} {'':>11} {'':>12} {'':>14} {'':>13} {ref[after[-1]]:>10.4f}")
+    lines += ["", "fixed excess: mean over the evaluations after the resume of (loss on "
+              f"{FIXED_EVAL_BATCHES} fixed batches - the uninterrupted run's), every "
+              f"{FIXED_EVAL_EVERY} updates: the weights' own quality, free of batch noise"]
     findings = [
         Finding.at_most(
             "resuming with weights, AdamW moments, LR schedule, RNG and data-loader state "
             "continues the loss curve exactly (max abs diff after the resume)",
             "full.max_abs_diff", metrics["full.max_abs_diff"], cfg.max_loss_diff),
         Finding.at_least(
-            "resuming with the weights only (fresh optimizer, schedule, RNG, batches) leaves the "
-            "uninterrupted curve (mean abs loss diff after the resume, nats)",
+            "resuming with the weights only (fresh AdamW moments, warmup again, new RNG and "
+            "batches) leaves the uninterrupted curve (mean abs loss diff after the resume, nats)",
             "weights_only.mean_abs_diff", metrics["weights_only.mean_abs_diff"], cfg.min_naive_gap),
+        Finding.at_least(
+            "... not only through other batches: the weights themselves leave the uninterrupted "
+            "trajectory (mean |loss difference| on fixed batches after the resume, nats; the "
+            "sign is in fixed_mean_excess: a restarted warmup + cosine keeps the LR high longer)",
+            "weights_only.fixed_mean_abs_diff", metrics["weights_only.fixed_mean_abs_diff"],
+            cfg.min_naive_gap),
     ]
     series = {f"{k}.loss": sorted(v.items()) for k, v in curves.items()}
+    series.update({f"{k}.fixed_loss": sorted(v.items()) for k, v in fixed_curves.items()})
     return ItemResult(
         item=ITEMS["resume"], metrics=metrics, series=series, findings=findings,
-        figures={"resume.png": _resume_figure(curves, cfg.resume_step)},
+        figures={"resume.png": _resume_figure(curves, cfg.resume_step, fixed_curves)},
         texts={"resume.txt": "\n".join(lines) + "\n"},
     ), ref
 
 
-def _resume_figure(curves: dict[str, dict[int, float]], step: int) -> Figure:
-    fig = Figure(figsize=(12.0, 4.2), layout="constrained")
-    ax0, ax1 = fig.subplots(1, 2)
+def _resume_figure(curves: dict[str, dict[int, float]], step: int,
+                   fixed: dict[str, dict[int, float]]) -> Figure:
+    fig = Figure(figsize=(16.0, 4.2), layout="constrained")
+    ax0, ax1, ax2 = fig.subplots(1, 3)
+    for i, (name, c) in enumerate(fixed.items()):
+        steps = sorted(c)
+        style = dict(linewidth=2.5, alpha=0.5) if name == "uninterrupted" else dict(linewidth=1.0)
+        ax2.plot(steps, [c[s] for s in steps], label=name, color=f"C{i}", marker=".", **style)
+    ax2.axvline(step, color="grey", linestyle="--", linewidth=1)
+    ax2.set(xlabel="optimizer step", ylabel="loss on fixed batches (no dropout)",
+            title="the weights' own quality (no batch noise)")
+    ax2.grid(alpha=0.3)
+    ax2.legend(fontsize=8)
     ref = curves["uninterrupted"]
     for i, (name, c) in enumerate(curves.items()):
         steps = sorted(c)
