@@ -3,7 +3,8 @@
 1. *Loss vs size* (:func:`loss_item`): byte-level mini-formers from ~10^4 to ~10^6
    non-embedding parameters ``N`` (Kaplan et al. 2020's count: the token embedding and learned
    position table left out) are trained on the corpus for the same number of tokens ``D``, with
-   the same batches, learning rate and warmup + cosine schedule fitted to that budget. The final
+   the same batches and warmup + cosine schedule fitted to that budget, and a peak learning rate
+   either shared or from Kaplan et al.'s rule ``LR(N) = 0.003239 - 0.0001395 ln N``. The final
    validation loss ``L`` of each is fitted with the saturating power law
 
        L(N) = E + A * N^(-alpha)
@@ -55,6 +56,7 @@ __all__ = [
     "ScalingConfig",
     "SizeRun",
     "fit_power_law",
+    "kaplan_lr",
     "power_law",
     "run_scaling_laws",
     "smallest_n_for",
@@ -112,6 +114,8 @@ class ScalingConfig:
             is the token budget ``D``.
         seeds: initialisation seeds per size (each run is one point of the fit).
         val_batches: batches of ``train.batch_size`` windows for the final validation loss.
+        lr_rule: ``"fixed"`` (``train.lr`` for every size) or ``"kaplan"`` (the peak learning
+            rate of each size from :func:`kaplan_lr`; ``train.lr`` is then unused).
         target_loss: item 3: the loss to reach; ``null``: midway between the two largest
             sizes' measured losses.
         verify_layers: item 3: depth of the verification model (its width is solved for N*).
@@ -126,6 +130,7 @@ class ScalingConfig:
     train: TrainerConfig = field(default_factory=_default_train)
     seeds: list[int] = field(default_factory=lambda: [0])
     val_batches: int = 16
+    lr_rule: str = "kaplan"
     target_loss: float | None = None
     verify_layers: int = 4
     num_threads: int = 1
@@ -150,6 +155,8 @@ class ScalingConfig:
         for name in ("val_batches", "verify_layers", "num_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lr_rule not in LR_RULES:
+            raise ValueError(f"lr_rule must be one of {LR_RULES}, got {self.lr_rule!r}")
         if self.target_loss is not None and self.target_loss <= 0:
             raise ValueError(f"target_loss must be > 0 or null, got {self.target_loss}")
 
@@ -273,6 +280,17 @@ def width_for(n_target: float, cfg: ScalingConfig) -> int:
 # ---------------------------------------------------------------------------------------------
 # training one size
 
+LR_RULES = ("fixed", "kaplan")
+
+
+def kaplan_lr(n_params: int) -> float:
+    """Kaplan et al. 2020's fitted learning rate for a model of ``N`` non-embedding parameters,
+    ``LR(N) = 0.003239 - 0.0001395 ln N`` (their eq. D.1): larger models want smaller steps.
+
+    Worked example: ``N = 6,592`` -> 0.00201; ``N = 1.19e6`` -> 0.00129.
+    """
+    return max(0.003239 - 0.0001395 * math.log(n_params), 1e-5)
+
 
 def train_size(cfg: ScalingConfig, size: ScaleSize, seed: int, train: TokenBatcher,
                val: TokenBatcher) -> SizeRun:
@@ -299,7 +317,10 @@ def train_size(cfg: ScalingConfig, size: ScaleSize, seed: int, train: TokenBatch
     model.zero_grad(set_to_none=True)
     train.load_state_dict(TokenBatcher(train.tokens, train.seq_len, seed=cfg.train.seed).state_dict())
 
-    trainer = Trainer(model, cfg.train, train, val)
+    train_cfg = cfg.train
+    if cfg.lr_rule == "kaplan":
+        train_cfg = replace(train_cfg, lr=kaplan_lr(model.num_params(non_embedding=True)))
+    trainer = Trainer(model, train_cfg, train, val)
     t0 = time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - t0
