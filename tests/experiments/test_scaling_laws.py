@@ -55,7 +55,7 @@ def _tiny() -> ScalingConfig:
 def test_width_for_hits_the_nearest_count():
     cfg = _tiny()
     d = width_for(20_000, cfg)
-    assert d % 8 == 0 and d >= 8
+    assert d % 2 == 0 and d >= 4
 
 
 def test_run_returns_three_items_with_every_size_measured():
@@ -82,6 +82,7 @@ def test_run_returns_three_items_with_every_size_measured():
         (dict(seeds=[]), "seeds must list"),
         (dict(target_loss=-1.0), "target_loss must be"),
         (dict(val_batches=0), "val_batches must be >= 1"),
+        (dict(lr_rule="chinchilla"), "lr_rule must be one of"),
     ],
 )
 def test_bad_config_fails_clearly(change, message):

@@ -263,10 +263,10 @@ def smallest_n_for(target: float, e: float, a: float, alpha: float) -> float:
 
 
 def width_for(n_target: float, cfg: ScalingConfig) -> int:
-    """The ``d_model`` (a multiple of 8) whose model with ``verify_layers`` blocks has the
-    non-embedding parameter count closest to ``n_target`` (counted by building it)."""
-    best, best_err = 8, math.inf
-    for d in range(8, 1025, 8):
+    """The even ``d_model`` whose model with ``verify_layers`` blocks has the non-embedding
+    parameter count closest to ``n_target`` (counted by building it)."""
+    best, best_err = 4, math.inf
+    for d in range(4, 1025, 2):
         n = build_model(cfg.model_config(ScaleSize("v", d, cfg.verify_layers, 2))).num_params(
             non_embedding=True)
         err = abs(math.log(n / n_target))

@@ -224,35 +224,58 @@ def _status_kib(field: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _trim_heap() -> None:
-    """Give freed heap pages back to the kernel (glibc ``malloc_trim``), so the step's peak
-    shows as new resident memory instead of reusing pages an earlier step left behind."""
+_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+
+
+def _libc():
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+        return ctypes.CDLL("libc.so.6")
+    except OSError:
+        return None
+
+
+def _trim_heap() -> None:
+    """Give freed heap pages back to the kernel (glibc ``malloc_trim``), so the step's peak
+    shows as new resident memory instead of reusing pages an earlier step left behind."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
+def _mmap_threshold(nbytes: int) -> None:
+    """Serve allocations of ``nbytes`` or more with their own ``mmap`` (returned to the kernel
+    on free), so the resident set follows the live tensors instead of heap fragmentation."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "mallopt"):
+        libc.mallopt(_M_MMAP_THRESHOLD, int(nbytes))
 
 
 def peak_rss_delta(fn: Callable[[], Any]) -> float | None:
     """Peak resident-set growth (bytes) while ``fn()`` runs, or ``None`` where not measurable.
 
-    Trims the heap, resets the kernel's high-water mark (``echo 5 > /proc/self/clear_refs``,
-    Linux), runs
+    Makes every allocation of 64 KiB or more its own ``mmap`` while measuring (glibc
+    ``mallopt``; afterwards the threshold is set to 32 MiB, the ceiling glibc's own dynamic
+    threshold grows to), trims the heap, resets the kernel's high-water mark
+    (``echo 5 > /proc/self/clear_refs``, Linux), runs
     ``fn`` and returns ``VmHWM - VmRSS(before)``. Includes everything the step allocates
     (activations, gradients, optimizer state on its first step, allocator slack).
     """
-    _trim_heap()
-    before = _status_kib("VmRSS")
+    _mmap_threshold(64 * 1024)
     try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return None
-    if before is None:
-        return None
-    fn()
-    peak = _status_kib("VmHWM")
+        _trim_heap()
+        before = _status_kib("VmRSS")
+        try:
+            Path("/proc/self/clear_refs").write_text("5")
+        except OSError:
+            return None
+        if before is None:
+            return None
+        fn()
+        peak = _status_kib("VmHWM")
+    finally:
+        _mmap_threshold(32 * 1024 * 1024)  # glibc's dynamic threshold's ceiling: heap reuse again
     return None if peak is None else max(0.0, (peak - before) * 1024.0)
 
 
