@@ -11,6 +11,7 @@ from nlpcurriculum.experiments.scaling_laws import (
     ScaleSize,
     ScalingConfig,
     fit_power_law,
+    kaplan_lr,
     power_law,
     run_scaling_laws,
     smallest_n_for,
@@ -34,6 +35,11 @@ def test_fit_recovers_a_known_law_and_its_inverse():
     n_star = smallest_n_for(float(power_law(5e4, 1.2, 30.0, 0.35)), 1.2, 30.0, 0.35)
     assert n_star == pytest.approx(5e4, rel=1e-9)
     assert math.isinf(smallest_n_for(1.0, 1.2, 30.0, 0.35))  # below E: unreachable
+
+
+def test_kaplan_lr_falls_with_size():
+    assert kaplan_lr(6592) == pytest.approx(0.003239 - 0.0001395 * math.log(6592))
+    assert kaplan_lr(10**6) < kaplan_lr(10**4) < 0.003239
 
 
 def test_fit_needs_four_points():
