@@ -394,6 +394,10 @@ def _fit_figure(cfg: ScalingConfig, runs: list[SizeRun], fit: PowerLawFit,
     for label, (n, loss) in (extra or {}).items():
         ax.scatter([n], [loss], marker="*", s=120, zorder=4, label=label)
     ax.axhline(fit.e, color="grey", linestyle=":", linewidth=1, label=f"E = {fit.e:.3f}")
+    # keep the axes on the data: a wide band (few points, correlated E and A) would flatten them
+    losses = [r.val_loss for r in runs] + [v[1] for v in (extra or {}).values()]
+    span = max(losses) - min(losses) or 1.0
+    ax.set_ylim(min(min(losses), fit.e) - 0.15 * span, max(losses) + 0.4 * span)
     ax.set_xscale("log")
     ax.set(xlabel="non-embedding parameters N", ylabel="validation loss (nats / byte)",
            title=f"loss vs size at D = {cfg.tokens_per_run:,} bytes")
