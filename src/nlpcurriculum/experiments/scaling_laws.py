@@ -129,7 +129,7 @@ class ScalingConfig:
     sizes: list[ScaleSize] = field(default_factory=_default_sizes)
     train: TrainerConfig = field(default_factory=_default_train)
     seeds: list[int] = field(default_factory=lambda: [0])
-    val_batches: int = 16
+    val_batches: int = 32
     lr_rule: str = "kaplan"
     target_loss: float | None = None
     verify_layers: int = 4
