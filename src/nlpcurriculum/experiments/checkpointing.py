@@ -29,6 +29,8 @@ asynchronous checkpoint writes, keeping the last k checkpoints.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -581,14 +583,23 @@ def crash_and_resume(cfg: CheckpointingConfig, tokens: torch.Tensor, run_dir: Pa
 
 
 def corrupt_restart(run_dir: Path) -> tuple[int, str]:
-    """Truncate the checkpoint to half its bytes and restart the demo: (exit status, stderr)."""
+    """Truncate the checkpoint to half its bytes and restart the demo: (exit status, stderr).
+
+    The restart runs the demo's ``main`` in this process (the same code a fresh process runs,
+    without paying another interpreter start-up); its exit status is the ``SystemExit`` code.
+    """
     path = run_dir / crash_demo.CHECKPOINT
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    proc = subprocess.run(
-        [sys.executable, "-m", "nlpcurriculum.training.crash_demo", str(run_dir)],
-        env=_env(), capture_output=True, text=True, timeout=120)
-    return proc.returncode, proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
+    err = io.StringIO()
+    status = 0
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            crash_demo.main([str(run_dir)])
+        except SystemExit as exc:
+            status = int(exc.code or 0)
+    text = err.getvalue().strip()
+    return status, text.splitlines()[-1] if text else ""
 
 
 def crash_item(cfg: CheckpointingConfig, tokens: torch.Tensor, ref: dict[int, float],
