@@ -1,0 +1,40 @@
+"""Stage `scaling_laws`: "Scaling Laws & Model Capacity" (items 1-3).
+
+Reads params `scaling_laws` and the corpus splits `data/processed/splits/{train,val}.parquet`
+(the `splits` contract), tokenized as UTF-8 bytes. Trains a ladder of mini-former sizes at one
+token budget, fits L(N) = E + A N^-alpha, benchmarks time / throughput / memory per size, and
+predicts and verifies the smallest size that reaches a target loss; writes the item tables to
+`models/scaling_laws/tables.txt`, the plots to `plots/scaling_laws/` and
+`metrics/scaling_laws.json`.
+"""
+
+import time
+
+from nlpcurriculum.data.schemas import split_texts
+from nlpcurriculum.io import atomic_path
+from nlpcurriculum.params import load_section
+from nlpcurriculum.stage import main_guard, publish
+
+STAGE = "scaling_laws"
+OUTPUT = "models/scaling_laws"
+
+
+def main() -> None:
+    started = time.time()
+    from nlpcurriculum.experiments.scaling_laws import ScalingConfig, run_scaling_laws
+
+    cfg = load_section(STAGE, ScalingConfig)
+    results = run_scaling_laws(cfg, split_texts("train"), split_texts("val"))
+
+    with atomic_path(OUTPUT, is_dir=True) as tmp:
+        (tmp / "tables.txt").write_text("".join(
+            f"== {r.item} {name}\n{text}\n" for r in results for name, text in r.texts.items()),
+            encoding="utf-8")
+    publish(STAGE, {STAGE: cfg}, results=results, started=started)
+    for r in results:
+        print(f"{STAGE}: {r.item}: " + "; ".join(
+            f"{f.metric}={f.value:.4g} {'pass' if f.passed else 'FAIL'}" for f in r.findings))
+
+
+if __name__ == "__main__":
+    main_guard(main)
