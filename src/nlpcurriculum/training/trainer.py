@@ -20,8 +20,10 @@ atomic checkpoint is written. A run resumed from a checkpoint produces bit-ident
 losses (tested). Metrics go to an ``on_step(step, metrics)`` callback, so a stage can forward
 them to MLflow without this library importing it.
 
-Left out: mixed precision, distributed data parallel, gradient checkpointing, EMA weights,
-early stopping.
+Left out here (each has its own module): mixed precision (``training/amp.py``), data / pipeline
+parallelism (``training/distributed.py``, ``training/pipeline_parallel.py``), activation
+checkpointing (``training/activation_checkpointing.py``). Not implemented: EMA weights, early
+stopping.
 """
 
 from __future__ import annotations
