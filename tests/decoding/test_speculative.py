@@ -16,6 +16,7 @@ from nlpcurriculum.decoding.kv_decode import greedy_cached
 from nlpcurriculum.decoding.spec_experiments import (
     SpeculativeConfig,
     bigram_draft,
+    distill_loss,
     exactness_check,
     run_speculative,
 )
@@ -241,6 +242,18 @@ def test_bigram_draft_is_the_normalised_counts():
     np.testing.assert_allclose(probs.numpy(), expected, rtol=1e-5)
 
 
+def test_distill_loss_mixes_cross_entropy_and_kl_to_the_target():
+    target, draft = lm(0, init_std=0.3), lm(1, layers=1, init_std=0.3)
+    x = torch.randint(0, 50, (2, 6), generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 50, (2, 6), generator=torch.Generator().manual_seed(1))
+    ce = draft(x, targets=y).loss
+    torch.testing.assert_close(distill_loss(target, 0.0)(draft, (x, y)), ce)
+    assert float(distill_loss(target, 1.0)(target, (x, y))) == pytest.approx(0.0, abs=1e-5)
+    kl = float(distill_loss(target, 1.0)(draft, (x, y)))
+    assert kl > 0
+    assert float(distill_loss(target, 0.25)(draft, (x, y))) == pytest.approx(0.75 * float(ce) + 0.25 * kl, rel=1e-5)
+
+
 # --- config and the experiment -----------------------------------------------------------------
 
 
@@ -253,6 +266,8 @@ def test_config_errors_name_the_key():
         SpeculativeConfig(draft_widths=[30, 64, 64])
     with pytest.raises(ValueError, match="temperatures"):
         SpeculativeConfig(temperatures=[-1.0])
+    with pytest.raises(ValueError, match="distill"):
+        SpeculativeConfig(distill=1.5)
 
 
 def test_run_speculative_tiny(tmp_path):
