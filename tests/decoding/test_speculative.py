@@ -186,6 +186,8 @@ def test_speculative_samples_follow_the_target_not_the_draft(cached_draft):
     bound = 0.5 * sum(math.sqrt(v * (1 - v) / N) for v in p.values()) + math.sqrt(math.log(1000) / (2 * N))
     assert tv < bound, (tv, bound)
     assert 0 < stats.acceptance_rate < 1  # both branches of the rule were exercised
+    # each judged token is accepted with probability beta = sum min(p, q)
+    assert abs(stats.acceptance_rate - np.mean(stats.beta)) < 4 * math.sqrt(0.25 / len(stats.beta))
     if q is not None:  # the draft's own distribution is outside the bound: the test can tell
         assert 0.5 * sum(abs(q[k] - p[k]) for k in p) > bound
 
@@ -242,6 +244,7 @@ def test_bigram_draft_is_the_normalised_counts():
     np.testing.assert_allclose(probs.numpy(), expected, rtol=1e-5)
 
 
+@torch.no_grad()
 def test_distill_loss_mixes_cross_entropy_and_kl_to_the_target():
     target, draft = lm(0, init_std=0.3), lm(1, layers=1, init_std=0.3)
     x = torch.randint(0, 50, (2, 6), generator=torch.Generator().manual_seed(0))

@@ -81,7 +81,7 @@ ITEMS = {
 
 
 def _default_train() -> TrainerConfig:
-    return TrainerConfig(lr=3e-3, max_steps=200, batch_size=8, warmup_steps=20, eval_every=0,
+    return TrainerConfig(lr=3e-3, max_steps=400, batch_size=8, warmup_steps=20, eval_every=0,
                          progress=False)
 
 
@@ -134,7 +134,7 @@ class SpeculativeConfig:
     prompt_tokens: int = 16
     n_prompts: int = 4
     new_tokens: int = 64
-    gammas: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 6])
+    gammas: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
     temperatures: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
     curve_gamma: int = 4
     exact_samples: int = 20000
@@ -167,8 +167,8 @@ class SpeculativeConfig:
             raise ValueError(f"exact_bins must be >= 2, got {self.exact_bins}")
         if not self.gammas or any(g < 1 for g in self.gammas) or self.gammas != sorted(set(self.gammas)):
             raise ValueError(f"gammas must be ascending distinct positive ints, got {self.gammas}")
-        if not self.temperatures or any(t < 0 for t in self.temperatures):
-            raise ValueError(f"temperatures must be a non-empty list of values >= 0, got {self.temperatures}")
+        if not self.temperatures or any(t < 0 for t in self.temperatures) or max(self.temperatures) == 0:
+            raise ValueError(f"temperatures must be values >= 0, at least one > 0, got {self.temperatures}")
         if self.exact_temperature <= 0:
             raise ValueError(f"exact_temperature must be > 0, got {self.exact_temperature}")
         if not 0.0 <= self.distill <= 1.0:
@@ -273,26 +273,25 @@ def forward_cost(model: nn.Module, context: int, width: int, calls: int, repeats
     """Seconds of one forward pass over ``width`` new tokens after ``context`` cached ones.
 
     A mini-former is timed with its KV cache (cropped back after every pass, as in decoding); a
-    cache-less draft is timed on ``width`` tokens alone. Best of ``repeats`` means of ``calls``.
+    cache-less draft is timed on ``width`` tokens alone. The lower quartile of ``calls * repeats``
+    single-pass times.
     """
     x = torch.zeros(1, width, dtype=torch.long)  # (1, width)
-    best = float("inf")
+    times = []
+    cache = None
     if hasattr(model, "blocks"):
         cache = KVCache(len(model.blocks))
         model(torch.zeros(1, context, dtype=torch.long), kv_cache=cache)
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for _ in range(calls):
-                model(x, kv_cache=cache)
-                cache.crop(context)
-            best = min(best, (time.perf_counter() - start) / calls)
-    else:
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for _ in range(calls):
-                model(x)
-            best = min(best, (time.perf_counter() - start) / calls)
-    return best
+    for _ in range(calls * repeats):
+        start = time.perf_counter()
+        if cache is not None:
+            model(x, kv_cache=cache)
+            cache.crop(context)
+        else:
+            model(x)
+        times.append(time.perf_counter() - start)
+    # the lower quartile: on a shared machine most slow calls are other processes' time slices
+    return float(np.percentile(times, 25))
 
 
 def _best_time(fn: Callable[[], object], repeats: int) -> tuple[object, float]:
@@ -352,23 +351,24 @@ def greedy_sweep(target: MiniFormer, drafts: Sequence[Draft], prompts: Sequence[
         costs[f"draft.{d.name}"] = forward_cost(d.model, ctx, 1, cfg.cost_calls, cfg.repeats)
         c = costs[f"draft.{d.name}"] / costs["target.1"]
         for g in cfg.gammas:
-            # baseline re-timed next to each measurement: the shared machine's speed drifts
-            _, base_s = _best_time(lambda: [greedy_cached(target, p, n) for p in prompts], cfg.repeats)
-            holder: list[SpecStats] = []
-
-            def run(g: int = g, model: nn.Module = d.model) -> list[list[int]]:
-                stats = SpecStats(g)
-                outs = []
-                for p in prompts:
+            stats, same, base_s, spec_s = SpecStats(g), 0, 0.0, 0.0
+            for p, ref in zip(prompts, reference):
+                # per prompt, baseline and speculative runs alternate and the fastest of each
+                # counts: short, interleaved windows are the least disturbed on a shared machine
+                best_b = best_s = float("inf")
+                for _ in range(cfg.repeats):
+                    start = time.perf_counter()
+                    greedy_cached(target, p, n)
+                    best_b = min(best_b, time.perf_counter() - start)
                     s = SpecStats(g)
-                    outs.append(speculative_generate(target, model, p, n, g, stats=s))
-                    stats.merge(s)
-                holder.append(stats)
-                return outs
-
-            outs, spec_s = _best_time(run, cfg.repeats)
-            same = sum(o == r for o, r in zip(outs, reference))
-            rows.append(SweepRow(d.name, g, spec_s, base_s, same, holder[-1], c,
+                    start = time.perf_counter()
+                    out = speculative_generate(target, d.model, p, n, g, stats=s)
+                    best_s = min(best_s, time.perf_counter() - start)
+                stats.merge(s)  # decoding is deterministic: every repeat has the same stats
+                same += out == ref
+                base_s += best_b
+                spec_s += best_s
+            rows.append(SweepRow(d.name, g, spec_s, base_s, same, stats, c,
                                  costs[f"target.{g + 1}"] / costs["target.1"]))
     return rows, costs
 
@@ -396,8 +396,10 @@ def temperature_curves(target: MiniFormer, draft: nn.Module, prompts: Sequence[l
             for p in prompts:
                 autoregressive(target, p, n, t, gen)
 
-        _, spec_s = _best_time(spec, cfg.repeats)
-        _, base_s = _best_time(plain, cfg.repeats)
+        spec_s = base_s = float("inf")
+        for _ in range(cfg.repeats):  # alternate, as in the greedy sweep
+            spec_s = min(spec_s, _best_time(spec, 1)[1])
+            base_s = min(base_s, _best_time(plain, 1)[1])
         out[t] = (holder[-1], base_s / spec_s)
     return out
 
@@ -554,8 +556,10 @@ def acceptance_item(rows: Sequence[SweepRow], curves: dict[float, tuple[SpecStat
         f"{r.draft:10s} {r.gamma:5d}  {r.stats.acceptance_rate:.3f}  {r.stats.tokens_per_call:8.2f}  "
         f"{r.c:.3f}  {r.verify_ratio:6.2f}  {r.speedup:8.2f}  {r.predicted:7.2f}  {r.predicted_paper:13.2f}"
         for r in rows)
-    greedy_t = min(curves)  # the lowest temperature against the highest
     hot_t = max(curves)
+    hot = curves[hot_t][0]
+    metrics[f"T{hot_t:g}.mean_beta"] = float(np.mean(hot.beta)) if hot.beta else float("nan")
+    metrics[f"T{hot_t:g}.acceptance_minus_beta"] = abs(hot.acceptance_rate - metrics[f"T{hot_t:g}.mean_beta"])
     return ItemResult(
         item=ITEMS["acceptance"],
         metrics=metrics,
@@ -567,11 +571,11 @@ def acceptance_item(rows: Sequence[SweepRow], curves: dict[float, tuple[SpecStat
                             "rate, cost ratio and verification cost, predicts the measured "
                             "speedups (mean relative error)", "formula_mean_rel_error",
                             metrics["formula_mean_rel_error"], cfg.formula_tol),
-            Finding.at_least(f"drafts are accepted more often at low temperature: acceptance at "
-                             f"T={greedy_t:g} minus at T={hot_t:g}",
-                             "acceptance_drop_with_temperature",
-                             curves[greedy_t][0].acceptance_rate - curves[hot_t][0].acceptance_rate,
-                             0.0),
+            Finding.at_most(f"at T={hot_t:g} the measured acceptance rate is the expected one, "
+                            f"the mean of beta = sum_x min(p, q) over judged positions (|difference| "
+                            f"within 3 binomial standard errors)", f"T{hot_t:g}.acceptance_minus_beta",
+                            abs(hot.acceptance_rate - metrics[f"T{hot_t:g}.mean_beta"]),
+                            3 * math.sqrt(0.25 / max(len(hot.beta), 1))),
         ],
     )
 

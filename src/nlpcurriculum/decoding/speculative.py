@@ -75,6 +75,9 @@ class SpecStats:
         accepted: drafted tokens accepted in each target call (``<= proposed``).
         draft_calls: draft forward passes in total.
         target_calls: target forward passes in total (one per call, the prefill excluded).
+        beta: when sampling, ``sum_x min(p_i(x), q_i(x))`` at every judged position ``i``: the
+            probability that position's drafted token is accepted (Leviathan et al.'s
+            ``beta``), so its mean predicts :attr:`acceptance_rate`.
     """
 
     gamma: int
@@ -82,6 +85,7 @@ class SpecStats:
     accepted: list[int] = field(default_factory=list)
     draft_calls: int = 0
     target_calls: int = 0
+    beta: list[float] = field(default_factory=list)
 
     def merge(self, other: "SpecStats") -> None:
         """Add another run's calls (e.g. another prompt) to these."""
@@ -89,6 +93,7 @@ class SpecStats:
         self.accepted += other.accepted
         self.draft_calls += other.draft_calls
         self.target_calls += other.target_calls
+        self.beta += other.beta
 
     def reached(self) -> list[int]:
         """Per draft position ``i``: calls that got to judge position ``i`` (all before accepted)."""
@@ -308,6 +313,9 @@ def speculative_generate(
             n_t, nxt_t = accept_block(p[None], q[None], torch.tensor([drafted], dtype=torch.long)
                                       .view(1, g), generator)
             n_acc, nxt = int(n_t[0]), int(nxt_t[0])
+            judged = min(g, n_acc + 1)
+            if judged:
+                stats.beta += torch.minimum(p[:judged], q[:judged]).sum(-1).tolist()
         stats.proposed.append(g)
         stats.accepted.append(n_acc)
         kept = len(tokens) + n_acc  # everything up to the last accepted token is now cached
