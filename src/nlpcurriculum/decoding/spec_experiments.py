@@ -521,7 +521,8 @@ def acceptance_item(rows: Sequence[SweepRow], curves: dict[float, tuple[SpecStat
         metrics[f"T{t:g}.acceptance_rate"] = stats.acceptance_rate
         metrics[f"T{t:g}.tokens_per_call"] = stats.tokens_per_call
         metrics[f"T{t:g}.speedup"] = speed
-        for i, v in enumerate(by_pos):
+        for i, (v, r) in enumerate(zip(by_pos, stats.reached())):
+            metrics[f"T{t:g}.judged.pos{i + 1}"] = r  # how many calls the rate at i rests on
             if not math.isnan(v):
                 metrics[f"T{t:g}.acceptance.pos{i + 1}"] = v
         series[f"acceptance_T{t:g}"] = [(i + 1, v) for i, v in enumerate(by_pos) if not math.isnan(v)]
