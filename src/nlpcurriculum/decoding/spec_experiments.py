@@ -15,7 +15,8 @@ training, almost no compute) as the smallest point. Prompts are windows of the v
   draft block and by temperature (the sampled rule, exact at every temperature), speedup against
   ``gamma`` for every draft, and measured speedups against Leviathan et al.'s formula
   ``(1 - a^(g+1)) / ((1 - a)(g c + 1))`` with the measured ``a`` and ``c``.
-* ``speculative-decoding/3`` (:func:`draft_size_item`): per draft size, its quality (val loss),
+* ``speculative-decoding/3`` (:func:`draft_size_item`): per draft size, its quality (val loss
+  on the corpus, and KL from the target on the same windows: what acceptance depends on),
   acceptance rate, cost ratio and best speedup; the best quality/speed trade-off is the draft
   with the highest speedup.
 
@@ -191,6 +192,7 @@ class Draft:
     params: int
     val_loss: float
     train_s: float
+    kl_to_target: float = float("nan")
 
 
 def bigram_draft(train: np.ndarray, vocab_size: int, alpha: float) -> BigramLM:
@@ -234,6 +236,23 @@ def distill_loss(target: nn.Module, weight: float) -> Callable[[nn.Module, tuple
     return loss
 
 
+@torch.no_grad()
+def kl_to_target(target: nn.Module, draft: nn.Module, data: TokenBatcher, batch_size: int,
+                 n_batches: int) -> float:
+    """Mean ``KL(p_target || q_draft)`` per token over the val windows (nats).
+
+    What acceptance depends on: a drafted token is accepted with probability
+    ``sum_x min(p, q) = 1 - TV(p, q)``, and ``TV <= sqrt(KL / 2)`` (Pinsker).
+    """
+    total, count = 0.0, 0
+    for x, _ in data.eval_batches(batch_size, n_batches):
+        p_log = F.log_softmax(target(x).logits.float(), dim=-1).flatten(0, 1)  # (B*T, V)
+        q_log = F.log_softmax(draft(x).logits.float(), dim=-1).flatten(0, 1)
+        total += float(F.kl_div(q_log, p_log, log_target=True, reduction="sum"))
+        count += p_log.size(0)
+    return total / count
+
+
 def train_drafts(target: MiniFormer, train: np.ndarray, val: np.ndarray,
                  cfg: SpeculativeConfig) -> list[Draft]:
     """The bigram draft (if enabled) and one trained mini-former per ``(layers, width)``."""
@@ -262,6 +281,8 @@ def train_drafts(target: MiniFormer, train: np.ndarray, val: np.ndarray,
         drafts.append(Draft(name, model, model.num_params(),
                             mean_loss(model, val_data, cfg.train.batch_size, cfg.val_batches),
                             time.perf_counter() - start))
+    for d in drafts:
+        d.kl_to_target = kl_to_target(target, d.model, val_data, cfg.train.batch_size, cfg.val_batches)
     return drafts
 
 
@@ -599,6 +620,7 @@ def draft_size_item(rows: Sequence[SweepRow], drafts: Sequence[Draft], target_va
         best = _best([r for r in rows if r.draft == d.name])
         per.append((d, best))
         metrics.update({f"{d.name}.val_loss": d.val_loss, f"{d.name}.params": d.params,
+                        f"{d.name}.kl_to_target": d.kl_to_target,
                         f"{d.name}.acceptance_rate": best.stats.acceptance_rate,
                         f"{d.name}.cost_ratio": best.c, f"{d.name}.best_speedup": best.speedup,
                         f"{d.name}.best_gamma": best.gamma})
@@ -609,6 +631,8 @@ def draft_size_item(rows: Sequence[SweepRow], drafts: Sequence[Draft], target_va
     # quality -> acceptance: every draft (bigram included); size -> cost: the mini-formers
     metrics["spearman_quality_acceptance"] = _spearman([-d.val_loss for d, _ in per],
                                                        [r.stats.acceptance_rate for _, r in per])
+    metrics["spearman_agreement_acceptance"] = _spearman([-d.kl_to_target for d, _ in per],
+                                                         [r.stats.acceptance_rate for _, r in per])
     metrics["spearman_size_cost"] = _spearman([d.params for d, _ in neural], [r.c for _, r in neural])
 
     fig = Figure(figsize=(11, 3.8), layout="constrained")
@@ -629,10 +653,15 @@ def draft_size_item(rows: Sequence[SweepRow], drafts: Sequence[Draft], target_va
     ax2.set(xlabel="draft val loss (nats/token)", ylabel="greedy acceptance rate a",
             title="Draft quality vs acceptance")
     ax2.legend(fontsize=8)
-    ax3.bar([d.name for d, _ in per], [r.c for _, r in per])
-    ax3.set(ylabel="c", title="Cost ratio per draft")
-    table = "draft      params     val_loss  a      c      best_g  speedup  train_s\n" + "\n".join(
-        f"{d.name:10s} {d.params:9d}  {d.val_loss:7.3f}  {r.stats.acceptance_rate:.3f}  {r.c:.3f}  "
+    ax3.plot([d.kl_to_target for d, _ in per], [r.stats.acceptance_rate for _, r in per], "o")
+    for d, r in per:
+        ax3.annotate(d.name, (d.kl_to_target, r.stats.acceptance_rate), fontsize=8, xytext=(3, 3),
+                     textcoords="offset points")
+    ax3.set(xlabel="KL(target || draft) on val (nats/token)", ylabel="greedy acceptance rate a",
+            title="Agreement with the target vs acceptance")
+    table = "draft      params     val_loss  KL(p||q)  a      c      best_g  speedup  train_s\n" + "\n".join(
+        f"{d.name:10s} {d.params:9d}  {d.val_loss:7.3f}  {d.kl_to_target:8.3f}  "
+        f"{r.stats.acceptance_rate:.3f}  {r.c:.3f}  "
         f"{r.gamma:6d}  {r.speedup:7.2f}  {d.train_s:7.1f}" for d, r in per)
     table += (f"\ntarget val loss {target_val_loss:.3f}; target forward {costs['target.1'] * 1e3:.3f} ms"
               f"\nbest trade-off: {d_best.name} at gamma {r_best.gamma}: {r_best.speedup:.2f}x\n")
@@ -645,6 +674,10 @@ def draft_size_item(rows: Sequence[SweepRow], drafts: Sequence[Draft], target_va
             Finding.at_least("a better draft (lower val loss) is accepted more often "
                              "(Spearman rank correlation of -val loss with acceptance)",
                              "spearman_quality_acceptance", metrics["spearman_quality_acceptance"], 0.5),
+            Finding.at_least("a draft closer to the target (lower KL(p_target || q_draft) on val) "
+                             "is accepted more often (Spearman rank correlation of -KL with "
+                             "acceptance)", "spearman_agreement_acceptance",
+                             metrics["spearman_agreement_acceptance"], 0.5),
             Finding.at_least("the best draft/gamma pair decodes faster than the target alone",
                              "best_draft_speedup", r_best.speedup, 1.0),
         ],
