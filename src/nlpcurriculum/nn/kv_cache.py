@@ -15,7 +15,7 @@ Dimension legend: B batch, nkv key/value heads, T tokens cached so far, hs head 
 
 Left out: preallocated / paged storage (we grow by concatenation, O(T) copies per step, which is
 simple and fine at curriculum sizes), per-sequence lengths for ragged batches, eviction and
-sliding-window truncation, quantised caches.
+sliding-window truncation (``crop`` only rolls back the tail), quantised caches.
 """
 
 from __future__ import annotations
@@ -79,6 +79,22 @@ class KVCache:
         """Number of positions cached for a layer (0 when empty)."""
         k = self.keys[layer_idx]
         return 0 if k is None else k.size(2)
+
+    def crop(self, length: int) -> None:
+        """Keep only the first ``length`` positions of every layer (drop the rest).
+
+        Speculative decoding (:mod:`nlpcurriculum.decoding.speculative`) appends keys and values
+        for drafted tokens and rolls back to the last accepted one when the target rejects.
+        A ``length`` at or past the cached length leaves the cache as it is.
+
+        Raises:
+            ValueError: when ``length`` is negative.
+        """
+        if length < 0:
+            raise ValueError(f"length must be >= 0, got {length}")
+        for i, (k, v) in enumerate(zip(self.keys, self.values)):
+            if k is not None and k.size(2) > length:
+                self.keys[i], self.values[i] = k[:, :, :length], v[:, :, :length]
 
     def reset(self) -> None:
         """Forget everything (start a new sequence)."""

@@ -1,0 +1,45 @@
+"""Stage `speculative`: the three items of "Speculative Decoding" on the trained base model.
+
+Reads `models/base/model.pt` (the target, `load_model`), the train and val token streams
+`data/processed/tokens/` (drafts are trained on train; prompts and val losses come from val) and
+params `speculative` (`SpeculativeConfig`); writes the item tables to
+`reports/speculative/tables.txt`, the figures under `plots/speculative/` and
+`metrics/speculative.json`. Wall-clock speedups differ from run to run and machine to machine:
+rerun on a quiet machine before quoting them.
+"""
+
+import time
+
+from nlpcurriculum.io import write_text
+from nlpcurriculum.params import load_section
+from nlpcurriculum.stage import main_guard, publish
+from nlpcurriculum.tokenizers.corpus import load_tokens
+
+STAGE = "speculative"
+MODEL = "models/base/model.pt"
+TOKENS = "data/processed/tokens"
+TABLES = "reports/speculative/tables.txt"
+
+
+def main() -> None:
+    started = time.time()
+    from nlpcurriculum.decoding.spec_experiments import SpeculativeConfig, run_speculative
+    from nlpcurriculum.models import load_model
+
+    cfg = load_section(STAGE, SpeculativeConfig)
+    target = load_model(MODEL).eval()
+    arrays, _ = load_tokens(TOKENS, splits=["train", "val"])
+    results = run_speculative(cfg, target, arrays["train"], arrays["val"])
+    write_text(TABLES, "".join(f"== {r.item} {name}\n{text}\n"
+                               for r in results for name, text in r.texts.items()))
+    publish(STAGE, {STAGE: cfg}, results=results, started=started, artifacts=[TABLES])
+    for r in results:
+        print(f"{STAGE}: {r.item}: " + "; ".join(
+            f"{f.metric}={f.value:.4g} {'pass' if f.passed else 'FAIL'}" for f in r.findings))
+    for r in results:
+        for text in r.texts.values():
+            print(text)
+
+
+if __name__ == "__main__":
+    main_guard(main)
