@@ -16,7 +16,7 @@ from pathlib import Path
 
 from nlpcurriculum.io import atomic_path
 from nlpcurriculum.params import load_section
-from nlpcurriculum.stage import main_guard, publish
+from nlpcurriculum.stage import main_guard, print_findings, publish
 
 STAGE = "augmentation"
 TASK = Path("data/synthetic/classification")
@@ -67,9 +67,7 @@ def main() -> None:
             encoding="utf-8")
     publish(STAGE, {STAGE: cfg}, results=results, started=started,
             metrics={"augmented_rows": float(len(rows))})
-    for r in results:
-        print(f"{STAGE}: {r.item}: " + "; ".join(
-            f"{f.metric}={f.value:.4g} {'pass' if f.passed else 'FAIL'}" for f in r.findings))
+    print_findings(STAGE, results)
 
 
 if __name__ == "__main__":

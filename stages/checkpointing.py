@@ -13,7 +13,7 @@ import time
 from nlpcurriculum.data.schemas import split_texts
 from nlpcurriculum.io import atomic_path
 from nlpcurriculum.params import load_section
-from nlpcurriculum.stage import main_guard, publish
+from nlpcurriculum.stage import item_tables, main_guard, print_findings, publish
 
 STAGE = "checkpointing"
 OUTPUT = "models/checkpointing"
@@ -27,13 +27,9 @@ def main() -> None:
     results = run_checkpointing(cfg, split_texts("train"))
 
     with atomic_path(OUTPUT, is_dir=True) as tmp:
-        (tmp / "tables.txt").write_text("".join(
-            f"== {r.item} {name}\n{text}\n" for r in results for name, text in r.texts.items()),
-            encoding="utf-8")
+        (tmp / "tables.txt").write_text(item_tables(results), encoding="utf-8")
     publish(STAGE, {STAGE: cfg}, results=results, started=started)
-    for r in results:
-        print(f"{STAGE}: {r.item}: " + "; ".join(
-            f"{f.metric}={f.value:.4g} {'pass' if f.passed else 'FAIL'}" for f in r.findings))
+    print_findings(STAGE, results)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import time
 from nlpcurriculum.data.schemas import split_texts
 from nlpcurriculum.io import atomic_path
 from nlpcurriculum.params import load_section
-from nlpcurriculum.stage import main_guard, publish
+from nlpcurriculum.stage import main_guard, print_findings, publish
 
 STAGE = "pretraining_objectives"
 OUTPUT = "models/pretraining_objectives"
@@ -35,9 +35,7 @@ def main() -> None:
             for name, text in r.texts.items():
                 (tmp / name).write_text(text, encoding="utf-8")
     publish(STAGE, {STAGE: cfg}, results=results, started=started)
-    for r in results:
-        print(f"{STAGE}: {r.item}: " + "; ".join(
-            f"{f.metric}={f.value:.4g} {'pass' if f.passed else 'FAIL'}" for f in r.findings))
+    print_findings(STAGE, results)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import time
 
 from nlpcurriculum.io import atomic_path
 from nlpcurriculum.params import load_section
-from nlpcurriculum.stage import main_guard, publish
+from nlpcurriculum.stage import main_guard, print_findings, publish
 from nlpcurriculum.tokenizers import eos_id, load_tokenizer
 from nlpcurriculum.tokenizers.corpus import load_tokens
 
@@ -45,9 +45,7 @@ def main() -> None:
                 (tmp / name).write_text(text, encoding="utf-8")
     publish(STAGE, {STAGE: cfg}, results=results, started=started,
             artifacts=[f"{OUTPUT}/dashboard.html"])
-    for r in results:
-        print(f"{STAGE}: {r.item}: " + "; ".join(
-            f"{f.metric}={f.value:.4g} {'pass' if f.passed else 'FAIL'}" for f in r.findings))
+    print_findings(STAGE, results)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import time
 
 from nlpcurriculum.io import write_text
 from nlpcurriculum.params import load_section
-from nlpcurriculum.stage import main_guard, publish
+from nlpcurriculum.stage import item_tables, main_guard, print_findings, publish
 from nlpcurriculum.tokenizers.corpus import load_tokens
 
 STAGE = "speculative"
@@ -30,12 +30,9 @@ def main() -> None:
     target = load_model(MODEL).eval()
     arrays, _ = load_tokens(TOKENS, splits=["train", "val"])
     results = run_speculative(cfg, target, arrays["train"], arrays["val"])
-    write_text(TABLES, "".join(f"== {r.item} {name}\n{text}\n"
-                               for r in results for name, text in r.texts.items()))
+    write_text(TABLES, item_tables(results))
     publish(STAGE, {STAGE: cfg}, results=results, started=started, artifacts=[TABLES])
-    for r in results:
-        print(f"{STAGE}: {r.item}: " + "; ".join(
-            f"{f.metric}={f.value:.4g} {'pass' if f.passed else 'FAIL'}" for f in r.findings))
+    print_findings(STAGE, results)
     for r in results:
         for text in r.texts.values():
             print(text)

@@ -71,6 +71,18 @@ def item_slug(item_id: str) -> str:
     return item_id.replace("/", "-")
 
 
+def item_tables(results: list[ItemResult]) -> str:
+    """Every text artifact of ``results`` in one document, each under a ``== <item> <name>`` line."""
+    return "".join(f"== {r.item} {name}\n{text}\n" for r in results for name, text in r.texts.items())
+
+
+def print_findings(stage: str, results: list[ItemResult]) -> None:
+    """One line per item on stdout: each finding's metric, measured value and pass / FAIL."""
+    for r in results:
+        print(f"{stage}: {r.item}: " + "; ".join(
+            f"{f.metric}={f.value:.4g} {'pass' if f.passed else 'FAIL'}" for f in r.findings))
+
+
 def save_figure(figure: Any, target: Path) -> None:
     """Save a matplotlib figure as PNG, atomically, and close it."""
     import matplotlib.pyplot as plt
