@@ -37,3 +37,49 @@ def test_update_rejects_misfits():
         cache.update(0, torch.zeros(1, 3, 1, 4), torch.zeros(1, 3, 1, 4))
     with pytest.raises(ValueError):
         KVCache(0)
+
+
+def test_buffer_grows_by_doubling_and_keeps_the_history():
+    cache = KVCache(n_layers=1, capacity=4)
+    ks = [torch.randn(1, 2, 1, 3) for _ in range(9)]
+    for k in ks:
+        k_all, v_all = cache.update(0, k, -k)
+    assert cache.seq_len(0) == 9
+    assert torch.equal(k_all, torch.cat(ks, dim=2)) and torch.equal(v_all, -torch.cat(ks, dim=2))
+    # 4 -> 8 -> 16 positions allocated; memory_bytes counts the 9 filled ones only
+    assert cache.allocated_bytes() == 2 * (2 * 16 * 3) * 4
+    assert cache.memory_bytes() == 2 * (2 * 9 * 3) * 4
+
+
+def test_crop_then_write_overwrites_the_dropped_positions():
+    cache = KVCache(n_layers=2, capacity=8)
+    for layer in range(2):
+        cache.update(layer, torch.zeros(1, 1, 5, 2), torch.zeros(1, 1, 5, 2))
+    cache.crop(3)
+    assert cache.seq_len(0) == cache.seq_len(1) == 3
+    k_all, _ = cache.update(0, torch.ones(1, 1, 1, 2), torch.ones(1, 1, 1, 2))
+    assert k_all.shape == (1, 1, 4, 2) and float(k_all[0, 0, 3, 0]) == 1.0
+    assert float(k_all[0, 0, :3].abs().sum()) == 0.0
+    cache.crop(10)  # past the end: unchanged
+    assert cache.seq_len(0) == 4 and cache.seq_len(1) == 3
+
+
+def test_reorder_selects_and_repeats_batch_rows():
+    cache = KVCache(n_layers=1)
+    k = torch.arange(2.0).view(2, 1, 1, 1).expand(2, 1, 3, 1).contiguous()  # row b holds b
+    cache.update(0, k, k)
+    cache.reorder(torch.tensor([1, 1, 0]))
+    assert cache.keys[0].shape == (3, 1, 3, 1)
+    assert cache.keys[0][:, 0, 0, 0].tolist() == [1.0, 1.0, 0.0]
+    k_all, _ = cache.update(0, torch.zeros(3, 1, 1, 1), torch.zeros(3, 1, 1, 1))
+    assert k_all.shape == (3, 1, 4, 1)
+
+
+def test_recording_autograd_concatenates_so_gradients_stay_correct():
+    cache = KVCache(n_layers=1, capacity=8)
+    k1 = torch.randn(1, 1, 2, 2, requires_grad=True)
+    k2 = torch.randn(1, 1, 1, 2, requires_grad=True)
+    a, _ = cache.update(0, k1, k1 * 2)
+    b, _ = cache.update(0, k2, k2 * 2)  # would overwrite a's storage if written in place
+    (a.sum() + 3 * b.sum()).backward()
+    assert torch.equal(k1.grad, torch.full_like(k1, 4.0)) and torch.equal(k2.grad, torch.full_like(k2, 3.0))

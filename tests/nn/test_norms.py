@@ -66,3 +66,20 @@ def test_build_norm_by_name():
     assert isinstance(build_norm("none", 8), IdentityNorm) and build_norm("none", 8)(x) is x
     with pytest.raises(ValueError, match="unknown norm"):
         build_norm("batchnorm", 8)
+
+
+def test_rmsnorm_hand_backward_passes_gradcheck_and_matches_torch_weight_grad():
+    from nlpcurriculum.nn.norms import rms_norm
+
+    x = torch.randn(2, 3, 8, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: rms_norm(a, b, 1e-6), (x, w))
+
+    x32 = (torch.randn(4, 7, 16) * 3).requires_grad_()
+    w32 = torch.randn(16, requires_grad=True)
+    x_ref, w_ref = x32.detach().clone().requires_grad_(), w32.detach().clone().requires_grad_()
+    g = torch.randn(4, 7, 16)
+    (rms_norm(x32, w32, 1e-6) * g).sum().backward()
+    (F.rms_norm(x_ref, (16,), w_ref, eps=1e-6) * g).sum().backward()
+    assert torch.allclose(w32.grad, w_ref.grad, atol=1e-4, rtol=1e-5)
+    assert torch.allclose(x32.grad, x_ref.grad, atol=1e-4, rtol=1e-5)

@@ -152,3 +152,18 @@ def test_build_position_rejects_unknown_names_and_odd_dims():
         build_position("xpos", d_model=16, n_heads=4, max_seq_len=8)
     with pytest.raises(ValueError, match="even"):
         RotaryPositions(5, max_seq_len=8)
+
+
+def test_rotate_heads_equals_the_rotate_half_formula_and_reuses_rows_per_positions_tensor():
+    from nlpcurriculum.nn.positional import rotate_half
+
+    rope = RotaryPositions(16, max_seq_len=8)
+    x = torch.randn(2, 5, 6, 16)  # (B, heads, T, hs)
+    positions = torch.arange(2, 8)
+    cos, sin = rope.cos_sin(positions)
+    expected = x * cos + rotate_half(x) * sin
+    assert torch.allclose(rope.rotate_heads(x, positions), expected, atol=1e-6)
+    assert rope.cos_sin(positions)[0] is cos  # same tensor: gathered once
+    rope.ensure_length(40)  # the tables regrow: rows gathered before are dropped
+    assert rope.cos_sin(positions)[0] is not cos
+    assert torch.allclose(rope.rotate_heads(x, positions), expected, atol=1e-6)

@@ -60,7 +60,7 @@ def greedy_batched(model: nn.Module, prompts: Tensor, max_new_tokens: int,
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     model.eval()
-    cache = KVCache(len(model.blocks))
+    cache = KVCache(len(model.blocks), capacity=prompts.size(1) + max_new_tokens)
     out, kept = [], []
     t0 = time.perf_counter()
     logits = model(prompts, kv_cache=cache).logits[:, -1]  # prefill: (B, V) at the last position

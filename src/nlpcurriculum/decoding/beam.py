@@ -86,10 +86,7 @@ def coverage_log_sum(coverage: Tensor) -> float:
 
 def reorder_cache(cache: KVCache, beam_idx: Tensor) -> None:
     """Keep cache row ``beam_idx[j]`` as row ``j`` in every layer (in place)."""
-    for i in range(cache.n_layers):
-        if cache.keys[i] is not None:
-            cache.keys[i] = cache.keys[i].index_select(0, beam_idx)  # (k, nkv, T, hs)
-            cache.values[i] = cache.values[i].index_select(0, beam_idx)
+    cache.reorder(beam_idx)  # (k, nkv, T, hs) per layer
 
 
 @dataclass(frozen=True)
@@ -212,7 +209,7 @@ def beam_search(
     model.eval()
     k, P = num_beams, len(prompt)
     want_attn = coverage_beta > 0 or track_coverage
-    cache = KVCache(len(model.blocks))
+    cache = KVCache(len(model.blocks), capacity=P + max_new_tokens)
     logits, attn = _forward(model, torch.tensor([list(prompt)]), cache, want_attn, P)
     reorder_cache(cache, torch.zeros(k, dtype=torch.long))  # k identical copies of the prompt
     logits = logits.expand(k, -1)  # (k, V)

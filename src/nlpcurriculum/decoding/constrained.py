@@ -199,11 +199,9 @@ def constrained_sample(
     model.eval()
     t0 = time.perf_counter()
     mask_time = 0.0
-    cache = KVCache(len(model.blocks))
+    cache = KVCache(len(model.blocks), capacity=len(prompt) + max_new_tokens)
     logits = model(torch.tensor([list(prompt)]), kv_cache=cache).logits[:, -1]  # (1, V)
-    for i in range(cache.n_layers):  # one prefill, shared: expand to the batch
-        cache.keys[i] = cache.keys[i].expand(n, -1, -1, -1).contiguous()
-        cache.values[i] = cache.values[i].expand(n, -1, -1, -1).contiguous()
+    cache.reorder(torch.zeros(n, dtype=torch.long))  # one prefill, shared: copied to the batch
     logits = logits.expand(n, -1)  # (B, V)
     states = [index.dfa.start if index else 0] * n
     out: list[list[int]] = [[] for _ in range(n)]

@@ -102,7 +102,7 @@ def greedy_cached(
     """
     _check(model, prompt, max_new_tokens)
     model.eval()
-    cache = KVCache(len(model.blocks))
+    cache = KVCache(len(model.blocks), capacity=len(prompt) + max_new_tokens)
     x = torch.tensor([list(prompt)], dtype=torch.long)  # (1, T_prompt): the prefill
     new: list[int] = []
     for step in range(max_new_tokens):

@@ -310,7 +310,7 @@ def sample(
                          f"exceeds the model's max_seq_len ({limit})")
     model.eval()
     B = prompt.size(0)
-    cache = KVCache(len(model.blocks))
+    cache = KVCache(len(model.blocks), capacity=prompt.size(1) + max_new_tokens)
     seq = prompt  # (B, T) everything so far, for the repetition penalty
     x = prompt  # the prefill, then (B, 1) per step
     done = torch.zeros(B, dtype=torch.bool)

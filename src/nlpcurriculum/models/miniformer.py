@@ -217,7 +217,7 @@ class MiniFormer(nn.Module):
             max_seq_len=cfg.max_seq_len,
             base=cfg.rope_base,
         )
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
         self.blocks = nn.ModuleList(
             Block(
                 attn=MultiHeadAttention(

@@ -315,10 +315,8 @@ class MultiHeadAttention(nn.Module):
         if C != self.d_model:
             raise ValueError(f"expected last dim {self.d_model}, got input {tuple(x.shape)}")
         nh, nkv, hs = self.n_heads, self.n_kv_heads, self.head_dim
-        q, k, v = self.qkv(x).split([nh * hs, nkv * hs, nkv * hs], dim=-1)
-        q = q.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs)
-        k = k.view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
-        v = v.view(B, T, nkv, hs).transpose(1, 2)  # (B, nkv, T, hs)
+        heads = self.qkv(x).view(B, T, nh + 2 * nkv, hs).transpose(1, 2)  # (B, nh+2nkv, T, hs)
+        qk, v = heads.split([nh + nkv, nkv], dim=1)  # (B, nh+nkv, T, hs), (B, nkv, T, hs)
 
         if positions is None:
             start = kv_cache.seq_len(layer_idx) if kv_cache is not None else 0
@@ -326,25 +324,29 @@ class MultiHeadAttention(nn.Module):
             if position is not None:
                 position.ensure_length(start + T)
         if position is not None:
-            q, k = position.rotate(q, k, positions)  # RoPE acts here; others pass through
+            # RoPE turns queries and keys of the same tokens by the same angles: one call for
+            # both; other schemes pass through
+            qk = position.rotate_heads(qk, positions)
+        q, k = qk.split([nh, nkv], dim=1)  # (B, nh, T, hs), (B, nkv, T, hs)
         if kv_cache is not None:
             # cache the rotated keys: a cached key never needs rotating again
             k, v = kv_cache.update(layer_idx, k, v)  # (B, nkv, T_k, hs)
         T_k = k.size(2)
-        k_positions = torch.arange(T_k, device=x.device) if kv_cache is not None else positions
-
-        bias = position.score_bias(positions, k_positions) if position is not None else None
         use_fused = self.fused and not need_weights
         dropout_p = self.dropout if self.training else 0.0
         n_rep = nh // nkv
 
-        no_extra_mask = attn_mask is None and padding_mask is None and bias is None
-        if use_fused and self.causal and T == T_k and no_extra_mask:
-            # the common training case: the kernel applies the causal mask itself, tile by tile,
-            # and skips the fully masked tiles (no (T, T) mask is ever built)
-            y = _fused_sdpa(q, k, v, None, dropout_p, n_rep, is_causal=True)  # (B, nh, T, hs)
+        no_user_mask = attn_mask is None and padding_mask is None
+        no_bias = position is None or not position.biases_scores
+        if use_fused and no_user_mask and no_bias and ((self.causal and T == T_k) or T == 1):
+            # the two common cases need no mask tensor: training (T == T_k), where the kernel
+            # applies the causal mask itself, tile by tile, skipping the fully masked tiles; and
+            # one-token decoding with a KV cache, where the newest query may see every cached key
+            y = _fused_sdpa(q, k, v, None, dropout_p, n_rep, is_causal=T > 1 and self.causal)
             weights = None
         else:
+            k_positions = torch.arange(T_k, device=x.device) if kv_cache is not None else positions
+            bias = position.score_bias(positions, k_positions) if position is not None else None
             mask = self._keep_mask(B, positions, k_positions, attn_mask, padding_mask)  # bool/None
             if bias is not None:
                 # ALiBi: one float mask = bias where allowed, -inf where masked

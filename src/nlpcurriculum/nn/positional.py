@@ -10,7 +10,8 @@ with three hooks that the model and the attention module call at those places:
   :class:`SinusoidalPositions` (Vaswani et al. 2017, "Attention Is All You Need",
   arXiv:1706.03762, section 3.5) uses fixed sines and cosines;
   :class:`LearnedPositions` (GPT-2, BERT) learns a table of ``max_seq_len`` vectors.
-- ``rotate(q, k, positions)``: :class:`RotaryPositions` (RoPE; Su et al. 2021, "RoFormer",
+- ``rotate(q, k, positions)`` (or ``rotate_heads(x, positions)`` for queries and keys stacked
+  together): :class:`RotaryPositions` (RoPE; Su et al. 2021, "RoFormer",
   arXiv:2104.09864) rotates every query and key, in every layer, by an angle proportional to
   its position. The dot product of a rotated query at position m and a rotated key at position n
   depends only on ``m - n``: relative position falls out of absolute rotations.
@@ -71,10 +72,13 @@ class PositionScheme(nn.Module):
         name: the registry name (``"none"``, ``"sinusoidal"``, ``"learned"``, ``"rope"``,
             ``"alibi"``).
         max_seq_len: longest sequence the scheme supports, or ``None`` if it extrapolates.
+        biases_scores: whether :meth:`score_bias` returns a bias (ALiBi), so that attention has
+            to build a float mask instead of letting the kernel apply the causal mask.
     """
 
     name = "none"
     max_seq_len: int | None = None
+    biases_scores = False
 
     def embed(self, x: Tensor, positions: Tensor) -> Tensor:
         """Add absolute position information to token embeddings.
@@ -99,7 +103,16 @@ class PositionScheme(nn.Module):
         Returns:
             ``(q, k)`` with the same shapes (unchanged in the base class).
         """
-        return q, k
+        return self.rotate_heads(q, positions), self.rotate_heads(k, positions)
+
+    def rotate_heads(self, x: Tensor, positions: Tensor) -> Tensor:
+        """Rotate any stack of query or key heads, ``(B, heads, T, hs)``, by their positions.
+
+        Queries and keys of the same tokens turn by the same angles, so the attention module
+        rotates its queries and keys together, in one call, as one ``(B, nh + nkv, T, hs)`` stack
+        (unchanged in the base class).
+        """
+        return x
 
     def score_bias(self, q_positions: Tensor, k_positions: Tensor) -> Tensor | None:
         """An additive bias for the attention scores (ALiBi only).
@@ -221,6 +234,12 @@ class LearnedPositions(PositionScheme):
         return x + self.weight[positions]  # (B, T, C) + (T, C)
 
 
+def _sign_first_half(sin: Tensor) -> Tensor:
+    """``[sin1, sin2] -> [-sin1, sin2]`` on the last dim: rotate_half's sign, moved into the table."""
+    half = sin.size(-1) // 2
+    return torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
+
+
 def rotate_half(x: Tensor) -> Tensor:
     """``[x1, x2] -> [-x2, x1]`` on the last dim: a 90-degree turn of each pair (i, i + hs/2).
 
@@ -250,6 +269,11 @@ class RotaryPositions(PositionScheme):
     :meth:`ensure_length`, so RoPE can be run past its training length (where it degrades, which
     is the lesson).
 
+    The forward pass computes ``rotate_half(x) * sin`` as ``roll(x, hs/2) * [-sin1, sin2]``
+    (``sin1``, ``sin2`` its two halves; the same numbers): the half-swap is one ``roll``
+    instead of ``chunk``, ``neg`` and ``cat``, and the sign lives in a precomputed table, so
+    a layer's rotation is three kernels (``mul``, ``roll``, ``addcmul``).
+
     Args:
         head_dim: hs, even.
         max_seq_len: positions to precompute.
@@ -269,6 +293,8 @@ class RotaryPositions(PositionScheme):
         cos, sin = self._tables(torch.arange(max_seq_len))
         self.register_buffer("cos_cached", cos, persistent=False)  # (max_seq_len, hs)
         self.register_buffer("sin_cached", sin, persistent=False)  # (max_seq_len, hs)
+        self.register_buffer("sin_signed", _sign_first_half(sin), persistent=False)  # [-sin1, sin2]
+        self._rows: tuple[Tensor, Tensor, Tensor] | None = None  # (positions, cos, sin) last gathered
 
     def _tables(self, positions: Tensor) -> tuple[Tensor, Tensor]:
         freqs = positions.float()[:, None] * self.inv_freq[None, :]  # (T, hs/2)
@@ -280,17 +306,34 @@ class RotaryPositions(PositionScheme):
             n = 1 << (n_positions - 1).bit_length()  # a power of two: few regrowths in decoding
             positions = torch.arange(n, device=self.inv_freq.device)
             self.cos_cached, self.sin_cached = self._tables(positions)
+            self.sin_signed = _sign_first_half(self.sin_cached)
+            self._rows = None
 
     def cos_sin(self, positions: Tensor) -> tuple[Tensor, Tensor]:
-        """The ``(T, hs)`` cos and sin tables for the given positions."""
-        return self.cos_cached[positions], self.sin_cached[positions]
+        """The ``(T, hs)`` cos and sin tables for the given positions.
 
-    def rotate(self, q: Tensor, k: Tensor, positions: Tensor) -> tuple[Tensor, Tensor]:
-        cos, sin = self.cos_sin(positions)  # (T, hs) each; broadcast over (B, heads)
-        cos, sin = cos.to(q.dtype), sin.to(q.dtype)
-        q = q * cos + rotate_half(q) * sin  # (B, nh, T, hs)
-        k = k * cos + rotate_half(k) * sin  # (B, nkv, T, hs)
-        return q, k
+        Every layer of one forward pass gets the same ``positions`` tensor, so the rows gathered
+        for it are kept and reused until another tensor comes (one gather per pass, not per layer).
+        """
+        return self._gather(positions)[:2]
+
+    def _gather(self, positions: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``(cos, sin, sin_signed)`` rows, each ``(T, hs)``, kept for the last positions tensor."""
+        if self._rows is None or self._rows[0] is not positions:
+            tables = (self.cos_cached, self.sin_cached, self.sin_signed)
+            self._rows = (positions, *(t[positions] for t in tables))
+        return self._rows[1:]
+
+    def _apply(self, fn, *args, **kwargs):  # .to() / .double() replace the tables: forget old rows
+        self._rows = None
+        return super()._apply(fn, *args, **kwargs)
+
+    def rotate_heads(self, x: Tensor, positions: Tensor) -> Tensor:
+        cos, _, sin_signed = self._gather(positions)  # (T, hs) each; broadcast over (B, heads)
+        if cos.dtype != x.dtype:
+            cos, sin_signed = cos.to(x.dtype), sin_signed.to(x.dtype)
+        # x * cos + rotate_half(x) * sin, with rotate_half(x) * sin = roll(x, hs/2) * [-sin1, sin2]
+        return torch.addcmul(x * cos, x.roll(self.head_dim // 2, dims=-1), sin_signed)
 
 
 def alibi_slopes(n_heads: int) -> Tensor:
@@ -335,6 +378,7 @@ class ALiBiPositions(PositionScheme):
     """
 
     name = "alibi"
+    biases_scores = True
 
     def __init__(self, n_heads: int) -> None:
         super().__init__()
