@@ -24,7 +24,10 @@ Four drafters:
 * :class:`NgramTableDrafter`: the target distilled into a lookup table (cf. REST, He et al. 2023,
   arXiv:2311.08252, which retrieves drafts from a datastore): run the target teacher-forced over
   a token stream, record its arg-max next token at every position, keyed on the last ``k``
-  tokens (``k = 1..order``); each key keeps the majority vote and its vote share. Drafting chains
+  tokens (``k = 1..order``); each key keeps the majority vote and its vote share. The target's
+  own greedy continuations can vote too (every generated token under the keys before it): the
+  contexts the table then meets at decoding time are the target's outputs, not the corpus's
+  (on-policy data, as DistillSpec, Zhou et al. 2023, arXiv:2310.08461, argues). Drafting chains
   lookups, backing off to shorter keys, and stops when the product of the vote shares (a crude
   estimate of "all accepted so far") falls under ``min_confidence`` (a dynamic draft length, as
   in DISCO, Mamou et al. 2024, arXiv:2405.04304, here from table statistics).

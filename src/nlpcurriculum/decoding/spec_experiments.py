@@ -377,8 +377,8 @@ def distilled_table(target: MiniFormer, train: np.ndarray, cfg: SpeculativeConfi
         rng = np.random.default_rng(cfg.seed)
         starts = rng.integers(0, len(train) - P, cfg.table_generations)
         prompts = torch.as_tensor(np.stack([train[s: s + P] for s in starts]).astype(np.int64))  # (N, P)
-        for i in range(0, len(prompts), 64):
-            rows = prompts[i: i + 64]  # (b, P)
+        for i in range(0, len(prompts), 256):
+            rows = prompts[i: i + 256]  # (b, P)
             seqs = torch.cat([rows, greedy_batched(target, rows, n).tokens], dim=1)  # (b, P + n)
             for row in seqs.tolist():
                 # position j votes for row[j + 1]; the prompt's own positions do not vote
