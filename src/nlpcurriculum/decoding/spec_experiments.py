@@ -511,8 +511,7 @@ def greedy_sweep(target: MiniFormer, drafts: Sequence[Draft], prompts: Sequence[
     """
     n = cfg.new_tokens
     ctx = cfg.prompt_tokens + n // 2  # a typical cache length during decoding
-    lookup_drafts_ = [d for d in drafts if d.lookup]
-    widest = max(cfg.gammas + (cfg.lookup_gammas if lookup_drafts_ else [])) + 1
+    widest = max(cfg.gammas + (cfg.lookup_gammas if any(d.lookup for d in drafts) else [])) + 1
     # every verification width: lookup drafts propose any number of tokens up to their gamma
     costs = {f"target.{w}": forward_cost(target, ctx, w, cfg.cost_calls, cfg.repeats)
              for w in range(1, widest + 1)}
@@ -802,17 +801,28 @@ def draft_size_item(rows: Sequence[SweepRow], drafts: Sequence[Draft], target_va
     The model drafts (bigram, mini-formers) are the size ablation: quality -> acceptance, size
     -> cost. The lookup drafts (context, table, context-table) have no distribution (no val
     loss, no KL) and next to no cost; they are listed with their table sizes.
+
+    A draft's acceptance rate here is pooled over all its gammas (accepted / judged over every
+    call of the sweep): deterministic, unlike the rate at the fastest gamma, which timing noise
+    picks.
     """
     from matplotlib.figure import Figure
 
     metrics: dict[str, float] = {"target.val_loss": target_val_loss}
     per = []
+    acc: dict[str, float] = {}  # draft -> acceptance rate pooled over its gammas
     for d in drafts:
-        best = _best([r for r in rows if r.draft == d.name])
+        mine = [r for r in rows if r.draft == d.name]
+        best = _best(mine)
         per.append((d, best))
+        pooled = SpecStats(max(r.gamma for r in mine))
+        for r in mine:
+            pooled.merge(r.stats)
+        acc[d.name] = pooled.acceptance_rate
         metrics.update({f"{d.name}.val_loss": d.val_loss, f"{d.name}.params": d.params,
                         f"{d.name}.kl_to_target": d.kl_to_target,
-                        f"{d.name}.acceptance_rate": best.stats.acceptance_rate,
+                        f"{d.name}.acceptance_rate": acc[d.name],
+                        f"{d.name}.best_gamma_acceptance_rate": best.stats.acceptance_rate,
                         f"{d.name}.cost_ratio": best.c, f"{d.name}.best_speedup": best.speedup,
                         f"{d.name}.best_gamma": best.gamma})
     d_best, r_best = max(per, key=lambda x: x[1].speedup)
@@ -822,9 +832,9 @@ def draft_size_item(rows: Sequence[SweepRow], drafts: Sequence[Draft], target_va
     neural = [(d, r) for d, r in models if d.name != "bigram"]
     # quality -> acceptance: every model draft (bigram included); size -> cost: the mini-formers
     metrics["spearman_quality_acceptance"] = _spearman([-d.val_loss for d, _ in models],
-                                                       [r.stats.acceptance_rate for _, r in models])
+                                                       [acc[d.name] for d, _ in models])
     metrics["spearman_agreement_acceptance"] = _spearman([-d.kl_to_target for d, _ in models],
-                                                         [r.stats.acceptance_rate for _, r in models])
+                                                         [acc[d.name] for d, _ in models])
     metrics["spearman_size_cost"] = _spearman([d.params for d, _ in neural], [r.c for _, r in neural])
 
     fig = Figure(figsize=(11, 3.8), layout="constrained")
@@ -837,25 +847,26 @@ def draft_size_item(rows: Sequence[SweepRow], drafts: Sequence[Draft], target_va
     ax1.axhline(1.0, c="grey", lw=0.8)
     ax1.set(xlabel="draft cost / target cost (c)", ylabel="best speedup over gamma",
             title="Speedup vs draft size (cost)")
-    ax2.plot([d.val_loss for d, _ in models], [r.stats.acceptance_rate for _, r in models], "o")
-    for d, r in models:
-        ax2.annotate(d.name, (d.val_loss, r.stats.acceptance_rate), fontsize=8, xytext=(3, 3),
+    ax2.plot([d.val_loss for d, _ in models], [acc[d.name] for d, _ in models], "o")
+    for d, _ in models:
+        ax2.annotate(d.name, (d.val_loss, acc[d.name]), fontsize=8, xytext=(3, 3),
                      textcoords="offset points")
     ax2.axvline(target_val_loss, c="grey", ls="--", lw=0.8, label="target val loss")
     ax2.set(xlabel="draft val loss (nats/token)", ylabel="greedy acceptance rate a",
             title="Draft quality vs acceptance")
     ax2.legend(fontsize=8)
-    ax3.plot([d.kl_to_target for d, _ in models], [r.stats.acceptance_rate for _, r in models], "o")
-    for d, r in models:
-        ax3.annotate(d.name, (d.kl_to_target, r.stats.acceptance_rate), fontsize=8, xytext=(3, 3),
+    ax3.plot([d.kl_to_target for d, _ in models], [acc[d.name] for d, _ in models], "o")
+    for d, _ in models:
+        ax3.annotate(d.name, (d.kl_to_target, acc[d.name]), fontsize=8, xytext=(3, 3),
                      textcoords="offset points")
     ax3.set(xlabel="KL(target || draft) on val (nats/token)", ylabel="greedy acceptance rate a",
             title="Agreement with the target vs acceptance")
     table = ("draft          params/entries  val_loss  KL(p||q)  a      c       best_g  speedup  "
              "train_s\n" + "\n".join(
                  f"{d.name:14s} {d.params:14d}  {d.val_loss:7.3f}  {d.kl_to_target:8.3f}  "
-                 f"{r.stats.acceptance_rate:.3f}  {r.c:.4f}  "
+                 f"{acc[d.name]:.3f}  {r.c:.4f}  "
                  f"{r.gamma:6d}  {r.speedup:7.2f}  {d.train_s:7.1f}" for d, r in per))
+    table += "\n(a: greedy acceptance pooled over every gamma of the sweep)"
     table += (f"\ntarget val loss {target_val_loss:.3f}; target forward {costs['target.1'] * 1e3:.3f} ms"
               f"\nbest trade-off: {d_best.name} at gamma {r_best.gamma}: {r_best.speedup:.2f}x\n")
     return ItemResult(
