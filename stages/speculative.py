@@ -1,7 +1,8 @@
 """Stage `speculative`: the three items of "Speculative Decoding" on the trained base model.
 
 Reads `models/base/model.pt` (the target, `load_model`), the train and val token streams
-`data/processed/tokens/` (drafts are trained on train; prompts and val losses come from val) and
+`data/processed/tokens/` (drafts are trained on train, the n-gram table is distilled from the
+target on train; prompts and val losses come from val) and
 params `speculative` (`SpeculativeConfig`); writes the item tables to
 `reports/speculative/tables.txt`, the figures under `plots/speculative/` and
 `metrics/speculative.json`. Wall-clock speedups differ from run to run and machine to machine:

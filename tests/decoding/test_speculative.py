@@ -280,6 +280,15 @@ def test_config_errors_name_the_key():
         SpeculativeConfig(temperatures=[-1.0])
     with pytest.raises(ValueError, match="distill"):
         SpeculativeConfig(distill=1.5)
+    with pytest.raises(ValueError, match="lookup_gammas"):
+        SpeculativeConfig(lookup_gammas=[8, 4])
+    with pytest.raises(ValueError, match="min_ngram"):
+        SpeculativeConfig(min_ngram=4, max_ngram=3)
+    with pytest.raises(ValueError, match="table_min_confidence"):
+        SpeculativeConfig(table_min_confidence=2.0)
+    with pytest.raises(ValueError, match="no draft"):
+        SpeculativeConfig(draft_layers=[], draft_widths=[], bigram=False, context_draft=False,
+                          table_draft=False)
 
 
 def test_run_speculative_tiny(tmp_path):
@@ -291,13 +300,23 @@ def test_run_speculative_tiny(tmp_path):
         draft_layers=[1], draft_widths=[16], train=TrainerConfig(max_steps=3, warmup_steps=1, batch_size=4,
                                                                   eval_every=0, progress=False),
         seq_len=16, val_batches=1, prompt_tokens=4, n_prompts=2, new_tokens=8, gammas=[1, 3],
-        temperatures=[0.0, 1.0], curve_gamma=2, exact_samples=500, repeats=1, cost_calls=2)
+        temperatures=[0.0, 1.0], curve_gamma=2, exact_samples=500, repeats=1, cost_calls=2,
+        table_tokens=1024, table_generations=4, lookup_gammas=[4, 6])
     results = run_speculative(cfg, target, train, val)
     assert [r.item for r in results] == [f"speculative-decoding/{i}" for i in (1, 2, 3)]
     assert results[0].metrics["greedy_runs_different"] == 0
     assert results[0].findings[0].passed
     assert all(r.findings for r in results)
-    assert {"bigram.best_speedup", "1L-d16.best_speedup"} <= set(results[2].metrics)
+    assert {"bigram.best_speedup", "1L-d16.best_speedup", "context.best_speedup", "table.best_speedup",
+            "context-table.best_speedup"} <= set(results[2].metrics)
+    # the lookup drafts are swept over lookup_gammas, the model drafts over gammas
+    assert {"context-table.g6.speedup", "1L-d16.g3.speedup"} <= set(results[1].metrics)
+    assert "1L-d16.g6.speedup" not in results[1].metrics
+    # exactness is checked for a sampled q (the mini-former) and a one-hot q (context-table)
+    m = results[0].metrics
+    for name in ("1L-d16", "context-table"):
+        assert m[f"exact.{name}.tv_spec_vs_target"] < m[f"exact.{name}.tv_bound"]
+    assert results[2].metrics["table.params"] > 0  # table entries
     for r in results:
         for fig in r.figures.values():
             fig.savefig(tmp_path / "f.png")

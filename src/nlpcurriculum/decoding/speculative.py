@@ -20,13 +20,15 @@ Theorem 3.5): ``P(x) = min(q(x), p(x)) + (1 - sum_y min(q(y), p(y))) * norm(max(
 the drafted token is the target's arg-max; emit the target's arg-max at the first mismatch", and
 the output is identical, token for token, to the target's greedy decoding.
 
-Both models keep a :class:`~nlpcurriculum.nn.kv_cache.KVCache`. The invariant between calls: each
-cache holds every token of the sequence but the last (the *pending* token, whose next-token
-distribution is not computed yet). After verification both caches are cropped back to the last
-accepted token (:meth:`~nlpcurriculum.nn.kv_cache.KVCache.crop`); the draft then feeds whatever it
-has not cached yet (after a full acceptance: the last drafted token and the bonus token). A
-draft without a cache (:class:`~nlpcurriculum.models.bigram.BigramLM`, whose next token depends
-on the current one only) is fed just the last token.
+The draft is a :class:`~nlpcurriculum.decoding.drafters.Drafter` (``start``, ``propose``,
+``rollback``; see that module): a small model, a context (prompt-lookup) copy, a distilled n-gram
+table, or a chain of them. A deterministic drafter proposes without a distribution; its ``q`` is
+one-hot on each proposed id, for which the rule below stays exact. The target keeps a
+:class:`~nlpcurriculum.nn.kv_cache.KVCache` with this invariant between calls: it holds every
+token of the sequence but the last (the *pending* token, whose next-token distribution is not
+computed yet). After verification it is cropped back to the last accepted token
+(:meth:`~nlpcurriculum.nn.kv_cache.KVCache.crop`) and the drafter is told how many tokens were
+kept (a model draft crops its own cache the same way).
 
 Cost model (Leviathan et al., eq. 1 and Theorem 3.8): with acceptance rate ``a`` (the
 probability that a drafted token is accepted, taken as i.i.d. per position) and cost ratio ``c``
@@ -39,7 +41,8 @@ CPU it does not quite, so :func:`expected_speedup` also takes the measured verif
 Dimension legend: B batch, G drafted tokens per call (gamma), V vocabulary.
 
 Left out: batched speculative decoding of different sequences (ragged acceptance), tree / multi-
-candidate drafts (SpecInfer, Medusa), self-drafting (early exit), adaptive gamma.
+candidate drafts (SpecInfer, Medusa), self-drafting (early exit). A drafter may propose fewer
+than ``gamma`` tokens (the table draft stops when unsure): ``gamma`` is an upper bound.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from nlpcurriculum.decoding.drafters import Drafter, as_drafter
 from nlpcurriculum.decoding.kv_decode import greedy_cached
 from nlpcurriculum.nn.kv_cache import KVCache
 
@@ -220,7 +224,7 @@ def accept_block(p: Tensor, q: Tensor, drafted: Tensor,
     return n_acc, nxt
 
 
-def _check(target: nn.Module, draft: nn.Module, prompt: Sequence[int], max_new_tokens: int,
+def _check(target: nn.Module, drafter: Drafter, prompt: Sequence[int], max_new_tokens: int,
            gamma: int, temperature: float) -> None:
     if not prompt:
         raise ValueError("prompt must hold at least one token id")
@@ -233,15 +237,14 @@ def _check(target: nn.Module, draft: nn.Module, prompt: Sequence[int], max_new_t
     if not hasattr(target, "blocks"):
         raise TypeError("target must be a MiniFormer (it needs .blocks and the kv_cache argument)")
     v_t = target.lm_head.out_features
-    v_d = draft.vocab_size if not hasattr(draft, "blocks") else draft.lm_head.out_features
-    if v_t != v_d:
-        raise ValueError(f"draft vocabulary ({v_d}) differs from the target's ({v_t})")
+    if drafter.vocab_size is not None and drafter.vocab_size != v_t:
+        raise ValueError(f"draft vocabulary ({drafter.vocab_size}) differs from the target's ({v_t})")
 
 
 @torch.no_grad()
 def speculative_generate(
     target: nn.Module,
-    draft: nn.Module,
+    draft: nn.Module | Drafter,
     prompt: Sequence[int],
     max_new_tokens: int,
     gamma: int = 4,
@@ -249,15 +252,17 @@ def speculative_generate(
     generator: torch.Generator | None = None,
     stats: SpecStats | None = None,
 ) -> list[int]:
-    """Generate ``max_new_tokens`` ids from ``target``, drafting ``gamma`` at a time with ``draft``.
+    """Generate ``max_new_tokens`` ids from ``target``, drafting up to ``gamma`` at a time.
 
     Args:
         target: the model whose distribution the output follows (a MiniFormer).
-        draft: the proposer: a MiniFormer (kept with its own KV cache) or a cache-less model whose
-            next token depends on the current token only (``BigramLM``). Same vocabulary.
+        draft: the proposer: a :class:`~nlpcurriculum.decoding.drafters.Drafter` (context lookup,
+            distilled n-gram table, a chain of them), or a model, wrapped in a
+            :class:`~nlpcurriculum.decoding.drafters.ModelDrafter` (a MiniFormer with its own KV
+            cache, or the cache-less ``BigramLM``). Same vocabulary.
         prompt: token ids to continue.
         max_new_tokens: ids to produce (exactly; the last call drafts fewer if needed).
-        gamma: drafted tokens per target call.
+        gamma: the most drafted tokens per target call (a drafter may propose fewer).
         temperature: 0 = greedy (output identical to the target's greedy decoding); > 0 samples
             from ``softmax(logits / temperature)`` of the target, exactly.
         generator: random source for sampling (ignored at temperature 0).
@@ -266,38 +271,23 @@ def speculative_generate(
     Returns:
         The new ids.
     """
-    _check(target, draft, prompt, max_new_tokens, gamma, temperature)
+    drafter = as_drafter(draft)
+    _check(target, drafter, prompt, max_new_tokens, gamma, temperature)
     target.eval()
-    draft.eval()
     greedy = temperature == 0.0
-    cached_draft = hasattr(draft, "blocks")
+    V = target.lm_head.out_features
     tokens = list(prompt)
     t_cache = KVCache(len(target.blocks))
     if len(tokens) > 1:  # prefill everything but the pending (last) token
         target(torch.tensor([tokens[:-1]]), kv_cache=t_cache)
-    d_cache = KVCache(len(draft.blocks)) if cached_draft else None
+    drafter.start(tokens)
     stats = stats if stats is not None else SpecStats(gamma)
     new: list[int] = []
     while len(new) < max_new_tokens:
         g = min(gamma, max_new_tokens - len(new) - 1)  # never draft past the end
-        drafted: list[int] = []
-        qs: list[Tensor] = []
-        if g > 0:
-            # the draft catches up on what it has not seen (the pending token, after a full
-            # acceptance also the last drafted one), then proposes g tokens one at a time
-            feed = tokens[d_cache.seq_len(0):] if cached_draft else tokens[-1:]
-            for _ in range(g):
-                x = torch.tensor([feed])  # (1, T_new)
-                logits = (draft(x, kv_cache=d_cache) if cached_draft else draft(x)).logits[0, -1]
-                if greedy:
-                    tok = int(logits.argmax())
-                else:
-                    q = F.softmax(logits.float() / temperature, dim=-1)  # (V,)
-                    tok = int(torch.multinomial(q, 1, generator=generator))
-                    qs.append(q)
-                drafted.append(tok)
-                feed = [tok]
-            stats.draft_calls += g
+        drafted, q = drafter.propose(tokens, g, temperature, generator) if g > 0 else ([], None)
+        g = len(drafted)  # a drafter may propose fewer than asked (a lookup that finds nothing)
+        stats.draft_calls += g
         # one target pass scores the pending token and all drafted ones: g + 1 distributions
         logits = target(torch.tensor([[tokens[-1]] + drafted]), kv_cache=t_cache).logits[0]  # (g+1, V)
         stats.target_calls += 1
@@ -309,9 +299,10 @@ def speculative_generate(
             nxt = best[n_acc]
         else:
             p = F.softmax(logits.float() / temperature, dim=-1)  # (g+1, V)
-            q = torch.stack(qs) if qs else p.new_zeros(0, p.size(-1))  # (g, V)
-            n_t, nxt_t = accept_block(p[None], q[None], torch.tensor([drafted], dtype=torch.long)
-                                      .view(1, g), generator)
+            d_ids = torch.tensor(drafted, dtype=torch.long)  # (g,)
+            if q is None:  # a deterministic draft: q is one-hot on each drafted id
+                q = F.one_hot(d_ids, V).to(p.dtype) if g else p.new_zeros(0, V)  # (g, V)
+            n_t, nxt_t = accept_block(p[None], q[None], d_ids.view(1, g), generator)
             n_acc, nxt = int(n_t[0]), int(nxt_t[0])
             judged = min(g, n_acc + 1)
             if judged:
@@ -322,8 +313,7 @@ def speculative_generate(
         tokens += drafted[:n_acc] + [nxt]
         new += drafted[:n_acc] + [nxt]
         t_cache.crop(kept)  # roll back the rejected tail (nxt becomes the pending token)
-        if cached_draft:
-            d_cache.crop(kept)
+        drafter.rollback(kept)
     return new[:max_new_tokens]
 
 
