@@ -421,7 +421,7 @@ def forward_cost(model: nn.Module, context: int, width: int, calls: int, repeats
     times = []
     cache = None
     if hasattr(model, "blocks"):
-        cache = KVCache(len(model.blocks))
+        cache = KVCache(len(model.blocks), capacity=context + width)
         model(torch.zeros(1, context, dtype=torch.long), kv_cache=cache)
     for _ in range(calls * repeats):
         start = time.perf_counter()

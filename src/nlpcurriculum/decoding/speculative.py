@@ -277,7 +277,7 @@ def speculative_generate(
     greedy = temperature == 0.0
     V = target.lm_head.out_features
     tokens = list(prompt)
-    t_cache = KVCache(len(target.blocks))
+    t_cache = KVCache(len(target.blocks), capacity=len(prompt) + max_new_tokens + gamma)
     if len(tokens) > 1:  # prefill everything but the pending (last) token
         target(torch.tensor([tokens[:-1]]), kv_cache=t_cache)
     drafter.start(tokens)
@@ -332,7 +332,7 @@ def autoregressive(model: nn.Module, prompt: Sequence[int], max_new_tokens: int,
     if not prompt or max_new_tokens < 1:
         raise ValueError("need a non-empty prompt and max_new_tokens >= 1")
     model.eval()
-    cache = KVCache(len(model.blocks))
+    cache = KVCache(len(model.blocks), capacity=len(prompt) + max_new_tokens)
     x = torch.tensor([list(prompt)])  # (1, T_prompt)
     new: list[int] = []
     for _ in range(max_new_tokens):
