@@ -21,6 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch  # noqa: E402
 
+from nlpcurriculum.decoding.kv_decode import greedy_cached  # noqa: E402
 from nlpcurriculum.decoding.kv_experiments import hf_generate_timing  # noqa: E402
 from nlpcurriculum.models import build_model, llama_like, load_model  # noqa: E402
 from nlpcurriculum.models.hf_interop import to_hf_llama  # noqa: E402
@@ -44,8 +45,6 @@ def main(argv: list[str] | None = None) -> dict:
     prompt = torch.randint(0, model.config.vocab_size, (args.prompt,)).tolist()
     hf_ids, t_hf, t_ours = hf_generate_timing(to_hf_llama(model).eval(), model, prompt, args.new,
                                               args.rounds)
-    from nlpcurriculum.decoding.kv_decode import greedy_cached
-
     same = hf_ids == greedy_cached(model, prompt, args.new)
     result = {"ours_tokens_per_s": args.new / t_ours, "generate_tokens_per_s": args.new / t_hf,
               "ratio": t_hf / t_ours, "same_tokens": same}

@@ -12,9 +12,8 @@ Reproduce the decode-speed figure: `python -m nlpcurriculum profile default && d
 import time
 
 from nlpcurriculum.data.schemas import split_texts
-from nlpcurriculum.io import atomic_path
 from nlpcurriculum.params import load_section
-from nlpcurriculum.stage import main_guard, print_findings, publish
+from nlpcurriculum.stage import main_guard, print_findings, publish, save_item_texts
 
 STAGE = "gqa"
 OUTPUT = "models/gqa"
@@ -28,10 +27,7 @@ def main() -> None:
     train, val = (split_texts(n) for n in ("train", "val"))
     results = run_gqa(cfg, train, val)
 
-    with atomic_path(OUTPUT, is_dir=True) as tmp:
-        for r in results:
-            for name, text in r.texts.items():
-                (tmp / name).write_text(text, encoding="utf-8")
+    save_item_texts(OUTPUT, results, separate=True)
     publish(STAGE, {STAGE: cfg}, results=results, started=started)
     print_findings(STAGE, results)
 

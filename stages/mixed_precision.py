@@ -10,9 +10,8 @@ the plots to `plots/mixed_precision/` and `metrics/mixed_precision.json`.
 import time
 
 from nlpcurriculum.data.schemas import split_texts
-from nlpcurriculum.io import atomic_path
 from nlpcurriculum.params import load_section
-from nlpcurriculum.stage import item_tables, main_guard, print_findings, publish
+from nlpcurriculum.stage import main_guard, print_findings, publish, save_item_texts
 
 STAGE = "mixed_precision"
 OUTPUT = "models/mixed_precision"
@@ -25,8 +24,7 @@ def main() -> None:
     cfg = load_section(STAGE, MixedPrecisionConfig)
     results = run_mixed_precision(cfg, split_texts("train"))
 
-    with atomic_path(OUTPUT, is_dir=True) as tmp:
-        (tmp / "tables.txt").write_text(item_tables(results), encoding="utf-8")
+    save_item_texts(OUTPUT, results)
     publish(STAGE, {STAGE: cfg}, results=results, started=started)
     print_findings(STAGE, results)
 

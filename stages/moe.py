@@ -13,9 +13,8 @@ quoting them.
 import time
 
 from nlpcurriculum.data.schemas import split_texts
-from nlpcurriculum.io import atomic_path
 from nlpcurriculum.params import load_section
-from nlpcurriculum.stage import item_tables, main_guard, print_findings, publish
+from nlpcurriculum.stage import main_guard, print_findings, publish, save_item_texts
 
 STAGE = "moe"
 OUTPUT = "models/moe"
@@ -29,8 +28,7 @@ def main() -> None:
     train, val = (split_texts(n) for n in ("train", "val"))
     results = run_moe(cfg, train, val)
 
-    with atomic_path(OUTPUT, is_dir=True) as tmp:
-        (tmp / "tables.txt").write_text(item_tables(results), encoding="utf-8")
+    save_item_texts(OUTPUT, results)
     publish(STAGE, {STAGE: cfg}, results=results, started=started)
     print_findings(STAGE, results)
 

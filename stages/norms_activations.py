@@ -10,9 +10,8 @@ layer by layer; writes the item tables to `models/norms_activations/tables.txt`,
 import time
 
 from nlpcurriculum.data.schemas import split_texts
-from nlpcurriculum.io import atomic_path
 from nlpcurriculum.params import load_section
-from nlpcurriculum.stage import item_tables, main_guard, print_findings, publish
+from nlpcurriculum.stage import main_guard, print_findings, publish, save_item_texts
 
 STAGE = "norms_activations"
 OUTPUT = "models/norms_activations"
@@ -26,8 +25,7 @@ def main() -> None:
     train, val, test = (split_texts(n) for n in ("train", "val", "test"))
     results = run_norms_activations(cfg, train, val, test)
 
-    with atomic_path(OUTPUT, is_dir=True) as tmp:
-        (tmp / "tables.txt").write_text(item_tables(results), encoding="utf-8")
+    save_item_texts(OUTPUT, results)
     publish(STAGE, {STAGE: cfg}, results=results, started=started)
     print_findings(STAGE, results)
 

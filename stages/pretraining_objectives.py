@@ -11,9 +11,8 @@ to `models/pretraining_objectives/`, the plots to `plots/pretraining_objectives/
 import time
 
 from nlpcurriculum.data.schemas import split_texts
-from nlpcurriculum.io import atomic_path
 from nlpcurriculum.params import load_section
-from nlpcurriculum.stage import main_guard, print_findings, publish
+from nlpcurriculum.stage import main_guard, print_findings, publish, save_item_texts
 
 STAGE = "pretraining_objectives"
 OUTPUT = "models/pretraining_objectives"
@@ -30,10 +29,7 @@ def main() -> None:
     train, val = (split_texts(n) for n in ("train", "val"))
     results = run_pretraining_objectives(cfg, train, val)
 
-    with atomic_path(OUTPUT, is_dir=True) as tmp:
-        for r in results:
-            for name, text in r.texts.items():
-                (tmp / name).write_text(text, encoding="utf-8")
+    save_item_texts(OUTPUT, results, separate=True)
     publish(STAGE, {STAGE: cfg}, results=results, started=started)
     print_findings(STAGE, results)
 

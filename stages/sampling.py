@@ -11,9 +11,8 @@ samples), the figures under `plots/sampling/` and `metrics/sampling.json`.
 
 import time
 
-from nlpcurriculum.io import atomic_path
 from nlpcurriculum.params import load_section
-from nlpcurriculum.stage import main_guard, print_findings, publish
+from nlpcurriculum.stage import main_guard, print_findings, publish, save_item_texts
 from nlpcurriculum.tokenizers import eos_id, load_tokenizer
 from nlpcurriculum.tokenizers.corpus import load_tokens
 
@@ -39,10 +38,7 @@ def main() -> None:
         stop = None
     results = run_sampling(cfg, model, tok, arrays["val"].tolist(), stop)
 
-    with atomic_path(OUTPUT, is_dir=True) as tmp:
-        for r in results:
-            for name, text in r.texts.items():
-                (tmp / name).write_text(text, encoding="utf-8")
+    save_item_texts(OUTPUT, results, separate=True)
     publish(STAGE, {STAGE: cfg}, results=results, started=started,
             artifacts=[f"{OUTPUT}/dashboard.html"])
     print_findings(STAGE, results)

@@ -11,9 +11,8 @@ predicts and verifies the smallest size that reaches a target loss; writes the i
 import time
 
 from nlpcurriculum.data.schemas import split_texts
-from nlpcurriculum.io import atomic_path
 from nlpcurriculum.params import load_section
-from nlpcurriculum.stage import item_tables, main_guard, print_findings, publish
+from nlpcurriculum.stage import main_guard, print_findings, publish, save_item_texts
 
 STAGE = "scaling_laws"
 OUTPUT = "models/scaling_laws"
@@ -26,8 +25,7 @@ def main() -> None:
     cfg = load_section(STAGE, ScalingConfig)
     results = run_scaling_laws(cfg, split_texts("train"), split_texts("val"))
 
-    with atomic_path(OUTPUT, is_dir=True) as tmp:
-        (tmp / "tables.txt").write_text(item_tables(results), encoding="utf-8")
+    save_item_texts(OUTPUT, results)
     publish(STAGE, {STAGE: cfg}, results=results, started=started)
     print_findings(STAGE, results)
 

@@ -39,3 +39,17 @@ def test_publish_writes_item_files_and_logs_them_to_the_item_run(project):
 def test_item_result_rejects_files_that_are_not_bytes():
     with pytest.raises(TypeError, match="not bytes"):
         ItemResult(item="x/1", files={"a.gif": "GIF89a"})
+
+
+def test_save_item_texts_writes_one_tables_file_or_one_file_per_text_and_replaces_the_folder(tmp_path):
+    from nlpcurriculum.stage import save_item_texts
+
+    results = [ItemResult(item="sec/1", texts={"a.txt": "alpha"}),
+               ItemResult(item="sec/2", texts={"b.txt": "beta"})]
+    out = tmp_path / "out"
+    save_item_texts(out, results)
+    assert [p.name for p in out.iterdir()] == ["tables.txt"]
+    assert (out / "tables.txt").read_text() == "== sec/1 a.txt\nalpha\n== sec/2 b.txt\nbeta\n"
+    save_item_texts(out, results, separate=True)  # the old tables.txt does not survive
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt", "b.txt"]
+    assert (out / "b.txt").read_text() == "beta"

@@ -76,6 +76,24 @@ def item_tables(results: list[ItemResult]) -> str:
     return "".join(f"== {r.item} {name}\n{text}\n" for r in results for name, text in r.texts.items())
 
 
+def save_item_texts(folder: str | Path, results: list[ItemResult], separate: bool = False) -> None:
+    """Write the items' text artifacts into ``folder``, replacing it atomically.
+
+    Args:
+        folder: the stage's output folder (a DVC ``out``).
+        results: the stage's items.
+        separate: each text as its own file under its name, instead of one ``tables.txt``
+            (:func:`item_tables`).
+    """
+    with atomic_path(folder, is_dir=True) as tmp:
+        if not separate:
+            (tmp / "tables.txt").write_text(item_tables(results), encoding="utf-8")
+            return
+        for r in results:
+            for name, text in r.texts.items():
+                (tmp / name).write_text(text, encoding="utf-8")
+
+
 def print_findings(stage: str, results: list[ItemResult]) -> None:
     """One line per item on stdout: each finding's metric, measured value and pass / FAIL."""
     for r in results:
