@@ -57,6 +57,7 @@ from torch import Tensor, nn
 from nlpcurriculum.decoding.drafters import Drafter, as_drafter
 from nlpcurriculum.decoding.kv_decode import greedy_cached
 from nlpcurriculum.nn.kv_cache import KVCache
+from nlpcurriculum.nn.linear import decode_layout
 
 __all__ = [
     "SpecStats",
@@ -241,7 +242,7 @@ def _check(target: nn.Module, drafter: Drafter, prompt: Sequence[int], max_new_t
         raise ValueError(f"draft vocabulary ({drafter.vocab_size}) differs from the target's ({v_t})")
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def speculative_generate(
     target: nn.Module,
     draft: nn.Module | Drafter,
@@ -277,47 +278,49 @@ def speculative_generate(
     greedy = temperature == 0.0
     V = target.lm_head.out_features
     tokens = list(prompt)
-    t_cache = KVCache(len(target.blocks), capacity=len(prompt) + max_new_tokens + gamma)
-    if len(tokens) > 1:  # prefill everything but the pending (last) token
-        target(torch.tensor([tokens[:-1]]), kv_cache=t_cache)
-    drafter.start(tokens)
-    stats = stats if stats is not None else SpecStats(gamma)
-    new: list[int] = []
-    while len(new) < max_new_tokens:
-        g = min(gamma, max_new_tokens - len(new) - 1)  # never draft past the end
-        drafted, q = drafter.propose(tokens, g, temperature, generator) if g > 0 else ([], None)
-        g = len(drafted)  # a drafter may propose fewer than asked (a lookup that finds nothing)
-        stats.draft_calls += g
-        # one target pass scores the pending token and all drafted ones: g + 1 distributions
-        logits = target(torch.tensor([[tokens[-1]] + drafted]), kv_cache=t_cache).logits[0]  # (g+1, V)
-        stats.target_calls += 1
-        if greedy:
-            best = logits.argmax(dim=-1).tolist()  # the target's greedy choice at each position
-            n_acc = 0
-            while n_acc < g and drafted[n_acc] == best[n_acc]:
-                n_acc += 1
-            nxt = best[n_acc]
-        else:
-            p = F.softmax(logits.float() / temperature, dim=-1)  # (g+1, V)
-            d_ids = torch.tensor(drafted, dtype=torch.long)  # (g,)
-            if q is None:  # a deterministic draft: q is one-hot on each drafted id
-                q = F.one_hot(d_ids, V).to(p.dtype) if g else p.new_zeros(0, V)  # (g, V)
-            n_t, nxt_t = accept_block(p[None], q[None], d_ids.view(1, g), generator)
-            n_acc, nxt = int(n_t[0]), int(nxt_t[0])
-            judged = min(g, n_acc + 1)
-            if judged:
-                stats.beta += torch.minimum(p[:judged], q[:judged]).sum(-1).tolist()
-        stats.proposed.append(g)
-        stats.accepted.append(n_acc)
-        kept = len(tokens) + n_acc  # everything up to the last accepted token is now cached
-        tokens += drafted[:n_acc] + [nxt]
-        new += drafted[:n_acc] + [nxt]
-        t_cache.crop(kept)  # roll back the rejected tail (nxt becomes the pending token)
-        drafter.rollback(kept)
+    drafts = [draft] if isinstance(draft, nn.Module) else []
+    with decode_layout(target, *drafts):  # transposed weight copies: faster small-row products
+        t_cache = KVCache(len(target.blocks), capacity=len(prompt) + max_new_tokens + gamma)
+        if len(tokens) > 1:  # prefill everything but the pending (last) token
+            target(torch.tensor([tokens[:-1]]), kv_cache=t_cache)
+        drafter.start(tokens)
+        stats = stats if stats is not None else SpecStats(gamma)
+        new: list[int] = []
+        while len(new) < max_new_tokens:
+            g = min(gamma, max_new_tokens - len(new) - 1)  # never draft past the end
+            drafted, q = drafter.propose(tokens, g, temperature, generator) if g > 0 else ([], None)
+            g = len(drafted)  # a drafter may propose fewer than asked (a lookup that finds nothing)
+            stats.draft_calls += g
+            # one target pass scores the pending token and all drafted ones: g + 1 distributions
+            logits = target(torch.tensor([[tokens[-1]] + drafted]), kv_cache=t_cache).logits[0]  # (g+1, V)
+            stats.target_calls += 1
+            if greedy:
+                best = logits.argmax(dim=-1).tolist()  # the target's greedy choice at each position
+                n_acc = 0
+                while n_acc < g and drafted[n_acc] == best[n_acc]:
+                    n_acc += 1
+                nxt = best[n_acc]
+            else:
+                p = F.softmax(logits.float() / temperature, dim=-1)  # (g+1, V)
+                d_ids = torch.tensor(drafted, dtype=torch.long)  # (g,)
+                if q is None:  # a deterministic draft: q is one-hot on each drafted id
+                    q = F.one_hot(d_ids, V).to(p.dtype) if g else p.new_zeros(0, V)  # (g, V)
+                n_t, nxt_t = accept_block(p[None], q[None], d_ids.view(1, g), generator)
+                n_acc, nxt = int(n_t[0]), int(nxt_t[0])
+                judged = min(g, n_acc + 1)
+                if judged:
+                    stats.beta += torch.minimum(p[:judged], q[:judged]).sum(-1).tolist()
+            stats.proposed.append(g)
+            stats.accepted.append(n_acc)
+            kept = len(tokens) + n_acc  # everything up to the last accepted token is now cached
+            tokens += drafted[:n_acc] + [nxt]
+            new += drafted[:n_acc] + [nxt]
+            t_cache.crop(kept)  # roll back the rejected tail (nxt becomes the pending token)
+            drafter.rollback(kept)
     return new[:max_new_tokens]
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def autoregressive(model: nn.Module, prompt: Sequence[int], max_new_tokens: int,
                    temperature: float = 0.0, generator: torch.Generator | None = None) -> list[int]:
     """Plain decoding with the KV cache, one target forward per token: the baseline to beat.
@@ -332,12 +335,13 @@ def autoregressive(model: nn.Module, prompt: Sequence[int], max_new_tokens: int,
     if not prompt or max_new_tokens < 1:
         raise ValueError("need a non-empty prompt and max_new_tokens >= 1")
     model.eval()
-    cache = KVCache(len(model.blocks), capacity=len(prompt) + max_new_tokens)
-    x = torch.tensor([list(prompt)])  # (1, T_prompt)
-    new: list[int] = []
-    for _ in range(max_new_tokens):
-        probs = F.softmax(model(x, kv_cache=cache).logits[0, -1].float() / temperature, dim=-1)
-        nxt = int(torch.multinomial(probs, 1, generator=generator))
-        new.append(nxt)
-        x = torch.tensor([[nxt]])  # (1, 1)
+    with decode_layout(model):
+        cache = KVCache(len(model.blocks), capacity=len(prompt) + max_new_tokens)
+        x = torch.tensor([list(prompt)])  # (1, T_prompt)
+        new: list[int] = []
+        for _ in range(max_new_tokens):
+            probs = F.softmax(model(x, kv_cache=cache).logits[0, -1].float() / temperature, dim=-1)
+            nxt = int(torch.multinomial(probs, 1, generator=generator))
+            new.append(nxt)
+            x = torch.tensor([[nxt]])  # (1, 1)
     return new

@@ -45,6 +45,7 @@ from nlpcurriculum.nn.activations import MLP_KINDS, build_mlp, swiglu_hidden
 from nlpcurriculum.nn.attention import MultiHeadAttention
 from nlpcurriculum.nn.block import Block
 from nlpcurriculum.nn.kv_cache import KVCache
+from nlpcurriculum.nn.linear import Linear
 from nlpcurriculum.nn.moe import PRIORITIES, MoE
 from nlpcurriculum.nn.norms import NORMS, build_norm
 from nlpcurriculum.nn.positional import POSITION_SCHEMES, LearnedPositions, build_position
@@ -237,7 +238,7 @@ class MiniFormer(nn.Module):
             for i in range(cfg.n_layers)
         )
         self.norm_f = build_norm(cfg.norm, C, cfg.norm_eps, bias=cfg.bias)
-        self.lm_head = nn.Linear(C, cfg.vocab_size, bias=False)
+        self.lm_head = Linear(C, cfg.vocab_size, bias=False)
         self.apply(self._init_weights)
         # residual-branch outputs: shrink so 2 * n_layers additions keep the stream's variance flat
         for block in self.blocks:

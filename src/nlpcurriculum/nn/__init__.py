@@ -2,7 +2,8 @@
 
 One concept per module: :mod:`~nlpcurriculum.nn.positional` (position schemes),
 :mod:`~nlpcurriculum.nn.attention` (dot-product and multi-head attention),
-:mod:`~nlpcurriculum.nn.kv_cache`, :mod:`~nlpcurriculum.nn.norms`,
+:mod:`~nlpcurriculum.nn.kv_cache`, :mod:`~nlpcurriculum.nn.linear` (a decode-friendly weight
+layout), :mod:`~nlpcurriculum.nn.norms`,
 :mod:`~nlpcurriculum.nn.activations` (activations and feed-forward blocks) and
 :mod:`~nlpcurriculum.nn.block` (the pre-norm residual block).
 """
@@ -27,6 +28,7 @@ from nlpcurriculum.nn.attention import (
 )
 from nlpcurriculum.nn.block import Block
 from nlpcurriculum.nn.kv_cache import KVCache
+from nlpcurriculum.nn.linear import Linear
 from nlpcurriculum.nn.norms import LayerNorm, RMSNorm, build_norm
 from nlpcurriculum.nn.positional import (
     ALiBiPositions,
@@ -46,6 +48,7 @@ __all__ = [
     "KVCache",
     "LayerNorm",
     "LearnedPositions",
+    "Linear",
     "MultiHeadAttention",
     "NoPositions",
     "PositionScheme",

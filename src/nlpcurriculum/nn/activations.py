@@ -33,6 +33,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from nlpcurriculum.nn.linear import Linear
+
 __all__ = [
     "ACTIVATIONS",
     "MLP",
@@ -140,9 +142,9 @@ class MLP(nn.Module):
 
     def __init__(self, dim: int, hidden: int, activation: str = "gelu", bias: bool = True) -> None:
         super().__init__()
-        self.up = nn.Linear(dim, hidden, bias=bias)
+        self.up = Linear(dim, hidden, bias=bias)
         self.act = build_activation(activation)
-        self.down = nn.Linear(hidden, dim, bias=bias)
+        self.down = Linear(hidden, dim, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, T, C) -> (B, T, H) -> (B, T, C)``."""
@@ -164,9 +166,9 @@ class SwiGLU(nn.Module):
     def __init__(self, dim: int, hidden: int, bias: bool = False) -> None:
         super().__init__()
         self.hidden = hidden
-        self.gate_up = nn.Linear(dim, 2 * hidden, bias=bias)
+        self.gate_up = Linear(dim, 2 * hidden, bias=bias)
         self.act = SiLU()
-        self.down = nn.Linear(hidden, dim, bias=bias)
+        self.down = Linear(hidden, dim, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(B, T, C) -> 2 x (B, T, H) -> (B, T, C)``."""

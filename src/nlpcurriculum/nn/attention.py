@@ -52,6 +52,7 @@ from torch import Tensor, nn
 from torch.torch_version import TorchVersion
 
 from nlpcurriculum.nn.kv_cache import KVCache
+from nlpcurriculum.nn.linear import Linear
 from nlpcurriculum.nn.positional import PositionScheme
 
 __all__ = [
@@ -276,8 +277,8 @@ class MultiHeadAttention(nn.Module):
         self.d_model, self.n_heads, self.n_kv_heads = d_model, n_heads, n_kv_heads
         self.head_dim = d_model // n_heads
         self.dropout, self.causal, self.fused = dropout, causal, fused
-        self.qkv = nn.Linear(d_model, (n_heads + 2 * n_kv_heads) * self.head_dim, bias=bias)
-        self.proj = nn.Linear(n_heads * self.head_dim, d_model, bias=bias)
+        self.qkv = Linear(d_model, (n_heads + 2 * n_kv_heads) * self.head_dim, bias=bias)
+        self.proj = Linear(n_heads * self.head_dim, d_model, bias=bias)
 
     def forward(
         self,
