@@ -2,7 +2,10 @@
 
 Both models get identical dimensions, the same batch, fp32 on the CPU, the same optimizer (torch's
 fused AdamW) and the same measured work per step: forward, cross-entropy, backward, optimizer
-step. Timing rounds alternate between the two models so background load hits both alike; the
+step. Each computes its loss as its trainer does: transformers' model writes the ``(B, T, V)``
+logits and ``F.cross_entropy`` reads them; ours is asked for the loss only
+(``return_logits=False``, as ``lm_loss`` does) and fuses the output head with the cross-entropy
+(``nn/losses.py``). Timing rounds alternate between the two models so background load hits both alike; the
 median step time of each is reported.
 
 MFU (model FLOPs utilisation, Chowdhery et al. 2022, arXiv:2204.02311, appendix B) divides the
@@ -53,7 +56,7 @@ def make_step(model, hf: bool, idx, targets, compile: bool = False):
         if hf:
             logits = model(input_ids=idx, use_cache=False).logits
             return torch.nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
-        return model(idx, targets=targets).loss
+        return model(idx, targets=targets, return_logits=False).loss  # as the trainer's lm_loss
 
     if compile:
         loss_fn = torch.compile(loss_fn)

@@ -46,6 +46,7 @@ from nlpcurriculum.nn.attention import MultiHeadAttention
 from nlpcurriculum.nn.block import Block
 from nlpcurriculum.nn.kv_cache import KVCache
 from nlpcurriculum.nn.linear import Linear
+from nlpcurriculum.nn.losses import linear_cross_entropy
 from nlpcurriculum.nn.moe import PRIORITIES, MoE
 from nlpcurriculum.nn.norms import NORMS, build_norm
 from nlpcurriculum.nn.positional import POSITION_SCHEMES, LearnedPositions, build_position
@@ -187,13 +188,13 @@ class ModelOutput:
     """What :meth:`MiniFormer.forward` returns.
 
     Attributes:
-        logits: ``(B, T, V)`` next-token scores.
+        logits: ``(B, T, V)`` next-token scores (``None`` when asked for the loss only).
         loss: mean cross-entropy against ``targets`` (``None`` without targets).
         attentions: per layer ``(B, nh, T, T_k)`` attention weights when ``return_attn``.
         aux_loss: the MoE layers' weighted auxiliary losses, summed (``None`` without MoE).
     """
 
-    logits: Tensor
+    logits: Tensor | None
     loss: Tensor | None = None
     attentions: list[Tensor] | None = field(default=None)
     aux_loss: Tensor | None = None
@@ -280,6 +281,7 @@ class MiniFormer(nn.Module):
         padding_mask: Tensor | None = None,
         attn_mask: Tensor | None = None,
         ignore_index: int = -100,
+        return_logits: bool = True,
     ) -> ModelOutput:
         """Run the model.
 
@@ -293,6 +295,9 @@ class MiniFormer(nn.Module):
             attn_mask: bool ``(T, T_k)`` or ``(B, T, T_k)`` replacing the causal mask (e.g. a
                 prefix-LM mask).
             ignore_index: target id excluded from the loss.
+            return_logits: with ``targets``, ``False`` computes the loss without ever holding
+                the ``(B, T, V)`` logits (:func:`~nlpcurriculum.nn.losses.linear_cross_entropy`,
+                faster; ``logits`` is then ``None``). The trainer's :func:`lm_loss` does this.
 
         Returns:
             A :class:`ModelOutput`.
@@ -322,15 +327,20 @@ class MiniFormer(nn.Module):
             )
             if return_attn:
                 attentions.append(w)
-        logits = self.lm_head(self.norm_f(x))  # (B, T, V)
-
-        loss = None
-        if targets is not None:
-            if targets.shape != (B, T):
-                raise ValueError(f"targets must be {(B, T)}, got {tuple(targets.shape)}")
-            loss = F.cross_entropy(
-                logits.view(B * T, -1), targets.reshape(B * T), ignore_index=ignore_index
-            )  # (B*T, V) vs (B*T,)
+        h = self.norm_f(x)  # (B, T, C)
+        if targets is not None and targets.shape != (B, T):
+            raise ValueError(f"targets must be {(B, T)}, got {tuple(targets.shape)}")
+        if targets is not None and not return_logits:
+            logits = None
+            loss = linear_cross_entropy(h.reshape(B * T, -1), self.lm_head.weight,
+                                        targets.reshape(B * T), ignore_index)
+        else:
+            logits = self.lm_head(h)  # (B, T, V)
+            loss = None
+            if targets is not None:
+                loss = F.cross_entropy(
+                    logits.view(B * T, -1), targets.reshape(B * T), ignore_index=ignore_index
+                )  # (B*T, V) vs (B*T,)
         return ModelOutput(logits, loss, attentions if return_attn else None, self._moe_aux_loss())
 
     def _moe_aux_loss(self) -> Tensor | None:

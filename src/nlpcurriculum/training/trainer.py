@@ -42,6 +42,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from nlpcurriculum.models.miniformer import MiniFormer
 from nlpcurriculum.training.checkpoint import load_checkpoint, save_checkpoint
 from nlpcurriculum.training.lr_schedule import build_scheduler
 
@@ -137,7 +138,8 @@ def lm_loss(model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
     load-balancing losses of mixture-of-experts layers); evaluation reports the LM loss alone.
     """
     x, y = batch
-    out = model(x, targets=y)
+    # a MiniFormer can skip the (B, T, V) logits when only the loss is wanted (fused head + loss)
+    out = model(x, targets=y, return_logits=False) if isinstance(model, MiniFormer) else model(x, targets=y)
     aux = getattr(out, "aux_loss", None)
     return out.loss + aux if aux is not None and model.training else out.loss
 
