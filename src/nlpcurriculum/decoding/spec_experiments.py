@@ -81,6 +81,7 @@ from nlpcurriculum.experiments.harness import mean_loss, torch_threads
 from nlpcurriculum.models.bigram import BigramLM
 from nlpcurriculum.models.miniformer import MiniFormer, build_model
 from nlpcurriculum.nn.kv_cache import KVCache
+from nlpcurriculum.nn.linear import decode_layout
 from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.trainer import Trainer, TrainerConfig, seed_everything
@@ -409,28 +410,30 @@ def lookup_drafts(target: MiniFormer, train: np.ndarray, cfg: SpeculativeConfig)
 # --- measurements ------------------------------------------------------------------------------
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def forward_cost(model: nn.Module, context: int, width: int, calls: int, repeats: int) -> float:
     """Seconds of one forward pass over ``width`` new tokens after ``context`` cached ones.
 
     A mini-former is timed with its KV cache (cropped back after every pass, as in decoding); a
-    cache-less draft is timed on ``width`` tokens alone. The lower quartile of ``calls * repeats``
-    single-pass times.
+    cache-less draft is timed on ``width`` tokens alone. Both run as the decoders run them
+    (inference mode, :func:`~nlpcurriculum.nn.linear.decode_layout`). The lower quartile of
+    ``calls * repeats`` single-pass times.
     """
     x = torch.zeros(1, width, dtype=torch.long)  # (1, width)
     times = []
     cache = None
-    if hasattr(model, "blocks"):
-        cache = KVCache(len(model.blocks), capacity=context + width)
-        model(torch.zeros(1, context, dtype=torch.long), kv_cache=cache)
-    for _ in range(calls * repeats):
-        start = time.perf_counter()
-        if cache is not None:
-            model(x, kv_cache=cache)
-            cache.crop(context)
-        else:
-            model(x)
-        times.append(time.perf_counter() - start)
+    with decode_layout(model):
+        if hasattr(model, "blocks"):
+            cache = KVCache(len(model.blocks), capacity=context + width)
+            model(torch.zeros(1, context, dtype=torch.long), kv_cache=cache)
+        for _ in range(calls * repeats):
+            start = time.perf_counter()
+            if cache is not None:
+                model(x, kv_cache=cache)
+                cache.crop(context)
+            else:
+                model(x)
+            times.append(time.perf_counter() - start)
     # the lower quartile: on a shared machine most slow calls are other processes' time slices
     return float(np.percentile(times, 25))
 

@@ -48,18 +48,19 @@ class LinearCrossEntropyFunction(torch.autograd.Function):
     def forward(ctx, h: Tensor, w: Tensor, targets: Tensor, ignore_index: int, chunk: int) -> Tensor:
         keep = targets != ignore_index  # (N,)
         safe = torch.where(keep, targets, 0)  # (N,): any valid id where ignored
+        all_kept = bool(keep.all())
         need_dh, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         dh = torch.empty_like(h) if need_dh else None  # (N, C)
         dw = torch.zeros_like(w) if need_dw else None  # (V, C)
         total = h.new_zeros(())
         for s in range(0, h.size(0), chunk):
             hc, tc, kc = h[s : s + chunk], safe[s : s + chunk, None], keep[s : s + chunk, None]
-            g = hc @ w.t()  # (c, V) logits
-            lse = torch.logsumexp(g, dim=-1, keepdim=True)  # (c, 1)
-            total += ((lse - g.gather(1, tc)) * kc).sum()  # sum of -log p(target) over kept rows
-            g.sub_(lse).exp_()  # softmax, in place
-            g.scatter_add_(1, tc, torch.full_like(lse, -1.0))  # - onehot(target)
-            g.mul_(kc)  # ignored rows contribute nothing
+            g = torch.log_softmax(hc @ w.t(), dim=-1)  # (c, V) log-probabilities
+            total -= (g.gather(1, tc) * kc).sum()  # sum of -log p(target) over kept rows
+            g.exp_()  # softmax, in place
+            g.scatter_add_(1, tc, torch.full_like(tc, -1, dtype=g.dtype))  # - onehot(target)
+            if not all_kept:
+                g.mul_(kc)  # ignored rows contribute nothing
             if need_dh:
                 torch.mm(g, w, out=dh[s : s + chunk])  # (c, V) @ (V, C)
             if need_dw:
@@ -104,7 +105,6 @@ def linear_cross_entropy(h: Tensor, weight: Tensor, targets: Tensor, ignore_inde
     safe = torch.where(keep, targets, 0)
     total = h.new_zeros(())
     for s in range(0, h.size(0), chunk):  # evaluation: the same chunks, no gradients
-        g = h[s : s + chunk] @ weight.t()  # (c, V)
-        nll = torch.logsumexp(g, dim=-1) - g.gather(1, safe[s : s + chunk, None]).squeeze(1)
-        total += (nll * keep[s : s + chunk]).sum()
+        logp = torch.log_softmax(h[s : s + chunk] @ weight.t(), dim=-1)  # (c, V)
+        total -= (logp.gather(1, safe[s : s + chunk, None]).squeeze(1) * keep[s : s + chunk]).sum()
     return total / keep.sum()
