@@ -297,7 +297,8 @@ class MiniFormer(nn.Module):
             ignore_index: target id excluded from the loss.
             return_logits: with ``targets``, ``False`` computes the loss without ever holding
                 the ``(B, T, V)`` logits (:func:`~nlpcurriculum.nn.losses.linear_cross_entropy`,
-                faster; ``logits`` is then ``None``). The trainer's :func:`lm_loss` does this.
+                faster; ``logits`` is then ``None``) when the head is a plain bias-free linear.
+                The trainer's :func:`lm_loss` does this.
 
         Returns:
             A :class:`ModelOutput`.
@@ -330,7 +331,10 @@ class MiniFormer(nn.Module):
         h = self.norm_f(x)  # (B, T, C)
         if targets is not None and targets.shape != (B, T):
             raise ValueError(f"targets must be {(B, T)}, got {tuple(targets.shape)}")
-        if targets is not None and not return_logits:
+        # the fused loss reads the head's weight itself: only for a plain, bias-free head (an
+        # adapter that wraps or subclasses the head keeps its own forward)
+        plain_head = type(self.lm_head) in (Linear, nn.Linear) and self.lm_head.bias is None
+        if targets is not None and not return_logits and plain_head:
             logits = None
             loss = linear_cross_entropy(h.reshape(B * T, -1), self.lm_head.weight,
                                         targets.reshape(B * T), ignore_index)
