@@ -41,6 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from nlpcurriculum.nn.kv_cache import KVCache
+from nlpcurriculum.nn.linear import decode_layout
 
 __all__ = [
     "SampleOutput",
@@ -316,29 +317,30 @@ def sample(
     done = torch.zeros(B, dtype=torch.bool)
     new, h_model, h_sampled, kept = [], [], [], []
     dists: list[tuple[Tensor, Tensor, Tensor]] = []
-    for _ in range(max_new_tokens):
-        logits = model(x, kv_cache=cache).logits[:, -1].float()  # (B, V) at the last position
-        scores = process_logits(logits, seq, cfg)
-        probs = scores.softmax(dim=-1)  # (B, V)
-        model_probs = logits.softmax(dim=-1)
-        if cfg.greedy:
-            nxt = probs.argmax(dim=-1)  # (B,)
-        else:
-            nxt = torch.multinomial(probs, 1, generator=generator)[:, 0]  # (B,)
-        h_model.append(entropy(model_probs))
-        h_sampled.append(entropy(probs))
-        kept.append(torch.isfinite(scores).sum(dim=-1))
-        if keep_distributions:
-            pre = apply_repetition_penalty(logits, seq, cfg.repetition_penalty)
-            if not cfg.greedy:
-                pre = pre / cfg.temperature
-            dists.append((model_probs, pre.softmax(dim=-1), probs))
-        new.append(nxt)
-        done = done | (nxt == stop_id) if stop_id is not None else done
-        x = nxt[:, None]  # (B, 1): only the newest token is fed from now on
-        seq = torch.cat([seq, x], dim=1)  # (B, T+1)
-        if bool(done.all()):
-            break
+    with decode_layout(model):  # transposed weight copies: faster few-row products
+        for _ in range(max_new_tokens):
+            logits = model(x, kv_cache=cache).logits[:, -1].float()  # (B, V) at the last position
+            scores = process_logits(logits, seq, cfg)
+            probs = scores.softmax(dim=-1)  # (B, V)
+            model_probs = logits.softmax(dim=-1)
+            if cfg.greedy:
+                nxt = probs.argmax(dim=-1)  # (B,)
+            else:
+                nxt = torch.multinomial(probs, 1, generator=generator)[:, 0]  # (B,)
+            h_model.append(entropy(model_probs))
+            h_sampled.append(entropy(probs))
+            kept.append(torch.isfinite(scores).sum(dim=-1))
+            if keep_distributions:
+                pre = apply_repetition_penalty(logits, seq, cfg.repetition_penalty)
+                if not cfg.greedy:
+                    pre = pre / cfg.temperature
+                dists.append((model_probs, pre.softmax(dim=-1), probs))
+            new.append(nxt)
+            done = done | (nxt == stop_id) if stop_id is not None else done
+            x = nxt[:, None]  # (B, 1): only the newest token is fed from now on
+            seq = torch.cat([seq, x], dim=1)  # (B, T+1)
+            if bool(done.all()):
+                break
     ids = torch.stack(new, dim=1)  # (B, S)
     tokens = []
     for row in ids.tolist():
