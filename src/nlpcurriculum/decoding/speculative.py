@@ -278,7 +278,8 @@ def speculative_generate(
     greedy = temperature == 0.0
     V = target.lm_head.out_features
     tokens = list(prompt)
-    drafts = [draft] if isinstance(draft, nn.Module) else []
+    draft_model = getattr(drafter, "model", None)  # a ModelDrafter's model decodes the same way
+    drafts = [draft_model] if isinstance(draft_model, nn.Module) else []
     with decode_layout(target, *drafts):  # transposed weight copies: faster small-row products
         t_cache = KVCache(len(target.blocks), capacity=len(prompt) + max_new_tokens + gamma)
         if len(tokens) > 1:  # prefill everything but the pending (last) token

@@ -3,7 +3,8 @@
 One concept per module: :mod:`~nlpcurriculum.nn.positional` (position schemes),
 :mod:`~nlpcurriculum.nn.attention` (dot-product and multi-head attention),
 :mod:`~nlpcurriculum.nn.kv_cache`, :mod:`~nlpcurriculum.nn.linear` (a decode-friendly weight
-layout), :mod:`~nlpcurriculum.nn.norms`,
+layout), :mod:`~nlpcurriculum.nn.losses` (the output head fused with the cross-entropy),
+:mod:`~nlpcurriculum.nn.norms`,
 :mod:`~nlpcurriculum.nn.activations` (activations and feed-forward blocks) and
 :mod:`~nlpcurriculum.nn.block` (the pre-norm residual block).
 """
