@@ -63,8 +63,8 @@ from torch import Tensor, nn
 
 from nlpcurriculum.nn.kv_cache import KVCache
 
-__all__ = ["BeamResult", "BeamStep", "Candidate", "Hypothesis", "beam_search", "coverage_log_sum", "length_penalty",
-           "reorder_cache"]
+__all__ = ["BeamResult", "BeamStep", "Candidate", "Hypothesis", "beam_search", "coverage_log_sum",
+           "length_penalty"]
 
 NEG = -1.0e9
 
@@ -82,11 +82,6 @@ def coverage_log_sum(coverage: Tensor) -> float:
     """``sum_i log(min(coverage_i, 1))`` of one hypothesis' ``(P,)`` coverage (GNMT's cp / beta;
     <= 0, and 0 when every prompt position got at least a whole unit of attention)."""
     return float(torch.log(coverage.clamp(min=1e-9, max=1.0)).sum())
-
-
-def reorder_cache(cache: KVCache, beam_idx: Tensor) -> None:
-    """Keep cache row ``beam_idx[j]`` as row ``j`` in every layer (in place)."""
-    cache.reorder(beam_idx)  # (k, nkv, T, hs) per layer
 
 
 @dataclass(frozen=True)
@@ -211,7 +206,7 @@ def beam_search(
     want_attn = coverage_beta > 0 or track_coverage
     cache = KVCache(len(model.blocks), capacity=P + max_new_tokens)
     logits, attn = _forward(model, torch.tensor([list(prompt)]), cache, want_attn, P)
-    reorder_cache(cache, torch.zeros(k, dtype=torch.long))  # k identical copies of the prompt
+    cache.reorder(torch.zeros(k, dtype=torch.long))  # k identical copies of the prompt
     logits = logits.expand(k, -1)  # (k, V)
     attn = attn.expand(k, -1) if attn is not None else None
     passes = 1
@@ -283,7 +278,7 @@ def beam_search(
             open_ = open_ and best_possible > min(h.score for h in pool)
             if not open_ or early_stopping is True:
                 break
-        reorder_cache(cache, beam_idx)
+        cache.reorder(beam_idx)  # (k, nkv, T, hs) per layer
         logits, attn = _forward(model, torch.tensor(new_tokens)[:, None], cache, want_attn, P)
         passes += 1
 

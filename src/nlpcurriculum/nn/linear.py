@@ -11,8 +11,8 @@ across the outputs.
 On this project's 2-core CPU (fp32, one thread) the second form made a one-row product 1.2x
 faster for a ``128 x 384`` weight and 1.7x for the ``128 x 4096`` output head. Inside a forward
 pass of the base model (``models/base``, 100 tokens cached) it was faster for every number of new
-rows measured: 1.3x for one row, 1.1-1.3x for the 3 to 17 rows that speculative decoding
-verifies, 1.02-1.07x for 32 to 128 rows.
+rows measured (best of 7): 1.3x for one row, 1.06-1.3x for the 3 to 17 rows that speculative
+decoding verifies, 1.01-1.07x for 32 to 128 rows.
 
 The copies exist only inside ``with decode_layout(model):``, which the decoders enter. Weights
 do not change while decoding, so a copy can never go stale, and there is nothing to invalidate:

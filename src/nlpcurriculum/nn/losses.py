@@ -16,8 +16,8 @@ cache while its loss and its gradient are formed, since the gradient is known in
 so the forward pass turns the chunk's logits into that gradient in place and immediately
 multiplies it back through the head: ``dh = G @ W`` and ``dW += G.T @ h``. The backward pass only
 scales the stored ``dh`` and ``dW`` by the incoming gradient. Same FLOPs as the plain path, no
-``(N, V)`` tensor. On this CPU (2048 x 128 hidden states, vocabulary 4096) it took the head's
-forward and backward from 80 to 50 ms on two threads, 143 to 91 ms on one.
+``(N, V)`` tensor. On this CPU (2048 x 128 hidden states, vocabulary 4096, best of 15 in one run)
+it took the head's forward and backward from 81 to 48-52 ms on two threads, 145 to 93 ms on one.
 
 Used by :class:`~nlpcurriculum.models.miniformer.MiniFormer` when the caller asks for the loss
 without the logits (``return_logits=False``, as :func:`~nlpcurriculum.training.trainer.lm_loss`
