@@ -6,7 +6,7 @@ from torch import nn
 
 from nlpcurriculum.decoding.kv_decode import greedy_cached
 from nlpcurriculum.models import build_model, llama_like
-from nlpcurriculum.nn.linear import Linear, decode_layout
+from nlpcurriculum.nn.linear import PACK_MIN_ELEMENTS, Linear, decode_layout
 
 
 def test_is_an_nn_linear_with_the_same_state_dict():
@@ -83,3 +83,17 @@ def test_model_trains_after_decoding_past_its_tables_in_inference_mode():
     loss.backward()
     assert torch.isfinite(loss)
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_large_weights_get_a_packed_copy_that_matches_f_linear():
+    # the head-sized weight is packed for oneDNN inside the block (where torch has oneDNN); every
+    # product of two or more rows goes through it, one row through the transposed copy
+    torch.manual_seed(0)
+    small, large = Linear(64, 96), Linear(128, PACK_MIN_ELEMENTS // 128, bias=False)
+    with decode_layout(small, large), torch.inference_mode():
+        assert small.packed_weight is None
+        assert (large.packed_weight is not None) == torch.backends.mkldnn.is_available()
+        for rows in (1, 2, 5, 17):
+            x = torch.randn(1, rows, 128)
+            torch.testing.assert_close(large(x), F.linear(x, large.weight), rtol=1e-5, atol=1e-5)
+    assert large.packed_weight is None and large.decode_weight is None

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nlpcurriculum.nn.activations import MLP_KINDS, build_mlp, swiglu_hidden
-from nlpcurriculum.nn.attention import MultiHeadAttention
+from nlpcurriculum.nn.attention import MultiHeadAttention, causal_mask
 from nlpcurriculum.nn.block import Block
 from nlpcurriculum.nn.kv_cache import KVCache
 from nlpcurriculum.nn.linear import Linear
@@ -312,6 +312,10 @@ class MiniFormer(nn.Module):
         positions = torch.arange(start, start + T, device=idx.device)  # (T,)
         self.position.ensure_length(start + T)  # Python ints: no device sync in the forward pass
 
+        if attn_mask is None and kv_cache is not None and start > 0 and T > 1 and self.config.causal:
+            # several new tokens after cached ones (speculative verification, chunked prefill):
+            # the bottom-right causal mask, built once here rather than by every layer
+            attn_mask = causal_mask(positions, torch.arange(start + T, device=idx.device))  # (T, T_k)
         x = self.tok_emb(idx)  # (B, T, C)
         x = self.drop(self.position.embed(x, positions))  # absolute schemes add here; others no-op
         attentions: list[Tensor] = []
