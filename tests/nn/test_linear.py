@@ -89,11 +89,13 @@ def test_large_weights_get_a_packed_copy_that_matches_f_linear():
     # the head-sized weight is packed for oneDNN inside the block (where torch has oneDNN); every
     # product of two or more rows goes through it, one row through the transposed copy
     torch.manual_seed(0)
-    small, large = Linear(64, 96), Linear(128, PACK_MIN_ELEMENTS // 128, bias=False)
-    with decode_layout(small, large), torch.inference_mode():
-        assert small.packed_weight is None
-        assert (large.packed_weight is not None) == torch.backends.mkldnn.is_available()
-        for rows in (1, 2, 5, 17):
-            x = torch.randn(1, rows, 128)
-            torch.testing.assert_close(large(x), F.linear(x, large.weight), rtol=1e-5, atol=1e-5)
-    assert large.packed_weight is None and large.decode_weight is None
+    for bias in (False, True):
+        small, large = Linear(64, 96), Linear(128, PACK_MIN_ELEMENTS // 128, bias=bias)
+        with decode_layout(small, large), torch.inference_mode():
+            assert small.packed_weight is None
+            assert (large.packed_weight is not None) == torch.backends.mkldnn.is_available()
+            for rows in (1, 2, 5, 17):
+                x = torch.randn(1, rows, 128)
+                torch.testing.assert_close(large(x), F.linear(x, large.weight, large.bias),
+                                           rtol=1e-5, atol=1e-5)
+        assert large.packed_weight is None and large.decode_weight is None

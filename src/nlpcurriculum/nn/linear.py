@@ -14,7 +14,7 @@ pass of the base model (``models/base``, 100 tokens cached) it was faster for ev
 rows measured (best of 7): 1.3x for one row, 1.06-1.3x for the 3 to 17 rows that speculative
 decoding verifies, 1.01-1.07x for 32 to 128 rows.
 
-A product of a few rows (speculative verification, beam search, a prompt) is a different case
+A product of a few rows (a speculative verification pass, a prompt) is a different case
 again. torch hands it to MKL's matrix-matrix kernel, which packs its operands into a blocked
 layout on every call, the whole weight included; on this AMD CPU, for the ``128 x 4096`` head,
 2 to 17 rows cost 88 to 316 us against 36 us for one. oneDNN can pack a weight once, ahead of time
@@ -22,8 +22,9 @@ layout on every call, the whole weight included; on this AMD CPU, for the ``128 
 ``torch.ops.mkldnn._linear_pointwise``, which torch's own compiler uses for frozen CPU models).
 So ``decode_layout`` also packs every weight of at least ``PACK_MIN_ELEMENTS`` numbers (the
 head, in our models) and products of two or more rows use it: 52 to 192 us for those 2 to 17
-rows (best of 7, warm caches). Smaller weights gain nothing from it (``128 x 704``: within a
-few microseconds either way), and a single row stays on the transposed copy (36 against 52 us).
+rows (best of 7, warm caches). Smaller weights gain nothing from it (``128 x 704``: 21 to 80 us
+against MKL's 16 to 76 us for 2 to 32 rows), and a single row stays on the transposed copy (36
+against 52 us for the head).
 Where torch was built without oneDNN the packed copy is simply not made.
 
 The copies exist only inside ``with decode_layout(model):``, which the decoders enter. Weights
@@ -65,18 +66,19 @@ class Linear(nn.Linear):
             return F.linear(x, self.weight, self.bias)
         rows = x.numel() // x.size(-1)
         if self.packed_weight is not None and rows > 1:
-            y = torch.ops.mkldnn._linear_pointwise(x.reshape(rows, -1), self.packed_weight, self.bias,
-                                                   "none", [], "")  # (rows, out)
+            y = torch.ops.mkldnn._linear_pointwise(  # (rows, out); "none": no fused activation
+                x.reshape(rows, -1), self.packed_weight, self.bias, "none", [], "")
             return y.view(*x.shape[:-1], -1)
         y = x @ self.decode_weight  # (..., in) @ (in, out)
         return y if self.bias is None else y + self.bias
 
 
 def _onednn_packed(weight: Tensor) -> Tensor | None:
-    """``weight (out, in)`` in oneDNN's blocked layout for few-row products; None where unsupported."""
-    if weight.numel() < PACK_MIN_ELEMENTS or weight.dtype != torch.float32 or weight.device.type != "cpu":
+    """``weight (out, in)`` in oneDNN's blocked layout for few-row products, or None (too small,
+    not fp32 on the CPU, or a torch without oneDNN)."""
+    if weight.numel() < PACK_MIN_ELEMENTS or weight.dtype != torch.float32:
         return None
-    if not torch.backends.mkldnn.is_available():
+    if weight.device.type != "cpu" or not torch.backends.mkldnn.is_available():
         return None
     try:
         return torch.ops.mkldnn._reorder_linear_weight(weight, 8)  # laid out for about 8 rows
