@@ -920,7 +920,7 @@ def run_speculative(cfg: SpeculativeConfig, target: MiniFormer, train: np.ndarra
         prompts = [np.asarray(val[i * step: i * step + cfg.prompt_tokens]).tolist()
                    for i in range(cfg.n_prompts)]
         # the decoders' transposed weight copies are made once for all timed runs, as a server
-        # holding the model would (each call would otherwise pay ~2 ms copying them, both sides)
+        # holding the model would (each call would otherwise pay 2-3 ms making them, both sides)
         with decode_layout(target, *(d.model for d in drafts if d.model is not None)):
             rows, costs = greedy_sweep(target, drafts, prompts, cfg)
             best_draft = next(d for d in drafts if d.name == _best(rows).draft)

@@ -92,7 +92,7 @@ def decode_layout(*models: nn.Module) -> Iterator[None]:
 
     Large weights (at least ``PACK_MIN_ELEMENTS`` numbers) also get a oneDNN-packed copy for
     products of several rows. Costs one weight-sized copy per layer while inside (6.8 MB for the
-    base model, plus 2 MB for its packed head; about 2 ms to make). Nested blocks reuse the outer
+    base model, plus 2 MB for its packed head; 2-3 ms to make). Nested blocks reuse the outer
     block's copies.
     """
     fresh = [m for model in models for m in model.modules()
