@@ -117,6 +117,19 @@ def test_kv_cache_decode_gives_the_full_forward_logits_and_greedy_text(position,
     assert cache.seq_len() == 5 + 8
 
 
+@pytest.mark.parametrize("position", POSITIONS)
+def test_several_new_tokens_after_cached_ones_give_the_full_forward_logits(position):
+    # speculative verification and chunked prefill: T > 1 new tokens after cached ones, where the
+    # model builds the bottom-right causal mask once for all layers
+    torch.manual_seed(0)
+    model = build_model(_cfg(position=position)).eval()
+    idx = torch.randint(0, 50, (2, 12))
+    full = model(idx).logits  # (2, 12, V)
+    cache = KVCache(n_layers=2)
+    chunks = [model(idx[:, a:b], kv_cache=cache).logits for a, b in ((0, 5), (5, 9), (9, 12))]
+    torch.testing.assert_close(torch.cat(chunks, dim=1), full, atol=1e-5, rtol=0)
+
+
 def test_return_attn_gives_per_layer_maps_and_the_same_logits():
     torch.manual_seed(0)
     model = build_model(_cfg(position="rope")).eval()

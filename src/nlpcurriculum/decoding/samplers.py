@@ -317,7 +317,7 @@ def sample(
     done = torch.zeros(B, dtype=torch.bool)
     new, h_model, h_sampled, kept = [], [], [], []
     dists: list[tuple[Tensor, Tensor, Tensor]] = []
-    with decode_layout(model):  # transposed weight copies: faster few-row products
+    with decode_layout(model):  # decode-time weight copies (nn/linear.py): faster small products
         for _ in range(max_new_tokens):
             logits = model(x, kv_cache=cache).logits[:, -1].float()  # (B, V) at the last position
             scores = process_logits(logits, seq, cfg)

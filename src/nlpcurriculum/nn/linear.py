@@ -64,10 +64,9 @@ class Linear(nn.Linear):
         """``(..., in) -> (..., out)``."""
         if self.decode_weight is None or torch.is_grad_enabled():
             return F.linear(x, self.weight, self.bias)
-        rows = x.numel() // x.size(-1)
-        if self.packed_weight is not None and rows > 1:
+        if self.packed_weight is not None and x.numel() > x.size(-1):  # two or more rows
             y = torch.ops.mkldnn._linear_pointwise(  # (rows, out); "none": no fused activation
-                x.reshape(rows, -1), self.packed_weight, self.bias, "none", [], "")
+                x.reshape(-1, x.size(-1)), self.packed_weight, self.bias, "none", [], "")
             return y.view(*x.shape[:-1], -1)
         y = x @ self.decode_weight  # (..., in) @ (in, out)
         return y if self.bias is None else y + self.bias
