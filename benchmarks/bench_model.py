@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> dict:
     from transformers import LlamaForCausalLM
 
     hf_cfg = hf_llama_config(cfg)
-    hf_cfg._attn_implementation = "sdpa"  # transformers' fastest CPU attention
+    # transformers' fastest CPU attention here: "eager" took 258 against 238 ms per step (pretrain dims)
+    hf_cfg._attn_implementation = "sdpa"
     theirs = LlamaForCausalLM(hf_cfg).train()
     idx = torch.randint(0, args.vocab, (args.batch, args.seq))
     targets = torch.randint(0, args.vocab, (args.batch, args.seq))

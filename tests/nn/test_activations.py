@@ -4,7 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nlpcurriculum.nn.activations import MLP, SwiGLU, build_activation, build_mlp, gelu, relu, silu, swiglu_hidden
+from nlpcurriculum.nn.activations import (
+    MLP, SwiGLU, build_activation, build_mlp, gelu, relu, silu, swiglu, swiglu_hidden,
+)
 
 ATOL = 1e-6  # fp32 elementwise
 
@@ -40,6 +42,24 @@ def test_swiglu_is_the_gated_formula_with_fused_gate_and_up():
     w_gate, w_up = ff.gate_up.weight[:24], ff.gate_up.weight[24:]
     expected = ff.down(F.silu(x @ w_gate.T) * (x @ w_up.T))
     assert torch.allclose(ff(x), expected, atol=ATOL, rtol=0)
+
+
+def test_swiglu_backward_matches_autograd_of_the_by_hand_formula():
+    torch.manual_seed(0)
+    gate_up = torch.randn(2, 5, 2 * 24, requires_grad=True)
+    grad = torch.randn(2, 5, 24)
+    (ours,) = torch.autograd.grad(swiglu(gate_up), gate_up, grad)
+    gate, up = gate_up.chunk(2, dim=-1)
+    (by_hand,) = torch.autograd.grad(silu(gate) * up, gate_up, grad)  # autograd through x * sigmoid(x)
+    assert ours.shape == gate_up.shape and ours.is_contiguous()
+    assert torch.allclose(ours, by_hand, atol=ATOL, rtol=0)
+
+
+def test_swiglu_passes_gradcheck_and_rejects_an_odd_width():
+    gate_up = torch.randn(3, 2 * 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(swiglu, (gate_up,))
+    with pytest.raises(ValueError, match="even last dim"):
+        swiglu(torch.randn(3, 5))
 
 
 def test_swiglu_hidden_matches_plain_mlp_parameter_count():

@@ -2,6 +2,7 @@
 
 One concept per module: :mod:`~nlpcurriculum.nn.positional` (position schemes),
 :mod:`~nlpcurriculum.nn.attention` (dot-product and multi-head attention),
+:mod:`~nlpcurriculum.nn.causal_attention` (training-time causal attention, backward by hand),
 :mod:`~nlpcurriculum.nn.kv_cache`, :mod:`~nlpcurriculum.nn.linear` (a decode-friendly weight
 layout), :mod:`~nlpcurriculum.nn.losses` (the output head fused with the cross-entropy),
 :mod:`~nlpcurriculum.nn.norms`,
@@ -16,6 +17,7 @@ from nlpcurriculum.nn.activations import (
     build_mlp,
     gelu,
     silu,
+    swiglu,
     swiglu_hidden,
 )
 from nlpcurriculum.nn.attention import (
@@ -28,6 +30,7 @@ from nlpcurriculum.nn.attention import (
     softmax,
 )
 from nlpcurriculum.nn.block import Block
+from nlpcurriculum.nn.causal_attention import causal_self_attention
 from nlpcurriculum.nn.kv_cache import KVCache
 from nlpcurriculum.nn.linear import Linear
 from nlpcurriculum.nn.norms import LayerNorm, RMSNorm, build_norm
@@ -64,10 +67,12 @@ __all__ = [
     "build_norm",
     "build_position",
     "causal_mask",
+    "causal_self_attention",
     "gelu",
     "repeat_kv",
     "scaled_dot_product_attention",
     "silu",
+    "swiglu",
     "single_token_attention",
     "softmax",
     "swiglu_hidden",

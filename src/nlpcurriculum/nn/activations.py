@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nlpcurriculum.nn.linear import Linear
@@ -48,6 +49,7 @@ __all__ = [
     "gelu",
     "relu",
     "silu",
+    "swiglu",
     "swiglu_hidden",
 ]
 
@@ -151,11 +153,54 @@ class MLP(nn.Module):
         return self.down(self.act(self.up(x)))
 
 
+class SwiGLUFunction(torch.autograd.Function):
+    """``silu(gate) * up`` from the fused ``(..., 2H)`` projection, with a hand-written backward.
+
+    Call it through :func:`swiglu`. With ``s = sigmoid(g)`` and ``silu(g) = g s``:
+
+        d out / d up   = silu(g)
+        d out / d gate = up * silu'(g),   silu'(g) = s (1 + g (1 - s))
+
+    The backward pass writes both halves straight into one ``(..., 2H)`` gradient, the layout of
+    the fused projection, so autograd does not have to concatenate them. SiLU and its derivative
+    are torch's one-pass kernels (``F.silu``, ``aten.silu_backward``); the by-hand :func:`silu` is
+    their reference in the tests. On this project's CPU this cut the pretrain model's training
+    step by 2-4% against the same math composed from ``x * sigmoid(x)`` (eight elementwise passes
+    over ``(B, T, H)`` tensors and a concatenation, against three passes).
+    """
+
+    @staticmethod
+    def forward(ctx, gate_up: Tensor) -> Tensor:
+        gate, up = gate_up.chunk(2, dim=-1)  # (..., H) each, views
+        act = F.silu(gate)  # (..., H)
+        ctx.save_for_backward(gate_up, act)
+        return act * up
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor) -> Tensor:
+        gate_up, act = ctx.saved_tensors
+        gate, up = gate_up.chunk(2, dim=-1)
+        d_gate_up = torch.empty_like(gate_up)  # (..., 2H)
+        d_gate, d_up = d_gate_up.chunk(2, dim=-1)  # views into it
+        torch.mul(grad, act, out=d_up)
+        torch.mul(grad, up, out=d_gate)
+        torch.ops.aten.silu_backward.grad_input(d_gate, gate, grad_input=d_gate)  # *= silu'(gate)
+        return d_gate_up
+
+
+def swiglu(gate_up: Tensor) -> Tensor:
+    """``silu(gate) * up`` where ``gate, up = gate_up.chunk(2, -1)``: ``(..., 2H) -> (..., H)``."""
+    if gate_up.size(-1) % 2:
+        raise ValueError(f"swiglu needs an even last dim (gate and up), got {tuple(gate_up.shape)}")
+    return SwiGLUFunction.apply(gate_up)
+
+
 class SwiGLU(nn.Module):
     """Gated feed-forward ``down(silu(gate(x)) * up(x))`` (Shazeer 2020).
 
     ``gate`` and ``up`` are stored as one fused ``Linear(C, 2H)`` (rows ``[W_gate; W_up]``): one
-    matmul instead of two, identical math.
+    matmul instead of two, identical math. The gating itself is :func:`swiglu`.
 
     Args:
         dim: C.
@@ -167,13 +212,11 @@ class SwiGLU(nn.Module):
         super().__init__()
         self.hidden = hidden
         self.gate_up = Linear(dim, 2 * hidden, bias=bias)
-        self.act = SiLU()
         self.down = Linear(hidden, dim, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        """``(B, T, C) -> 2 x (B, T, H) -> (B, T, C)``."""
-        gate, up = self.gate_up(x).chunk(2, dim=-1)  # (B, T, H) each
-        return self.down(self.act(gate) * up)
+        """``(B, T, C) -> (B, T, 2H) -> (B, T, H) -> (B, T, C)``."""
+        return self.down(swiglu(self.gate_up(x)))
 
 
 def swiglu_hidden(dim: int, multiple_of: int = 32) -> int:

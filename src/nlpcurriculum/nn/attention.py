@@ -24,11 +24,14 @@ Three levels, each the teaching reference for the next:
    arXiv:2305.13245: each K/V head is shared by ``nh / nkv`` query heads), a KV cache for
    decoding, and optionally returns the attention weights for heatmaps.
 
-Two paths compute the same math. When the weights are not requested, :class:`MultiHeadAttention`
+Three paths compute the same math. When the weights are not requested, :class:`MultiHeadAttention`
 calls ``F.scaled_dot_product_attention``: one fused kernel that never materialises the
 ``(T_q, T_k)`` weight matrix (on CPU a flash-attention style tiled loop with an online softmax),
-faster and lighter. When weights are requested, or ``fused=False``, it runs the by-hand path
-above. The tests prove both paths agree to fp32 rounding.
+faster and lighter. Training on short windows (causal, up to ``MATERIALIZED_MAX_T`` tokens) goes
+instead through :func:`~nlpcurriculum.nn.causal_attention.causal_self_attention`, which keeps
+the weights and has its backward pass written out by hand (faster there, see that module). When
+weights are requested, or ``fused=False``, it runs the by-hand path above. The tests prove the
+paths agree to fp32 rounding.
 
 Masks follow torch's convention: a boolean mask is True where a query *may* attend; a float mask
 is added to the scores. Rows where every key is masked produce zero output (as torch does).
@@ -51,6 +54,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.torch_version import TorchVersion
 
+from nlpcurriculum.nn.causal_attention import MATERIALIZED_MAX_T, causal_self_attention
 from nlpcurriculum.nn.kv_cache import KVCache
 from nlpcurriculum.nn.linear import Linear
 from nlpcurriculum.nn.positional import PositionScheme
@@ -315,6 +319,17 @@ class MultiHeadAttention(nn.Module):
         B, T, C = x.shape
         if C != self.d_model:
             raise ValueError(f"expected last dim {self.d_model}, got input {tuple(x.shape)}")
+        if self._trains_a_short_causal_window(x, position, attn_mask, padding_mask, kv_cache,
+                                               need_weights):
+            if positions is None:
+                positions = torch.arange(T, device=x.device)
+                if position is not None:
+                    position.ensure_length(T)
+            rotation = position.rotation_angles(positions) if position is not None else None
+            if rotation is not None:
+                rotation = (rotation[0].to(x.dtype), rotation[1].to(x.dtype))
+            y = causal_self_attention(self.qkv(x), self.n_heads, rotation)  # (B, T, C)
+            return self.proj(y), None
         nh, nkv, hs = self.n_heads, self.n_kv_heads, self.head_dim
         heads = self.qkv(x).view(B, T, nh + 2 * nkv, hs).transpose(1, 2)  # (B, nh+2nkv, T, hs)
         qk, v = heads.split([nh + nkv, nkv], dim=1)  # (B, nh+nkv, T, hs), (B, nkv, T, hs)
@@ -362,6 +377,32 @@ class MultiHeadAttention(nn.Module):
                 )
         y = y.transpose(1, 2).reshape(B, T, nh * hs)  # (B, nh, T, hs) -> (B, T, nh*hs): merge heads
         return self.proj(y), (weights if need_weights else None)
+
+    def _trains_a_short_causal_window(
+        self,
+        x: Tensor,
+        position: PositionScheme | None,
+        attn_mask: Tensor | None,
+        padding_mask: Tensor | None,
+        kv_cache: KVCache | None,
+        need_weights: bool,
+    ) -> bool:
+        """Whether :func:`causal_self_attention` applies: the training case it is faster for.
+
+        A causal pass over a whole window of at most ``MATERIALIZED_MAX_T`` tokens, with
+        gradients, without masks, score biases, cache, dropout or grouped heads, in fp32/fp64 on
+        the CPU (see :mod:`~nlpcurriculum.nn.causal_attention` for the measurements).
+        """
+        return (
+            self.fused and self.causal and not need_weights and torch.is_grad_enabled()
+            and kv_cache is None and attn_mask is None and padding_mask is None
+            and (position is None or not position.biases_scores)
+            and self.n_kv_heads == self.n_heads
+            and (self.dropout == 0 or not self.training)
+            and x.size(1) <= MATERIALIZED_MAX_T
+            and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+            and not torch.is_autocast_enabled("cpu")
+        )
 
     def _keep_mask(
         self,

@@ -114,6 +114,15 @@ class PositionScheme(nn.Module):
         """
         return x
 
+    def rotation_angles(self, positions: Tensor) -> tuple[Tensor, Tensor] | None:
+        """``(cos, sin)`` of each position's angle per pair of dimensions, ``(T, hs/2)`` each.
+
+        For kernels that rotate queries and keys themselves
+        (:func:`~nlpcurriculum.nn.causal_attention.causal_self_attention`); ``None`` when the
+        scheme does not rotate (every scheme but RoPE).
+        """
+        return None
+
     def score_bias(self, q_positions: Tensor, k_positions: Tensor) -> Tensor | None:
         """An additive bias for the attention scores (ALiBi only).
 
@@ -334,6 +343,11 @@ class RotaryPositions(PositionScheme):
             cos, sin_signed = cos.to(x.dtype), sin_signed.to(x.dtype)
         # x * cos + rotate_half(x) * sin, with rotate_half(x) * sin = roll(x, hs/2) * [-sin1, sin2]
         return torch.addcmul(x * cos, x.roll(self.head_dim // 2, dims=-1), sin_signed)
+
+    def rotation_angles(self, positions: Tensor) -> tuple[Tensor, Tensor]:
+        cos, sin, _ = self._gather(positions)  # (T, hs): both halves hold the same angles
+        h = self.head_dim // 2
+        return cos[:, :h], sin[:, :h]  # (T, hs/2) each
 
 
 def alibi_slopes(n_heads: int) -> Tensor:
