@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 import nlpcurriculum.nn.attention as attention_module
+import nlpcurriculum.nn.causal_attention as causal_attention
 from nlpcurriculum.nn.attention import MultiHeadAttention
 from nlpcurriculum.nn.causal_attention import MATERIALIZED_MAX_T, causal_self_attention
 from nlpcurriculum.nn.positional import ALiBiPositions, RotaryPositions
@@ -22,10 +23,11 @@ def reference(qkv, n_heads, rope=None):
     return y.transpose(1, 2).reshape(B, T, n_heads * hs)
 
 
+@pytest.mark.parametrize("T", [17, 150])  # one block of query rows; three, the last one partial
 @pytest.mark.parametrize("with_rope", [False, True])
-def test_forward_and_backward_match_torch_sdpa(with_rope):
+def test_forward_and_backward_match_torch_sdpa(with_rope, T):
     torch.manual_seed(0)
-    B, T, nh, hs = 3, 17, 4, 8
+    B, nh, hs = 3, 4, 8
     rope = RotaryPositions(hs, T) if with_rope else None
     rotation = rope.rotation_angles(torch.arange(T)) if with_rope else None
     qkv = torch.randn(B, T, 3 * nh * hs, requires_grad=True)
@@ -39,8 +41,10 @@ def test_forward_and_backward_match_torch_sdpa(with_rope):
     assert torch.allclose(d_ours, d_expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("query_block", [64, 2])  # one block; blocks of 2, 2 and 1 rows
 @pytest.mark.parametrize("with_rope", [False, True])
-def test_passes_gradcheck(with_rope):
+def test_passes_gradcheck(with_rope, query_block, monkeypatch):
+    monkeypatch.setattr(causal_attention, "QUERY_BLOCK", query_block)
     torch.manual_seed(0)
     B, T, nh, hs = 2, 5, 2, 4
     qkv = torch.randn(B, T, 3 * nh * hs, dtype=torch.float64, requires_grad=True)

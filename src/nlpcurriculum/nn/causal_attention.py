@@ -1,16 +1,21 @@
 """Causal self-attention for training, with its backward pass written out by hand.
 
 :class:`~nlpcurriculum.nn.attention.MultiHeadAttention` trains through this module when the
-window is short (``T <= MATERIALIZED_MAX_T``); otherwise through ``F.scaled_dot_product_attention``.
-Both compute the same function. They differ in what they keep for the backward pass.
+window is at most ``MATERIALIZED_MAX_T`` tokens; otherwise through
+``F.scaled_dot_product_attention``. Both compute the same function. They differ in what they keep
+for the backward pass.
 
 torch's CPU kernel is a flash-attention loop (Dao et al. 2022, arXiv:2205.14135): it never stores
 the ``(T, T)`` attention weights and recomputes them, tile by tile, in the backward pass. That
-pays off for long windows, where the weights would not fit in the cache and where whole tiles
-above the diagonal can be skipped. For short windows the weights are small (64 heads-in-batch x
-128 x 128 floats = 4 MB), and keeping them is cheaper than recomputing them. Here the forward pass
-stores them, and the backward pass is four batched matrix products and two elementwise passes
-over the weights.
+keeps memory linear in T. Here the forward pass stores the weights, and the backward pass is four
+batched matrix products and two elementwise passes over them, with no recomputation. For the
+windows we train on the weights are small (3 MB per layer for the pretrain model: 64
+heads-in-batch, 3/4 of 128 x 128 floats each, see below), and keeping them is the faster choice.
+
+Like the flash kernel, the work is split into blocks of ``QUERY_BLOCK`` query rows. The queries
+of block ``[s, e)`` can see keys ``0..e-1`` only, so each block multiplies against those keys and
+skips the rest, which the causal mask would have zeroed anyway. With two blocks (T = 128) that
+is 3/4 of the full ``T x T`` work; with many blocks it approaches 1/2.
 
 Forward, per head (``S`` scores, ``P`` weights, ``O`` output; the mask is -inf above the
 diagonal)::
@@ -41,13 +46,24 @@ copies:
   undoing the rotation on the way. Without it, autograd concatenates ``dQ`` and ``dK``, then
   ``dQK`` and ``dV``, and then copies the result into the projection's layout.
 
-Measured on this project's 2-core CPU (fp32, 2 threads, forward and backward of the attention
-core including RoPE; ``python benchmarks/bench_attention.py``, three runs): 1.05-1.27x faster
-than ``F.scaled_dot_product_attention`` at T = 128 (B = 16, 4 heads of 32, the pretrain model's
-shape) and 1.25-1.27x with 8 heads of 64; 0.65-1.05x at T = 256; 0.71-0.74x at T = 512 and
-0.50-0.54x at T = 1024.
-Hence ``MATERIALIZED_MAX_T = 128``. On one thread the gain is smaller: 0.93x with 4 heads of 32
-and 1.10x with 8 heads of 64 at T = 128.
+Measured on this project's 2-core CPU (fp32, forward and backward of the attention core including
+RoPE, best of 9; ``python benchmarks/bench_attention.py``). The ratio is torch's time over ours:
+
+======================  ==============  ==============
+(B, heads, T, hs)       2 threads       1 thread
+======================  ==============  ==============
+(16, 4, 128, 32)        1.25-1.30x      1.07x
+(8, 8, 128, 64)         1.34-1.51x      1.26x
+(16, 4, 256, 32)        1.26-1.27x      1.14x
+(8, 8, 256, 64)         1.36-1.46x      1.28x
+(4, 8, 512, 64)         1.53-1.57x      1.53x
+(2, 8, 1024, 64)        1.21-1.26x      1.22x
+(1, 8, 2048, 64)        0.99-1.08x      1.10x
+======================  ==============  ==============
+
+The first row is the pretrain model's shape. The stored weights grow as T^2: at T = 512 they take
+0.6 MB per head and sequence, per layer. Beyond ``MATERIALIZED_MAX_T = 512`` the flash kernel's
+linear memory is worth more than the speed, which is down to 0.99-1.10x at T = 2048.
 
 Scope: causal self-attention over a whole window (no KV cache, no padding mask, no score bias),
 as many key/value heads as query heads, no attention dropout, fp32 or fp64, CPU. Everything else
@@ -65,8 +81,10 @@ from torch import Tensor
 
 __all__ = ["MATERIALIZED_MAX_T", "causal_self_attention"]
 
-# longest window for which keeping the (T, T) weights beat torch's flash kernel on this CPU
-MATERIALIZED_MAX_T = 128
+# the longest window trained through this module: the weights it keeps grow as T^2 (see above)
+MATERIALIZED_MAX_T = 512
+# query rows per block: a block skips the keys after its last row, all masked
+QUERY_BLOCK = 64
 
 
 def _rotate(x: Tensor, cos: Tensor, sin: Tensor, out: Tensor, inverse: bool = False) -> None:
@@ -86,6 +104,20 @@ def _rotate(x: Tensor, cos: Tensor, sin: Tensor, out: Tensor, inverse: bool = Fa
     sign = 1.0 if inverse else -1.0
     torch.mul(x1, cos, out=out1).addcmul_(x2, sin, value=sign)
     torch.mul(x2, cos, out=out2).addcmul_(x1, sin, value=-sign)
+
+
+def _unrotate(grad: Tensor, cos: Tensor | None, sin: Tensor | None, s: int, e: int,
+              out: Tensor) -> None:
+    """Write the gradient of rotated rows ``s..e-1`` into ``out`` as the unrotated rows' gradient."""
+    if cos is None:
+        out.copy_(grad)
+    else:
+        _rotate(grad, cos[s:e], sin[s:e], out, inverse=True)  # the transpose of the rotation
+
+
+def _query_blocks(T: int) -> list[tuple[int, int]]:
+    """``(start, end)`` of each block of ``QUERY_BLOCK`` query rows."""
+    return [(s, min(s + QUERY_BLOCK, T)) for s in range(0, T, QUERY_BLOCK)]
 
 
 class CausalSelfAttentionFunction(torch.autograd.Function):
@@ -109,33 +141,47 @@ class CausalSelfAttentionFunction(torch.autograd.Function):
         v = heads[2].reshape(B * nh, T, hs)  # (N, T, hs), a copy
         scale = 1.0 / math.sqrt(hs)
         mask = qkv.new_full((T, T), float("-inf")).triu_(1)  # (T, T): -inf above the diagonal
-        p = torch.baddbmm(mask, q, k.transpose(1, 2), alpha=scale).softmax(dim=-1)  # (N, T, T)
-        o = torch.bmm(p, v)  # (N, T, hs)
-        ctx.save_for_backward(qk, v, p, o, cos, sin)
+        y = qkv.new_empty(B, T, nh * hs)
+        y_heads = y.view(B, T, nh, hs).transpose(1, 2)  # (B, nh, T, hs), a view
+        weights = []  # P, one (N, e - s, e) block per block of query rows
+        for s, e in _query_blocks(T):
+            # queries s..e-1 see keys 0..e-1; the keys after e are masked for all of them: skipped
+            scores = torch.baddbmm(mask[s:e, :e], q[:, s:e], k[:, :e].transpose(1, 2), alpha=scale)
+            p = scores.softmax(dim=-1)  # (N, e - s, e)
+            y_heads[:, :, s:e] = torch.bmm(p, v[:, :e]).view(B, nh, e - s, hs)  # O = P V
+            weights.append(p)
+        ctx.save_for_backward(qk, v, y, cos, sin, *weights)
         ctx.scale = scale
-        return o.view(B, nh, T, hs).transpose(1, 2).reshape(B, T, nh * hs)  # merge the heads
+        return y  # (B, T, C): the heads merged
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, dy: Tensor) -> tuple[Tensor, None, None, None]:
-        qk, v, p, o, cos, sin = ctx.saved_tensors
+        qk, v, y, cos, sin, *weights = ctx.saved_tensors
         _, B, nh, T, hs = qk.shape
-        q, k = qk[0].view(B * nh, T, hs), qk[1].view(B * nh, T, hs)
-        do = dy.view(B, T, nh, hs).transpose(1, 2).reshape(B * nh, T, hs)  # (N, T, hs)
+        N = B * nh
+        q, k = qk[0].view(N, T, hs), qk[1].view(N, T, hs)
+        do = dy.view(B, T, nh, hs).transpose(1, 2).reshape(N, T, hs)  # (N, T, hs)
+        # D = rowsum(dO * O) = rowsum(P * dP), per head and query: (N, T, 1)
+        d = (dy * y).view(B, T, nh, hs).sum(dim=-1).transpose(1, 2).reshape(N, T, 1)
         dqkv = dy.new_empty(B, T, 3 * nh * hs)
         dheads = dqkv.view(B, T, 3, nh, hs).permute(2, 0, 3, 1, 4)  # (3, B, nh, T, hs), a view
-
-        dheads[2].copy_(torch.bmm(p.transpose(1, 2), do).view(B, nh, T, hs))  # dV = P^T dO
-        d = (do * o).sum(dim=-1, keepdim=True)  # (N, T, 1): D = rowsum(dO * O) = rowsum(P * dP)
-        ds = torch.bmm(do, v.transpose(1, 2)).sub_(d).mul_(p)  # (N, T, T): dS = P * (dP - D)
-        dqk = dy.new_empty(2, B * nh, T, hs)
-        torch.baddbmm(dqk[0], ds, k, beta=0, alpha=ctx.scale, out=dqk[0])  # dQ = dS K * scale
-        torch.baddbmm(dqk[1], ds.transpose(1, 2), q, beta=0, alpha=ctx.scale, out=dqk[1])  # dK
-        dqk = dqk.view(2, B, nh, T, hs)
-        if cos is None:
-            dheads[:2].copy_(dqk)
-        else:
-            _rotate(dqk, cos, sin, dheads[:2], inverse=True)  # back to the unrotated projection
+        dk = dv = None
+        # from the last block, which sees every key, back: each adds to dK and dV of its keys
+        for (s, e), p in reversed(list(zip(_query_blocks(T), weights))):
+            dv_block = torch.bmm(p.transpose(1, 2), do[:, s:e])  # (N, e, hs): P^T dO
+            ds = torch.bmm(do[:, s:e], v[:, :e].transpose(1, 2)).sub_(d[:, s:e]).mul_(p)  # dS
+            dk_block = torch.bmm(ds.transpose(1, 2), q[:, s:e])  # (N, e, hs): dS^T Q
+            if dv is None:
+                dk, dv = dk_block, dv_block
+            else:
+                dk[:, :e] += dk_block
+                dv[:, :e] += dv_block
+            dq = torch.bmm(ds, k[:, :e]).mul_(ctx.scale).view(B, nh, e - s, hs)  # dS K * scale
+            _unrotate(dq, cos, sin, s, e, dheads[0][:, :, s:e])
+        dk.mul_(ctx.scale)
+        _unrotate(dk.view(B, nh, T, hs), cos, sin, 0, T, dheads[1])
+        dheads[2].copy_(dv.view(B, nh, T, hs))
         return dqkv, None, None, None
 
 
