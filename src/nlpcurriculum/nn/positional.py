@@ -14,7 +14,10 @@ with three hooks that the model and the attention module call at those places:
   together): :class:`RotaryPositions` (RoPE; Su et al. 2021, "RoFormer",
   arXiv:2104.09864) rotates every query and key, in every layer, by an angle proportional to
   its position. The dot product of a rotated query at position m and a rotated key at position n
-  depends only on ``m - n``: relative position falls out of absolute rotations.
+  depends only on ``m - n``: relative position falls out of absolute rotations. Kernels that
+  rotate queries and keys themselves (the training-time
+  :func:`~nlpcurriculum.nn.causal_attention.causal_self_attention`) ask for the angles instead,
+  through ``rotation_angles(positions)``.
 - ``score_bias(q_positions, k_positions)``: :class:`ALiBiPositions` (Press et al. 2021, "Train
   Short, Test Long", arXiv:2108.12409) adds nothing to the vectors at all; it subtracts
   ``slope_h * distance`` from the attention scores of head ``h``, so far-away keys are penalised
