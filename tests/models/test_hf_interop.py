@@ -43,17 +43,29 @@ def test_gpt2_like_matches_transformers_gpt2():
     assert torch.allclose(model(idx).logits, hf(idx).logits, atol=LOGIT_ATOL, rtol=0)
 
 
-def test_llama_like_gradients_match_transformers_llama():
+@pytest.mark.parametrize("T", [16, 80])  # one block of query rows in training attention; two
+def test_llama_like_gradients_match_transformers_llama(T):
     torch.manual_seed(0)
-    model = _perturb_norms(build_model(llama_like(vocab_size=97, n_layers=2)))
+    model = _perturb_norms(build_model(llama_like(vocab_size=97, n_layers=2, max_seq_len=T)))
     hf = to_hf_llama(model)
-    idx = torch.randint(0, 97, (2, 16))
+    idx = torch.randint(0, 97, (2, T))
     model(idx[:, :-1], targets=idx[:, 1:]).loss.backward()
     hf(idx, labels=idx).loss.backward()  # transformers shifts the labels itself
-    layer, ref = model.blocks[1], hf.model.layers[1]
-    q_grad = layer.attn.qkv.weight.grad[: model.config.d_model]
-    assert torch.allclose(q_grad, ref.self_attn.q_proj.weight.grad, atol=1e-6, rtol=1e-4)
-    assert torch.allclose(layer.mlp.down.weight.grad, ref.mlp.down_proj.weight.grad, atol=1e-6, rtol=1e-4)
+    C, H = model.config.d_model, model.config.d_ff
+    for layer, ref in zip(model.blocks, hf.model.layers, strict=True):
+        ours = {
+            "q": layer.attn.qkv.weight.grad[:C], "k": layer.attn.qkv.weight.grad[C : 2 * C],
+            "v": layer.attn.qkv.weight.grad[2 * C :], "o": layer.attn.proj.weight.grad,
+            "gate": layer.mlp.gate_up.weight.grad[:H], "up": layer.mlp.gate_up.weight.grad[H:],
+            "down": layer.mlp.down.weight.grad,
+        }
+        theirs = {
+            "q": ref.self_attn.q_proj, "k": ref.self_attn.k_proj, "v": ref.self_attn.v_proj,
+            "o": ref.self_attn.o_proj, "gate": ref.mlp.gate_proj, "up": ref.mlp.up_proj,
+            "down": ref.mlp.down_proj,
+        }
+        for name, grad in ours.items():
+            assert torch.allclose(grad, theirs[name].weight.grad, atol=1e-6, rtol=1e-4), name
     assert torch.allclose(model.tok_emb.weight.grad, hf.model.embed_tokens.weight.grad, atol=1e-6, rtol=1e-4)
 
 
