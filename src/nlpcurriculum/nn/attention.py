@@ -319,12 +319,13 @@ class MultiHeadAttention(nn.Module):
         B, T, C = x.shape
         if C != self.d_model:
             raise ValueError(f"expected last dim {self.d_model}, got input {tuple(x.shape)}")
+        if positions is None:
+            start = kv_cache.seq_len(layer_idx) if kv_cache is not None else 0
+            positions = torch.arange(start, start + T, device=x.device)
+            if position is not None:
+                position.ensure_length(start + T)
         if self._trains_a_short_causal_window(x, position, attn_mask, padding_mask, kv_cache,
                                                need_weights):
-            if positions is None:
-                positions = torch.arange(T, device=x.device)
-                if position is not None:
-                    position.ensure_length(T)
             rotation = position.rotation_angles(positions) if position is not None else None
             if rotation is not None:
                 rotation = (rotation[0].to(x.dtype), rotation[1].to(x.dtype))
@@ -334,11 +335,6 @@ class MultiHeadAttention(nn.Module):
         heads = self.qkv(x).view(B, T, nh + 2 * nkv, hs).transpose(1, 2)  # (B, nh+2nkv, T, hs)
         qk, v = heads.split([nh + nkv, nkv], dim=1)  # (B, nh+nkv, T, hs), (B, nkv, T, hs)
 
-        if positions is None:
-            start = kv_cache.seq_len(layer_idx) if kv_cache is not None else 0
-            positions = torch.arange(start, start + T, device=x.device)
-            if position is not None:
-                position.ensure_length(start + T)
         if position is not None:
             # RoPE turns queries and keys of the same tokens by the same angles: one call for
             # both; other schemes pass through
