@@ -29,7 +29,9 @@ def test_stage_run_logs_parent_and_item_child_with_tags_params_series_and_findin
         series={"loss": [(0, 2.0), (10, 1.5)]},
         texts={"samples.txt": "hello"},
         findings=[Finding.at_least("cache is faster", "speedup", 6.5, 5.0),
-                  Finding.at_most("output identical", "mismatches", 1, 0)],
+                  Finding.at_most("output identical", "mismatches", 1, 0, kind="invariant"),
+                  Finding.compare("cache wins per seed", "gain", [2.0, 2.5, 3.0], [1.0, 1.0, 1.0],
+                                  margin=0.5)],
     )
     with tracking.stage_run("kv_cache", "KV Cache (Fast Inference)", {"model": {"d": 8}, "seed": 1}) as run:
         run.log_metrics({"stage_metric": 1.0})
@@ -47,8 +49,13 @@ def test_stage_run_logs_parent_and_item_child_with_tags_params_series_and_findin
     assert child.data.tags["nlpc.section"] == "KV Cache (Fast Inference)"
     assert child.data.tags["finding.0.passed"] == "true"
     assert child.data.tags["finding.1.passed"] == "false"
-    assert child.data.tags["findings.passed"] == "false"
+    assert child.data.tags["finding.1.kind"] == "invariant"
+    assert child.data.tags["findings.passed"] == "true"
+    assert child.data.tags["invariants.held"] == "false"
     assert child.data.metrics["finding.0.value"] == 6.5
+    assert child.data.metrics["finding.2.n"] == 3.0
+    assert child.data.metrics["finding.2.se"] == pytest.approx(0.5 / 3 ** 0.5)
+    assert "finding.0.se" not in child.data.metrics
     history = client.get_metric_history(child_id, "loss")
     assert [(m.step, m.value) for m in history] == [(0, 2.0), (10, 1.5)]
     assert (store / "mlruns").is_dir()

@@ -1,7 +1,7 @@
 """Atomic file output: write to a temporary file beside the target, then rename.
 
-A stage that fails half-way must leave the previous outputs intact (DESIGN.md, "bad input gets a
-clear error and loses nothing"). ``os.replace`` is atomic on POSIX when both paths are on the same
+A stage that fails half-way must leave the previous outputs intact (docs/CONVENTIONS.md,
+convention 14: bad input gets a clear error and loses nothing). ``os.replace`` is atomic on POSIX when both paths are on the same
 file system, which a sibling temporary file guarantees.
 """
 

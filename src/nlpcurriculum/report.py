@@ -74,13 +74,17 @@ def render(views: list[ItemView], title: str = "nlpcurriculum report") -> str:
         by_section.setdefault(v.item.section_id, []).append(v)
     n_done = sum(v.item.status == registry.IMPLEMENTED for v in views)
     checks = [f for v in views for f in v.findings]
-    n_pass = sum(bool(f.get("passed")) for f in checks)
+    findings = [f for f in checks if f.get("kind", "finding") == "finding"]
+    invariants = [f for f in checks if f.get("kind") == "invariant"]
+    n_pass = sum(bool(f.get("passed")) for f in findings)
+    n_held = sum(bool(f.get("passed")) for f in invariants)
     out = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_e(title)}</h1>",
         f"<p class=summary>{n_done} of {len(views)} curriculum items implemented; "
-        f"{n_pass} of {len(checks)} expected findings pass.</p><nav>",
+        f"{n_pass} of {len(findings)} expected findings pass; "
+        f"{n_held} of {len(invariants)} invariants hold.</p><nav>",
     ]
     for sec in registry.sections():
         done = sum(it.status == registry.IMPLEMENTED for it in sec.items)
@@ -107,19 +111,10 @@ def _render_item(v: ItemView) -> str:
     parts.append("</span>")
     if it.status == registry.IMPLEMENTED and not (v.metrics or v.findings):
         parts.append("<p class=muted>No results yet: run <code>dvc repro</code>.</p>")
-    if v.findings:
-        parts.append("<table><tr><th>expected finding</th><th>measured</th><th>check</th></tr>")
-        for f in v.findings:
-            ok = bool(f.get("passed"))
-            bound = f.get("threshold")
-            measured = f"{f.get('metric')} = {_num(f.get('value'))}"
-            if bound is not None:
-                measured += f" (bound {_num(bound)})"
-            parts.append(
-                f"<tr><td>{_e(f.get('claim', ''))}</td><td>{_e(measured)}</td>"
-                f"<td class={'pass' if ok else 'fail'}>{'PASS' if ok else 'FAIL'}</td></tr>"
-            )
-        parts.append("</table>")
+    for kind, heading in (("finding", "finding"), ("invariant", "invariant (holds by construction)")):
+        checks = [f for f in v.findings if f.get("kind", "finding") == kind]
+        if checks:
+            parts.append(_checks_table(checks, heading))
     if v.metrics:
         parts.append("<table>")
         for name, value in sorted(v.metrics.items()):
@@ -133,11 +128,30 @@ def _render_item(v: ItemView) -> str:
     return "".join(parts)
 
 
+def _checks_table(checks: list[dict[str, Any]], heading: str) -> str:
+    """A table of checks: claim, measured value (with n and SE for comparisons), bound, verdict."""
+    rows = [f"<table><tr><th>{_e(heading)}</th><th>measured</th><th>n</th><th>SE</th>"
+            "<th>bound</th><th>check</th></tr>"]
+    for f in checks:
+        ok = bool(f.get("passed"))
+        rows.append(
+            f"<tr><td>{_e(f.get('claim', ''))}</td>"
+            f"<td>{_e(f.get('metric'))} = {_num(f.get('value'))}</td>"
+            f"<td class=num>{_num(f.get('n'), '')}</td><td class=num>{_num(f.get('se'), '')}</td>"
+            f"<td class=num>{_num(f.get('threshold'), '')}</td>"
+            f"<td class={'pass' if ok else 'fail'}>{'PASS' if ok else 'FAIL'}</td></tr>"
+        )
+    rows.append("</table>")
+    return "".join(rows)
+
+
 def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _num(value: Any) -> str:
+def _num(value: Any, missing: str = "None") -> str:
+    if value is None:
+        return missing
     if isinstance(value, float):
         return f"{value:.4g}"
     return _e(value)

@@ -2,26 +2,51 @@
 
 Library experiments return an :class:`ItemResult` per curriculum item; the stage script passes it
 to :func:`nlpcurriculum.tracking.log_item` (an MLflow child run) and writes its metrics JSON. The
-library never talks to MLflow itself (DESIGN.md, convention 1).
+library never talks to MLflow itself (docs/CONVENTIONS.md, convention 1).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 
+FINDING = "finding"
+INVARIANT = "invariant"
+KINDS = (FINDING, INVARIANT)
+
+# A comparison passes only when its mean effect clears the margin by this many standard errors.
+STANDARD_ERRORS = 2.0
+
+
 @dataclass(frozen=True)
 class Finding:
-    """An expected finding of a curriculum item, checked against a measured number.
+    """A checked claim of a curriculum item: a measured number against its bound.
+
+    Two kinds (docs/CONVENTIONS.md, "Findings"):
+
+    * an **invariant** holds by construction when the code is right (parity with a reference
+      library, identical outputs, a formula equal to its count, a round trip). Failing one means a
+      bug, not a result.
+    * a **finding** is an empirical claim about an effect that could come out either way (a
+      trained model beats its control, a cache makes decoding faster). Comparisons over seeds
+      are built with :meth:`compare`, which records n, the mean effect, its standard error and
+      the margin, and passes only when the effect clears the margin by two standard errors.
 
     Attributes:
         claim: the expected effect in words, e.g. "perturbing future tokens leaves past logits
             exactly unchanged".
         metric: name of the measured number the check is about.
-        value: the measured number.
+        value: the measured number (for a comparison: the mean effect).
         passed: whether the measurement shows the expected effect.
-        threshold: the bound the value was compared against, if any (for the report).
+        threshold: the bound the value was compared against, if any (for a comparison: the
+            margin the effect must exceed).
+        kind: ``"finding"`` or ``"invariant"``.
+        n: number of independent samples behind ``value`` (seeds, prompts, rounds); ``None`` for
+            a single measurement.
+        se: standard error of ``value``; ``None`` for a single measurement.
     """
 
     claim: str
@@ -29,16 +54,103 @@ class Finding:
     value: float
     passed: bool
     threshold: float | None = None
+    kind: str = FINDING
+    n: int | None = None
+    se: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"finding kind must be one of {KINDS}, got {self.kind!r}")
 
     @classmethod
-    def at_least(cls, claim: str, metric: str, value: float, threshold: float) -> "Finding":
-        """A finding that passes when ``value >= threshold``."""
-        return cls(claim, metric, float(value), bool(value >= threshold), float(threshold))
+    def at_least(cls, claim: str, metric: str, value: float, threshold: float,
+                 kind: str = FINDING) -> "Finding":
+        """A check that passes when ``value >= threshold``."""
+        return cls(claim, metric, float(value), bool(value >= threshold), float(threshold), kind)
 
     @classmethod
-    def at_most(cls, claim: str, metric: str, value: float, threshold: float) -> "Finding":
-        """A finding that passes when ``value <= threshold``."""
-        return cls(claim, metric, float(value), bool(value <= threshold), float(threshold))
+    def at_most(cls, claim: str, metric: str, value: float, threshold: float,
+                kind: str = FINDING) -> "Finding":
+        """A check that passes when ``value <= threshold``."""
+        return cls(claim, metric, float(value), bool(value <= threshold), float(threshold), kind)
+
+    @classmethod
+    def invariant(cls, claim: str, metric: str, value: float, holds: bool,
+                  threshold: float | None = None) -> "Finding":
+        """An invariant: ``holds`` says whether the by-construction property held."""
+        return cls(claim, metric, float(value), bool(holds),
+                   None if threshold is None else float(threshold), INVARIANT)
+
+    @classmethod
+    def compare(
+        cls,
+        claim: str,
+        metric: str,
+        treatment: Sequence[float],
+        control: Sequence[float] | None = None,
+        *,
+        margin: float = 0.0,
+        higher_is_better: bool = True,
+        paired: bool = True,
+    ) -> "Finding":
+        """An effect measured over independent samples, checked against a margin.
+
+        The effect is ``treatment - control`` (per sample when ``paired``, e.g. the same seed and
+        data for both arms; otherwise the difference of the two means), or ``treatment`` alone
+        when there is no control. ``margin`` is how far the mean effect must go in the expected
+        direction (up when ``higher_is_better``, else down); a negative margin states a
+        non-inferiority bound. It passes only when the mean effect clears the margin by at least
+        two standard errors, and strictly: a tie never passes, and neither does a single sample
+        (its standard error is unknown). ``threshold`` records the bound on the mean effect
+        (``margin``, or ``-margin`` when lower is better).
+
+        Standard errors: paired, ``sd(d) / sqrt(n)``; unpaired, Welch's
+        ``sqrt(var(t)/n_t + var(c)/n_c)``; both with ``ddof = 1``.
+
+        Example: losses of a model without and with a trick on seeds 0-2, lower is better:
+        ``compare("trick lowers val loss", "loss_gain", [3.1, 3.0, 3.2], [3.4, 3.35, 3.5],
+        margin=0.05, higher_is_better=False)`` has effects -0.3, -0.35, -0.3 (mean -0.317,
+        SE 0.017): the mean lies below the bound -0.05 by 0.267, 16 SE, so it passes.
+        """
+        t = [float(x) for x in treatment]
+        if not t:
+            raise ValueError(f"finding {metric!r}: no treatment samples")
+        if control is None:
+            n = len(t)
+            mean, se = _mean(t), _sd(t) / math.sqrt(n) if n > 1 else math.nan
+        else:
+            c = [float(x) for x in control]
+            if not c:
+                raise ValueError(f"finding {metric!r}: no control samples")
+            if paired:
+                if len(c) != len(t):
+                    raise ValueError(f"finding {metric!r}: paired samples differ in length "
+                                     f"({len(t)} treatment, {len(c)} control)")
+                effects = [a - b for a, b in zip(t, c)]
+                n = len(effects)
+                mean, se = _mean(effects), _sd(effects) / math.sqrt(n) if n > 1 else math.nan
+            else:
+                n = min(len(t), len(c))
+                mean = _mean(t) - _mean(c)
+                se = (math.sqrt(_sd(t) ** 2 / len(t) + _sd(c) ** 2 / len(c))
+                      if n > 1 else math.nan)
+        sign = 1.0 if higher_is_better else -1.0
+        clearance = sign * mean - margin
+        passed = bool(n > 1 and math.isfinite(se) and clearance > 0
+                      and clearance >= STANDARD_ERRORS * se)
+        return cls(claim, metric, mean, passed, sign * float(margin), FINDING, n, se)
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def _sd(xs: Sequence[float]) -> float:
+    """Sample standard deviation (ddof = 1); NaN for fewer than two values."""
+    if len(xs) < 2:
+        return math.nan
+    m = _mean(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
 
 
 @dataclass

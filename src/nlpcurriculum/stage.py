@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from nlpcurriculum.io import atomic_path, write_json
-from nlpcurriculum.results import ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 
 METRICS_DIR = Path("metrics")
 PLOTS_DIR = Path("plots")
@@ -95,10 +95,18 @@ def save_item_texts(folder: str | Path, results: list[ItemResult], separate: boo
 
 
 def print_findings(stage: str, results: list[ItemResult]) -> None:
-    """One line per item on stdout: each finding's metric, measured value and pass / FAIL."""
+    """One line per item on stdout: each check's metric, measured value and pass / FAIL.
+
+    Invariants are marked ``[invariant]``; a comparison over samples shows ``n`` and its SE.
+    """
     for r in results:
-        print(f"{stage}: {r.item}: " + "; ".join(
-            f"{f.metric}={f.value:.4g} {'pass' if f.passed else 'FAIL'}" for f in r.findings))
+        print(f"{stage}: {r.item}: " + "; ".join(_check_line(f) for f in r.findings))
+
+
+def _check_line(f: Finding) -> str:
+    spread = f" +- {f.se:.2g} (n={f.n})" if f.n is not None and f.se is not None else ""
+    tag = " [invariant]" if f.kind == INVARIANT else ""
+    return f"{f.metric}={f.value:.4g}{spread} {'pass' if f.passed else 'FAIL'}{tag}"
 
 
 def save_figure(figure: Any, target: Path) -> None:

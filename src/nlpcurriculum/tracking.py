@@ -1,6 +1,6 @@
 """MLflow tracking: one experiment per curriculum section, one run per stage, a child run per item.
 
-The tracking contract (DESIGN.md):
+The tracking contract (docs/CONVENTIONS.md):
 
 * Store: MLflow's embedded default, sqlite ``mlflow.db`` with artifacts in ``mlruns/`` at the
   project root; ``MLFLOW_TRACKING_URI`` points it elsewhere (a server, another database).
@@ -8,8 +8,10 @@ The tracking contract (DESIGN.md):
   item the stage covers gets a child run. Tags ``nlpc.section``, ``nlpc.item``, ``nlpc.stage`` and
   ``nlpc.git_commit`` (also MLflow's own ``mlflow.source.git.commit``) make them searchable.
 * Content: the stage's params flattened (``model.d_model``), step series as MLflow step metrics,
-  figures as PNG artifacts, and every expected finding as tags ``finding.<i>.claim`` /
-  ``finding.<i>.passed`` plus the metric ``finding.<i>.value``.
+  figures as PNG artifacts, and every check as tags ``finding.<i>.claim`` / ``.kind``
+  (``finding`` or ``invariant``) / ``.passed`` plus the metrics ``finding.<i>.value`` and, where
+  known, ``.threshold``, ``.n`` and ``.se``; the child run's tags ``findings.passed`` and
+  ``invariants.held`` sum them up.
 * Key models: :meth:`StageRun.log_model` logs a torch model with ``mlflow.pytorch.log_model`` and
   can register it in the model registry (the sqlite store supports it; the base LM is
   ``nlpcurriculum-base``).
@@ -28,7 +30,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from nlpcurriculum.params import flatten
-from nlpcurriculum.results import ItemResult
+from nlpcurriculum.results import FINDING, INVARIANT, ItemResult
 
 PIPELINE_EXPERIMENT = "Pipeline"  # spine stages that belong to no curriculum section
 
@@ -197,13 +199,18 @@ class StageRun:
                     {
                         f"finding.{i}.claim": finding.claim,
                         f"finding.{i}.metric": finding.metric,
+                        f"finding.{i}.kind": finding.kind,
                         f"finding.{i}.passed": str(finding.passed).lower(),
                     }
                 )
-                mlflow.log_metric(f"finding.{i}.value", float(finding.value))
-            if result.findings:
-                passed = all(f.passed for f in result.findings)
-                mlflow.set_tag("findings.passed", str(passed).lower())
+                numbers = {"value": finding.value, "threshold": finding.threshold,
+                           "n": finding.n, "se": finding.se}
+                mlflow.log_metrics({f"finding.{i}.{k}": float(v)
+                                    for k, v in numbers.items() if v is not None})
+            for kind, tag in ((FINDING, "findings.passed"), (INVARIANT, "invariants.held")):
+                checks = [f for f in result.findings if f.kind == kind]
+                if checks:
+                    mlflow.set_tag(tag, str(all(f.passed for f in checks)).lower())
             return child.info.run_id
 
 

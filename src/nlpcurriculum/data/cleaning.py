@@ -5,7 +5,7 @@ and :mod:`.ngram_lm` (Kneser-Ney perplexity, CCNet-style, Wenzek et al. 2019, ar
 This module applies them to the pipeline's ``documents`` table (``doc_id, text, source,
 provenance, n_chars``) and returns three things: the kept rows (same contract), the dropped rows
 with a reason code and, for duplicates, the document each one duplicates (so every drop can be
-inspected), and per-reason counts (DESIGN.md convention 12).
+inspected), and per-reason counts (docs/CONVENTIONS.md, convention 12).
 
 Policies for bad input, stated once here:
 

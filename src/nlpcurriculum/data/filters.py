@@ -9,7 +9,7 @@ Each rule is a small class (:class:`DocumentFilter` subclasses) whose ``__call__
 :class:`FilterResult` ``(keep, reason)``; a rule that can fail in two ways (too short / too long)
 returns the matching reason. :func:`apply_filters` runs a list of rules in order, stops at the
 first failure (so each dropped document has exactly one reason: cheap rules come first) and
-counts drops per reason, which is what a stage logs (DESIGN.md convention 12).
+counts drops per reason, which is what a stage logs (docs/CONVENTIONS.md, convention 12).
 
 Repetition rules, worked on ``"a b a b a b"`` (6 words, 6 word characters):
 * top 2-gram character fraction: the most frequent 2-gram "a b" occurs 3 times; its characters

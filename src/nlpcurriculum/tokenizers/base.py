@@ -10,7 +10,7 @@ in the spirit of minbpe's ``base.py`` (Karpathy, 2024):
 * ``save(path)`` / ``Tokenizer.load(path)`` (or :func:`load_tokenizer`, which dispatches on the
   kind written in the file).
 
-File format (DESIGN.md convention 13). ``save(path)`` writes two files:
+File format (docs/CONVENTIONS.md, convention 13). ``save(path)`` writes two files:
 
 * ``path``: a JSON document ``{"format": "nlpcurriculum-tokenizer", "version": 1, "kind": "bpe",
   "config": {...}, "state": {...}}``. ``config`` is the tokenizer's config dataclass as a dict;

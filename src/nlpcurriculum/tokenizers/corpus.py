@@ -21,7 +21,7 @@ text), WordPiece's ``[SEP]`` (BERT's segment end; the pre-tokeniser splits a lit
 its brackets), and ``</s>`` for Unigram and SentencePiece (special ids are never matched in text).
 :func:`build_tokenizer` makes sure the tokenizer has it.
 
-File format (DESIGN.md convention 13), a folder holding:
+File format (docs/CONVENTIONS.md, convention 13), a folder holding:
 
 * ``meta.json``: ``{"format": "nlpcurriculum-tokens", "version": 1, "kind": "bpe",
   "vocab_size": 4096, "eos_id": 4095, "n_tokens": {"train": N, "val": N, "test": N}}``;
