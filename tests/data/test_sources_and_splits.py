@@ -35,7 +35,14 @@ def test_files_source_reads_text_jsonl_and_parquet(tmp_path):
         (lambda p: None, "no .txt, .md, .jsonl or .parquet files found"),
         (lambda p: (p / "x.txt").write_bytes(b"ok \xff\xfe bad"), "not valid UTF-8 at byte 3"),
         (lambda p: (p / "x.jsonl").write_text("{broken\n"), "x.jsonl:1: not valid JSON"),
-        (lambda p: (p / "x.jsonl").write_text('{"body": "x"}\n'), "no string field 'text'"),
+        (lambda p: (p / "x.jsonl").write_text('{"body": "x"}\n'), r"x.jsonl:1: no field 'text' \(set ingest.text_field"),
+        (lambda p: (p / "x.jsonl").write_text('{"text": "ok"}\n{"text": 42}\n'),
+         "x.jsonl:2: field 'text' must be a string, got int 42"),
+        (lambda p: pd.DataFrame({"text": list(range(100))}).to_parquet(p / "n.parquet"),
+         r"n.parquet: column 'text' must hold strings; row 0 is int 0"),
+        (lambda p: pd.DataFrame({"text": ["fine", None]}).to_parquet(p / "n.parquet"),
+         r"n.parquet: column 'text' must hold strings; row 1 is missing \(null\)"),
+        (lambda p: (p / "notes.pdf").write_bytes(b"%PDF"), r"no .txt.* found there \(1 other files skipped\)"),
         (lambda p: (p / "x.parquet").write_bytes(b"PAR1 garbage"), "cannot read parquet"),
         (lambda p: (p / "x.txt").write_text("   "), "produced no documents"),
     ],
@@ -46,10 +53,22 @@ def test_bad_file_sources_fail_clearly(tmp_path, setup, message):
         load_documents(SourceConfig(source="files", path=str(tmp_path)))
 
 
-def test_invalid_utf8_can_be_replaced(tmp_path):
+def test_invalid_utf8_can_be_replaced_and_is_counted(tmp_path):
     (tmp_path / "x.txt").write_bytes(b"ok \xff bad")
-    docs, _ = load_documents(SourceConfig(source="files", path=str(tmp_path), on_decode_error="replace"))
+    (tmp_path / "y.txt").write_text("clean")
+    docs, stats = load_documents(SourceConfig(source="files", path=str(tmp_path), on_decode_error="replace"))
     assert docs["text"].iloc[0] == "ok \ufffd bad"
+    assert stats["files.read"] == 2 and stats["files.decode_replaced"] == 1
+
+
+def test_files_of_other_kinds_are_skipped_and_counted_by_suffix(tmp_path):
+    (tmp_path / "a.txt").write_text("a document")
+    for name in ("b.pdf", "c.pdf", "d.html", "README"):
+        (tmp_path / name).write_text("not read")
+    docs, stats = load_documents(SourceConfig(source="files", path=str(tmp_path)))
+    assert list(docs["text"]) == ["a document"]
+    assert stats["files.read"] == 1
+    assert (stats["files.skipped.pdf"], stats["files.skipped.html"], stats["files.skipped.no_suffix"]) == (2, 1, 1)
 
 
 def test_hub_source_is_offline_by_default_and_fails_at_once():

@@ -75,11 +75,18 @@ class SourceConfig:
 
 
 def load_documents(cfg: SourceConfig, root: str | Path = ".") -> tuple[pd.DataFrame, dict]:
-    """Load the configured source as a documents table, plus counts of what was dropped."""
+    """Load the configured source as a documents table, plus counts of what was dropped.
+
+    The counts (the ``ingest`` stage's metrics) include, for ``files``: ``files.read``,
+    ``files.skipped.<suffix>`` (files of a kind the loader does not read, by suffix) and
+    ``files.decode_replaced`` (files not valid UTF-8 whose bad bytes became U+FFFD, under
+    ``on_decode_error: replace``).
+    """
+    file_stats: dict[str, int] = {}
     if cfg.source == "stdlib":
         records = list(_stdlib_records())
     elif cfg.source == "files":
-        records = list(_file_records(cfg, Path(root)))
+        records = list(_file_records(cfg, Path(root), file_stats))
     else:
         records = list(_hub_records(cfg))
     kept, dropped_short = [], 0
@@ -97,7 +104,7 @@ def load_documents(cfg: SourceConfig, root: str | Path = ".") -> tuple[pd.DataFr
     df.insert(0, "doc_id", [_doc_id(p, t) for _, p, t in kept])
     df["n_chars"] = df["text"].str.len().astype("int64")
     duplicate_ids = df["doc_id"].duplicated()
-    stats = {"documents": int(len(df)), "dropped_short": dropped_short}
+    stats = {"documents": int(len(df)), "dropped_short": dropped_short, **file_stats}
     if duplicate_ids.any():  # the same provenance and text twice (e.g. a file listed twice)
         stats["dropped_identical"] = int(duplicate_ids.sum())
         df = df[~duplicate_ids].reset_index(drop=True)
@@ -143,33 +150,45 @@ def _module_docstrings(path: Path) -> str:
     return "\n\n".join(d for d in docs if d)
 
 
-def _file_records(cfg: SourceConfig, root: Path) -> Iterator[tuple[str, str, str]]:
+READ_SUFFIXES = (".txt", ".md", ".jsonl", ".parquet")
+
+
+def _file_records(cfg: SourceConfig, root: Path, stats: dict[str, int]) -> Iterator[tuple[str, str, str]]:
+    """Records of every readable file under ``cfg.path``; ``stats`` counts read and skipped files."""
     path = os.path.expanduser(cfg.path)
     pattern = path if os.path.isabs(path) else str(root / path)
     if os.path.isdir(pattern):
-        paths = [p for p in Path(pattern).rglob("*") if p.is_file()]
+        found = [p for p in Path(pattern).rglob("*") if p.is_file()]
     else:
-        paths = [Path(p) for p in glob.glob(pattern, recursive=True)]
-    paths = sorted(p for p in paths if p.suffix in {".txt", ".md", ".jsonl", ".parquet"})
+        found = [Path(p) for p in glob.glob(pattern, recursive=True) if os.path.isfile(p)]
+    paths = sorted(p for p in found if p.suffix in READ_SUFFIXES)
+    for skipped in found:
+        if skipped.suffix not in READ_SUFFIXES:
+            key = f"files.skipped.{skipped.suffix.lstrip('.') or 'no_suffix'}"
+            stats[key] = stats.get(key, 0) + 1
     if not paths:
         raise SourceError(
             f"ingest.path {cfg.path!r}: no .txt, .md, .jsonl or .parquet files found there"
+            + (f" ({len(found)} other files skipped)" if found else "")
         )
+    stats["files.read"] = len(paths)
+    stats["files.decode_replaced"] = 0
     for path in paths:
         if path.suffix in {".txt", ".md"}:
-            yield "files", str(path), _read_text(path, cfg.on_decode_error)
+            yield "files", str(path), _read_text(path, cfg.on_decode_error, stats)
         elif path.suffix == ".jsonl":
-            yield from _jsonl_records(path, cfg)
+            yield from _jsonl_records(path, cfg, stats)
         else:
             yield from _parquet_records(path, cfg)
 
 
-def _read_text(path: Path, on_error: str) -> str:
+def _read_text(path: Path, on_error: str, stats: dict[str, int]) -> str:
     data = path.read_bytes()
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         if on_error == "replace":
+            stats["files.decode_replaced"] += 1
             return data.decode("utf-8", errors="replace")
         raise SourceError(
             f"{path}: not valid UTF-8 at byte {exc.start} "
@@ -177,17 +196,21 @@ def _read_text(path: Path, on_error: str) -> str:
         ) from None
 
 
-def _jsonl_records(path: Path, cfg: SourceConfig) -> Iterator[tuple[str, str, str]]:
-    for lineno, line in enumerate(_read_text(path, cfg.on_decode_error).splitlines(), 1):
+def _jsonl_records(path: Path, cfg: SourceConfig, stats: dict[str, int]) -> Iterator[tuple[str, str, str]]:
+    for lineno, line in enumerate(_read_text(path, cfg.on_decode_error, stats).splitlines(), 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise SourceError(f"{path}:{lineno}: not valid JSON: {exc.msg}") from None
-        text = record.get(cfg.text_field) if isinstance(record, dict) else None
+        if not isinstance(record, dict) or cfg.text_field not in record:
+            raise SourceError(f"{path}:{lineno}: no field {cfg.text_field!r} "
+                              "(set ingest.text_field to the field that holds the text)")
+        text = record[cfg.text_field]
         if not isinstance(text, str):
-            raise SourceError(f"{path}:{lineno}: no string field {cfg.text_field!r}")
+            raise SourceError(f"{path}:{lineno}: field {cfg.text_field!r} must be a string, "
+                              f"got {type(text).__name__} {_preview(text)}")
         yield "files", f"{path}:{lineno}", text
 
 
@@ -198,8 +221,10 @@ def _parquet_records(path: Path, cfg: SourceConfig) -> Iterator[tuple[str, str, 
         raise SourceError(f"{path}: cannot read parquet: {exc}") from None
     if cfg.text_field not in table.columns:
         raise SourceError(f"{path}: no column {cfg.text_field!r} (has {list(table.columns)})")
-    for i, text in enumerate(table[cfg.text_field]):
-        yield "files", f"{path}#{i}", str(text)
+    texts = table[cfg.text_field].tolist()
+    _check_strings(texts, f"{path}: column {cfg.text_field!r}")
+    for i, text in enumerate(texts):
+        yield "files", f"{path}#{i}", text
 
 
 def _hub_records(cfg: SourceConfig) -> Iterator[tuple[str, str, str]]:
@@ -216,5 +241,22 @@ def _hub_records(cfg: SourceConfig) -> Iterator[tuple[str, str, str]]:
     ds = datasets.load_dataset(cfg.hub_name, split=cfg.hub_split)
     if cfg.text_field not in ds.column_names:
         raise SourceError(f"{cfg.hub_name}: no column {cfg.text_field!r} ({ds.column_names})")
-    for i, text in enumerate(ds[cfg.text_field]):
-        yield "hub", f"{cfg.hub_name}:{cfg.hub_split}#{i}", str(text)
+    texts = ds[cfg.text_field]
+    _check_strings(texts, f"{cfg.hub_name}: column {cfg.text_field!r}")
+    for i, text in enumerate(texts):
+        yield "hub", f"{cfg.hub_name}:{cfg.hub_split}#{i}", text
+
+
+def _check_strings(values: list, where: str) -> None:
+    """Fail on the first value that is not a string, naming its row (no silent ``str(42)``)."""
+    for row, value in enumerate(values):
+        if isinstance(value, str):
+            continue
+        what = ("missing (null)" if value is None or (isinstance(value, float) and value != value)
+                else f"{type(value).__name__} {_preview(value)}")
+        raise SourceError(f"{where} must hold strings; row {row} is {what}")
+
+
+def _preview(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
