@@ -9,7 +9,7 @@ import pytest
 import regex
 
 from nlpcurriculum.tokenizers import GPT4_SPLIT_PATTERN, BPEConfig, BPETokenizer, learn_merges
-from nlpcurriculum.tokenizers.bpe import rank_merge
+from nlpcurriculum.tokenizers.bpe import rank_merge, replace_surrogates
 
 import tiktoken
 
@@ -104,6 +104,35 @@ def test_matches_tiktoken_with_our_ranks_on_held_out_text(bpe, held_out, unicode
     assert ours == enc.encode(text, allowed_special="all")
     assert bpe.encode_ordinary(held_out) == enc.encode_ordinary(held_out)
     assert len(ours) < 0.5 * len(text.encode("utf-8"))  # it does compress
+
+
+SURROGATE_TEXTS = [
+    "lone high \ud800 in the middle",
+    "lone low \udc00",
+    "a pair \ud83d\ude00 (an emoji split in two) and 😀 whole",
+    "reversed \ude00\ud83d, doubled high \ud800\ud800\udc00, at the end \udbff",
+    "\ud800",
+    "specials <|endoftext|>\ud83d<|endoftext|>\ude00 around halves",
+    "digits 12\udfff34 and punctuation !!\ud800??",
+]
+
+
+@pytest.mark.parametrize("text", SURROGATE_TEXTS)
+def test_surrogates_are_encoded_like_tiktoken(bpe, text):
+    enc = tiktoken.Encoding(name="ours", pat_str=bpe.config.pattern, mergeable_ranks=bpe.mergeable_ranks,
+                            special_tokens=bpe.special_tokens)
+    assert bpe.encode(text, allowed_special="all") == enc.encode(text, allowed_special="all")
+    assert bpe.encode_ordinary(text) == enc.encode_ordinary(text)
+    assert bpe.encode(text, allowed_special="none") == enc.encode(text, allowed_special=set(), disallowed_special=())
+    with pytest.raises(UnicodeEncodeError):
+        text.encode("utf-8")  # the case this test is about: UTF-8 cannot hold the text as it is
+
+
+def test_replace_surrogates_joins_pairs_and_replaces_lone_halves(bpe):
+    assert replace_surrogates("a\ud83d\ude00b") == "a😀b"
+    assert replace_surrogates("\ud800x\udc00") == "\ufffdx\ufffd"
+    assert replace_surrogates("plain é 😀") == "plain é 😀"
+    assert bpe.decode(bpe.encode("x\ud800y")) == "x\ufffdy"
 
 
 def test_exact_round_trip_including_unicode_and_emoji(bpe, held_out, unicode_extra):

@@ -5,8 +5,19 @@ from __future__ import annotations
 
 import pytest
 
+import unicodedata
+
 from nlpcurriculum.tokenizers import WordPieceConfig, WordPieceTokenizer, bert_normalize, bert_pre_tokenize
-from nlpcurriculum.tokenizers.wordpiece import _learn_wordpiece_merges
+from nlpcurriculum.tokenizers import wordpiece as wp
+from nlpcurriculum.tokenizers.wordpiece import (
+    HF_DIFFERENCE_RANGES,
+    HF_DIFFERENCES,
+    HF_DIFFERENCES_MEASURED_WITH,
+    _learn_wordpiece_merges,
+    expected_hf_differences,
+    lowercase_per_character,
+    scan_hf_differences,
+)
 
 import tokenizers as hf
 from tokenizers import models, normalizers, pre_tokenizers  # noqa: E402
@@ -19,6 +30,8 @@ TRICKY = [
     "control\x00chars\x07and\ufffdreplacement\u200bzero-width\u200dzwj",
     "“curly” ‘quotes’ — dashes … ellipsis ¿¡ «guillemets» ‽ ⁂",
     "emoji 🤗🚀 and symbols ∑ ± © ® ™ € ¥",
+    "ΟΔΟΣ ΣΟΦΟΣ, Σ. ΑΣ",  # final sigmas: lowercased one character at a time, as tokenizers does
+    "unassigned \u0378\U000e0000 newer emoji \U0001fa75\U0001f6dc private \ue000\U000f0000 tags \U000e0041",
 ]
 
 
@@ -145,3 +158,72 @@ def test_config_is_validated():
         WordPieceConfig(max_input_chars_per_word=0)
     with pytest.raises(ValueError, match="too small"):
         WordPieceTokenizer().train("some text with letters", 10)
+
+
+# ---------------------------------------------------------------------- all of Unicode
+def test_scan_of_all_unicode_finds_exactly_the_documented_differences():
+    # The default options bring every documented cause into play (about 10 s).
+    versions = {"tokenizers": hf.__version__, "unicodedata": unicodedata.unidata_version}
+    found = set(scan_hf_differences(WordPieceConfig()))
+    expected = expected_hf_differences(WordPieceConfig())
+    assert found == expected, (
+        f"undocumented: {sorted(f'{c:04X}' for c in found - expected)[:20]}, "
+        f"no longer differing: {sorted(f'{c:04X}' for c in expected - found)[:20]}; "
+        f"HF_DIFFERENCES was measured with {HF_DIFFERENCES_MEASURED_WITH}, this run has {versions}: "
+        "run benchmarks/scan_wordpiece_unicode.py and update the module docstring and HF_DIFFERENCE_RANGES"
+    )
+
+
+@pytest.mark.parametrize("config", [
+    WordPieceConfig(lowercase=False),
+    WordPieceConfig(lowercase=True, strip_accents=False, clean_text=False),
+    WordPieceConfig(lowercase=False, strip_accents=True, handle_chinese_chars=False),
+], ids=["cased", "uncased-accents-kept-no-clean", "cased-accents-stripped"])  # fmt: skip
+def test_each_option_set_differs_only_where_its_causes_apply(config):
+    # Every documented code point plus the BMP's first rows: the options switch causes on and off.
+    domain = sorted(set().union(*HF_DIFFERENCES.values()) | set(range(0x3000)))
+    assert set(scan_hf_differences(config, domain)) == expected_hf_differences(config) & set(domain)
+
+
+def test_documented_differences_by_option():
+    assert len(expected_hf_differences()) == 559
+    cased = expected_hf_differences(WordPieceConfig(lowercase=False))
+    assert cased == HF_DIFFERENCES["punctuation"] | HF_DIFFERENCES["format"]
+    cfg = WordPieceConfig(lowercase=False, strip_accents=True, clean_text=False)
+    assert expected_hf_differences(cfg) == HF_DIFFERENCES["punctuation"] | HF_DIFFERENCES["accents"]
+    assert {len(v) for v in HF_DIFFERENCES.values()} == {106, 13, 55, 385}
+    assert 0x2E43 in HF_DIFFERENCES["punctuation"] and 0x0898 in HF_DIFFERENCES["accents"]
+
+
+def test_module_docstring_lists_every_documented_range():
+    doc = " ".join(wp.__doc__.split())
+    for cause, ranges in HF_DIFFERENCE_RANGES.items():
+        assert f"Code points: {ranges}." in doc, cause
+        assert f"**{cause}** ({len(HF_DIFFERENCES[cause])}," in doc
+
+
+def test_scan_reports_a_difference_it_is_shown(monkeypatch):
+    # Our pre-tokeniser made to miss "!" and our normaliser made to drop "q": the scan must see both.
+    real_normalize, real_pre_tokenize = wp.bert_normalize, wp.bert_pre_tokenize
+    monkeypatch.setattr(wp, "bert_normalize", lambda text, **kw: real_normalize(text, **kw).replace("q", ""))
+    monkeypatch.setattr(wp, "bert_pre_tokenize", lambda text: [w for w in real_pre_tokenize(text) if w != "!"])
+    assert scan_hf_differences(code_points=range(0x20, 0x80), chunk=16) == [ord("!"), ord("Q"), ord("q")]
+
+
+def test_lowercase_is_per_character_everywhere():
+    text = "".join(chr(cp) for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF)
+    assert lowercase_per_character(text) == "".join(c.lower() for c in text)
+    assert lowercase_per_character("ΟΔΟΣ ΑΣ.") == "οδοσ ασ." != "ΟΔΟΣ ΑΣ.".lower()
+    assert bert_normalize("ΟΔΟΣ") == normalizers.BertNormalizer().normalize_str("ΟΔΟΣ")
+
+
+def test_unassigned_code_points_are_kept_and_encode_as_unknown(wordpiece):
+    # Cn is not a "control" character: tokenizers keeps it, so the word is [UNK] in both.
+    text = "a \u0378 b \U000e0000 c \U0001fa75"
+    assert bert_normalize(text) == text
+    assert bert_normalize("x\ue000\U000f0000\u00ad\x07y") == "xy"  # Co, Cf and Cc are dropped
+    unk = wordpiece.token_to_id("[UNK]")
+    ours = wordpiece.encode(text)
+    assert ours.count(unk) == 3
+    assert ours == hf_wordpiece(wordpiece).encode(text, add_special_tokens=False).ids
+

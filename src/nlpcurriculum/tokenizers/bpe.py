@@ -9,7 +9,9 @@ How it works
    text into chunks: words with their leading space, runs of up to 3 digits, punctuation runs,
    whitespace. Merges never cross a chunk boundary, so " dog" and "dog." stay separate tokens.
 2. **Bytes.** Each chunk is UTF-8 encoded; the 256 byte values are ids 0..255, so *any* string
-   (emoji, Chinese, invalid surrogates aside) can be encoded, and decoding is exact.
+   (emoji, Chinese) can be encoded, and decoding is exact. Surrogates, which UTF-8 cannot hold,
+   are read as tiktoken reads them (:func:`replace_surrogates`): a high + low pair becomes the
+   character it encodes in UTF-16, a lone one U+FFFD; such text does not round-trip.
 3. **Training** repeatedly finds the most frequent adjacent pair of ids over the corpus, gives the
    concatenation a new id (256, 257, ...) and replaces the pair everywhere.
 4. **Encoding** replays the learned order on each chunk: among adjacent parts, merge the pair
@@ -277,6 +279,17 @@ def _add(where: dict[int, set[int]], key: int, w: int) -> None:
         s.add(w)
 
 
+def replace_surrogates(text: str) -> str:
+    """Make ``text`` encodable as UTF-8 the way tiktoken does.
+
+    A Python ``str`` may hold surrogates (U+D800..U+DFFF), e.g. from ``json.loads`` of an escaped
+    half of an emoji; UTF-8 has no bytes for them. The text is read as UTF-16 code units: a high
+    surrogate followed by a low one is the character that pair encodes (``"\\ud83d\\ude00"`` ->
+    ``"😀"``), and any other surrogate becomes U+FFFD. Text without surrogates is returned unchanged.
+    """
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 def rank_merge(parts: list[Any], ranks: dict[Any, int]) -> list[Any]:
     """Merge adjacent parts by lowest rank of their concatenation (tiktoken / SentencePiece rule).
 
@@ -448,8 +461,17 @@ class BPETokenizer(Tokenizer):
         return out
 
     def encode_ordinary(self, text: str) -> list[int]:
-        """Encode ignoring special tokens (their text is split like any other text)."""
+        """Encode ignoring special tokens (their text is split like any other text).
+
+        A text with surrogates is encoded as :func:`replace_surrogates` reads it (tiktoken's rule).
+        """
         self._check_trained()
+        try:
+            return self._encode_ordinary(text)
+        except UnicodeEncodeError:  # a surrogate: only then pay for the rewrite
+            return self._encode_ordinary(replace_surrogates(text))
+
+    def _encode_ordinary(self, text: str) -> list[int]:
         cache = self._cache
         limit = self.config.cache_size
         out: list[int] = []

@@ -5,11 +5,23 @@ Wu et al. (2016), arXiv:1609.08144 (GNMT); Devlin et al. (2019), arXiv:1810.0480
 
 Pipeline
 --------
-1. **Normalise** like ``tokenizers``' ``BertNormalizer``: drop control characters and map every
-   whitespace character to a space (``clean_text``), put spaces around CJK ideographs,
-   optionally strip accents (NFD, drop non-spacing marks) and lowercase.
-2. **Pre-tokenise** like ``BertPreTokenizer``: split on whitespace (dropped) and make every
+1. **Normalise** like ``tokenizers``' ``BertNormalizer``, one character at a time (the rules of
+   BERT's original tokenizer, as ``tokenizers`` applies them):
+
+   * ``clean_text``: drop NUL, U+FFFD and every character of general category Cc (control),
+     Cf (format) or Co (private use), except ``\\t \\n \\r``, which count as whitespace; keep Cn
+     (unassigned: ``tokenizers`` keeps it, and the word becomes ``[UNK]``); then map every
+     White_Space character (Rust's ``char::is_whitespace``, :data:`.base.WHITESPACE`) to a space.
+   * ``handle_chinese_chars``: put spaces around each CJK ideograph (the eight code-point ranges of
+     BERT's ``_is_chinese_char``).
+   * accents (``strip_accents``, by default when lowercasing): NFD, then drop category Mn.
+   * ``lowercase``: each character on its own, like Rust's ``char::to_lowercase``; no final-sigma
+     rule, unlike ``str.lower()`` (:func:`lowercase_per_character`).
+2. **Pre-tokenise** like ``BertPreTokenizer``: split on White_Space (dropped) and make every
    punctuation character (Unicode category P*, or ASCII punctuation) a word of its own.
+
+   Categories come from Python's :mod:`unicodedata` (``unicodedata.unidata_version``: 14.0.0 on
+   Python 3.11); the ``regex`` module's ``\\p{...}`` is not used, because its tables are newer.
 3. **Units.** A word is split into characters; every character but the first carries the
    continuation prefix ``##`` ("play" -> ``p ##l ##a ##y``), so a piece knows whether it starts
    a word.
@@ -44,13 +56,60 @@ Round trip: WordPiece is lossy on whitespace and case: ``decode(encode(x))`` equ
 normalised, pre-tokenised text joined by single spaces (``"Hello, world!"`` -> ``"hello , world !"``),
 provided no word became ``[UNK]``. :meth:`WordPieceTokenizer.canonical` returns that form.
 
+Where parity with ``tokenizers`` stops
+--------------------------------------
+:func:`scan_hf_differences` (and ``benchmarks/scan_wordpiece_unicode.py``) tests every code point
+``c`` of U+0000..U+10FFFF except the surrogates, in the text ``"A" + c``, against
+``BertNormalizer`` + ``BertPreTokenizer`` with the same options. Before the per-character rules
+above, 830,339 code points differed with the default options (829,834 unassigned code points that
+were dropped here and kept by ``tokenizers``, the final sigma U+03A3, and the differences below).
+Now 559 differ, all from Unicode tables of different ages, and they are exactly
+:data:`HF_DIFFERENCES` (measured with ``tokenizers`` 0.23.3 and Python's Unicode 14.0.0; the test
+asserts the set, so a new version of either shows up as a failure):
+
+* **punctuation** (106, whatever the options): ``tokenizers`` takes general categories from tables
+  of Unicode 8.0 (the ``unicode_categories`` crate; U+2E42, new in 8.0, is punctuation to it and
+  U+2E43, new in 9.0, is not). 104 characters that are P* in 14.0 but not in 8.0 (added since,
+  nearly all) are words of their own here and part of a word there; U+166D CANADIAN SYLLABICS CHI
+  SIGN and U+111C9 SHARADA SANDHI MARK, P* in 8.0 and So / Mn now, are the reverse. Code points:
+  061D 09FD 0A76 0C77 0C84 166D 1B7D-1B7E 2E43-2E4F 2E52-2E5D 10EAD 10F55-10F59 10F86-10F89 111C9
+  1144B-1144F 1145A-1145B 1145D 11660-1166C 116B9 1183B 11944-11946 119E2 11A3F-11A46 11A9A-11A9C
+  11A9E-11AA2 11C41-11C45 11C70-11C71 11EF7-11EF8 11FFF 12FF1-12FF2 16E97-16E9A 16FE2 1E95E-1E95F.
+* **format** (13, with ``clean_text``): Cf characters added since 8.0 are unassigned to
+  ``tokenizers``, so it keeps them; this module drops them. Code points: 0890-0891 08E2 110CD
+  13430-13438.
+* **lowercase** (55, with ``lowercase``): unassigned in Python's Unicode 14.0 but given lowercase
+  forms by Unicode 16.0/17.0, which Rust's ``char::to_lowercase`` knows and ``str.lower()`` does not
+  (Cyrillic, Latin Extended-D, Garay, Beria Erfe capitals). Code points: 1C89 A7CB-A7CC A7CE A7D2
+  A7D4 A7DA A7DC 10D50-10D65 16EA0-16EB8.
+* **accents** (385, with accent stripping): 383 characters that are Mn in 14.0 but not in 8.0 (added
+  since, or re-categorised like U+1885-1886), kept by ``tokenizers`` and dropped here; U+1734
+  HANUNOO SIGN PAMUDPOD (Mn in 8.0, Mc in 14.0), the reverse; U+11938 DIVES AKURU VOWEL SIGN O,
+  whose canonical decomposition (Unicode 13.0) Python's NFD applies and ``tokenizers``' older
+  normalisation tables do not. Code points: 07FD 0898-089F 08CA-08E1 09FE 0AFA-0AFF 0B55 0C04 0C3C
+  0D00 0D3B-0D3C 0D81 0EBA 1734 180F 1885-1886 1ABF-1ACE 1DF6-1DFB A82C A8C5 A8FF A9BD 10D24-10D27
+  10EAB-10EAC 10F46-10F50 10F82-10F85 11070 11073-11074 110C2 111CF 1123E 1133B 11438-1143F
+  11442-11444 11446 1145E 1182F-11837 11839-1183A 11938 1193B-1193C 1193E 11943 119D4-119D7
+  119DA-119DB 119E0 11A01-11A0A 11A33-11A38 11A3B-11A3E 11A47 11A51-11A56 11A59-11A5B 11A8A-11A96
+  11A98-11A99 11C30-11C36 11C38-11C3D 11C3F 11C92-11CA7 11CAA-11CB0 11CB2-11CB3 11CB5-11CB6
+  11D31-11D36 11D3A 11D3C-11D3D 11D3F-11D45 11D47 11D90-11D91 11D95 11D97 11EF3-11EF4 16F4F 16FE4
+  1CF00-1CF2D 1CF30-1CF46 1E000-1E006 1E008-1E018 1E01B-1E021 1E023-1E024 1E026-1E02A 1E130-1E136
+  1E2AE 1E2EC-1E2EF 1E944-1E94A.
+
+Copying those tables would close the gap but tie this module to one ``tokenizers`` release; they
+are listed instead. The scan tests each code point on its own: sequences whose handling could
+differ (NFD's canonical reordering of several marks whose combining classes changed between the
+tables) are covered only by the held-out-text tests.
+
 Left out: the post-processor (``[CLS] ... [SEP]`` templates), offsets, Google's original
 training (unpublished; HF's ``WordPieceTrainer`` actually runs BPE), and ``limit_alphabet``.
 """
 
 from __future__ import annotations
 
+import functools
 import heapq
+import itertools
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -63,10 +122,14 @@ from nlpcurriculum.tokenizers.base import WHITESPACE as _WHITESPACE
 from nlpcurriculum.tokenizers.base import Tokenizer, check_ids, check_vocab_size, iter_texts
 
 _ASCII_PUNCT = "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
-_WS_CLASS = "".join(f"\\u{ord(c):04x}" for c in _WHITESPACE)
-_PUNCT_CLASS = r"\p{P}" + regex.escape(_ASCII_PUNCT)
-# A word is a maximal run of non-space, non-punctuation characters; a punctuation mark is a word.
-_PRE_TOKEN = regex.compile(f"[^{_WS_CLASS}{_PUNCT_CLASS}]+|[{_PUNCT_CLASS}]")
+# Dropped by clean_text besides the "other" categories: NUL (also Cc) and U+FFFD (So).
+_ALWAYS_DROPPED = "\0\ufffd"
+# Control characters that BERT counts as whitespace instead.
+_CONTROL_AS_SPACE = "\t\n\r"
+# General categories dropped by clean_text (Cn, unassigned, is kept; Cs cannot occur in Rust text).
+_DROPPED_CATEGORIES = frozenset({"Cc", "Cf", "Co"})
+_CAPITAL_SIGMA, _SMALL_SIGMA = "\u03a3", "\u03c3"
+_SPACE_TABLE = str.maketrans({c: " " for c in _WHITESPACE})
 _CJK_RANGES = (
     (0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F),
     (0x2B740, 0x2B81F), (0x2B920, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F),
@@ -126,35 +189,94 @@ def bert_normalize(
     strip_accents: bool | None = None,
     lowercase: bool = True,
 ) -> str:
-    """BERT's normaliser (same steps and order as ``tokenizers.normalizers.BertNormalizer``)."""
+    """BERT's normaliser (same steps and order as ``tokenizers.normalizers.BertNormalizer``).
+
+    Every step works one character at a time (the module docstring, "Pipeline", step 1): drop NUL,
+    U+FFFD and categories Cc/Cf/Co (but not ``\\t\\n\\r``), map White_Space to a space, pad CJK
+    ideographs with spaces, NFD and drop category Mn, lowercase.
+    """
+    patterns = _patterns()
     if clean_text:
-        text = "".join(
-            " " if c in _WHITESPACE else c
-            for c in text
-            if not (c == "\0" or c == "\ufffd" or _is_control(c))
-        )
+        text = patterns.dropped.sub("", text).translate(_SPACE_TABLE)
     if handle_chinese_chars:
-        text = "".join(f" {c} " if _is_cjk(c) else c for c in text)
+        text = patterns.cjk.sub(r" \g<0> ", text)
     if strip_accents if strip_accents is not None else lowercase:
-        text = "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
+        text = patterns.nonspacing_mark.sub("", unicodedata.normalize("NFD", text))
     if lowercase:
-        text = text.lower()
+        text = lowercase_per_character(text)
     return text
+
+
+def lowercase_per_character(text: str) -> str:
+    """Lowercase each character on its own (Rust's ``char::to_lowercase``, which ``tokenizers`` uses).
+
+    ``str.lower()`` differs in one context rule: a capital sigma that ends a word becomes the final
+    form U+03C2 (``"ΟΔΟΣ".lower() == "οδος"``). That is CPython's only context-dependent lowercase
+    mapping, so mapping U+03A3 to U+03C3 first leaves plain per-character lowercasing.
+    """
+    return text.replace(_CAPITAL_SIGMA, _SMALL_SIGMA).lower()
 
 
 def bert_pre_tokenize(text: str) -> list[str]:
     """Split on whitespace (dropped) and isolate each punctuation character (``BertPreTokenizer``)."""
-    return _PRE_TOKEN.findall(text)
+    return _patterns().pre_token.findall(text)
 
 
 def _is_control(c: str) -> bool:
-    # \t \n \r are control characters that BERT counts as whitespace.
-    return c not in "\t\n\r" and unicodedata.category(c).startswith("C")
+    """A character that ``clean_text`` drops (BERT's "control": categories Cc, Cf and Co)."""
+    return c not in _CONTROL_AS_SPACE and unicodedata.category(c) in _DROPPED_CATEGORIES
 
 
-def _is_cjk(c: str) -> bool:
-    o = ord(c)
-    return any(lo <= o <= hi for lo, hi in _CJK_RANGES)
+def _is_punctuation(c: str) -> bool:
+    """A character that the pre-tokeniser makes a word of its own (ASCII punctuation or P*)."""
+    return c in _ASCII_PUNCT or unicodedata.category(c).startswith("P")
+
+
+@dataclass(frozen=True)
+class _Patterns:
+    dropped: regex.Pattern[str]  # a run of characters that clean_text drops
+    cjk: regex.Pattern[str]  # one CJK ideograph (handle_chinese_chars pads it with spaces)
+    nonspacing_mark: regex.Pattern[str]  # a run of category Mn (strip_accents drops it after NFD)
+    pre_token: regex.Pattern[str]  # a word: a run of non-space non-punctuation, or one punctuation mark
+
+
+@functools.cache
+def _patterns() -> _Patterns:
+    """Character classes built from Python's ``unicodedata`` (built once, on first use).
+
+    The classes are listed from ``unicodedata`` rather than written as ``\\p{P}`` because the
+    ``regex`` module carries its own, newer Unicode tables; one source of truth keeps the
+    normaliser, the pre-tokeniser and the documented exceptions consistent.
+    """
+    dropped, marks, punct = [], [], []
+    for cp in range(0x110000):
+        c = chr(cp)
+        if c in _ALWAYS_DROPPED or _is_control(c):
+            dropped.append(cp)
+        if unicodedata.category(c) == "Mn":
+            marks.append(cp)
+        if _is_punctuation(c):
+            punct.append(cp)
+    punct_class = _char_class(punct)
+    ws_class = _char_class(ord(c) for c in _WHITESPACE)
+    cjk_class = "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in _CJK_RANGES)
+    return _Patterns(
+        dropped=regex.compile(f"[{_char_class(dropped)}]+"),
+        cjk=regex.compile(f"[{cjk_class}]"),
+        nonspacing_mark=regex.compile(f"[{_char_class(marks)}]+"),
+        pre_token=regex.compile(f"[^{ws_class}{punct_class}]+|[{punct_class}]"),
+    )
+
+
+def _char_class(code_points: Iterable[int]) -> str:
+    """The body of a regex character class matching exactly ``code_points`` (as ranges)."""
+    parts = []
+    # Consecutive code points share cp - position: each group is one run lo..hi.
+    for _, run in itertools.groupby(enumerate(sorted(code_points)), key=lambda t: t[1] - t[0]):
+        cps = [cp for _, cp in run]
+        lo, hi = cps[0], cps[-1]
+        parts.append(f"\\U{lo:08x}" if lo == hi else f"\\U{lo:08x}-\\U{hi:08x}")
+    return "".join(parts)
 
 
 class WordPieceTokenizer(Tokenizer):
@@ -407,3 +529,111 @@ def _learn_wordpiece_merges(
             if pair_count.get(nk, 0) >= min_frequency:
                 heapq.heappush(heap, (-score(nk), nk))
     return units
+
+
+# ---------------------------------------------------------------------- parity scan
+SCAN_PREFIX = "A"
+"""The scan tests each code point ``c`` in the text ``"A" + c``: after a cased letter, so that a
+context rule such as the final sigma would show, and with a base for a combining mark."""
+
+
+def scan_hf_differences(config: WordPieceConfig | None = None, code_points: Iterable[int] | None = None,
+                        chunk: int = 512) -> list[int]:
+    """Code points where our normaliser + pre-tokeniser and ``tokenizers``' disagree.
+
+    For each code point ``c`` (default: all of U+0000..U+10FFFF except the surrogates, which a
+    Rust string cannot hold) it compares ``bert_normalize(SCAN_PREFIX + c)`` with
+    ``BertNormalizer.normalize_str`` under ``config``'s options, then the words of
+    :func:`bert_pre_tokenize` with ``BertPreTokenizer``'s. Normalised texts are compared one by
+    one; the pre-tokenisers, given the same text, are compared on ``chunk`` texts joined by spaces
+    and, where a chunk differs, one by one. (Joining is exact: both split on the space, drop only
+    whitespace and keep every other character in order, so equal word lists for the joined text
+    mean equal word lists for each part.)
+
+    Needs the ``tokenizers`` package (the ``oracles`` extra). Takes a few seconds per option set.
+    """
+    from tokenizers import normalizers, pre_tokenizers  # the reference, an optional dependency
+
+    cfg = config or WordPieceConfig()
+    if code_points is None:
+        code_points = (cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF)
+    ref_norm = normalizers.BertNormalizer(clean_text=cfg.clean_text, handle_chinese_chars=cfg.handle_chinese_chars,
+                                          strip_accents=cfg.strip_accents, lowercase=cfg.lowercase).normalize_str
+    ref_pre = pre_tokenizers.BertPreTokenizer().pre_tokenize_str
+
+    def words_differ(text: str) -> bool:
+        return bert_pre_tokenize(text) != [w for w, _ in ref_pre(text)]
+
+    differing: list[int] = []
+    pending: list[tuple[int, str]] = []  # (code point, normalised text) awaiting the pre-tokeniser check
+
+    def flush() -> None:
+        if pending and words_differ(" ".join(t for _, t in pending)):
+            differing.extend(cp for cp, t in pending if words_differ(t))
+        pending.clear()
+
+    for cp in code_points:
+        text = SCAN_PREFIX + chr(cp)
+        ours = bert_normalize(text, clean_text=cfg.clean_text, handle_chinese_chars=cfg.handle_chinese_chars,
+                              strip_accents=cfg.strip_accents, lowercase=cfg.lowercase)
+        if ours != ref_norm(text):
+            differing.append(cp)
+            continue
+        pending.append((cp, ours))
+        if len(pending) >= chunk:
+            flush()
+    flush()
+    return sorted(differing)
+
+
+# ---------------------------------------------------------------------- documented differences
+HF_DIFFERENCE_RANGES: dict[str, str] = {
+    "punctuation": (
+        "061D 09FD 0A76 0C77 0C84 166D 1B7D-1B7E 2E43-2E4F 2E52-2E5D 10EAD 10F55-10F59 10F86-10F89 111C9 "
+        "1144B-1144F 1145A-1145B 1145D 11660-1166C 116B9 1183B 11944-11946 119E2 11A3F-11A46 11A9A-11A9C "
+        "11A9E-11AA2 11C41-11C45 11C70-11C71 11EF7-11EF8 11FFF 12FF1-12FF2 16E97-16E9A 16FE2 1E95E-1E95F"
+    ),
+    "format": "0890-0891 08E2 110CD 13430-13438",
+    "lowercase": "1C89 A7CB-A7CC A7CE A7D2 A7D4 A7DA A7DC 10D50-10D65 16EA0-16EB8",
+    "accents": (
+        "07FD 0898-089F 08CA-08E1 09FE 0AFA-0AFF 0B55 0C04 0C3C 0D00 0D3B-0D3C 0D81 0EBA 1734 180F 1885-1886 "
+        "1ABF-1ACE 1DF6-1DFB A82C A8C5 A8FF A9BD 10D24-10D27 10EAB-10EAC 10F46-10F50 10F82-10F85 11070 "
+        "11073-11074 110C2 111CF 1123E 1133B 11438-1143F 11442-11444 11446 1145E 1182F-11837 11839-1183A "
+        "11938 1193B-1193C 1193E 11943 119D4-119D7 119DA-119DB 119E0 11A01-11A0A 11A33-11A38 11A3B-11A3E "
+        "11A47 11A51-11A56 11A59-11A5B 11A8A-11A96 11A98-11A99 11C30-11C36 11C38-11C3D 11C3F 11C92-11CA7 "
+        "11CAA-11CB0 11CB2-11CB3 11CB5-11CB6 11D31-11D36 11D3A 11D3C-11D3D 11D3F-11D45 11D47 11D90-11D91 "
+        "11D95 11D97 11EF3-11EF4 16F4F 16FE4 1CF00-1CF2D 1CF30-1CF46 1E000-1E006 1E008-1E018 1E01B-1E021 "
+        "1E023-1E024 1E026-1E02A 1E130-1E136 1E2AE 1E2EC-1E2EF 1E944-1E94A"
+    ),
+}
+"""The code points where :func:`scan_hf_differences` finds ``tokenizers`` disagreeing, by cause
+(hex code points and inclusive ranges, as listed in the module docstring)."""
+
+HF_DIFFERENCES_MEASURED_WITH = {"tokenizers": "0.23.3", "unicodedata": "14.0.0"}
+"""The versions :data:`HF_DIFFERENCE_RANGES` was measured with (``tokenizers.__version__`` and
+``unicodedata.unidata_version``)."""
+
+
+def _code_points(spec: str) -> frozenset[int]:
+    """``"061D 2E43-2E4F"`` -> the set of those code points (ranges are inclusive)."""
+    out: set[int] = set()
+    for part in spec.split():
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo, 16), int(hi or lo, 16) + 1))
+    return frozenset(out)
+
+
+HF_DIFFERENCES: dict[str, frozenset[int]] = {cause: _code_points(r) for cause, r in HF_DIFFERENCE_RANGES.items()}
+""":data:`HF_DIFFERENCE_RANGES` as sets of code points."""
+
+
+def expected_hf_differences(config: WordPieceConfig | None = None) -> frozenset[int]:
+    """The documented differences that ``config``'s options bring into play.
+
+    Punctuation differs whatever the options; format characters only with ``clean_text``, case
+    mappings only with ``lowercase``, marks and decompositions only when accents are stripped.
+    """
+    cfg = config or WordPieceConfig()
+    strip = cfg.strip_accents if cfg.strip_accents is not None else cfg.lowercase
+    active = {"punctuation": True, "format": cfg.clean_text, "lowercase": cfg.lowercase, "accents": strip}
+    return frozenset().union(*(HF_DIFFERENCES[cause] for cause, on in active.items() if on))
