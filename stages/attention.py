@@ -22,7 +22,7 @@ def main() -> None:
     started = time.time()
     from dataclasses import asdict
 
-    from nlpcurriculum.experiments.attention import AttentionConfig, run_attention
+    from nlpcurriculum.experiments.self_attention_and_multihead_attention import AttentionConfig, run_attention
     from nlpcurriculum.training.checkpoint import save_checkpoint
 
     cfg = load_section(STAGE, AttentionConfig)

@@ -46,7 +46,7 @@ def main() -> None:
     from nlpcurriculum.data.model_augment import embedding_neighbours
     from nlpcurriculum.data.schemas import AUGMENTED, write_table
     from nlpcurriculum.embeddings.vectors import WordVectors
-    from nlpcurriculum.experiments.augmentation import (
+    from nlpcurriculum.experiments.data_augmentation_for_nlp import (
         AugmentationConfig,
         prepare_task,
         run_augmentation,

@@ -26,7 +26,7 @@ REPORTS = "reports/beam_search"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.decoding.beam_experiments import BeamSearchConfig, beam_items
+    from nlpcurriculum.experiments.beam_search_and_constrained_decoding import BeamSearchConfig, beam_items
     from nlpcurriculum.models import load_model
 
     cfg = load_section(STAGE, BeamSearchConfig)

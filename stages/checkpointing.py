@@ -20,7 +20,7 @@ OUTPUT = "models/checkpointing"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.experiments.checkpointing import CheckpointingConfig, run_checkpointing
+    from nlpcurriculum.experiments.checkpointing_and_fault_tolerance import CheckpointingConfig, run_checkpointing
 
     cfg = load_section(STAGE, CheckpointingConfig)
     results = run_checkpointing(cfg, split_texts("train"))

@@ -21,7 +21,7 @@ DROPPED_OUTPUT = "data/interim/dedup_dropped.parquet"
 def main() -> None:
     started = time.time()
     from nlpcurriculum.data.cleaning import dedup_documents
-    from nlpcurriculum.data.experiments import DedupStageConfig, dedup_experiment
+    from nlpcurriculum.experiments.deduplication_and_filtering.dedup import DedupStageConfig, dedup_experiment
 
     cfg = load_section("dedup", DedupStageConfig)
     docs = read_table(INPUT, DOCUMENTS)

@@ -26,7 +26,7 @@ HELDOUT = ("data/processed/splits/val.parquet", "data/processed/splits/test.parq
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.data.lm_experiments import DedupImpactConfig, dedup_impact_experiment
+    from nlpcurriculum.experiments.deduplication_and_filtering.dedup_impact import DedupImpactConfig, dedup_impact_experiment
 
     cfg = load_section(STAGE, DedupImpactConfig)
     heldout = pd.concat([read_table(p, SPLITS) for p in HELDOUT], ignore_index=True)

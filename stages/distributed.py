@@ -22,7 +22,7 @@ OUTPUT = "models/distributed"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.experiments.distributed import DistributedConfig, run_distributed
+    from nlpcurriculum.experiments.distributed_training import DistributedConfig, run_distributed
 
     cfg = load_section(STAGE, DistributedConfig)
     results, ranks = run_distributed(cfg, split_texts("train"))

@@ -21,7 +21,7 @@ DROPPED_OUTPUT = "data/interim/filter_dropped.parquet"
 def main() -> None:
     started = time.time()
     from nlpcurriculum.data.cleaning import filter_documents
-    from nlpcurriculum.data.experiments import FilterStageConfig, filter_experiment
+    from nlpcurriculum.experiments.deduplication_and_filtering.filter import FilterStageConfig, filter_experiment
 
     cfg = load_section("filter", FilterStageConfig)
     docs = read_table(INPUT, DOCUMENTS)

@@ -21,7 +21,7 @@ OUTPUT = "models/gqa"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.experiments.gqa import GQAConfig, run_gqa
+    from nlpcurriculum.experiments.grouped_query_attention import GQAConfig, run_gqa
 
     cfg = load_section(STAGE, GQAConfig)
     train, val = (split_texts(n) for n in ("train", "val"))

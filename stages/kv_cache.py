@@ -24,7 +24,7 @@ VIZ = "reports/kv_cache/cache_viz.html"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.decoding.kv_experiments import KVCacheConfig, kv_cache_items
+    from nlpcurriculum.experiments.kv_cache import KVCacheConfig, kv_cache_items
     from nlpcurriculum.models import load_model
 
     cfg = load_section("kv_cache", KVCacheConfig)

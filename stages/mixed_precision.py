@@ -19,7 +19,7 @@ OUTPUT = "models/mixed_precision"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.experiments.mixed_precision import MixedPrecisionConfig, run_mixed_precision
+    from nlpcurriculum.experiments.mixed_precision_and_gradient_accumulation import MixedPrecisionConfig, run_mixed_precision
 
     cfg = load_section(STAGE, MixedPrecisionConfig)
     results = run_mixed_precision(cfg, split_texts("train"))

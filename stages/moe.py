@@ -22,7 +22,7 @@ OUTPUT = "models/moe"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.experiments.moe import MoEExperimentConfig, run_moe
+    from nlpcurriculum.experiments.mixture_of_experts import MoEExperimentConfig, run_moe
 
     cfg = load_section(STAGE, MoEExperimentConfig)
     train, val = (split_texts(n) for n in ("train", "val"))

@@ -19,7 +19,7 @@ OUTPUT = "models/norms_activations"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.experiments.norms_activations import NormsActivationsConfig, run_norms_activations
+    from nlpcurriculum.experiments.normalization_and_activations import NormsActivationsConfig, run_norms_activations
 
     cfg = load_section(STAGE, NormsActivationsConfig)
     train, val, test = (split_texts(n) for n in ("train", "val", "test"))

@@ -4,7 +4,7 @@ Covers the six items of "Positional Embeddings". Reads params `positional_embedd
 splits `data/processed/splits/{train,val}.parquet` (the `splits` contract; tokenized as UTF-8
 bytes by the library). Trains the same mini-former once per scheme, measures length extrapolation,
 each scheme's own property, the 3D encoding animation and the attention-collapse ablation (see
-`nlpcurriculum.nn.experiments.positional`). Writes the interactive 3D page and a findings summary
+`nlpcurriculum.experiments.positional_embeddings.positional_embeddings`). Writes the interactive 3D page and a findings summary
 to `reports/positional_embeddings/`, figures, series and the animated GIF to
 `plots/positional_embeddings/`, and `metrics/positional_embeddings.json`.
 """
@@ -25,7 +25,7 @@ def main() -> None:
     started = time.time()
     import torch
 
-    from nlpcurriculum.nn.experiments.positional import PositionalConfig, run_positional_embeddings
+    from nlpcurriculum.experiments.positional_embeddings.positional_embeddings import PositionalConfig, run_positional_embeddings
 
     cfg = load_section(STAGE, PositionalConfig)
     train, val = split_texts("train"), split_texts("val")

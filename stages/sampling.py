@@ -25,7 +25,7 @@ OUTPUT = "reports/sampling"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.decoding.sampling_experiments import SamplingConfig, run_sampling
+    from nlpcurriculum.experiments.sampling_parameters_temp_top_k_top_p import SamplingConfig, run_sampling
     from nlpcurriculum.models import load_model
 
     cfg = load_section(STAGE, SamplingConfig)

@@ -20,7 +20,7 @@ OUTPUT = "models/scaling_laws"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.experiments.scaling_laws import ScalingConfig, run_scaling_laws
+    from nlpcurriculum.experiments.scaling_laws_and_model_capacity import ScalingConfig, run_scaling_laws
 
     cfg = load_section(STAGE, ScalingConfig)
     results = run_scaling_laws(cfg, split_texts("train"), split_texts("val"))

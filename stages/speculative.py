@@ -24,7 +24,7 @@ TABLES = "reports/speculative/tables.txt"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.decoding.spec_experiments import SpeculativeConfig, run_speculative
+    from nlpcurriculum.experiments.speculative_decoding import SpeculativeConfig, run_speculative
     from nlpcurriculum.models import load_model
 
     cfg = load_section(STAGE, SpeculativeConfig)

@@ -18,7 +18,7 @@ OUTPUT = "data/synthetic"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.data.experiments import synthetic_experiment
+    from nlpcurriculum.experiments.synthetic_data.synthetic import synthetic_experiment
     from nlpcurriculum.data.synthetic.corpora import (
         SPLIT_NAMES,
         SyntheticCorporaConfig,

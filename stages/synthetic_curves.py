@@ -30,7 +30,7 @@ def read_jsonl_texts(path: Path) -> list[str]:
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.data.lm_experiments import (
+    from nlpcurriculum.experiments.synthetic_data.synthetic_curves import (
         SyntheticCurvesConfig,
         synthetic_curves_experiment,
     )

@@ -35,8 +35,8 @@ class TokenVizConfig:
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.tokenizers.experiments import tiktoken_encoding
-    from nlpcurriculum.viz.experiment import sample_paragraphs, token_viz_item
+    from nlpcurriculum.experiments.tokenization_and_embeddings.tokenizer_compare import tiktoken_encoding
+    from nlpcurriculum.experiments.tokenization_and_embeddings.token_viz import sample_paragraphs, token_viz_item
 
     cfg = load_section("token_viz", TokenVizConfig)
     tokenizers = {name: load_tokenizer(f"{MODELS}/{kind}.json") for kind, name in NAMES.items()}

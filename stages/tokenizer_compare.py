@@ -23,7 +23,7 @@ def main() -> None:
     started = time.time()
     from nlpcurriculum.data.synthetic.stories import generate_stories
     from nlpcurriculum.io import atomic_path
-    from nlpcurriculum.tokenizers.experiments import CompareConfig, compare_tokenizers, comparison_items
+    from nlpcurriculum.experiments.tokenization_and_embeddings.tokenizer_compare import CompareConfig, compare_tokenizers, comparison_items
 
     cfg = load_section("tokenizer_compare", CompareConfig)
     train = read_table(f"{SPLITS_DIR}/train.parquet", SPLITS)["text"].tolist()

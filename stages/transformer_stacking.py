@@ -22,7 +22,7 @@ def main() -> None:
     started = time.time()
     from dataclasses import asdict
 
-    from nlpcurriculum.experiments.transformer_stacking import StackingConfig, run_transformer_stacking
+    from nlpcurriculum.experiments.transformers_qkv_and_stacking import StackingConfig, run_transformer_stacking
     from nlpcurriculum.training.checkpoint import save_checkpoint
 
     cfg = load_section(STAGE, StackingConfig)

@@ -22,7 +22,7 @@ OUTPUT = "models/word_embeddings"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.embeddings.experiment import WordEmbeddingsConfig, run_word_embeddings
+    from nlpcurriculum.experiments.tokenization_and_embeddings.word_embeddings import WordEmbeddingsConfig, run_word_embeddings
     from nlpcurriculum.embeddings.vocab import simple_word_tokenize
 
     cfg = load_section(STAGE, WordEmbeddingsConfig)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from nlpcurriculum.decoding.beam import beam_search
-from nlpcurriculum.decoding.beam_experiments import (
+from nlpcurriculum.experiments.beam_search_and_constrained_decoding import (
     BeamSearchConfig,
     beam_items,
     best_path,

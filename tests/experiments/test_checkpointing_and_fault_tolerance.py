@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from nlpcurriculum.experiments.checkpointing import (
+from nlpcurriculum.experiments.checkpointing_and_fault_tolerance import (
     ITEMS,
     CheckpointingConfig,
     run_checkpointing,

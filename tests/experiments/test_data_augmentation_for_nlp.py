@@ -27,7 +27,7 @@ from nlpcurriculum.data.model_augment import (
 from nlpcurriculum.data.schemas import AUGMENTED, ContractError, validate
 from nlpcurriculum.data.synthetic.classification import ClassificationConfig, generate
 from nlpcurriculum.embeddings.vectors import WordVectors
-from nlpcurriculum.experiments.augmentation import (
+from nlpcurriculum.experiments.data_augmentation_for_nlp import (
     AugmentationConfig,
     BowClassifier,
     ClassifierConfig,

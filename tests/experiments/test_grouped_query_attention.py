@@ -2,7 +2,7 @@
 
 import pytest
 
-from nlpcurriculum.experiments.gqa import ITEMS, GQAConfig, run_gqa
+from nlpcurriculum.experiments.grouped_query_attention import ITEMS, GQAConfig, run_gqa
 from nlpcurriculum.models.miniformer import MiniFormerConfig
 from nlpcurriculum.training.trainer import TrainerConfig
 

@@ -8,7 +8,8 @@ matplotlib.use("Agg")
 import pytest
 import torch
 
-from nlpcurriculum.decoding.kv_experiments import (
+from nlpcurriculum.decoding.kv_decode import CacheStep, greedy_cached
+from nlpcurriculum.experiments.kv_cache import (
     KVCacheConfig,
     formula_bytes,
     kv_cache_items,
@@ -16,7 +17,6 @@ from nlpcurriculum.decoding.kv_experiments import (
     measure_speed,
     render_cache_html,
 )
-from nlpcurriculum.decoding.kv_decode import CacheStep, greedy_cached
 from nlpcurriculum.models import build_model, llama_like
 from nlpcurriculum.models.hf_interop import to_hf_llama
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from nlpcurriculum.experiments.moe import (
+from nlpcurriculum.experiments.mixture_of_experts import (
     BYTE_KINDS,
     ITEMS,
     MoEExperimentConfig,

@@ -4,7 +4,7 @@ from dataclasses import replace
 
 import pytest
 
-from nlpcurriculum.experiments.norms_activations import (
+from nlpcurriculum.experiments.normalization_and_activations import (
     ITEMS,
     NormsActivationsConfig,
     matched_d_ff,

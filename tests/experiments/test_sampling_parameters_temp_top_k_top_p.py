@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 import pytest
 import torch
 
-from nlpcurriculum.decoding.sampling_experiments import (
+from nlpcurriculum.experiments.sampling_parameters_temp_top_k_top_p import (
     SamplingConfig,
     make_prompts,
     repeat_profile,

@@ -6,7 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from nlpcurriculum.experiments.scaling_laws import (
+from nlpcurriculum.experiments.scaling_laws_and_model_capacity import (
     ITEMS,
     ScaleSize,
     ScalingConfig,

@@ -5,7 +5,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from nlpcurriculum.experiments.attention import (
+from nlpcurriculum.experiments.self_attention_and_multihead_attention import (
     ITEMS,
     AttentionConfig,
     byte_label,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nlpcurriculum.data.synthetic.repeats import RepeatTaskConfig
-from nlpcurriculum.experiments.transformer_stacking import (
+from nlpcurriculum.experiments.transformers_qkv_and_stacking import (
     ITEMS,
     StackingConfig,
     run_transformer_stacking,

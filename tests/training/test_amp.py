@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from nlpcurriculum.experiments.mixed_precision import ITEMS, MixedPrecisionConfig, run_mixed_precision
+from nlpcurriculum.experiments.mixed_precision_and_gradient_accumulation import ITEMS, MixedPrecisionConfig, run_mixed_precision
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
 from nlpcurriculum.training.amp import DynamicLossScaler, autocast, saved_activation_bytes, train_amp
 from nlpcurriculum.training.data import TokenBatcher

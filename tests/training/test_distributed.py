@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from nlpcurriculum.experiments.distributed import ITEMS, DistributedConfig, run_distributed
+from nlpcurriculum.experiments.distributed_training import ITEMS, DistributedConfig, run_distributed
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
 from nlpcurriculum.training.distributed import (
     DistJob,

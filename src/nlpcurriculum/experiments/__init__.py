@@ -7,10 +7,10 @@ returning an :class:`~nlpcurriculum.results.ItemResult`, and a ``run_<stage>`` e
 stage script calls. Pure library code: texts or configs in, results out; the stage does the I/O.
 
 - :mod:`~nlpcurriculum.experiments.harness`: what they share (byte tokens, seeded runs, losses, plots).
-- :mod:`~nlpcurriculum.experiments.attention`: "Self-Attention & Multihead Attention".
-- :mod:`~nlpcurriculum.experiments.transformer_stacking`: "Transformers, QKV, & Stacking".
-- :mod:`~nlpcurriculum.experiments.norms_activations`: "Normalization & Activations".
+- :mod:`~nlpcurriculum.experiments.self_attention_and_multihead_attention`: "Self-Attention & Multihead Attention".
+- :mod:`~nlpcurriculum.experiments.transformers_qkv_and_stacking`: "Transformers, QKV, & Stacking".
+- :mod:`~nlpcurriculum.experiments.normalization_and_activations`: "Normalization & Activations".
 
-Submodules are imported on demand (``from nlpcurriculum.experiments.attention import ...``), so
+Submodules are imported on demand (``from nlpcurriculum.experiments.self_attention_and_multihead_attention import ...``), so
 importing this package pulls in neither torch nor matplotlib.
 """

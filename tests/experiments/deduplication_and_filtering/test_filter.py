@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nlpcurriculum.data.experiments import JUNK_KINDS, make_junk, rank_auc
+from nlpcurriculum.experiments.deduplication_and_filtering.filter import JUNK_KINDS, make_junk, rank_auc
 
 
 def test_rank_auc_hand_example():

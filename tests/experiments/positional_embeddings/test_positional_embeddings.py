@@ -6,8 +6,7 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
-from nlpcurriculum.nn.experiments.positional import (
+from nlpcurriculum.experiments.positional_embeddings.positional_embeddings import (
     ITEMS,
     AblationConfig,
     LagCopyTask,
@@ -21,6 +20,7 @@ from nlpcurriculum.nn.experiments.positional import (
     run_positional_embeddings,
     scheme_item,
 )
+from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
 from nlpcurriculum.nn.positional import RotaryPositions, sinusoidal_table
 from nlpcurriculum.training import TrainerConfig
 

@@ -1,11 +1,12 @@
-"""Sample paragraphs for the token visualizer stage: turns between sources, skips headings, cuts
-at a word boundary."""
+"""The token visualizer item: sample paragraphs (turns between sources, skips headings, cuts at a
+word boundary) and the item's checked findings."""
 
 from __future__ import annotations
 
 import pytest
 
-from nlpcurriculum.viz.experiment import sample_paragraphs
+from nlpcurriculum.experiments.tokenization_and_embeddings.token_viz import sample_paragraphs, token_viz_item
+from tests.viz.test_token_viz import TEXT, bpe, toy_tiktoken  # noqa: F401  (the visualizer tests' text and fixtures)
 
 LONG = "word " * 100  # 500 characters
 
@@ -31,3 +32,22 @@ def test_returns_what_there_is_and_fails_clearly_when_nothing_fits():
         sample_paragraphs({"a": ["short"]}, 1)
     with pytest.raises(ValueError, match="n must be >= 1"):
         sample_paragraphs({"a": [LONG]}, 0)
+
+
+def test_token_viz_item(toy_tiktoken, bpe):
+    result = token_viz_item("tokenization-and-embeddings/7", TEXT, {"toy": toy_tiktoken, "bpe": bpe})
+    assert all(f.passed for f in result.findings) and len(result.findings) == 4
+    assert result.metrics["toy/tokens"] == len(toy_tiktoken.encode(TEXT))
+    assert result.texts["token_viz.html"].startswith("<!DOCTYPE html>")
+    assert "== bpe" in result.texts["token_viz.txt"]
+
+    class GappyOffsets:  # a HuggingFace-like tokenizer whose offsets skip the "b"
+        def encode(self, text):
+            return type("Encoding", (), {"ids": [7], "offsets": [(0, 1)]})()
+
+        def id_to_token(self, i):
+            return "a"
+
+    result = token_viz_item("x/1", "ab", {"gappy": GappyOffsets()})
+    by_metric = {f.metric: f.passed for f in result.findings}
+    assert by_metric == {"gappy/ids_match": True, "gappy/chunks_cover_text": False}

@@ -8,8 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from nlpcurriculum.tokenizers import BPETokenizer, CompressionStats, WordPieceTokenizer, corpus_compression_stats
-from nlpcurriculum.tokenizers.experiments import (
+from nlpcurriculum.experiments.tokenization_and_embeddings.tokenizer_compare import (
     ITEMS,
     KINDS,
     CompareConfig,
@@ -18,6 +17,8 @@ from nlpcurriculum.tokenizers.experiments import (
     reference_parity,
     round_trip,
 )
+from nlpcurriculum.tokenizers import BPETokenizer, CompressionStats, WordPieceTokenizer, corpus_compression_stats
+from tests.tokenizers.conftest import corpus, held_out, train_text  # noqa: F401  (the tokenizer tests' corpus)
 
 import tiktoken  # noqa: F401  (oracle: the dev extra installs it)
 import tokenizers  # noqa: F401  (oracle: the dev extra installs it)

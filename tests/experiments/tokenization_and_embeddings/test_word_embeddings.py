@@ -6,7 +6,7 @@ import pytest
 
 from nlpcurriculum.data.synthetic.stories import generate_stories
 from nlpcurriculum.embeddings import Word2VecConfig, simple_word_tokenize
-from nlpcurriculum.embeddings.experiment import PROBE_WORDS, one_hot_vs_learned_item, word2vec_item
+from nlpcurriculum.experiments.tokenization_and_embeddings.word_embeddings import PROBE_WORDS, one_hot_vs_learned_item, word2vec_item
 
 
 @pytest.fixture(scope="module")

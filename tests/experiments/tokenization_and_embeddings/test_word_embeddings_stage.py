@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from nlpcurriculum.embeddings.experiment import ITEMS, WordEmbeddingsConfig, run_word_embeddings
 from nlpcurriculum.embeddings.word2vec import Word2VecConfig
+from nlpcurriculum.experiments.tokenization_and_embeddings.word_embeddings import ITEMS, WordEmbeddingsConfig, run_word_embeddings
 from nlpcurriculum.params import ParamsError, load_section, merge_profile, read_yaml
 from tests.conftest import REPO
 

@@ -1,4 +1,4 @@
-"""Figures of the "Positional Embeddings" experiments (:mod:`.positional`).
+"""Figures of the "Positional Embeddings" experiments (:mod:`.positional_embeddings`).
 
 Each function takes plain data (tensors, dicts of curves) and returns a matplotlib figure; the
 stage's ``publish`` saves it. Kept apart from the experiment so the measurements read without the

@@ -34,7 +34,7 @@ the *same* first ``eval_tokens`` validation bytes cut into windows of ``m * T`` 
 m; a scheme that extrapolates keeps (or lowers: more context) its loss, one that does not sees
 positions it never trained on and degrades.
 
-Figures are drawn by :mod:`.positional_plots` from the plain numbers measured here.
+Figures are drawn by :mod:`.plots` from the plain numbers measured here.
 
 Dimension legend: B batch, T sequence length, C = d_model, V vocabulary, L layers, nh heads,
 hs head size, P table positions.
@@ -59,9 +59,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig, build_model, record_activations
-from nlpcurriculum.nn.attention import repeat_kv
-from nlpcurriculum.nn.experiments.positional_plots import (
+from nlpcurriculum.experiments.positional_embeddings.plots import (
     plot_attention_entropy,
     plot_attention_heatmaps,
     plot_before_after,
@@ -71,6 +69,8 @@ from nlpcurriculum.nn.experiments.positional_plots import (
     plot_rope_shift,
     plot_sinusoidal_table,
 )
+from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig, build_model, record_activations
+from nlpcurriculum.nn.attention import repeat_kv
 from nlpcurriculum.nn.positional import RotaryPositions, sinusoidal_table
 from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training import TokenBatcher, Trainer, TrainerConfig, seed_everything

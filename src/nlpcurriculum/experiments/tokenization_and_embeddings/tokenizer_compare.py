@@ -6,7 +6,7 @@ sweep on the same training text and measures each on held-out text, per source:
 
 * **tokens per byte** (compression; lower is better), **vocabulary usage** (the fraction of ids
   the held-out text uses) and **fertility** (tokens per whitespace word), from
-  :func:`.compression.corpus_compression_stats`;
+  :func:`~nlpcurriculum.tokenizers.compression.corpus_compression_stats`;
 * **parity with the reference library**, at every size: BPE ids identical to a
   ``tiktoken.Encoding`` built from our merge ranks; WordPiece ids identical to HuggingFace
   ``tokenizers``' WordPiece given our vocabulary (with BERT's normaliser and pre-tokeniser);
