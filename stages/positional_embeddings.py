@@ -25,13 +25,16 @@ def main() -> None:
     started = time.time()
     import torch
 
-    from nlpcurriculum.experiments.positional_embeddings.positional_embeddings import PositionalConfig, run_positional_embeddings
+    from nlpcurriculum.experiments.positional_embeddings.positional_embeddings import (
+        Inputs,
+        PositionalConfig,
+        run,
+    )
 
     cfg = load_section(STAGE, PositionalConfig)
     train, val = split_texts("train"), split_texts("val")
     torch.set_num_threads(cfg.num_threads)
-    results = run_positional_embeddings(
-        cfg, train, val, log=lambda line: print(f"{STAGE}: {line}", flush=True))
+    results = run(cfg, Inputs(train, val, log=lambda line: print(f"{STAGE}: {line}", flush=True)))
 
     summary = "".join(
         f"{r.item}: {f.metric} = {f.value:.6g} (threshold {f.threshold}) "

@@ -6,10 +6,11 @@ import torch
 from nlpcurriculum.decoding.beam import beam_search
 from nlpcurriculum.experiments.beam_search_and_constrained_decoding import (
     BeamSearchConfig,
-    beam_items,
+    Inputs,
     best_path,
     lineages,
     repetition_rate,
+    run,
 )
 from nlpcurriculum.models.miniformer import build_model, llama_like
 
@@ -24,14 +25,14 @@ def _decode(ids):
     return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
 
 
-def test_beam_items_tiny():
+def test_run_tiny():
     torch.manual_seed(0)
     model = build_model(llama_like("tiny", vocab_size=257, max_seq_len=64, d_model=32, n_layers=1)).eval()
     val = torch.randint(0, 256, (400,)).tolist()
     cfg = BeamSearchConfig(prompt_tokens=4, n_prompts=2, max_new_tokens=5, num_beams=2,
                            alphas=[0.0, 2.0], coverage_betas=[0.0, 1.0], hf_compare=False,
                            n_samples=8, n_baseline=1, batch_size=2, viz_steps=4)
-    r1, r2, r3 = beam_items(model, val, _encode, _decode, EOS, cfg)
+    r1, r2, r3 = run(cfg, Inputs(model, val, _encode, _decode, EOS))
     assert r1.item.endswith("/1") and r2.item.endswith("/2") and r3.item.endswith("/3")
     assert r2.metrics["valid_rate"] == 1.0 and r2.metrics["samples"] == 8
     assert r2.metrics["vocab_excluded_tokens"] == 129  # bytes >= 0x80 and EOS

@@ -10,7 +10,8 @@ import torch
 from nlpcurriculum.experiments.checkpointing_and_fault_tolerance import (
     ITEMS,
     CheckpointingConfig,
-    run_checkpointing,
+    Inputs,
+    run,
 )
 from nlpcurriculum.models.miniformer import MiniFormerConfig
 from nlpcurriculum.training import crash_demo
@@ -31,8 +32,8 @@ def _tiny() -> CheckpointingConfig:
 
 
 def test_run_gives_three_items_and_exact_resumes():
-    results = run_checkpointing(_tiny(), TEXT)
-    assert [r.item for r in results] == list(ITEMS.values())
+    results = run(_tiny(), Inputs(TEXT))
+    assert [r.item for r in results] == list(ITEMS)
     ac, resume, crash = results
     assert ac.metrics["ours_vs_none.grad_max_abs_diff"] == 0.0
     assert ac.metrics["ours_vs_torch.grad_max_abs_diff"] == 0.0

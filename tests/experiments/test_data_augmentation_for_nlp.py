@@ -31,11 +31,13 @@ from nlpcurriculum.experiments.data_augmentation_for_nlp import (
     AugmentationConfig,
     BowClassifier,
     ClassifierConfig,
+    Inputs,
+    Outputs,
     bleu,
     draw_labelled,
     oracle_label,
     prepare_task,
-    run_augmentation,
+    run,
 )
 from nlpcurriculum.models.miniformer import MiniFormerConfig
 from nlpcurriculum.params import ParamsError, from_dict
@@ -200,11 +202,13 @@ def _tiny_config() -> AugmentationConfig:
     return cfg
 
 
-def test_run_augmentation_tiny_end_to_end():
+def test_run_tiny_end_to_end():
     recs = generate(ClassificationConfig(n=120), seed=0)
     data = prepare_task(recs[:80], recs[80:100], recs[100:], 0.5, seed=0)
     assert len(data.pool) == 40 and len(data.test) == 60 and data.n_classes == 5
-    items, rows = run_augmentation(_tiny_config(), data, lambda w: ("match",) if w == "goal" else ())
+    built = Outputs()
+    items = run(_tiny_config(), Inputs(data, lambda w: ("match",) if w == "goal" else ()), built)
+    rows = built.rows
     assert [r.item for r in items] == [f"data-augmentation-for-nlp/{i}" for i in (1, 2, 3)]
     for r in items:
         assert r.findings and all(np.isfinite(f.value) for f in r.findings)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from nlpcurriculum.experiments.grouped_query_attention import ITEMS, GQAConfig, run_gqa
+from nlpcurriculum.experiments.grouped_query_attention import ITEMS, GQAConfig, Inputs, run
 from nlpcurriculum.models.miniformer import MiniFormerConfig
 from nlpcurriculum.training.trainer import TrainerConfig
 
@@ -21,8 +21,8 @@ def _tiny() -> GQAConfig:
 
 
 def test_run_covers_every_group_count_with_exact_checks():
-    conversion, speed, ablation = run_gqa(_tiny(), TEXT, TEXT)
-    assert [conversion.item, speed.item, ablation.item] == list(ITEMS.values())
+    conversion, speed, ablation = run(_tiny(), Inputs(TEXT, TEXT))
+    assert [conversion.item, speed.item, ablation.item] == list(ITEMS)
     assert conversion.metrics["identity_max_abs_diff"] < 1e-5
     assert conversion.metrics["identical_heads_max_abs_diff"] < 1e-5
     assert conversion.metrics["uptrain_steps"] == 2

@@ -10,12 +10,13 @@ import torch
 
 from nlpcurriculum.decoding.kv_decode import CacheStep, greedy_cached
 from nlpcurriculum.experiments.kv_cache import (
+    Inputs,
     KVCacheConfig,
     formula_bytes,
-    kv_cache_items,
     measure_memory,
     measure_speed,
     render_cache_html,
+    run,
 )
 from nlpcurriculum.models import build_model, llama_like
 from nlpcurriculum.models.hf_interop import to_hf_llama
@@ -68,7 +69,7 @@ def test_html_marks_hits_and_misses_from_the_trace(model):
 def test_items_findings_hold_on_a_tiny_model(model):
     cfg = KVCacheConfig(new_tokens=[4, 8], min_speedup=0.01, viz_steps=4, memory_lengths=[4, 16],
                         gqa_kv_heads=1)
-    results = kv_cache_items(model, [1, 2, 3], cfg, decode=str, hf_model=to_hf_llama(model))
+    results = run(cfg, Inputs(model, [1, 2, 3], decode=str, hf_model=to_hf_llama(model)))
     assert [r.item for r in results] == ["kv-cache/1", "kv-cache/2", "kv-cache/3"]
     for r in results:
         assert r.findings and all(f.passed for f in r.findings), (r.item, r.findings)
@@ -79,6 +80,6 @@ def test_items_findings_hold_on_a_tiny_model(model):
 
 def test_speed_finding_fails_when_threshold_is_out_of_reach(model):
     cfg = KVCacheConfig(new_tokens=[4], min_speedup=1e6, viz_steps=2, memory_lengths=[4])
-    speed = kv_cache_items(model, [1, 2], cfg, decode=str)[0]
+    speed = run(cfg, Inputs(model, [1, 2], decode=str))[0]
     assert not speed.findings[1].passed
     assert speed.findings[0].passed

@@ -9,12 +9,13 @@ import torch
 from nlpcurriculum.experiments.mixture_of_experts import (
     BYTE_KINDS,
     ITEMS,
+    Inputs,
     MoEExperimentConfig,
     byte_kinds,
     equal_quality,
     mutual_information_bits,
     normalized_entropy,
-    run_moe,
+    run,
 )
 from nlpcurriculum.models.miniformer import MiniFormerConfig
 from nlpcurriculum.training.trainer import TrainerConfig
@@ -54,8 +55,8 @@ def _tiny() -> MoEExperimentConfig:
 
 
 def test_run_returns_three_items_with_counted_flops_matching_the_hand_count():
-    results = run_moe(_tiny(), TEXT, TEXT)
-    assert [r.item for r in results] == list(ITEMS.values())
+    results = run(_tiny(), Inputs(TEXT, TEXT))
+    assert [r.item for r in results] == list(ITEMS)
     routing, utilization, swaps = results
     for key in ("main.val_loss", "no_aux.val_loss", "E2_top1.val_loss", "dense_active.val_loss",
                 "main.layer0.kind_expert_mi_bits", "capacity.none.dropped_fraction"):

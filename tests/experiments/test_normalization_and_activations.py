@@ -6,10 +6,11 @@ import pytest
 
 from nlpcurriculum.experiments.normalization_and_activations import (
     ITEMS,
+    Inputs,
     NormsActivationsConfig,
     matched_d_ff,
     parity_errors,
-    run_norms_activations,
+    run,
 )
 from nlpcurriculum.models.miniformer import MiniFormerConfig
 from nlpcurriculum.training.trainer import TrainerConfig
@@ -35,8 +36,8 @@ def _tiny() -> NormsActivationsConfig:
 
 
 def test_run_returns_three_items_with_every_variant_measured():
-    results = run_norms_activations(_tiny(), TEXT, TEXT, TEXT)
-    assert [r.item for r in results] == list(ITEMS.values())
+    results = run(_tiny(), Inputs(TEXT, TEXT, TEXT))
+    assert [r.item for r in results] == list(ITEMS)
     parity, ablation, activations = results
     assert all(f.passed for f in parity.findings)
     for key in ("norm.layernorm.test_loss", "norm.rmsnorm.test_loss", "norm.none.test_loss",

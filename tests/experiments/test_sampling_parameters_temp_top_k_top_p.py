@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from nlpcurriculum.experiments.sampling_parameters_temp_top_k_top_p import (
+    Inputs,
     SamplingConfig,
     make_prompts,
     repeat_profile,
-    run_sampling,
+    run,
     spearman,
 )
 from nlpcurriculum.models import build_model, llama_like
@@ -45,7 +46,7 @@ def test_helpers():
 
 
 @pytest.mark.timeout(120)
-def test_run_sampling_tiny():
+def test_run_tiny():
     tok = train_tokenizer(TokenizerSpec(kind="bpe", vocab_size=280), TEXT)
     torch.manual_seed(0)
     model = build_model(llama_like("tiny", vocab_size=tok.vocab_size, max_seq_len=40, n_layers=2,
@@ -54,7 +55,7 @@ def test_run_sampling_tiny():
     cfg = SamplingConfig(prompt_tokens=4, n_prompts=2, view_tokens=5, sweep_temperatures=[0.5, 1.0, 2.0],
                          sweep_top_ks=[3], sweep_top_ps=[0.8], samples_per_prompt=3, sweep_tokens=8,
                          repetition_tokens=20, repetition_temperatures=[0.0, 1.0])
-    r1, r2, r3 = run_sampling(cfg, model, tok, stream, eos_id(tok))
+    r1, r2, r3 = run(cfg, Inputs(model, tok, stream, eos_id(tok)))
     assert [r.item for r in (r1, r2, r3)] == [f"sampling-parameters-temp-top-k-top-p/{i}" for i in (1, 2, 3)]
     # item 1's filter checks are exact properties: they hold on any model
     assert r1.metrics["violating_steps"] == 0 and r1.findings[0].passed and r1.findings[1].passed

@@ -8,12 +8,13 @@ import pytest
 
 from nlpcurriculum.experiments.scaling_laws_and_model_capacity import (
     ITEMS,
+    Inputs,
     ScaleSize,
     ScalingConfig,
     fit_power_law,
     kaplan_lr,
     power_law,
-    run_scaling_laws,
+    run,
     smallest_n_for,
     width_for,
 )
@@ -66,8 +67,8 @@ def test_width_for_hits_the_nearest_count():
 
 def test_run_returns_three_items_with_every_size_measured():
     cfg = _tiny()
-    loss, bench, extra = run_scaling_laws(cfg, TEXT, TEXT)
-    assert [loss.item, bench.item, extra.item] == list(ITEMS.values())
+    loss, bench, extra = run(cfg, Inputs(TEXT, TEXT))
+    assert [loss.item, bench.item, extra.item] == list(ITEMS)
     assert cfg.tokens_per_run == 6 * 4 * 16
     for s in "abcde":
         assert loss.metrics[f"{s}.seed0.n_params"] > 0

@@ -8,9 +8,11 @@ import torch
 from nlpcurriculum.experiments.self_attention_and_multihead_attention import (
     ITEMS,
     AttentionConfig,
+    Inputs,
+    Outputs,
     byte_label,
     pick_sample,
-    run_attention,
+    run,
     torch_multihead_parity,
 )
 from nlpcurriculum.models.miniformer import MiniFormerConfig
@@ -30,9 +32,11 @@ def _tiny() -> AttentionConfig:
     )
 
 
-def test_run_attention_returns_the_three_items_with_structural_findings_passing():
-    model, results = run_attention(_tiny(), TEXTS[:1], TEXTS[1:])
-    assert [r.item for r in results] == list(ITEMS.values())
+def test_run_returns_the_three_items_with_structural_findings_passing():
+    built = Outputs()
+    results = run(_tiny(), Inputs(TEXTS[:1], TEXTS[1:]), built)
+    model = built.model
+    assert [r.item for r in results] == list(ITEMS)
     by_metric = {f.metric: f for r in results for f in r.findings}
     # what holds whatever the training: exact parity and the causal property
     for metric in ("max_abs_diff_vs_torch_sdpa", "weight_sum_error", "max_abs_diff_vs_model_weights",

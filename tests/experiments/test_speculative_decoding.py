@@ -6,12 +6,13 @@ import pytest
 import torch
 
 from nlpcurriculum.experiments.speculative_decoding import (
+    Inputs,
     SpeculativeConfig,
     bigram_draft,
     distill_loss,
     exactness_check,
     kl_to_target,
-    run_speculative,
+    run,
 )
 from nlpcurriculum.models import build_model, llama_like
 from nlpcurriculum.training.data import TokenBatcher
@@ -84,7 +85,7 @@ def test_config_errors_name_the_key():
                           table_draft=False)
 
 
-def test_run_speculative_tiny(tmp_path):
+def test_run_tiny(tmp_path):
     target = lm(0, vocab=40, init_std=0.3)
     rng = np.random.default_rng(0)
     train = rng.integers(0, 40, 3000).astype(np.int32)
@@ -95,7 +96,7 @@ def test_run_speculative_tiny(tmp_path):
         seq_len=16, val_batches=1, prompt_tokens=4, n_prompts=2, new_tokens=8, gammas=[1, 3],
         temperatures=[0.0, 1.0], curve_gamma=2, exact_samples=500, repeats=1, cost_calls=2,
         table_tokens=1024, table_generations=4, lookup_gammas=[4, 6])
-    results = run_speculative(cfg, target, train, val)
+    results = run(cfg, Inputs(target, train, val))
     assert [r.item for r in results] == [f"speculative-decoding/{i}" for i in (1, 2, 3)]
     assert results[0].metrics["greedy_runs_different"] == 0
     assert results[0].findings[0].passed

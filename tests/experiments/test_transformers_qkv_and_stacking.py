@@ -8,8 +8,10 @@ import torch
 from nlpcurriculum.data.synthetic.repeats import RepeatTaskConfig
 from nlpcurriculum.experiments.transformers_qkv_and_stacking import (
     ITEMS,
+    Inputs,
+    Outputs,
     StackingConfig,
-    run_transformer_stacking,
+    run,
     uniform_attention_deviation,
 )
 from nlpcurriculum.interpret.qkv import intervene_qkv
@@ -30,9 +32,11 @@ def _tiny() -> StackingConfig:
 
 
 def test_run_returns_three_items_and_zeroing_q_is_exactly_uniform():
-    models, results = run_transformer_stacking(_tiny())
+    built = Outputs()
+    results = run(_tiny(), Inputs(), built)
+    models = built.models
     assert sorted(models) == [1, 2]
-    assert [r.item for r in results] == list(ITEMS.values())
+    assert [r.item for r in results] == list(ITEMS)
     single, depth, qkv = results
     assert {"val_loss_single_block", "val_loss_bigram", "gain_over_bigram"} <= set(single.metrics)
     assert {"val_loss_depth1", "val_loss_depth2", "depth_gain"} <= set(depth.metrics)

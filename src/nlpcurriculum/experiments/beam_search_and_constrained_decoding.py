@@ -44,9 +44,10 @@ from nlpcurriculum.decoding.constrained import (
 from nlpcurriculum.decoding.regex_automaton import compile_regex
 from nlpcurriculum.results import Finding, ItemResult
 
-__all__ = ["BeamSearchConfig", "CONSTRAINTS", "beam_items", "repetition_rate"]
+__all__ = ["CONSTRAINTS", "ITEMS", "BeamSearchConfig", "Inputs", "repetition_rate", "run"]
 
-ITEMS = [f"beam-search-and-constrained-decoding/{i}" for i in (1, 2, 3)]
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = tuple(f"beam-search-and-constrained-decoding/{i}" for i in (1, 2, 3))
 
 PERSON_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -546,10 +547,31 @@ def divergence_item(model: nn.Module, prompt: list[int], stop_id: int, label: Ca
                       findings=findings)
 
 
-def beam_items(model: nn.Module, val_ids: Sequence[int], encode: Callable[[str], list[int]],
-               decode: Callable[[list[int]], str], eos_id: int, cfg: BeamSearchConfig,
-               hf_model: Any = None) -> list[ItemResult]:
-    """All three items; ``val_ids`` is the val token stream (prompts are cut from it)."""
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads.
+
+    Attributes:
+        model: the trained model searched over.
+        val_ids: the val token stream (prompts are cut from it).
+        encode: text -> token ids (the stop text, the constraints' prompts).
+        decode: token ids -> text.
+        eos_id: the end-of-text id.
+        hf_model: the same weights as a ``transformers`` model, for beam parity (optional).
+    """
+
+    model: nn.Module
+    val_ids: Sequence[int]
+    encode: Callable[[str], list[int]]
+    decode: Callable[[list[int]], str]
+    eos_id: int
+    hf_model: Any = None
+
+
+def run(cfg: BeamSearchConfig, inputs: Inputs) -> list[ItemResult]:
+    """All three items on ``inputs.model``, prompts cut from ``inputs.val_ids``."""
+    model, val_ids, encode, decode = inputs.model, inputs.val_ids, inputs.encode, inputs.decode
+    eos_id, hf_model = inputs.eos_id, inputs.hf_model
     from nlpcurriculum.experiments.harness import torch_threads
 
     stop = encode(cfg.stop_text)

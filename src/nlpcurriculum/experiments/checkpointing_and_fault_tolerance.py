@@ -63,20 +63,24 @@ from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.trainer import Trainer, TrainerConfig, seed_everything
 
 __all__ = [
+    "ITEM",
     "ITEMS",
     "CheckpointingConfig",
+    "Inputs",
     "activation_item",
     "crash_item",
     "resume_item",
-    "run_checkpointing",
+    "run",
 ]
 
-#: Curriculum item ids this module covers.
-ITEMS = {
+#: The curriculum item id of each result :func:`run` returns, by short name.
+ITEM = {
     "activation": "checkpointing-and-fault-tolerance/1",
     "resume": "checkpointing-and-fault-tolerance/2",
     "crash": "checkpointing-and-fault-tolerance/3",
 }
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = tuple(ITEM.values())
 
 AC_IMPLS = (None, "ours", "torch")
 
@@ -314,7 +318,7 @@ def activation_item(cfg: CheckpointingConfig, tokens: torch.Tensor) -> ItemResul
             f"{k} {v:.2e}" for k, v in parity.items()),
     ]
     return ItemResult(
-        item=ITEMS["activation"], metrics=metrics, findings=findings,
+        item=ITEM["activation"], metrics=metrics, findings=findings,
         figures={"memory_time.png": _ac_figure(meas)},
         texts={"activation_checkpointing.txt": "\n".join(lines) + "\n"},
     )
@@ -481,7 +485,7 @@ def resume_item(cfg: CheckpointingConfig, tokens: torch.Tensor, workdir: Path) -
     series = {f"{k}.loss": sorted(v.items()) for k, v in curves.items()}
     series.update({f"{k}.fixed_loss": sorted(v.items()) for k, v in fixed_curves.items()})
     return ItemResult(
-        item=ITEMS["resume"], metrics=metrics, series=series, findings=findings,
+        item=ITEM["resume"], metrics=metrics, series=series, findings=findings,
         figures={"resume.png": _resume_figure(curves, cfg.resume_step, fixed_curves)},
         texts={"resume.txt": "\n".join(lines) + "\n"},
     ), ref
@@ -659,7 +663,7 @@ def crash_item(cfg: CheckpointingConfig, tokens: torch.Tensor, ref: dict[int, fl
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return ItemResult(
-        item=ITEMS["crash"], metrics=metrics, findings=findings,
+        item=ITEM["crash"], metrics=metrics, findings=findings,
         series={"stitched.loss": sorted(stitched.items())},
         figures={"crash_recovery.png": fig},
         texts={"crash_recovery.txt": "\n".join(lines) + "\n"},
@@ -669,8 +673,16 @@ def crash_item(cfg: CheckpointingConfig, tokens: torch.Tensor, ref: dict[int, fl
 # ---------------------------------------------------------------------------------------------
 
 
-def run_checkpointing(cfg: CheckpointingConfig, train_texts: Sequence[str]) -> list[ItemResult]:
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads: the corpus's train split (tokenized here as UTF-8 bytes)."""
+
+    train_texts: Sequence[str]
+
+
+def run(cfg: CheckpointingConfig, inputs: Inputs) -> list[ItemResult]:
     """Run the three items on the train split's bytes (one torch thread by default)."""
+    train_texts = inputs.train_texts
     tokens = byte_tokens(train_texts)
     workdir = Path(tempfile.mkdtemp(prefix="nlpc-ckpt-"))
     try:

@@ -81,11 +81,14 @@ from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.trainer import TrainerConfig
 
 __all__ = [
+    "ITEM",
     "ITEMS",
     "METHODS",
     "AugmentationConfig",
     "BowClassifier",
     "ClassifierConfig",
+    "Inputs",
+    "Outputs",
     "ParaphraseConfig",
     "TaskData",
     "TranslatorConfig",
@@ -93,14 +96,17 @@ __all__ = [
     "draw_labelled",
     "oracle_label",
     "prepare_task",
-    "run_augmentation",
+    "run",
 ]
 
-ITEMS = {
+#: The curriculum item id of each result :func:`run` returns, by short name.
+ITEM = {
     "ops": "data-augmentation-for-nlp/1",
     "paraphrase": "data-augmentation-for-nlp/2",
     "ratio": "data-augmentation-for-nlp/3",
 }
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = tuple(ITEM.values())
 METHODS = ("eda", "synonym", "backtranslation", "lm_paraphrase")
 
 
@@ -522,24 +528,47 @@ def _take(cands: Sequence[str], ratio: float, rng: np.random.Generator) -> list[
     return list(cands[:n])
 
 
-def run_augmentation(
-    cfg: AugmentationConfig,
-    data: TaskData,
-    neighbours: NeighbourFn,
-) -> tuple[list[ItemResult], list[dict]]:
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads.
+
+    Attributes:
+        data: the task (:func:`prepare_task`).
+        neighbours: the synonym source (embedding neighbours).
+    """
+
+    data: TaskData
+    neighbours: NeighbourFn
+
+
+@dataclass
+class Outputs:
+    """What :func:`run` builds besides the items, for the stage to write.
+
+    Attributes:
+        rows: the augmented dataset of the first seed's labelled set (``text``, ``label``,
+            ``op``, ``parent_id``).
+    """
+
+    rows: list[dict] = field(default_factory=list)
+
+
+def run(cfg: AugmentationConfig, inputs: Inputs, outputs: Outputs | None = None) -> list[ItemResult]:
     """Build every augmentation, run the ratio sweep and check the findings.
 
     Args:
         cfg: the stage config.
-        data: the task (:func:`prepare_task`).
-        neighbours: the synonym source (embedding neighbours).
+        inputs: the task and the synonym source.
+        outputs: when given, receives the augmented dataset as ``outputs.rows``.
 
     Returns:
-        ``([item 1, item 2, item 3], rows)``: ``rows`` is the augmented dataset of the first seed's
-        labelled set (``text``, ``label``, ``op``, ``parent_id``), for the stage to write.
+        ``[item 1, item 2, item 3]``.
     """
     with torch_threads(cfg.num_threads):
-        return _run(cfg, data, neighbours)
+        items, rows = _run(cfg, inputs.data, inputs.neighbours)
+    if outputs is not None:
+        outputs.rows = rows
+    return items
 
 
 def _run(cfg: AugmentationConfig, data: TaskData, neighbours: NeighbourFn):
@@ -709,7 +738,7 @@ def _ops_item(cfg, tr, stats, coverage, class_coverage, cands, parents, ptexts, 
         "methods.png": _bar_figure({m: stats[m] for m in ("eda", "synonym", "backtranslation")},
                                    "augmented text vs its parent"),
     }
-    return ItemResult(ITEMS["ops"], metrics=metrics, figures=figures, texts=texts, findings=findings,
+    return ItemResult(ITEM["ops"], metrics=metrics, figures=figures, texts=texts, findings=findings,
                       series={"translator_val_loss": curve(tr["history"])})
 
 
@@ -745,7 +774,7 @@ def _paraphrase_item(cfg, lm, stats, filter_stats, lm_raw, kept0, data, idx0) ->
                                         "kept (seed 0)": stats["lm_paraphrase_kept"]},
                                        "LM paraphrases vs their parent"),
     }
-    return ItemResult(ITEMS["paraphrase"], metrics=metrics, figures=figures, findings=findings,
+    return ItemResult(ITEM["paraphrase"], metrics=metrics, figures=figures, findings=findings,
                       texts={"paraphrases.txt": "\n".join(examples),
                              "stats.txt": _fmt_stats({"raw": stats["lm_paraphrase_raw"],
                                                       "kept (seed 0)": stats["lm_paraphrase_kept"]})},
@@ -806,5 +835,5 @@ def _ratio_item(cfg, acc, ratios) -> ItemResult:
     ]
     series = {f"{m}_test_acc": [(int(r * 10), float(np.mean(acc[m][r]["test"]))) for r in ratios]
               for m in cfg.methods}
-    return ItemResult(ITEMS["ratio"], metrics=metrics, figures={"ratio_sweep.png": fig},
+    return ItemResult(ITEM["ratio"], metrics=metrics, figures={"ratio_sweep.png": fig},
                       texts={"sweep.txt": "\n".join(lines) + "\n"}, findings=findings, series=series)

@@ -42,14 +42,26 @@ from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training.distributed import DistJob, DistSetup, launch, reference_losses
 from nlpcurriculum.training.pipeline_parallel import bubble_fraction
 
-__all__ = ["ITEMS", "DistributedConfig", "communication_item", "data_parallel_item",
-           "pipeline_item", "run_distributed"]
+__all__ = [
+    "ITEM",
+    "ITEMS",
+    "DistributedConfig",
+    "Inputs",
+    "Outputs",
+    "communication_item",
+    "data_parallel_item",
+    "pipeline_item",
+    "run",
+]
 
-ITEMS = {
+#: The curriculum item id of each result :func:`run` returns, by short name.
+ITEM = {
     "data_parallel": "distributed-training/1",
     "pipeline": "distributed-training/2",
     "communication": "distributed-training/3",
 }
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = tuple(ITEM.values())
 
 
 def _default_model() -> MiniFormerConfig:
@@ -189,7 +201,7 @@ def data_parallel_item(cfg: DistributedConfig, ref: list[float], ranks: list[dic
     ax1.legend(fontsize=8)
     ax1.grid(alpha=0.3)
     series = {k.split(" (")[0].replace(" ", "_"): list(enumerate(v, 1)) for k, v in curves.items()}
-    return ItemResult(item=ITEMS["data_parallel"], metrics=metrics, findings=findings,
+    return ItemResult(item=ITEM["data_parallel"], metrics=metrics, findings=findings,
                       series=series, figures={"loss_parity.png": fig},
                       texts={"data_parallel.txt": "\n".join(lines) + "\n"})
 
@@ -248,7 +260,7 @@ def pipeline_item(cfg: DistributedConfig, ref: list[float], ranks: list[dict[str
     ax.set_xticks(cfg.micro_batches, [str(m) for m in cfg.micro_batches])
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return ItemResult(item=ITEMS["pipeline"], metrics=metrics, findings=findings,
+    return ItemResult(item=ITEM["pipeline"], metrics=metrics, findings=findings,
                       figures={"bubble.png": fig},
                       # measured idle times are timings: metrics / figure only, never plots/ series
                       series={"bubble_theory": list(zip(cfg.micro_batches, theory))},
@@ -321,23 +333,44 @@ def communication_item(cfg: DistributedConfig, ref: list[float], ranks: list[dic
     ax1.set(xscale="log", xlabel="DDP bucket_cap_mb", ylabel="exposed communication share of step",
             title="DDP: communication vs bucket size", ylim=(0, 1))
     ax1.grid(alpha=0.3)
-    return ItemResult(item=ITEMS["communication"], metrics=metrics, findings=findings,
+    return ItemResult(item=ITEM["communication"], metrics=metrics, findings=findings,
                       figures={"communication.png": fig},
                       texts={"communication.txt": "\n".join(lines) + "\n"})
 
 
-def run_distributed(cfg: DistributedConfig, train_texts: Sequence[str],
-                    out_dir: str | Path | None = None) -> tuple[list[ItemResult], list[dict]]:
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads.
+
+    Attributes:
+        train_texts: the corpus's train split (byte tokens).
+        out_dir: where the setup and the per-rank JSON files go (default: a temporary folder).
+    """
+
+    train_texts: Sequence[str]
+    out_dir: str | Path | None = None
+
+
+@dataclass
+class Outputs:
+    """What :func:`run` builds besides the items, for the stage to save: the per-rank results."""
+
+    ranks: list[dict] = field(default_factory=list)
+
+
+def run(cfg: DistributedConfig, inputs: Inputs, outputs: Outputs | None = None) -> list[ItemResult]:
     """Launch every job under torchrun once, run the single-process reference, build the items.
 
     Args:
         cfg: the stage config.
-        train_texts: the corpus's train split (byte tokens).
-        out_dir: where the setup and the per-rank JSON files go (default: a temporary folder).
+        inputs: the train split and the working folder.
+        outputs: when given, receives the per-rank results (timings included) as
+            ``outputs.ranks``.
 
     Returns:
-        ``([item 1, item 2, item 3], per-rank results)``.
+        ``[item 1, item 2, item 3]``.
     """
+    train_texts, out_dir = inputs.train_texts, inputs.out_dir
     with tempfile.TemporaryDirectory(prefix="nlpc-dist-") as tmp:
         work = Path(out_dir) if out_dir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -366,4 +399,6 @@ def run_distributed(cfg: DistributedConfig, train_texts: Sequence[str],
             r.texts[name] += note
     if not all(math.isfinite(v) for r in results for v in r.metrics.values()):
         raise FloatingPointError("a distributed metric is not finite")
-    return results, ranks
+    if outputs is not None:
+        outputs.ranks = ranks
+    return results

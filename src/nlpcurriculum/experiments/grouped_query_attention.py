@@ -45,13 +45,25 @@ from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.trainer import Trainer, TrainerConfig, seed_everything
 
-__all__ = ["GQAConfig", "ITEMS", "GroupRun", "kv_formula_bytes", "run_gqa", "identical_heads_error"]
+__all__ = [
+    "ITEM",
+    "ITEMS",
+    "GQAConfig",
+    "GroupRun",
+    "Inputs",
+    "identical_heads_error",
+    "kv_formula_bytes",
+    "run",
+]
 
-ITEMS = {
+#: The curriculum item id of each result :func:`run` returns, by short name.
+ITEM = {
     "convert": "grouped-query-attention/1",
     "speed": "grouped-query-attention/2",
     "ablation": "grouped-query-attention/3",
 }
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = tuple(ITEM.values())
 
 
 def _default_model() -> MiniFormerConfig:
@@ -193,12 +205,21 @@ def _uptrain(model: MiniFormer, cfg: GQAConfig, train: TokenBatcher, val: TokenB
     return mean_loss(model, val, cfg.train.batch_size, cfg.val_batches), curve(result.history)
 
 
-def run_gqa(cfg: GQAConfig, train_texts: Sequence[str], val_texts: Sequence[str]) -> list[ItemResult]:
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads: the corpus's train and val splits (tokenized here as UTF-8 bytes)."""
+
+    train_texts: Sequence[str]
+    val_texts: Sequence[str]
+
+
+def run(cfg: GQAConfig, inputs: Inputs) -> list[ItemResult]:
     """Train the MHA source, convert it to every group count, uptrain, time batched decoding.
 
     Returns:
         ``[item 1, item 2, item 3]``.
     """
+    train_texts, val_texts = inputs.train_texts, inputs.val_texts
     with torch_threads(cfg.num_threads):
         val_tokens = byte_tokens(val_texts)
         train = TokenBatcher(byte_tokens(train_texts), cfg.seq_len, seed=cfg.seed)
@@ -305,7 +326,7 @@ def conversion_item(cfg: GQAConfig, base_loss: float, base_curve: list, runs: di
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return ItemResult(
-        item=ITEMS["convert"], metrics=metrics, figures={"conversion.png": fig},
+        item=ITEM["convert"], metrics=metrics, figures={"conversion.png": fig},
         texts={"conversion.txt": "\n".join(lines) + "\n"},
         findings=[
             Finding.at_most("converting with n_kv_heads = n_heads is the identity (max |logit diff|)",
@@ -352,7 +373,7 @@ def speed_item(cfg: GQAConfig, runs: dict[int, GroupRun], check: dict[str, float
            title=f"batch {cfg.batch}, prompt {cfg.prompt_len}: {speedup:.2f}x")
     ax.grid(alpha=0.3, axis="y")
     return ItemResult(
-        item=ITEMS["speed"], metrics=metrics, figures={"speed.png": fig}, texts={"speed.txt": text},
+        item=ITEM["speed"], metrics=metrics, figures={"speed.png": fig}, texts={"speed.txt": text},
         findings=[
             Finding.at_least(f"GQA ({g} K/V heads) decodes at batch {cfg.batch} faster than MHA "
                              "(decode tokens/s ratio)", "speedup", speedup, cfg.min_speedup),
@@ -397,7 +418,7 @@ def ablation_item(cfg: GQAConfig, runs: dict[int, GroupRun]) -> ItemResult:
         ax.set_xlabel("K/V heads (1 = MQA, %d = MHA)" % nh)
         ax.grid(alpha=0.3)
     return ItemResult(
-        item=ITEMS["ablation"], metrics=metrics, figures={"groups.png": fig},
+        item=ITEM["ablation"], metrics=metrics, figures={"groups.png": fig},
         texts={"groups.txt": "\n".join(lines) + "\n"},
         findings=[
             Finding.at_most("measured KV-cache bytes equal 2 L nkv hs 4B B T for every group count "

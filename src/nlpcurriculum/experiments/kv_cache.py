@@ -35,18 +35,24 @@ from nlpcurriculum.nn.kv_cache import KVCache
 from nlpcurriculum.results import Finding, ItemResult
 
 __all__ = [
+    "ITEMS",
+    "Inputs",
     "KVCacheConfig",
     "SpeedRow",
     "cache_grid_figure",
     "formula_bytes",
-    "kv_cache_items",
     "measure_memory",
     "measure_speed",
     "memory_item",
     "render_cache_html",
+    "run",
     "speed_item",
     "visualizer_item",
 ]
+
+
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = ("kv-cache/1", "kv-cache/2", "kv-cache/3")
 
 
 @dataclass
@@ -225,7 +231,7 @@ def speed_item(model: nn.Module, prompt: Sequence[int], cfg: KVCacheConfig,
                       f"{r.seconds_cached:7.3f} s, speedup {r.speedup:5.2f}x, identical {r.identical}"
                       for r in rows)
     return ItemResult(
-        item="kv-cache/1",
+        item=ITEMS[0],
         metrics=metrics,
         series={"speedup": [(r.new_tokens, r.speedup) for r in rows]},
         figures={"speedup.png": fig},
@@ -322,7 +328,7 @@ def visualizer_item(model: nn.Module, prompt: Sequence[int], cfg: KVCacheConfig,
     extra_misses = sum(abs(s.misses - 1) for s in trace[1:])
     prefill = trace[0]
     return ItemResult(
-        item="kv-cache/2",
+        item=ITEMS[1],
         metrics={"steps": len(trace) - 1, "prefill.misses": prefill.misses,
                  "prefill.hits": prefill.hits, "hit_count_errors": hit_errors,
                  "miss_count_errors": extra_misses,
@@ -407,7 +413,7 @@ def memory_item(model: nn.Module, cfg: KVCacheConfig) -> ItemResult:
     ax.legend()
     fig.tight_layout()
     return ItemResult(
-        item="kv-cache/3",
+        item=ITEMS[2],
         metrics=metrics,
         series={f"bytes_{name}": list(zip(lengths, measured)) for name, (_, measured) in variants.items()},
         figures={"memory.png": fig},
@@ -423,9 +429,26 @@ def memory_item(model: nn.Module, cfg: KVCacheConfig) -> ItemResult:
     )
 
 
-def kv_cache_items(model: nn.Module, prompt: Sequence[int], cfg: KVCacheConfig,
-                   decode: Callable[[int], str], hf_model: Any = None) -> list[ItemResult]:
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads.
+
+    Attributes:
+        model: the trained model (decoded greedily, with and without its KV cache).
+        prompt: the prompt's token ids.
+        decode: the text of one token id (for the cache visualizer).
+        hf_model: the same weights as a ``transformers`` model, timed beside ours (optional).
+    """
+
+    model: nn.Module
+    prompt: Sequence[int]
+    decode: Callable[[int], str]
+    hf_model: Any = None
+
+
+def run(cfg: KVCacheConfig, inputs: Inputs) -> list[ItemResult]:
     """Run the three items with ``cfg.threads`` torch threads; restores the thread count."""
+    model, prompt, decode, hf_model = inputs.model, inputs.prompt, inputs.decode, inputs.hf_model
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
     try:

@@ -42,14 +42,25 @@ from nlpcurriculum.training.amp import (
 from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.trainer import Trainer, TrainerConfig, param_groups, seed_everything
 
-__all__ = ["ITEMS", "MixedPrecisionConfig", "accumulation_item", "precision_item",
-           "run_mixed_precision", "throughput_item"]
+__all__ = [
+    "ITEM",
+    "ITEMS",
+    "Inputs",
+    "MixedPrecisionConfig",
+    "accumulation_item",
+    "precision_item",
+    "run",
+    "throughput_item",
+]
 
-ITEMS = {
+#: The curriculum item id of each result :func:`run` returns, by short name.
+ITEM = {
     "precision": "mixed-precision-and-gradient-accumulation/1",
     "accumulation": "mixed-precision-and-gradient-accumulation/2",
     "throughput": "mixed-precision-and-gradient-accumulation/3",
 }
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = tuple(ITEM.values())
 
 
 def _default_model() -> MiniFormerConfig:
@@ -207,7 +218,7 @@ def precision_item(cfg: MixedPrecisionConfig, tokens) -> ItemResult:
         "overflow steps skipped"]
     series = {f"{p}_loss": list(enumerate(h["loss"], 1)) for p, h in runs.items()}
     series["loss_scale"] = list(enumerate(ours["scale"], 1))
-    return ItemResult(item=ITEMS["precision"], metrics=metrics, findings=findings, series=series,
+    return ItemResult(item=ITEM["precision"], metrics=metrics, findings=findings, series=series,
                       figures={"precision.png": fig},
                       texts={"loss_scale.txt": "\n".join(lines) + "\n"})
 
@@ -271,7 +282,7 @@ def accumulation_item(cfg: MixedPrecisionConfig, tokens) -> ItemResult:
             f"small batch (no accumulation) vs big batch: {control:.3e}\n"
             f"saved-for-backward bytes: micro-batch {runs['accumulated'][2]:,}, big batch "
             f"{runs['big_batch'][2]:,}\n")
-    return ItemResult(item=ITEMS["accumulation"], metrics=metrics, findings=findings,
+    return ItemResult(item=ITEM["accumulation"], metrics=metrics, findings=findings,
                       figures={"accumulation.png": fig}, texts={"accumulation.txt": text},
                       series={f"{n}_loss": list(enumerate(r[1], 1)) for n, r in runs.items()})
 
@@ -330,13 +341,21 @@ def throughput_item(cfg: MixedPrecisionConfig, tokens) -> ItemResult:
               "counted; includes autocast's low-precision weight copies). Not RSS: the fp32 "
               "weights, gradients and AdamW state are the same in every precision.",
               "device: this CPU, 1 thread; no GPU was lent to this session, so no GPU numbers."]
-    return ItemResult(item=ITEMS["throughput"], metrics=metrics, findings=findings,
+    return ItemResult(item=ITEM["throughput"], metrics=metrics, findings=findings,
                       figures={"throughput_memory.png": fig},
                       texts={"throughput_memory.txt": "\n".join(lines) + "\n"})
 
 
-def run_mixed_precision(cfg: MixedPrecisionConfig, train_texts: Sequence[str]) -> list[ItemResult]:
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads: the corpus's train split (tokenized here as UTF-8 bytes)."""
+
+    train_texts: Sequence[str]
+
+
+def run(cfg: MixedPrecisionConfig, inputs: Inputs) -> list[ItemResult]:
     """Run the three items on the train split's bytes; returns ``[item 1, item 2, item 3]``."""
+    train_texts = inputs.train_texts
     with torch_threads(cfg.num_threads):
         tokens = byte_tokens(train_texts)
         return [precision_item(cfg, tokens), accumulation_item(cfg, tokens),

@@ -70,7 +70,9 @@ from nlpcurriculum.training.trainer import TrainerConfig, TrainResult
 
 __all__ = [
     "BYTE_KINDS",
+    "ITEM",
     "ITEMS",
+    "Inputs",
     "MoEExperimentConfig",
     "byte_kinds",
     "count_flops",
@@ -79,17 +81,19 @@ __all__ = [
     "mutual_information_bits",
     "normalized_entropy",
     "routing_item",
-    "run_moe",
+    "run",
     "swaps_item",
     "utilization_item",
 ]
 
-#: Curriculum item ids this module covers.
-ITEMS = {
+#: The curriculum item id of each result :func:`run` returns, by short name.
+ITEM = {
     "routing": "mixture-of-experts/1",
     "utilization": "mixture-of-experts/2",
     "swaps": "mixture-of-experts/3",
 }
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = tuple(ITEM.values())
 
 #: Byte kinds, in the order of :func:`byte_kinds`' codes.
 BYTE_KINDS = ("lower", "upper", "digit", "space", "punct", "non-ascii")
@@ -485,7 +489,7 @@ def routing_item(cfg: MoEExperimentConfig, moes: dict[str, _Run], dense: dict[in
     ax2.plot(xs, [l for _, _, l in capacity_sweep], "ko-", label="val loss")
     ax2.set_ylabel("validation loss")
     ax1.legend(loc="upper center", fontsize=8)
-    return ItemResult(item=ITEMS["routing"], metrics=metrics, findings=findings,
+    return ItemResult(item=ITEM["routing"], metrics=metrics, findings=findings,
                       series={f"{n}.val_loss": curve(r.result.history) for n, r in moes.items()},
                       figures={"routing.png": fig},
                       texts={"routing.txt": "\n".join(lines) + "\n"})
@@ -549,7 +553,7 @@ def utilization_item(cfg: MoEExperimentConfig, routing: dict[str, dict[int, dict
             n = int(kind_counts[k]) if kind_counts is not None else 0
             lines.append(f"layer {layer} {kind:<9} (n={n:>6}): "
                          + " ".join(f"{s:.3f}" for s in by_kind[layer][k]))
-    return ItemResult(item=ITEMS["utilization"], metrics=metrics, findings=findings,
+    return ItemResult(item=ITEM["utilization"], metrics=metrics, findings=findings,
                       figures={"utilization.png": _utilization_figure(shares, E),
                                "by_kind.png": _by_kind_figure(by_kind, kind_counts, E)},
                       texts={"utilization.txt": "\n".join(lines) + "\n"})
@@ -675,7 +679,7 @@ def swaps_item(cfg: MoEExperimentConfig, main: _Run, dense: list[_Run]) -> ItemR
             "time relative to dense-active exceeds its FLOP ratio (wall ratio / FLOP ratio)",
             "dispatch_overhead_wall_over_flops", overhead, 1.0),
     ]
-    return ItemResult(item=ITEMS["swaps"], metrics=metrics, findings=findings,
+    return ItemResult(item=ITEM["swaps"], metrics=metrics, findings=findings,
                       figures={"flops_wall.png": _swaps_figure(main, dense, eq_flops, eq_ms, inside)},
                       texts={"swaps.txt": "\n".join(lines) + "\n"})
 
@@ -709,17 +713,25 @@ def _swaps_figure(main: _Run, dense: list[_Run], eq_flops: float, eq_ms: float, 
 # ---------------------------------------------------------------------------------------------
 
 
-def run_moe(cfg: MoEExperimentConfig, train_texts: Sequence[str], val_texts: Sequence[str]
-            ) -> list[ItemResult]:
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads: the corpus's train and val splits (tokenized here as UTF-8 bytes)."""
+
+    train_texts: Sequence[str]
+    val_texts: Sequence[str]
+
+
+def run(cfg: MoEExperimentConfig, inputs: Inputs) -> list[ItemResult]:
     """Train the MoE and dense models, measure routing, FLOPs and wall time.
 
     Args:
         cfg: the stage config.
-        train_texts, val_texts: the corpus splits.
+        inputs: the corpus splits.
 
     Returns:
         ``[item 1, item 2, item 3]``.
     """
+    train_texts, val_texts = inputs.train_texts, inputs.val_texts
     with torch_threads(cfg.num_threads):
         train = TokenBatcher(byte_tokens(train_texts), cfg.seq_len, seed=cfg.seed)
         val = TokenBatcher(byte_tokens(val_texts), cfg.seq_len, mode="sequential")

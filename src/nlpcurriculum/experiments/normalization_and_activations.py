@@ -54,7 +54,9 @@ from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.trainer import TrainerConfig, TrainResult
 
 __all__ = [
+    "ITEM",
     "ITEMS",
+    "Inputs",
     "NormsActivationsConfig",
     "ablation_item",
     "activation_stats",
@@ -62,15 +64,17 @@ __all__ = [
     "matched_d_ff",
     "parity_errors",
     "parity_item",
-    "run_norms_activations",
+    "run",
 ]
 
-#: Curriculum item ids this module covers.
-ITEMS = {
+#: The curriculum item id of each result :func:`run` returns, by short name.
+ITEM = {
     "parity": "normalization-and-activations/1",
     "ablation": "normalization-and-activations/2",
     "activations": "normalization-and-activations/3",
 }
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = tuple(ITEM.values())
 
 ABLATION_MLPS = ("relu", "gelu", "gelu_tanh", "silu", "swiglu")
 
@@ -259,7 +263,7 @@ def parity_item(cfg: NormsActivationsConfig) -> ItemResult:
             float(silu(torch.tensor(1.0)))),
     ]
     return ItemResult(
-        item=ITEMS["parity"], metrics=metrics, findings=findings,
+        item=ITEM["parity"], metrics=metrics, findings=findings,
         figures={"activations.png": _activation_figure(xs)},
         texts={"parity.txt": "\n".join(lines) + "\n"},
     )
@@ -382,7 +386,7 @@ def ablation_item(cfg: NormsActivationsConfig, norm_runs: dict[str, _Variant],
         ax.legend(fontsize=8)
     axes[0].set_ylabel("validation loss (nats / byte)")
     return ItemResult(
-        item=ITEMS["ablation"], metrics=metrics, series=series, findings=findings,
+        item=ITEM["ablation"], metrics=metrics, series=series, findings=findings,
         figures={"ablation.png": fig},
         texts={"ablation.txt": "\n".join(lines) + "\n"},
     )
@@ -439,7 +443,7 @@ def activations_item(cfg: NormsActivationsConfig, runs: dict[str, _Variant], x: 
             "(growth first -> last block, no norm / with norm)",
             "residual_growth_ratio_none_vs_norm", ratio, cfg.min_growth_ratio))
     return ItemResult(
-        item=ITEMS["activations"], metrics=metrics, findings=findings,
+        item=ITEM["activations"], metrics=metrics, findings=findings,
         figures={
             "histograms.png": _histogram_figure(stats, n_layers),
             "activation_std.png": _std_figure(stats, n_layers),
@@ -489,19 +493,26 @@ def _std_figure(stats: dict[str, dict[str, Tensor]], n_layers: int) -> Figure:
 # ---------------------------------------------------------------------------------------------
 
 
-def run_norms_activations(
-    cfg: NormsActivationsConfig, train_texts: Sequence[str], val_texts: Sequence[str],
-    test_texts: Sequence[str],
-) -> list[ItemResult]:
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads: the corpus's train, val and test splits (tokenized as UTF-8 bytes)."""
+
+    train_texts: Sequence[str]
+    val_texts: Sequence[str]
+    test_texts: Sequence[str]
+
+
+def run(cfg: NormsActivationsConfig, inputs: Inputs) -> list[ItemResult]:
     """Run the parity checks, train every variant and measure its activations.
 
     Args:
         cfg: the stage config.
-        train_texts, val_texts, test_texts: the corpus splits.
+        inputs: the corpus splits.
 
     Returns:
         ``[item 1, item 2, item 3]``.
     """
+    train_texts, val_texts, test_texts = inputs.train_texts, inputs.val_texts, inputs.test_texts
     with torch_threads(cfg.num_threads):
         parity = parity_item(cfg)
         train = TokenBatcher(byte_tokens(train_texts), cfg.seq_len, seed=cfg.seed)

@@ -39,16 +39,19 @@ from nlpcurriculum.decoding.samplers import SamplerConfig, sample
 from nlpcurriculum.results import Finding, ItemResult
 
 __all__ = [
+    "ITEMS",
+    "Inputs",
     "SamplingConfig",
     "dashboard_item",
     "diversity_item",
     "make_prompts",
     "repetition_item",
-    "run_sampling",
+    "run",
     "spearman",
 ]
 
-ITEM = "sampling-parameters-temp-top-k-top-p"
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = tuple(f"sampling-parameters-temp-top-k-top-p/{n}" for n in (1, 2, 3))
 
 
 @dataclass
@@ -239,7 +242,7 @@ def dashboard_item(model: nn.Module, tokenizer: Any, prompt_text: str, cfg: Samp
                         f"H after {metrics[f'{n}.mean_entropy_after']:.3f}  sample {v.sample_text!r}"
                         for n, v in views.items())
     return ItemResult(
-        item=f"{ITEM}/1",
+        item=ITEMS[0],
         metrics=metrics,
         texts={"dashboard.html": render_page(list(views.values()),
                                              "Sampler dashboard snapshot (headless, base model)"),
@@ -341,7 +344,7 @@ def diversity_item(model: nn.Module, prompts: list[list[int]], cfg: SamplingConf
                       f"distinct-2 {r.distinct2:.3f}  self-BLEU {r.self_bleu:.3f}" for r in rows)
     t_rows = [r for r in rows if r.family == "temperature"]
     return ItemResult(
-        item=f"{ITEM}/2",
+        item=ITEMS[1],
         metrics=metrics,
         series={"distinct2_vs_temperature": [(int(round(r.value * 100)), r.distinct2) for r in t_rows],
                 "entropy_vs_temperature": [(int(round(r.value * 100)), r.entropy) for r in t_rows]},
@@ -426,7 +429,7 @@ def repetition_item(model: nn.Module, prompts: list[list[int]], cfg: SamplingCon
     ax2.grid(alpha=0.3)
     fig.tight_layout()
     return ItemResult(
-        item=f"{ITEM}/3",
+        item=ITEMS[2],
         metrics=metrics,
         series={f"repeat_share.{m}": [(t + 1, v) for t, v in enumerate(p)] for m, p in profiles.items()},
         figures={"repetition.png": fig},
@@ -442,9 +445,26 @@ def repetition_item(model: nn.Module, prompts: list[list[int]], cfg: SamplingCon
     )
 
 
-def run_sampling(cfg: SamplingConfig, model: nn.Module, tokenizer: Any, stream: Sequence[int],
-                 stop_id: int | None = None) -> list[ItemResult]:
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads.
+
+    Attributes:
+        model: the trained model sampled from.
+        tokenizer: its tokenizer (``decode`` for the texts, the dashboard's token labels).
+        stream: a token stream the prompts are cut from (the val split).
+        stop_id: the end-of-text id, if the tokenizer has one.
+    """
+
+    model: nn.Module
+    tokenizer: Any
+    stream: Sequence[int]
+    stop_id: int | None = None
+
+
+def run(cfg: SamplingConfig, inputs: Inputs) -> list[ItemResult]:
     """The three items on ``model``, prompts cut from ``stream``, ``cfg.num_threads`` threads."""
+    model, tokenizer, stream, stop_id = inputs.model, inputs.tokenizer, inputs.stream, inputs.stop_id
     from nlpcurriculum.experiments.harness import torch_threads
 
     cfg.check_fits(model.config.max_seq_len)

@@ -51,23 +51,27 @@ from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.trainer import Trainer, TrainerConfig, seed_everything
 
 __all__ = [
+    "ITEM",
     "ITEMS",
+    "Inputs",
     "ScaleSize",
     "ScalingConfig",
     "SizeRun",
     "fit_power_law",
     "kaplan_lr",
     "power_law",
-    "run_scaling_laws",
+    "run",
     "smallest_n_for",
 ]
 
-#: Curriculum item ids this module covers.
-ITEMS = {
+#: The curriculum item id of each result :func:`run` returns, by short name.
+ITEM = {
     "loss": "scaling-laws-and-model-capacity/1",
     "benchmark": "scaling-laws-and-model-capacity/2",
     "extrapolate": "scaling-laws-and-model-capacity/3",
 }
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = tuple(ITEM.values())
 
 
 @dataclass
@@ -371,7 +375,7 @@ def loss_item(cfg: ScalingConfig, runs: list[SizeRun], fit: PowerLawFit) -> Item
         "the largest model ends below the smallest at the same token budget (loss gap, nats)",
         "largest_minus_smallest_loss", metrics["largest_minus_smallest_loss"], 0.0))
     series = {f"{r.name}.seed{r.seed}.val_loss": r.curve for r in runs}
-    return ItemResult(item=ITEMS["loss"], metrics=metrics, series=series, findings=findings,
+    return ItemResult(item=ITEM["loss"], metrics=metrics, series=series, findings=findings,
                       figures={"loss_vs_params.png": _fit_figure(cfg, runs, fit),
                                "loss_vs_compute.png": _compute_figure(cfg, runs, fit)},
                       texts={"scaling_fit.txt": "\n".join(lines) + "\n"})
@@ -471,7 +475,7 @@ def benchmark_item(cfg: ScalingConfig, runs: list[SizeRun]) -> ItemResult:
         ax.set_xlabel("non-embedding parameters N")
         ax.grid(alpha=0.3, which="both")
     axes[2].set_yscale("log")
-    return ItemResult(item=ITEMS["benchmark"], metrics=metrics, findings=findings,
+    return ItemResult(item=ITEM["benchmark"], metrics=metrics, findings=findings,
                       figures={"benchmark.png": fig},
                       texts={"benchmark.txt": "\n".join(lines) + "\n"})
 
@@ -555,7 +559,7 @@ def extrapolate_item(cfg: ScalingConfig, runs: list[SizeRun], fit: PowerLawFit,
         ax.axvline(n_star, color="red", linestyle=":", linewidth=1, label=f"N* = {n_star:,.0f}")
     ax.legend(fontsize=7)
     ax.set_title("how small can you go: smallest N predicted to reach the target")
-    return ItemResult(item=ITEMS["extrapolate"], metrics=metrics, findings=findings,
+    return ItemResult(item=ITEM["extrapolate"], metrics=metrics, findings=findings,
                       figures={"extrapolation.png": fig},
                       texts={"extrapolation.txt": "\n".join(lines) + "\n"})
 
@@ -563,9 +567,17 @@ def extrapolate_item(cfg: ScalingConfig, runs: list[SizeRun], fit: PowerLawFit,
 # ---------------------------------------------------------------------------------------------
 
 
-def run_scaling_laws(cfg: ScalingConfig, train_texts: Sequence[str],
-                     val_texts: Sequence[str]) -> list[ItemResult]:
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads: the corpus's train and val splits (tokenized here as UTF-8 bytes)."""
+
+    train_texts: Sequence[str]
+    val_texts: Sequence[str]
+
+
+def run(cfg: ScalingConfig, inputs: Inputs) -> list[ItemResult]:
     """Train the ladder, fit the law, benchmark, extrapolate and verify."""
+    train_texts, val_texts = inputs.train_texts, inputs.val_texts
     T = cfg.base.max_seq_len
     train = TokenBatcher(byte_tokens(train_texts), T, seed=cfg.train.seed)
     val = TokenBatcher(byte_tokens(val_texts), T, seed=cfg.train.seed)

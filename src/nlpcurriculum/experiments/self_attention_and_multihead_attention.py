@@ -67,23 +67,28 @@ from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.trainer import TrainerConfig, TrainResult, seed_everything
 
 __all__ = [
+    "ITEM",
     "ITEMS",
     "AttentionConfig",
+    "Inputs",
+    "Outputs",
     "byte_label",
     "causal_item",
     "multi_head_item",
     "pick_sample",
-    "run_attention",
+    "run",
     "single_token_item",
     "torch_multihead_parity",
 ]
 
-#: Curriculum item ids this module covers.
-ITEMS = {
+#: The curriculum item id of each result :func:`run` returns, by short name.
+ITEM = {
     "single_token": "self-attention-and-multihead-attention/1",
     "multi_head": "self-attention-and-multihead-attention/2",
     "causal": "self-attention-and-multihead-attention/3",
 }
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = tuple(ITEM.values())
 
 
 def _default_model() -> MiniFormerConfig:
@@ -237,7 +242,7 @@ def single_token_item(
 
     labels = [byte_label(int(b)) for b in sample]
     return ItemResult(
-        item=ITEMS["single_token"],
+        item=ITEM["single_token"],
         metrics=metrics,
         figures={"single_token.png": _single_token_figure(r, V, labels, layer, head)},
         texts={"single_token.txt": _single_token_table(r, V, labels, layer, head)},
@@ -406,7 +411,7 @@ def multi_head_item(
             "(fp32, outputs)", "max_abs_diff_vs_nn_multihead", diff_out, cfg.mha_parity_tol))
     labels = [byte_label(int(b)) for b in sample]
     return ItemResult(
-        item=ITEMS["multi_head"],
+        item=ITEM["multi_head"],
         metrics=metrics,
         series={"val_loss": curve(train_result.history),
                 "train_loss": curve(train_result.history, "loss")},
@@ -562,7 +567,7 @@ def causal_item(model: MiniFormer, windows: Tensor, cfg: AttentionConfig) -> Ite
         f"unmasked {future_grad_unmasked:.4g}\n"
     )
     return ItemResult(
-        item=ITEMS["causal"], metrics=metrics, figures={"causal.png": fig},
+        item=ITEM["causal"], metrics=metrics, figures={"causal.png": fig},
         texts={"causal.txt": text}, findings=findings,
     )
 
@@ -592,19 +597,38 @@ def _causal_figure(masked: Tensor, unmasked: Tensor, t0: int, inf_m: Tensor, inf
 # ---------------------------------------------------------------------------------------------
 
 
-def run_attention(
-    cfg: AttentionConfig, train_texts: Sequence[str], val_texts: Sequence[str]
-) -> tuple[MiniFormer, list[ItemResult]]:
-    """Train the byte-level model on ``train_texts`` and run the three items.
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads (tokenized here as UTF-8 bytes).
+
+    Attributes:
+        train_texts: training documents.
+        val_texts: validation documents (curves, statistics, the sample line, the causal test).
+    """
+
+    train_texts: Sequence[str]
+    val_texts: Sequence[str]
+
+
+@dataclass
+class Outputs:
+    """What :func:`run` builds besides the items, for the stage to save: the trained model."""
+
+    model: MiniFormer | None = None
+
+
+def run(cfg: AttentionConfig, inputs: Inputs, outputs: Outputs | None = None) -> list[ItemResult]:
+    """Train the byte-level model on the train split and run the three items.
 
     Args:
         cfg: the stage config.
-        train_texts: training documents.
-        val_texts: validation documents (curves, statistics, the sample line, the causal test).
+        inputs: the corpus splits.
+        outputs: when given, receives the trained model (in eval mode) as ``outputs.model``.
 
     Returns:
-        ``(model, [item 1, item 2, item 3])``, the trained model in eval mode.
+        ``[item 1, item 2, item 3]``.
     """
+    train_texts, val_texts = inputs.train_texts, inputs.val_texts
     with torch_threads(cfg.num_threads):
         train = TokenBatcher(byte_tokens(train_texts), cfg.seq_len, seed=cfg.seed)
         val = TokenBatcher(byte_tokens(val_texts), cfg.seq_len, mode="sequential")
@@ -619,4 +643,6 @@ def run_attention(
             multi_head_item(model, init_model, windows, sample, result, cfg),
             causal_item(model, windows, cfg),
         ]
-    return model, results
+    if outputs is not None:
+        outputs.model = model
+    return results

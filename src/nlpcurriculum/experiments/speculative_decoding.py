@@ -87,7 +87,9 @@ from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.trainer import Trainer, TrainerConfig, seed_everything
 
 __all__ = [
+    "ITEM",
     "ITEMS",
+    "Inputs",
     "SpeculativeConfig",
     "acceptance_item",
     "bigram_draft",
@@ -98,15 +100,18 @@ __all__ = [
     "forward_cost",
     "lookup_drafts",
     "propose_cost",
-    "run_speculative",
+    "run",
     "train_drafts",
 ]
 
-ITEMS = {
+#: The curriculum item id of each result :func:`run` returns, by short name.
+ITEM = {
     "correctness": "speculative-decoding/1",
     "acceptance": "speculative-decoding/2",
     "size": "speculative-decoding/3",
 }
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = tuple(ITEM.values())
 
 
 def _default_train() -> TrainerConfig:
@@ -696,7 +701,7 @@ def correctness_item(rows: Sequence[SweepRow], exact: dict[str, dict[str, float]
     findings.append(Finding.at_least(f"wall-clock speedup over KV-cached greedy decoding at the best "
                                      f"setting >= {cfg.min_speedup:g}x (the issue's target)",
                                      "best_speedup", best.speedup, cfg.min_speedup))
-    return ItemResult(item=ITEMS["correctness"], metrics=metrics, texts={"correctness.txt": text},
+    return ItemResult(item=ITEM["correctness"], metrics=metrics, texts={"correctness.txt": text},
                       findings=findings)
 
 
@@ -775,7 +780,7 @@ def acceptance_item(rows: Sequence[SweepRow], curves: dict[float, tuple[SpecStat
             "verification cost, predicts the measured speedups of the model drafts (mean relative "
             "error)", "formula_mean_rel_error", metrics["formula_mean_rel_error"], cfg.formula_tol))
     return ItemResult(
-        item=ITEMS["acceptance"],
+        item=ITEM["acceptance"],
         metrics=metrics,
         series=series,
         figures={"acceptance_speedup.png": fig},
@@ -873,7 +878,7 @@ def draft_size_item(rows: Sequence[SweepRow], drafts: Sequence[Draft], target_va
     table += (f"\ntarget val loss {target_val_loss:.3f}; target forward {costs['target.1'] * 1e3:.3f} ms"
               f"\nbest trade-off: {d_best.name} at gamma {r_best.gamma}: {r_best.speedup:.2f}x\n")
     return ItemResult(
-        item=ITEMS["size"],
+        item=ITEM["size"],
         metrics=metrics,
         figures={"draft_size.png": fig},
         texts={"draft_size.txt": table},
@@ -902,9 +907,24 @@ def _exactness_on_some_prompt(target: MiniFormer, drafter: Drafter, prompts: Seq
     raise ValueError("the drafter proposes nothing after any prompt: no exactness check")
 
 
-def run_speculative(cfg: SpeculativeConfig, target: MiniFormer, train: np.ndarray,
-                    val: np.ndarray) -> list[ItemResult]:
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads.
+
+    Attributes:
+        target: the trained model to speed up.
+        train: the train token stream (the drafts are trained on it).
+        val: the val token stream (prompts, validation losses).
+    """
+
+    target: MiniFormer
+    train: np.ndarray
+    val: np.ndarray
+
+
+def run(cfg: SpeculativeConfig, inputs: Inputs) -> list[ItemResult]:
     """Train the drafts, run every measurement and return the three items' results."""
+    target, train, val = inputs.target, inputs.train, inputs.val
     need = cfg.prompt_tokens * cfg.n_prompts
     if len(val) < need:
         raise ValueError(f"the val stream has {len(val)} tokens, fewer than n_prompts x "

@@ -50,21 +50,26 @@ from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training.trainer import TrainerConfig, TrainResult, seed_everything
 
 __all__ = [
+    "ITEM",
     "ITEMS",
+    "Inputs",
+    "Outputs",
     "StackingConfig",
     "depth_item",
     "qkv_dissection_item",
-    "run_transformer_stacking",
+    "run",
     "single_block_item",
     "uniform_attention_deviation",
 ]
 
-#: Curriculum item ids this module covers.
-ITEMS = {
+#: The curriculum item id of each result :func:`run` returns, by short name.
+ITEM = {
     "single_block": "transformers-qkv-and-stacking/1",
     "depth": "transformers-qkv-and-stacking/2",
     "qkv": "transformers-qkv-and-stacking/3",
 }
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = tuple(ITEM.values())
 
 
 def _default_model() -> MiniFormerConfig:
@@ -187,7 +192,7 @@ def single_block_item(cfg: StackingConfig, single: _Run, bigram: _Run) -> ItemRe
         f"bigram {bigram.loss:.4f}, uniform log({V}) = {uniform_loss(V):.4f}\n"
     )
     return ItemResult(
-        item=ITEMS["single_block"],
+        item=ITEM["single_block"],
         metrics={
             "val_loss_single_block": single.loss,
             "val_loss_bigram": bigram.loss,
@@ -256,7 +261,7 @@ def depth_item(cfg: StackingConfig, runs: dict[int, _Run]) -> ItemResult:
         when = "never" if reached[d] is None else str(reached[d])
         lines.append(f"{d:>6} {metrics[f'parameters_depth{d}']:>8} {runs[d].loss:>9.4f} {when:>14}")
     return ItemResult(
-        item=ITEMS["depth"],
+        item=ITEM["depth"],
         metrics=metrics,
         series={f"val_loss_depth{d}": curve(runs[d].result.history) for d in depths},
         figures={"depth.png": fig},
@@ -322,7 +327,7 @@ def qkv_dissection_item(cfg: StackingConfig, base: _Run, retrained: dict[str, _R
                  f"zero_q max deviation from uniform attention = {deviation:.2e}")
     series = {f"val_loss_retrained_{k}": curve(r.result.history) for k, r in retrained.items()}
     return ItemResult(
-        item=ITEMS["qkv"],
+        item=ITEM["qkv"],
         metrics=metrics,
         series=series,
         figures={"qkv_dissection.png": _dissection_figure(losses, retrained, V, cfg.dissect_depth)},
@@ -349,11 +354,28 @@ def _dissection_figure(losses: dict[str, float], retrained: dict[str, _Run], V: 
     return fig
 
 
-def run_transformer_stacking(cfg: StackingConfig) -> tuple[dict[int, torch.nn.Module], list[ItemResult]]:
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads: nothing, the repeated-block task is generated from ``cfg.task``."""
+
+
+@dataclass
+class Outputs:
+    """What :func:`run` builds besides the items, for the stage to save: ``{depth: trained model}``."""
+
+    models: dict[int, torch.nn.Module] = field(default_factory=dict)
+
+
+def run(cfg: StackingConfig, inputs: Inputs, outputs: Outputs | None = None) -> list[ItemResult]:
     """Train the bigram baseline and every depth, dissect one, and return the three items.
 
+    Args:
+        cfg: the stage config (its ``task`` section generates the data).
+        inputs: nothing (see :class:`Inputs`).
+        outputs: when given, receives the model of every depth as ``outputs.models``.
+
     Returns:
-        ``({depth: trained model}, [item 1, item 2, item 3])``.
+        ``[item 1, item 2, item 3]``.
     """
     with torch_threads(cfg.num_threads):
         seed_everything(cfg.seed)
@@ -369,4 +391,6 @@ def run_transformer_stacking(cfg: StackingConfig) -> tuple[dict[int, torch.nn.Mo
             depth_item(cfg, runs),
             qkv_dissection_item(cfg, runs[cfg.dissect_depth], retrained),
         ]
-    return {d: r.model for d, r in runs.items()}, results
+    if outputs is not None:
+        outputs.models = {d: r.model for d, r in runs.items()}
+    return results

@@ -2,7 +2,8 @@
 
 from nlpcurriculum.experiments.deduplication_and_filtering.dedup_impact import (
     DedupImpactConfig,
-    dedup_impact_experiment,
+    Inputs,
+    run,
 )
 from nlpcurriculum.experiments.harness import LMBudget
 
@@ -14,7 +15,7 @@ def test_dedup_impact_seeds_give_spread_and_findings():
     docs = [f"Document number {i} says hello to the world again." * 2 for i in range(30)]
     sets = {"raw": docs, "deduped": docs[:25], "filtered": docs[:20]}
     cfg = DedupImpactConfig(budget=LMBudget(**TINY), seeds=[0, 1])
-    result = dedup_impact_experiment(sets, ["Held out text, the world says hello." * 3], cfg)
+    (result,) = run(cfg, Inputs(sets, ["Held out text, the world says hello." * 3]))
     assert result.metrics["raw.heldout_ppl"] > 1
     assert result.metrics["raw.heldout_ppl_spread"] > 0  # different seeds, different models
     assert 0 <= result.metrics["filtered.word_acc"] <= 1

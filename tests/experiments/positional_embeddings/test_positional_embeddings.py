@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from nlpcurriculum.experiments.positional_embeddings.positional_embeddings import (
-    ITEMS,
+    ITEM,
     AblationConfig,
+    Inputs,
     LagCopyTask,
     PositionalConfig,
     SchemeRun,
@@ -17,7 +18,7 @@ from nlpcurriculum.experiments.positional_embeddings.positional_embeddings impor
     context_losses,
     offset_dot_spread,
     rope_shift_error,
-    run_positional_embeddings,
+    run,
     scheme_item,
 )
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
@@ -148,7 +149,7 @@ def test_alibi_findings_fail_honestly_when_another_scheme_extrapolates_better():
         "alibi": _fake_run("alibi", {8: 2.1, 16: 2.15, 32: 2.2}),
     }
     result = scheme_item("alibi", runs, cfg)
-    assert result.item == ITEMS["alibi"]
+    assert result.item == ITEM["alibi"]
     by_metric = {f.metric: f for f in result.findings}
     assert by_metric["extrapolation.degradation"].value == pytest.approx(0.1)
     assert not by_metric["extrapolation.degradation"].passed  # 0.1 > 0.05
@@ -169,7 +170,7 @@ def test_tiny_end_to_end_run_returns_six_items_with_checked_findings():
     )
     text = "def f(x):\n    return x + 1\n" * 40
     lines = []
-    results = run_positional_embeddings(cfg, [text], [text[:400]], log=lines.append)
+    results = run(cfg, Inputs([text], [text[:400]], log=lines.append))
     assert [r.item for r in results] == [f"positional-embeddings/{i}" for i in range(1, 7)]
     assert len(lines) == 5 + 2  # one line per corpus model, one per ablation arm
     assert all(r.findings for r in results)

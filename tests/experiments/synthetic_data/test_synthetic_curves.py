@@ -4,8 +4,9 @@ import numpy as np
 
 from nlpcurriculum.experiments.harness import LMBudget
 from nlpcurriculum.experiments.synthetic_data.synthetic_curves import (
+    Inputs,
     SyntheticCurvesConfig,
-    synthetic_curves_experiment,
+    run,
 )
 
 TINY = dict(d_model=16, n_layers=1, n_heads=2, seq_len=32, steps=6, batch_size=4,
@@ -17,10 +18,10 @@ def test_synthetic_curves_reports_cross_eval_and_findings():
             "val": ["A different sentence about foxes and dogs." * 3] * 2}
     syn = {"train": ["Tom had a cat. The cat was red. " * 3] * 20,
            "val": ["Ann had a dog. The dog was big. " * 3] * 2}
-    result = synthetic_curves_experiment(real, syn, SyntheticCurvesConfig(budget=LMBudget(**TINY)))
-    for run in ("real", "synthetic", "mix"):
+    (result,) = run(SyntheticCurvesConfig(budget=LMBudget(**TINY)), Inputs(real, syn))
+    for trained_on in ("real", "synthetic", "mix"):
         for ev in ("real", "synthetic"):
-            loss = result.metrics[f"{run}_model.{ev}_val_loss"]
+            loss = result.metrics[f"{trained_on}_model.{ev}_val_loss"]
             assert 0 < loss < np.log(256) + 0.5
     assert len(result.findings) == 3
     assert len(result.series["real_model_real_val"]) == 3  # steps 0, 3, 6

@@ -5,7 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from nlpcurriculum.experiments.tokenization_and_embeddings.token_viz import sample_paragraphs, token_viz_item
+from nlpcurriculum.experiments.tokenization_and_embeddings.token_viz import (
+    ITEMS,
+    Inputs,
+    TokenVizConfig,
+    run,
+    sample_paragraphs,
+    token_viz_item,
+)
 from tests.viz.test_token_viz import TEXT, bpe, toy_tiktoken  # noqa: F401  (the visualizer tests' text and fixtures)
 
 LONG = "word " * 100  # 500 characters
@@ -51,3 +58,9 @@ def test_token_viz_item(toy_tiktoken, bpe):
     result = token_viz_item("x/1", "ab", {"gappy": GappyOffsets()})
     by_metric = {f.metric: f.passed for f in result.findings}
     assert by_metric == {"gappy/ids_match": True, "gappy/chunks_cover_text": False}
+
+
+def test_run_is_the_item_on_the_stage_text(toy_tiktoken):
+    (result,) = run(TokenVizConfig(), Inputs(TEXT, {"toy": toy_tiktoken}))
+    assert result.item == ITEMS[0] == "tokenization-and-embeddings/7"
+    assert result.metrics == token_viz_item(ITEMS[0], TEXT, {"toy": toy_tiktoken}).metrics

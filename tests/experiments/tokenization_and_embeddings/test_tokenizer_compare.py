@@ -9,13 +9,14 @@ from dataclasses import replace
 import pytest
 
 from nlpcurriculum.experiments.tokenization_and_embeddings.tokenizer_compare import (
-    ITEMS,
+    ITEM,
     KINDS,
     CompareConfig,
+    Inputs,
     compare_tokenizers,
-    comparison_items,
     reference_parity,
     round_trip,
+    run,
 )
 from nlpcurriculum.tokenizers import BPETokenizer, CompressionStats, WordPieceTokenizer, corpus_compression_stats
 from tests.tokenizers.conftest import corpus, held_out, train_text  # noqa: F401  (the tokenizer tests' corpus)
@@ -56,7 +57,7 @@ def _close_figures():
 
 @pytest.fixture
 def items(comparison):
-    return comparison_items(comparison, CFG)
+    return run(CFG, Inputs(comparison))
 
 
 def test_every_kind_size_and_group_is_measured(comparison):
@@ -73,7 +74,7 @@ def test_every_kind_size_and_group_is_measured(comparison):
 
 
 def test_findings_hold_on_real_text(items):
-    assert [r.item for r in items] == [ITEMS[k] for k in KINDS]
+    assert [r.item for r in items] == [ITEM[k] for k in KINDS]
     for result in items:
         assert len(result.findings) >= 3
         for f in result.findings:
@@ -96,12 +97,12 @@ def test_findings_fail_when_the_numbers_disagree(comparison):
         broken.round_trip[(kind, 1024)] = (0, 3)
     broken.parity[("bpe", 512)] = {"identical_docs": 0.5}
     broken.parity[("sentencepiece", 1024)] = {**broken.parity[("sentencepiece", 1024)], "tpb_rel_diff": 0.1}
-    results = {r.item: r for r in comparison_items(broken, CFG)}
+    results = {r.item: r for r in run(CFG, Inputs(broken))}
     for kind in KINDS:
-        failed = {f.metric for f in results[ITEMS[kind]].findings if not f.passed}
+        failed = {f.metric for f in results[ITEM[kind]].findings if not f.passed}
         assert {"compression.falling_steps", "round_trip.docs_ok_fraction"} <= failed
-    assert "parity.identical_docs" in {f.metric for f in results[ITEMS["bpe"]].findings if not f.passed}
-    sp_parity = [f for f in results[ITEMS["sentencepiece"]].findings if f.metric == "parity.max_tpb_rel_diff"]
+    assert "parity.identical_docs" in {f.metric for f in results[ITEM["bpe"]].findings if not f.passed}
+    sp_parity = [f for f in results[ITEM["sentencepiece"]].findings if f.metric == "parity.max_tpb_rel_diff"]
     assert sp_parity[0].value == pytest.approx(0.1) and not sp_parity[0].passed
 
 

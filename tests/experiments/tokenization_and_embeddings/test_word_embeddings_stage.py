@@ -10,7 +10,13 @@ import pytest
 import yaml
 
 from nlpcurriculum.embeddings.word2vec import Word2VecConfig
-from nlpcurriculum.experiments.tokenization_and_embeddings.word_embeddings import ITEMS, WordEmbeddingsConfig, run_word_embeddings
+from nlpcurriculum.experiments.tokenization_and_embeddings.word_embeddings import (
+    ITEM,
+    Inputs,
+    Outputs,
+    WordEmbeddingsConfig,
+    run,
+)
 from nlpcurriculum.params import ParamsError, load_section, merge_profile, read_yaml
 from tests.conftest import REPO
 
@@ -47,8 +53,10 @@ def test_run_covers_the_three_items_and_the_corpus():
     corpus = [["the", "socket", "reads", "bytes", "from", "the", "pipe"] * 5,
               ["a", "pipe", "writes", "bytes", "to", "the", "socket"] * 5,
               ["unused", "document"] * 5]
-    vectors, results = run_word_embeddings(cfg, corpus)
-    assert [r.item for r in results] == [ITEMS["cbow"], ITEMS["skipgram"], ITEMS["one_hot_vs_learned"]]
+    built = Outputs()
+    results = run(cfg, Inputs(corpus), built)
+    vectors = built.vectors
+    assert [r.item for r in results] == [ITEM["cbow"], ITEM["skipgram"], ITEM["one_hot_vs_learned"]]
     assert set(vectors) == {"cbow", "skipgram", "corpus_skipgram"}
     assert "unused" not in vectors["corpus_skipgram"]  # corpus_documents=2 keeps the first two
     text = results[1].texts["corpus_neighbours.txt"]
@@ -56,7 +64,9 @@ def test_run_covers_the_three_items_and_the_corpus():
     assert results[1].metrics["corpus/documents"] == 2.0
     assert all(r.findings for r in results)
     # corpus_epochs = 0 skips the corpus even when one is given
-    vectors, results = run_word_embeddings(replace(cfg, corpus_epochs=0), corpus)
+    built = Outputs()
+    results = run(replace(cfg, corpus_epochs=0), Inputs(corpus), built)
+    vectors = built.vectors
     assert "corpus_skipgram" not in vectors and "corpus_neighbours.txt" not in results[1].texts
 
 

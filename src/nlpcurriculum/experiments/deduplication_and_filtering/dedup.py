@@ -1,6 +1,6 @@
 """Experiment of stage ``dedup``: item ``deduplication-and-filtering/1``, MinHash LSH checked.
 
-:func:`dedup_experiment` runs MinHash + LSH on a corpus with planted duplicates and ground-truth
+:func:`run` runs MinHash + LSH on a corpus with planted duplicates and ground-truth
 clusters (pairwise precision / recall / F1), compares its Jaccard estimates with ``datasketch``
 (the reference implementation), and measures the LSH S-curve on pairs of known Jaccard against
 the theory 1 - (1 - s^r)^b (Leskovec et al., *Mining of Massive Datasets*, ch. 3.4).
@@ -36,7 +36,10 @@ from nlpcurriculum.data.synthetic.duplicates import (
 )
 from nlpcurriculum.results import Finding, ItemResult
 
-DEDUP_ITEM = "deduplication-and-filtering/1"
+__all__ = ["ITEMS", "DedupStageConfig", "Inputs", "run", "s_curve_pairs"]
+
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = ("deduplication-and-filtering/1",)
 
 
 @dataclass
@@ -99,19 +102,30 @@ def s_curve_pairs(
     return originals, copies, np.asarray(true_j)
 
 
-def dedup_experiment(real: DedupTables, cfg: DedupStageConfig) -> ItemResult:
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads: the dedup stage's result on the real corpus (its counts are reported)."""
+
+    tables: DedupTables
+
+
+def run(cfg: DedupStageConfig, inputs: Inputs) -> list[ItemResult]:
     """Benchmark MinHash LSH against ground truth, datasketch and the S-curve theory.
 
     Args:
-        real: the dedup stage's result on the real corpus (its counts are reported).
         cfg: the stage configuration.
+        inputs: the real corpus's dedup tables.
+
+    Returns:
+        ``[item 1]``.
     """
+    real = inputs.tables
     import matplotlib.pyplot as plt
 
     from nlpcurriculum.data.synthetic.duplicates import inject_duplicates
 
     lsh = cfg.lsh
-    res = ItemResult(DEDUP_ITEM)
+    res = ItemResult(ITEMS[0])
     b, r = real.result.bands, real.result.rows
     res.metrics.update({f"real.{k}": int(v) for k, v in real.counts.items()})
     res.metrics.update({"lsh.bands": b, "lsh.rows": r})
@@ -204,4 +218,4 @@ def dedup_experiment(real: DedupTables, cfg: DedupStageConfig) -> ItemResult:
     ax.set(xlabel="true Jaccard", ylabel="MinHash estimate", title="Jaccard estimates")
     ax.legend()
     res.figures["jaccard_parity.png"] = fig
-    return res
+    return [res]

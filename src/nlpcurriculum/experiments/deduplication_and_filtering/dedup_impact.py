@@ -1,6 +1,6 @@
 """Experiment of stage ``dedup_impact``: item ``deduplication-and-filtering/3``, cleaning vs the LM.
 
-:func:`dedup_impact_experiment` trains the same LM for the same number of steps on the raw, the
+:func:`run` trains the same LM for the same number of steps on the raw, the
 deduplicated and the quality-filtered documents, with a clean held-out set that none of them
 trains on; it reports held-out perplexity and a downstream probe, greedy next-word accuracy
 (:func:`~nlpcurriculum.experiments.harness.word_completion`), over several seeds (Lee et al.
@@ -25,12 +25,15 @@ from nlpcurriculum.experiments.harness import LMBudget, byte_stream, evaluate_st
 from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training import TokenBatcher
 
-__all__ = ["DedupImpactConfig", "dedup_impact_experiment"]
+__all__ = ["ITEMS", "DedupImpactConfig", "Inputs", "run"]
+
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = ("deduplication-and-filtering/3",)
 
 
 @dataclass
 class DedupImpactConfig:
-    """Knobs of :func:`dedup_impact_experiment` (the ``dedup_impact`` params section).
+    """Knobs of :func:`run` (the ``dedup_impact`` params section).
 
     Attributes:
         budget: the shared model and training budget (equal steps = equal tokens per dataset).
@@ -49,25 +52,34 @@ class DedupImpactConfig:
             raise ValueError(f"min_noise must be >= 0, got {self.min_noise}")
 
 
-def dedup_impact_experiment(
-    train_sets: dict[str, list[str]],
-    heldout: list[str],
-    cfg: DedupImpactConfig,
-    on_step: Callable[[str, int, dict[str, float]], None] | None = None,
-) -> ItemResult:
-    """Train on each cleaning level and compare clean held-out perplexity and word accuracy.
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads.
 
-    Args:
+    Attributes:
         train_sets: texts per dataset, e.g. ``{"raw": ..., "deduped": ..., "filtered": ...}``,
             with the held-out documents already removed from each. The first key is the baseline
             the findings compare against (``"raw"``).
         heldout: clean held-out texts none of the train sets contains.
+        on_step: ``on_step(run, step, metrics)`` for live tracking (optional).
+    """
+
+    train_sets: dict[str, list[str]]
+    heldout: list[str]
+    on_step: Callable[[str, int, dict[str, float]], None] | None = None
+
+
+def run(cfg: DedupImpactConfig, inputs: Inputs) -> list[ItemResult]:
+    """Train on each cleaning level and compare clean held-out perplexity and word accuracy.
+
+    Args:
         cfg: the experiment's knobs.
-        on_step: ``on_step(run, step, metrics)`` for live tracking.
+        inputs: the training sets and the held-out texts.
 
     Returns:
-        The ``deduplication-and-filtering/3`` :class:`ItemResult`.
+        ``[item 3]``.
     """
+    train_sets, heldout, on_step = inputs.train_sets, inputs.heldout, inputs.on_step
     import matplotlib.pyplot as plt
 
     b = cfg.budget
@@ -152,11 +164,11 @@ def dedup_impact_experiment(
     table = "\n".join(
         f"{n:>9}: docs {len(train_sets[n]):5d}  ppl " + " ".join(f"{v:.3f}" for v in ppl[n])
         + "  word_acc " + " ".join(f"{v:.3f}" for v in acc[n]) for n in names)
-    return ItemResult(
-        item="deduplication-and-filtering/3",
+    return [ItemResult(
+        item=ITEMS[0],
         metrics=metrics,
         series=series,
         figures={"ppl_and_probe.png": fig, "heldout_curves.png": fig2},
         texts={"results.txt": table + "\n"},
         findings=findings,
-    )
+    )]

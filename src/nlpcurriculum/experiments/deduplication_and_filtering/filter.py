@@ -1,6 +1,6 @@
 """Experiment of stage ``filter``: item ``deduplication-and-filtering/2``, the filters checked.
 
-:func:`filter_experiment` reports the Gopher heuristics (Rae et al. 2021, arXiv:2112.11446) and a
+:func:`run` reports the Gopher heuristics (Rae et al. 2021, arXiv:2112.11446) and a
 CCNet-style Kneser-Ney perplexity filter (arXiv:1911.00359) on the real corpus, plus injected junk
 made from held-out clean documents (word-shuffled, character garbage, one line repeated): the rank
 AUC of perplexity (junk vs clean) and the drop rates of each filter family.
@@ -22,7 +22,10 @@ from nlpcurriculum.data.filters import QualityFilterConfig
 from nlpcurriculum.data.synthetic.base import as_rng
 from nlpcurriculum.results import Finding, ItemResult
 
-FILTER_ITEM = "deduplication-and-filtering/2"
+__all__ = ["ITEMS", "JUNK_KINDS", "FilterStageConfig", "Inputs", "make_junk", "rank_auc", "run"]
+
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = ("deduplication-and-filtering/2",)
 
 
 @dataclass
@@ -89,19 +92,35 @@ def rank_auc(positive: np.ndarray, negative: np.ndarray) -> float:
     return float((greater + 0.5 * ties) / (len(pos) * len(neg)))
 
 
-def filter_experiment(docs_texts: list[str], sources: list[str], real: FilterTables,
-                      cfg: FilterStageConfig) -> ItemResult:
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads.
+
+    Attributes:
+        texts: the filter stage's input texts (same order as ``tables``' arrays).
+        sources: their sources.
+        tables: the filter stage's result.
+    """
+
+    texts: list[str]
+    sources: list[str]
+    tables: FilterTables
+
+
+def run(cfg: FilterStageConfig, inputs: Inputs) -> list[ItemResult]:
     """Filter the real corpus's report plus the injected-junk benchmark.
 
     Args:
-        docs_texts: the filter stage's input texts (same order as ``real``'s arrays).
-        sources: their sources.
-        real: the filter stage's result.
         cfg: the stage configuration.
+        inputs: the real corpus and the filter stage's result on it.
+
+    Returns:
+        ``[item 2]``.
     """
+    docs_texts, sources, real = inputs.texts, inputs.sources, inputs.tables
     import matplotlib.pyplot as plt
 
-    res = ItemResult(FILTER_ITEM)
+    res = ItemResult(ITEMS[0])
     n = len(docs_texts)
     res.metrics.update({f"real.{k}": int(v) for k, v in real.counts.items()})
     res.metrics["real.documents"] = n
@@ -188,4 +207,4 @@ def filter_experiment(docs_texts: list[str], sources: list[str], real: FilterTab
     ax.set(xlabel="Kneser-Ney perplexity", ylabel="documents", title="perplexity filter")
     ax.legend(fontsize=7)
     res.figures["perplexity_hist.png"] = fig
-    return res
+    return [res]

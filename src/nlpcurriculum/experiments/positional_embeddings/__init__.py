@@ -1,7 +1,15 @@
-"""Curriculum experiments built on :mod:`nlpcurriculum.nn`, one module per curriculum section.
+"""The "Positional Embeddings" section (entry point: ``experiments``).
 
-Each module takes a config dataclass and data (objects, never paths) and returns one
-:class:`~nlpcurriculum.results.ItemResult` per curriculum item; its stage script does the I/O and
-the MLflow logging. :mod:`~nlpcurriculum.experiments.positional_embeddings.positional_embeddings`: the "Positional Embeddings"
-section (stage ``positional_embeddings``).
+- :mod:`.positional_embeddings` (stage ``positional_embeddings``, items 1-6): five position
+  schemes trained on the same byte tokens, length extrapolation, the 3D animation and the
+  attention-collapse ablation;
+- :mod:`.plots`: its figures, kept apart so the measurements read without the plotting code.
+
+``ITEMS`` is the stage module's (:func:`~nlpcurriculum.experiments.lazy_items`).
 """
+
+from nlpcurriculum.experiments import lazy_items
+
+#: The section's stage modules, each named after its DVC stage.
+STAGES = ("positional_embeddings",)
+__getattr__ = lazy_items(__name__, STAGES)

@@ -85,9 +85,11 @@ from nlpcurriculum.viz.position_3d import (
 )
 
 __all__ = [
+    "ITEM",
     "ITEMS",
     "SCHEMES",
     "AblationConfig",
+    "Inputs",
     "LagCopyTask",
     "PositionalConfig",
     "SchemeRun",
@@ -99,7 +101,7 @@ __all__ = [
     "layer0_qk",
     "offset_dot_spread",
     "rope_shift_error",
-    "run_positional_embeddings",
+    "run",
     "scheme_item",
     "train_scheme",
 ]
@@ -108,7 +110,7 @@ __all__ = [
 SCHEMES = ("none", "sinusoidal", "learned", "rope", "alibi")
 
 #: Curriculum item ids, by scheme (items 1-4) and by name (items 5-6).
-ITEMS = {
+ITEM = {
     "sinusoidal": "positional-embeddings/1",
     "learned": "positional-embeddings/2",
     "rope": "positional-embeddings/3",
@@ -116,6 +118,8 @@ ITEMS = {
     "animation": "positional-embeddings/5",
     "ablation": "positional-embeddings/6",
 }
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = tuple(ITEM.values())
 
 
 
@@ -642,7 +646,7 @@ def scheme_item(
                 "degradation_minus_best_other", degradation - best_other, 0.0))
         per_position = {n: r.per_position for n, r in runs.items() if r.per_position is not None}
         figures["per_position.png"] = plot_loss_by_position(per_position, T)
-    return ItemResult(item=ITEMS[scheme], metrics=metrics, series=series, figures=figures,
+    return ItemResult(item=ITEM[scheme], metrics=metrics, series=series, figures=figures,
                       texts={"summary.txt": "\n".join(notes)}, findings=findings)
 
 
@@ -706,7 +710,7 @@ def animation_item(runs: dict[str, SchemeRun], cfg: PositionalConfig) -> ItemRes
              "and end as distinct points.")
     gif = render_gif(panels, labels)
     page = render_html(panels, labels, title="A toy sequence being position-encoded", intro=intro)
-    return ItemResult(item=ITEMS["animation"], metrics=metrics, findings=findings,
+    return ItemResult(item=ITEM["animation"], metrics=metrics, findings=findings,
                       figures={"before_after.png": plot_before_after(panels, labels)},
                       texts={"position_encoding_3d.html": page}, files={"position_encoding_3d.gif": gif})
 
@@ -766,30 +770,39 @@ def ablation_item(cfg: PositionalConfig, log: Callable[[str], None] | None = Non
         "heatmaps.png": plot_attention_heatmaps({"none": att_none, a.position: att_pos}, a.lag),
         "entropy.png": plot_attention_entropy({"none": ent_none, a.position: ent_pos}, series),
     }
-    return ItemResult(item=ITEMS["ablation"], metrics=metrics, series=series, figures=figures,
+    return ItemResult(item=ITEM["ablation"], metrics=metrics, series=series, figures=figures,
                       findings=findings)
 
 
 # ------------------------------------------------------------------------------------- runner
 
 
-def run_positional_embeddings(
-    cfg: PositionalConfig,
-    train_texts: Sequence[str],
-    val_texts: Sequence[str],
-    log: Callable[[str], None] | None = None,
-) -> list[ItemResult]:
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads.
+
+    Attributes:
+        train_texts: training documents.
+        val_texts: validation documents.
+        log: called with a progress line after each model (e.g. ``print``; optional).
+    """
+
+    train_texts: Sequence[str]
+    val_texts: Sequence[str]
+    log: Callable[[str], None] | None = None
+
+
+def run(cfg: PositionalConfig, inputs: Inputs) -> list[ItemResult]:
     """Train every scheme on the byte tokens and build the six items' results.
 
     Args:
         cfg: the stage config.
-        train_texts: training documents.
-        val_texts: validation documents.
-        log: called with a progress line after each model (e.g. ``print``).
+        inputs: the corpus splits and the progress hook.
 
     Returns:
         Six :class:`ItemResult`, items 1 to 6 in order.
     """
+    train_texts, val_texts, log = inputs.train_texts, inputs.val_texts, inputs.log
     train_tokens, val_tokens = byte_tokens(train_texts), byte_tokens(val_texts)
     needed = max(cfg.context_multiples) * cfg.model.max_seq_len + 1
     if val_tokens.numel() < needed:

@@ -1,6 +1,6 @@
 """Experiment of stage ``synthetic``: item ``synthetic-data/1``, the toy task corpora checked.
 
-:func:`synthetic_experiment` checks each step of
+:func:`run` checks each step of
 :func:`~nlpcurriculum.data.synthetic.corpora.build_task_corpus` (noise, planted duplicates, dedup,
 eval splits) on the corpora the stage built: dedup recall on the planted duplicates, no near
 duplicate across splits, and the measured typo rate against the configured one.
@@ -8,21 +8,38 @@ duplicate across splits, and the measured typo rate against the configured one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from nlpcurriculum.data.lsh import deduplicate, pairwise_cluster_scores
 from nlpcurriculum.data.minhash import jaccard, shingles
+from nlpcurriculum.data.synthetic.corpora import SyntheticCorporaConfig, TaskCorpus
 from nlpcurriculum.results import Finding, ItemResult
 
-SYNTHETIC_ITEM = "synthetic-data/1"
+__all__ = ["ITEMS", "Inputs", "SyntheticCorporaConfig", "run"]
+
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = ("synthetic-data/1",)
 
 
-def synthetic_experiment(corpora: dict, cfg) -> ItemResult:
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads: the corpora the stage built, by task."""
+
+    corpora: dict[str, TaskCorpus]
+
+
+def run(cfg: SyntheticCorporaConfig, inputs: Inputs) -> list[ItemResult]:
     """Check each step of :func:`~nlpcurriculum.data.synthetic.corpora.build_task_corpus`.
 
     Args:
-        corpora: task -> :class:`~nlpcurriculum.data.synthetic.corpora.TaskCorpus`.
-        cfg: the :class:`~nlpcurriculum.data.synthetic.corpora.SyntheticCorporaConfig`.
+        cfg: the stage configuration (the library's
+            :class:`~nlpcurriculum.data.synthetic.corpora.SyntheticCorporaConfig`).
+        inputs: the task corpora.
+
+    Returns:
+        ``[item 1]``.
 
     Findings: dedup finds the planted duplicates (pairwise recall against the ground truth),
     no near duplicate spans two splits (a fresh LSH pass over the union of the splits), and the
@@ -33,7 +50,8 @@ def synthetic_experiment(corpora: dict, cfg) -> ItemResult:
     from nlpcurriculum.data.synthetic.corpora import SPLIT_NAMES
     from nlpcurriculum.data.synthetic.noise import KEYBOARD_NEIGHBOURS
 
-    res = ItemResult(SYNTHETIC_ITEM)
+    corpora = inputs.corpora
+    res = ItemResult(ITEMS[0])
     recalls, leaks, typos, eligible, noisy, total = [], 0, 0, 0, 0, 0
     rows = []
     for task, corpus in corpora.items():
@@ -107,4 +125,4 @@ def synthetic_experiment(corpora: dict, cfg) -> ItemResult:
     ax.set(ylabel="records", title="synthetic task corpora")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     res.figures["corpora.png"] = fig
-    return res
+    return [res]

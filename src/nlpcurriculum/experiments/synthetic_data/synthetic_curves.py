@@ -1,6 +1,6 @@
 """Experiment of stage ``synthetic_curves``: item ``synthetic-data/2``, real vs synthetic text.
 
-:func:`synthetic_curves_experiment` trains the same small mini-former at an equal token budget on
+:func:`run` trains the same small mini-former at an equal token budget on
 real text, on synthetic stories and on a 50/50 mix, every model evaluated on every validation set
 as it trains. The learning curves (val loss against tokens seen) show that templated synthetic
 text is learned fast, and the cross-evaluation shows how little of it transfers to real text
@@ -30,12 +30,15 @@ from nlpcurriculum.experiments.harness import LMBudget, MixedBatcher, byte_strea
 from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training import TokenBatcher
 
-__all__ = ["SyntheticCurvesConfig", "synthetic_curves_experiment"]
+__all__ = ["ITEMS", "Inputs", "SyntheticCurvesConfig", "run"]
+
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = ("synthetic-data/2",)
 
 
 @dataclass
 class SyntheticCurvesConfig:
-    """Knobs of :func:`synthetic_curves_experiment` (the ``synthetic_curves`` params section).
+    """Knobs of :func:`run` (the ``synthetic_curves`` params section).
 
     Attributes:
         budget: the shared model and training budget.
@@ -58,24 +61,33 @@ class SyntheticCurvesConfig:
             raise ValueError("transfer_gap and mix_tolerance must be >= 0")
 
 
-def synthetic_curves_experiment(
-    real: dict[str, list[str]],
-    synthetic: dict[str, list[str]],
-    cfg: SyntheticCurvesConfig,
-    on_step: Callable[[str, int, dict[str, float]], None] | None = None,
-) -> ItemResult:
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads.
+
+    Attributes:
+        real: ``{"train": texts, "val": texts}`` of the real corpus.
+        synthetic: the same for the synthetic corpus.
+        on_step: ``on_step(run, step, metrics)`` for live tracking (optional).
+    """
+
+    real: dict[str, list[str]]
+    synthetic: dict[str, list[str]]
+    on_step: Callable[[str, int, dict[str, float]], None] | None = None
+
+
+def run(cfg: SyntheticCurvesConfig, inputs: Inputs) -> list[ItemResult]:
     """Learning curves and cross-evaluation of models trained on real vs synthetic text.
 
     Args:
-        real: ``{"train": texts, "val": texts}`` of the real corpus.
-        synthetic: the same for the synthetic corpus.
         cfg: the experiment's knobs.
-        on_step: ``on_step(run, step, metrics)`` for live tracking.
+        inputs: the real and synthetic texts.
 
     Returns:
-        The ``synthetic-data/2`` :class:`ItemResult`: per-run final losses on both val sets,
-        curves, a learning-curve figure and a cross-evaluation heat map.
+        ``[item 2]``: per-run final losses on both val sets, curves, a learning-curve figure and
+        a cross-evaluation heat map.
     """
+    real, synthetic, on_step = inputs.real, inputs.synthetic, inputs.on_step
     import matplotlib.pyplot as plt
 
     b = cfg.budget
@@ -159,11 +171,11 @@ def synthetic_curves_experiment(
     table = "\n".join(
         f"{run:>10} model: " + ", ".join(f"{ev} val {final[(run, ev)]:.3f}" for ev in evals)
         for run in runs)
-    return ItemResult(
-        item="synthetic-data/2",
+    return [ItemResult(
+        item=ITEMS[0],
         metrics=metrics,
         series=series,
         figures={"learning_curves.png": fig, "cross_eval.png": fig2},
         texts={"cross_eval.txt": table + "\n"},
         findings=findings,
-    )
+    )]

@@ -1,22 +1,39 @@
-"""The curriculum experiment for the "token visualizer to map words/chunks to IDs" item.
+"""Experiment of stage ``token_viz``: the "token visualizer to map words/chunks to IDs" item.
 
-:func:`token_viz_item` renders one text under several tokenizers (the self-contained HTML page of
-:func:`~nlpcurriculum.viz.token_viz.render_html`) and checks the visualizer's two promises for each
-tokenizer: the ids it shows are exactly ``encode(text)``, and the chunks it colours, joined, give
-the text back (every character is shown under exactly one token). It also reports how many tokens
-each tokenizer needs, the number a reader compares first.
+:func:`run` (through :func:`token_viz_item`) renders one text under several tokenizers (the
+self-contained HTML page of :func:`~nlpcurriculum.viz.token_viz.render_html`) and checks the
+visualizer's two promises for each tokenizer: the ids it shows are exactly ``encode(text)``, and
+the chunks it colours, joined, give the text back (every character is shown under exactly one
+token). It also reports how many tokens each tokenizer needs, the number a reader compares first.
+
+The stage picks the sample paragraphs (:func:`sample_paragraphs`, sized by
+:class:`TokenVizConfig`) and loads the tokenizers; :func:`run` only renders and checks.
 
 Left out: nothing beyond what the stage needs; the library function does no I/O.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.viz.token_viz import _encode, render_html, render_terminal, token_chunks
 
-__all__ = ["sample_paragraphs", "token_viz_item"]
+__all__ = ["ITEMS", "Inputs", "TokenVizConfig", "run", "sample_paragraphs", "token_viz_item"]
+
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = ("tokenization-and-embeddings/7",)
+
+
+@dataclass
+class TokenVizConfig:
+    """The `token_viz` section: how many val paragraphs, how long, an extra line, tiktoken or not."""
+
+    n_samples: int = 3
+    max_chars: int = 300
+    extra_text: str = ""
+    include_tiktoken: bool = True
 
 
 def sample_paragraphs(groups: Mapping[str, Sequence[str]], n: int, max_chars: int = 300,
@@ -90,3 +107,29 @@ def token_viz_item(item: str, text: str, tokenizers: Mapping[str, Any]) -> ItemR
     return ItemResult(item=item, metrics=metrics, findings=findings,
                       texts={"token_viz.html": render_html(text, dict(tokenizers)),
                              "token_viz.txt": "\n".join(views)})
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads.
+
+    Attributes:
+        text: the sample text (mix in rare words, digits, non-ASCII to make it interesting).
+        tokenizers: ``{name: tokenizer}`` (anything :func:`token_chunks` accepts).
+    """
+
+    text: str
+    tokenizers: Mapping[str, Any]
+
+
+def run(cfg: TokenVizConfig, inputs: Inputs) -> list[ItemResult]:
+    """The item: :func:`token_viz_item` of the sample text under every tokenizer.
+
+    Args:
+        cfg: the stage config (it sizes the sample, which the stage picks).
+        inputs: the sample text and the tokenizers.
+
+    Returns:
+        ``[item 7]``.
+    """
+    return [token_viz_item(ITEMS[0], inputs.text, inputs.tokenizers)]

@@ -19,7 +19,7 @@ sweep on the same training text and measures each on held-out text, per source:
   ``decode(encode(x))`` must equal their canonical form of ``x`` on documents without unknown
   tokens.
 
-:func:`comparison_items` turns the measurements into one :class:`~nlpcurriculum.results.ItemResult`
+:func:`run` turns the measurements into one :class:`~nlpcurriculum.results.ItemResult`
 per item, with three checked findings each (parity, round trip, and "tokens per byte falls at
 every step up in vocabulary size"; WordPiece adds "uses less of its vocabulary than BPE"), one figure per metric (a panel per text source, a line per
 tokenizer, the item's own drawn bold), the sweep table and the item's vocabulary as texts.
@@ -50,13 +50,15 @@ from nlpcurriculum.tokenizers.wordpiece import WordPieceTokenizer
 KINDS = ("wordpiece", "bpe", "unigram", "sentencepiece")
 """The tokenizers compared, in curriculum order."""
 
-ITEMS = {
+ITEM = {
     "wordpiece": "tokenization-and-embeddings/1",
     "bpe": "tokenization-and-embeddings/2",
     "unigram": "tokenization-and-embeddings/3",
     "sentencepiece": "tokenization-and-embeddings/4",
 }
 """The curriculum item of each tokenizer."""
+ITEMS: tuple[str, ...] = tuple(ITEM.values())
+"""Curriculum item ids this module covers, in the order :func:`run` returns them."""
 
 LABELS = {"wordpiece": "WordPiece", "bpe": "BPE (byte-level)", "unigram": "Unigram LM",
           "sentencepiece": "SentencePiece (unigram)"}
@@ -339,14 +341,28 @@ def _monotone_fraction(values: Sequence[float]) -> float:
     return sum(b < a for a, b in steps) / len(steps)
 
 
-def comparison_items(comparison: Comparison, config: CompareConfig,
-                     kinds: Sequence[str] = KINDS) -> list[ItemResult]:
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads.
+
+    Attributes:
+        comparison: the measurements of :func:`compare_tokenizers` (the stage saves its
+            tokenizers).
+        kinds: the tokenizers measured (default all four, in curriculum order).
+    """
+
+    comparison: Comparison
+    kinds: Sequence[str] = KINDS
+
+
+def run(cfg: CompareConfig, inputs: Inputs) -> list[ItemResult]:
     """One :class:`ItemResult` per tokenizer: metrics, series, figures, texts and three findings.
 
     Metrics (``v<size>`` = requested vocabulary size): ``tokens_per_byte``, ``vocab_usage`` and
     ``fertility`` on ``val`` at every size and per source at the largest size; ``vocab_size``,
     ``unk_rate``, the parity numbers and round-trip counts.
     """
+    comparison, config, kinds = inputs.comparison, cfg, inputs.kinds
     sizes = config.vocab_sizes
     largest = sizes[-1]
     c = comparison
@@ -385,7 +401,7 @@ def comparison_items(comparison: Comparison, config: CompareConfig,
         tok = c.tokenizers.get(kind)
         if tok is not None:
             texts[f"vocab_v{largest}.tsv"] = tok.vocab_table()
-        results.append(ItemResult(item=ITEMS[kind], metrics=m, series=series, figures=figures,
+        results.append(ItemResult(item=ITEM[kind], metrics=m, series=series, figures=figures,
                                   texts=texts, findings=findings))
     return results
 

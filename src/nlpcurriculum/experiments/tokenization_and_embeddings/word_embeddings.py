@@ -14,7 +14,7 @@ be checked against ground truth:
   words closer than unrelated ones.
 
 The stage runs all three from one :class:`WordEmbeddingsConfig` (the ``word_embeddings`` section of
-params.yaml) with :func:`run_word_embeddings`. It can also train skip-gram on real text (the
+params.yaml) with :func:`run`. It can also train skip-gram on real text (the
 project's corpus) and list nearest neighbours of a few words there: shown, not checked, because real
 text comes with no list of true relations.
 
@@ -46,16 +46,18 @@ from nlpcurriculum.embeddings.word2vec import TrainLog, Word2VecConfig, train_wo
 from nlpcurriculum.results import Finding, ItemResult
 
 __all__ = [
-    "PROBE_WORDS", "CORPUS_PROBE_WORDS", "ITEMS", "ARCH_NAMES", "WordEmbeddingsConfig", "word2vec_item",
-    "one_hot_vs_learned_item", "neighbours_text", "run_word_embeddings",
+    "PROBE_WORDS", "CORPUS_PROBE_WORDS", "ITEM", "ITEMS", "ARCH_NAMES", "WordEmbeddingsConfig",
+    "word2vec_item", "one_hot_vs_learned_item", "neighbours_text", "Inputs", "Outputs", "run",
 ]
 
-#: Curriculum item ids of "Tokenization & Embeddings" that :func:`run_word_embeddings` covers.
-ITEMS = {
+#: The curriculum item id of each result :func:`run` returns, by short name.
+ITEM = {
     "cbow": "tokenization-and-embeddings/5",
     "skipgram": "tokenization-and-embeddings/6",
     "one_hot_vs_learned": "tokenization-and-embeddings/8",
 }
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = tuple(ITEM.values())
 
 #: Display names of the architectures (figure titles, item 8's panels and metric prefixes).
 ARCH_NAMES = {"cbow": "CBOW", "skipgram": "skip-gram"}
@@ -275,28 +277,49 @@ def neighbours_text(vectors: WordVectors, words: Sequence[str], k: int = 8) -> s
     return "\n".join(lines) + "\n"
 
 
-def run_word_embeddings(
-    cfg: WordEmbeddingsConfig, corpus: Sequence[Sequence[str]] | None = None
-) -> tuple[dict[str, WordVectors], list[ItemResult]]:
-    """Items 5, 6 and 8 end to end: stories -> CBOW and skip-gram -> compared with one-hot.
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads.
 
-    Args:
-        cfg: the ``word_embeddings`` section.
+    Attributes:
         corpus: real text, one list of words per document (e.g. ``simple_word_tokenize`` of each
             training document); skip-gram is trained on it for ``cfg.corpus_epochs`` epochs and
             item 6 gets its neighbour lists (``corpus_neighbours.txt``). ``None`` skips it, and so
             does ``cfg.corpus_epochs == 0``; ``cfg.corpus_documents`` caps how many are used.
+    """
+
+    corpus: Sequence[Sequence[str]] | None = None
+
+
+@dataclass
+class Outputs:
+    """What :func:`run` builds besides the items, for the stage to save.
+
+    Attributes:
+        vectors: ``"cbow"``, ``"skipgram"`` and, with a corpus, ``"corpus_skipgram"``.
+    """
+
+    vectors: dict[str, WordVectors] = field(default_factory=dict)
+
+
+def run(cfg: WordEmbeddingsConfig, inputs: Inputs, outputs: Outputs | None = None) -> list[ItemResult]:
+    """Items 5, 6 and 8 end to end: stories -> CBOW and skip-gram -> compared with one-hot.
+
+    Args:
+        cfg: the ``word_embeddings`` section.
+        inputs: the real corpus (optional).
+        outputs: when given, receives the trained vectors as ``outputs.vectors``.
 
     Returns:
-        The vectors (``"cbow"``, ``"skipgram"`` and, with a corpus, ``"corpus_skipgram"``) and the
-        results of items 5, 6 and 8, in that order.
+        The results of items 5, 6 and 8, in that order.
     """
+    corpus = inputs.corpus
     sentences = [simple_word_tokenize(s) for s in stories.generate_stories(cfg.stories, cfg.seed)]
     vectors: dict[str, WordVectors] = {}
     results: dict[str, ItemResult] = {}
     for arch in ("cbow", "skipgram"):
         vectors[arch], results[arch] = word2vec_item(
-            ITEMS[arch], sentences, getattr(cfg, arch),
+            ITEM[arch], sentences, getattr(cfg, arch),
             min_analogy_gain=cfg.min_analogy_gain, min_auc=cfg.min_auc)
         results[arch].metrics["stories"] = float(cfg.stories)
 
@@ -318,5 +341,7 @@ def run_word_embeddings(
         skipgram.texts["corpus_neighbours.txt"] = header + neighbours_text(found, cfg.corpus_words, cfg.neighbours)
 
     learned = {ARCH_NAMES[a]: vectors[a] for a in ("cbow", "skipgram")}
-    onehot = one_hot_vs_learned_item(ITEMS["one_hot_vs_learned"], learned, min_distance_gap=cfg.min_distance_gap)
-    return vectors, [results["cbow"], results["skipgram"], onehot]
+    onehot = one_hot_vs_learned_item(ITEM["one_hot_vs_learned"], learned, min_distance_gap=cfg.min_distance_gap)
+    if outputs is not None:
+        outputs.vectors = vectors
+    return [results["cbow"], results["skipgram"], onehot]
