@@ -14,9 +14,10 @@ have in common, so each experiment reads as its own idea and not as training boi
 - :func:`plot_curves`: loss curves, one line per run, on one axis;
 - :func:`torch_threads`: run a block with a given number of torch threads, then restore.
 
-Byte-level LM runs at an equal budget, shared by the data experiments (synthetic vs real text,
-:mod:`~nlpcurriculum.experiments.synthetic_data.synthetic_curves`; raw vs deduplicated vs
-filtered text, :mod:`~nlpcurriculum.experiments.deduplication_and_filtering.dedup_impact`):
+Byte-level LM runs at an equal budget, shared by the experiments on training data (synthetic
+vs real text, :mod:`~nlpcurriculum.experiments.synthetic_data.synthetic_curves`; raw vs
+deduplicated vs filtered text,
+:mod:`~nlpcurriculum.experiments.deduplication_and_filtering.dedup_impact`):
 
 - :class:`LMBudget`: the small model and its training budget, the same for every run;
 - :func:`byte_stream`: texts -> UTF-8 bytes joined (and ended) by a NUL byte (:data:`DOC_SEP`,
@@ -218,7 +219,7 @@ def uniform_loss(vocab_size: int) -> float:
     return math.log(vocab_size)
 
 
-# ----------------------------------------- byte-level LM runs at an equal budget (data experiments)
+# --------------------------- byte-level LM runs at an equal budget (synthetic_curves, dedup_impact)
 
 DOC_SEP = 0  # NUL: never in real text, so it acts as an end-of-text token
 
