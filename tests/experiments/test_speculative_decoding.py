@@ -14,15 +14,9 @@ from nlpcurriculum.experiments.speculative_decoding import (
     kl_to_target,
     run,
 )
-from nlpcurriculum.models import build_model, llama_like
 from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.trainer import TrainerConfig
-
-
-def lm(seed: int, vocab: int = 50, layers: int = 2, init_std: float = 0.02, **kw):
-    torch.manual_seed(seed)
-    cfg = llama_like("tiny", vocab_size=vocab, max_seq_len=32, n_layers=layers, init_std=init_std, **kw)
-    return build_model(cfg).eval()
+from tests.decoding.test_speculative import lm  # the decoding tests' tiny models
 
 
 def test_exactness_check_on_small_models():

@@ -17,7 +17,9 @@ The entry point, the same in every stage's module:
 - ``ITEMS``: the registry ids of the items it produces, a tuple, in the order ``run`` returns
   them (a module with several items keeps ``ITEM``, the id of each by short name);
 - ``Inputs``: a frozen dataclass, what ``run`` reads (texts, token streams, a trained model, the
-  tables an earlier library call made; hooks such as a progress ``log`` are optional fields);
+  tables an earlier library call made; hooks such as a progress ``log`` are optional fields).
+  The modules that read only the corpus's splits share one,
+  :class:`~nlpcurriculum.experiments.harness.CorpusSplits` (``Inputs = CorpusSplits``);
 - ``run(cfg, inputs) -> list[ItemResult]``: the experiment, one
   :class:`~nlpcurriculum.results.ItemResult` per item. Where the stage also saves what the
   experiment built (a trained model, word vectors, an augmented dataset, per-rank logs), the

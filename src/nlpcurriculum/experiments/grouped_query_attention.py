@@ -31,14 +31,20 @@ training GQA from scratch as a further control.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
 from matplotlib.figure import Figure
 
 from nlpcurriculum.decoding.batched import DecodeRun, greedy_batched, teacher_forced_argmax
-from nlpcurriculum.experiments.harness import BYTE_VOCAB, byte_tokens, curve, mean_loss, torch_threads
+from nlpcurriculum.experiments.harness import (
+    BYTE_VOCAB,
+    CorpusSplits,
+    byte_tokens,
+    curve,
+    mean_loss,
+    torch_threads,
+)
 from nlpcurriculum.models.gqa import convert_to_gqa
 from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig, build_model
 from nlpcurriculum.results import Finding, ItemResult
@@ -205,12 +211,8 @@ def _uptrain(model: MiniFormer, cfg: GQAConfig, train: TokenBatcher, val: TokenB
     return mean_loss(model, val, cfg.train.batch_size, cfg.val_batches), curve(result.history)
 
 
-@dataclass(frozen=True)
-class Inputs:
-    """What :func:`run` reads: the corpus's train and val splits (tokenized here as UTF-8 bytes)."""
-
-    train_texts: Sequence[str]
-    val_texts: Sequence[str]
+#: What :func:`run` reads: the corpus's train and val splits.
+Inputs = CorpusSplits
 
 
 def run(cfg: GQAConfig, inputs: Inputs) -> list[ItemResult]:

@@ -12,7 +12,8 @@ have in common, so each experiment reads as its own idea and not as training boi
 - :func:`mean_loss`: token-weighted cross-entropy over fixed evaluation batches;
 - :func:`curve` / :func:`final_train_loss`: the step series out of a training history;
 - :func:`plot_curves`: loss curves, one line per run, on one axis;
-- :func:`torch_threads`: run a block with a given number of torch threads, then restore.
+- :func:`torch_threads`: run a block with a given number of torch threads, then restore;
+- :class:`CorpusSplits`: the ``Inputs`` of the experiments that read the corpus's splits.
 
 Byte-level LM runs at an equal budget, shared by the experiments on training data (synthetic
 vs real text, :mod:`~nlpcurriculum.experiments.synthetic_data.synthetic_curves`; raw vs
@@ -58,6 +59,7 @@ from nlpcurriculum.training.trainer import (
 __all__ = [
     "BYTE_VOCAB",
     "DOC_SEP",
+    "CorpusSplits",
     "LMBudget",
     "MixedBatcher",
     "byte_stream",
@@ -75,6 +77,17 @@ __all__ = [
 ]
 
 BYTE_VOCAB = 256  # UTF-8 bytes: every text is representable, nothing to train
+
+
+@dataclass(frozen=True)
+class CorpusSplits:
+    """What an experiment trained on the corpus reads: the texts of its splits (the ``splits``
+    contract), tokenized by the experiment (:func:`byte_tokens`). The ``Inputs`` of those modules.
+    """
+
+    train_texts: Sequence[str]
+    val_texts: Sequence[str]
+    test_texts: Sequence[str] = ()
 
 
 def byte_tokens(texts: Sequence[str], separator: str = "\n\n") -> Tensor:

@@ -56,6 +56,7 @@ from torch import Tensor
 
 from nlpcurriculum.experiments.harness import (
     BYTE_VOCAB,
+    CorpusSplits,
     byte_tokens,
     curve,
     mean_loss,
@@ -713,12 +714,8 @@ def _swaps_figure(main: _Run, dense: list[_Run], eq_flops: float, eq_ms: float, 
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Inputs:
-    """What :func:`run` reads: the corpus's train and val splits (tokenized here as UTF-8 bytes)."""
-
-    train_texts: Sequence[str]
-    val_texts: Sequence[str]
+#: What :func:`run` reads: the corpus's train and val splits.
+Inputs = CorpusSplits
 
 
 def run(cfg: MoEExperimentConfig, inputs: Inputs) -> list[ItemResult]:

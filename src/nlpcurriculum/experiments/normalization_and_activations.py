@@ -27,7 +27,6 @@ variant (every variant gets the one learning rate, which is the point of the com
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -38,6 +37,7 @@ from torch import Tensor
 
 from nlpcurriculum.experiments.harness import (
     BYTE_VOCAB,
+    CorpusSplits,
     byte_tokens,
     curve,
     final_train_loss,
@@ -493,13 +493,8 @@ def _std_figure(stats: dict[str, dict[str, Tensor]], n_layers: int) -> Figure:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Inputs:
-    """What :func:`run` reads: the corpus's train, val and test splits (tokenized as UTF-8 bytes)."""
-
-    train_texts: Sequence[str]
-    val_texts: Sequence[str]
-    test_texts: Sequence[str]
+#: What :func:`run` reads: the corpus's train, val and test splits.
+Inputs = CorpusSplits
 
 
 def run(cfg: NormsActivationsConfig, inputs: Inputs) -> list[ItemResult]:

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from nlpcurriculum.experiments.harness import BYTE_VOCAB, byte_tokens, torch_threads
+from nlpcurriculum.experiments.harness import BYTE_VOCAB, CorpusSplits, byte_tokens, torch_threads
 from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig, build_model
 from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training.data import TokenBatcher
@@ -599,12 +599,8 @@ def samples_item(cfg: PretrainingObjectivesConfig, runs: dict[str, ObjectiveRun]
                       texts={"samples.txt": "\n".join(out + notes) + "\n"})
 
 
-@dataclass(frozen=True)
-class Inputs:
-    """What :func:`run` reads: the corpus's train and val splits (tokenized here as UTF-8 bytes)."""
-
-    train_texts: Sequence[str]
-    val_texts: Sequence[str]
+#: What :func:`run` reads: the corpus's train and val splits.
+Inputs = CorpusSplits
 
 
 def run(cfg: PretrainingObjectivesConfig, inputs: Inputs) -> list[ItemResult]:

@@ -43,7 +43,13 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from nlpcurriculum.experiments.harness import BYTE_VOCAB, byte_tokens, mean_loss, torch_threads
+from nlpcurriculum.experiments.harness import (
+    BYTE_VOCAB,
+    CorpusSplits,
+    byte_tokens,
+    mean_loss,
+    torch_threads,
+)
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
 from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training.activation_checkpointing import peak_rss_delta, saved_tensor_bytes
@@ -567,12 +573,8 @@ def extrapolate_item(cfg: ScalingConfig, runs: list[SizeRun], fit: PowerLawFit,
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Inputs:
-    """What :func:`run` reads: the corpus's train and val splits (tokenized here as UTF-8 bytes)."""
-
-    train_texts: Sequence[str]
-    val_texts: Sequence[str]
+#: What :func:`run` reads: the corpus's train and val splits.
+Inputs = CorpusSplits
 
 
 def run(cfg: ScalingConfig, inputs: Inputs) -> list[ItemResult]:

@@ -44,6 +44,7 @@ from torch import Tensor, nn
 
 from nlpcurriculum.experiments.harness import (
     BYTE_VOCAB,
+    CorpusSplits,
     byte_tokens,
     curve,
     final_train_loss,
@@ -597,17 +598,9 @@ def _causal_figure(masked: Tensor, unmasked: Tensor, t0: int, inf_m: Tensor, inf
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Inputs:
-    """What :func:`run` reads (tokenized here as UTF-8 bytes).
-
-    Attributes:
-        train_texts: training documents.
-        val_texts: validation documents (curves, statistics, the sample line, the causal test).
-    """
-
-    train_texts: Sequence[str]
-    val_texts: Sequence[str]
+#: What :func:`run` reads: the corpus's train split and its val split (curves, statistics, the
+#: sample line, the causal test).
+Inputs = CorpusSplits
 
 
 @dataclass

@@ -5,16 +5,12 @@ from nlpcurriculum.experiments.deduplication_and_filtering.dedup_impact import (
     Inputs,
     run,
 )
-from nlpcurriculum.experiments.harness import LMBudget
-
-TINY = dict(d_model=16, n_layers=1, n_heads=2, seq_len=32, steps=6, batch_size=4,
-            warmup_steps=1, eval_every=3, eval_batches=1)
 
 
-def test_dedup_impact_seeds_give_spread_and_findings():
+def test_dedup_impact_seeds_give_spread_and_findings(tiny_budget):
     docs = [f"Document number {i} says hello to the world again." * 2 for i in range(30)]
     sets = {"raw": docs, "deduped": docs[:25], "filtered": docs[:20]}
-    cfg = DedupImpactConfig(budget=LMBudget(**TINY), seeds=[0, 1])
+    cfg = DedupImpactConfig(budget=tiny_budget, seeds=[0, 1])
     (result,) = run(cfg, Inputs(sets, ["Held out text, the world says hello." * 3]))
     assert result.metrics["raw.heldout_ppl"] > 1
     assert result.metrics["raw.heldout_ppl_spread"] > 0  # different seeds, different models

@@ -2,23 +2,19 @@
 
 import numpy as np
 
-from nlpcurriculum.experiments.harness import LMBudget
 from nlpcurriculum.experiments.synthetic_data.synthetic_curves import (
     Inputs,
     SyntheticCurvesConfig,
     run,
 )
 
-TINY = dict(d_model=16, n_layers=1, n_heads=2, seq_len=32, steps=6, batch_size=4,
-            warmup_steps=1, eval_every=3, eval_batches=1)
 
-
-def test_synthetic_curves_reports_cross_eval_and_findings():
+def test_synthetic_curves_reports_cross_eval_and_findings(tiny_budget):
     real = {"train": [f"The quick brown fox {i} jumps over the lazy dog." * 3 for i in range(20)],
             "val": ["A different sentence about foxes and dogs." * 3] * 2}
     syn = {"train": ["Tom had a cat. The cat was red. " * 3] * 20,
            "val": ["Ann had a dog. The dog was big. " * 3] * 2}
-    (result,) = run(SyntheticCurvesConfig(budget=LMBudget(**TINY)), Inputs(real, syn))
+    (result,) = run(SyntheticCurvesConfig(budget=tiny_budget), Inputs(real, syn))
     for trained_on in ("real", "synthetic", "mix"):
         for ev in ("real", "synthetic"):
             loss = result.metrics[f"{trained_on}_model.{ev}_val_loss"]
