@@ -4,9 +4,9 @@ Covers the six items of "Positional Embeddings". Reads params `positional_embedd
 splits `data/processed/splits/{train,val}.parquet` (the `splits` contract; tokenized as UTF-8
 bytes by the library). Trains the same mini-former once per scheme, measures length extrapolation,
 each scheme's own property, the 3D encoding animation and the attention-collapse ablation (see
-`nlpcurriculum.experiments.positional_embeddings.positional_embeddings`). Writes the interactive 3D page and a findings summary
-to `reports/positional_embeddings/`, figures, series and the animated GIF to
-`plots/positional_embeddings/`, and `metrics/positional_embeddings.json`.
+`nlpcurriculum.experiments.positional_embeddings.positional_embeddings`). Writes the interactive
+3D page and a findings summary to `reports/positional_embeddings/`, figures, series and the
+animated GIF to `plots/positional_embeddings/`, and `metrics/positional_embeddings.json`.
 """
 
 import time
