@@ -22,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from nlpcurriculum.decoding.kv_decode import greedy_cached  # noqa: E402
-from nlpcurriculum.decoding.kv_experiments import hf_generate_timing  # noqa: E402
+from nlpcurriculum.experiments.kv_cache import hf_generate_timing  # noqa: E402
 from nlpcurriculum.models import build_model, llama_like, load_model  # noqa: E402
 from nlpcurriculum.models.hf_interop import to_hf_llama  # noqa: E402
 

@@ -22,12 +22,19 @@ def main() -> None:
     started = time.time()
     from dataclasses import asdict
 
-    from nlpcurriculum.experiments.attention import AttentionConfig, run_attention
+    from nlpcurriculum.experiments.self_attention_and_multihead_attention import (
+        AttentionConfig,
+        Inputs,
+        Outputs,
+        run,
+    )
     from nlpcurriculum.training.checkpoint import save_checkpoint
 
     cfg = load_section(STAGE, AttentionConfig)
     train, val = split_texts("train"), split_texts("val")
-    model, results = run_attention(cfg, train, val)
+    built = Outputs()
+    results = run(cfg, Inputs(train, val), built)
+    model = built.model
 
     with atomic_path(OUTPUT, is_dir=True) as tmp:
         save_checkpoint(tmp / "miniformer.pt", model=model, model_config=asdict(model.config),

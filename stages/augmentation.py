@@ -46,10 +46,12 @@ def main() -> None:
     from nlpcurriculum.data.model_augment import embedding_neighbours
     from nlpcurriculum.data.schemas import AUGMENTED, write_table
     from nlpcurriculum.embeddings.vectors import WordVectors
-    from nlpcurriculum.experiments.augmentation import (
+    from nlpcurriculum.experiments.data_augmentation_for_nlp import (
         AugmentationConfig,
+        Inputs,
+        Outputs,
         prepare_task,
-        run_augmentation,
+        run,
     )
 
     cfg = load_section(STAGE, AugmentationConfig)
@@ -57,7 +59,9 @@ def main() -> None:
     data = prepare_task(train, val, test, cfg.test_from_pool, cfg.seed)
     tables = [WordVectors.load(VECTORS / f"{name}.npz") for name in cfg.tables]
     neighbours = embedding_neighbours(tables, cfg.neighbours_k, cfg.min_cos, cfg.band)
-    results, rows = run_augmentation(cfg, data, neighbours)
+    built = Outputs()
+    results = run(cfg, Inputs(data, neighbours), built)
+    rows = built.rows
 
     with atomic_path(OUTPUT, is_dir=True) as tmp:
         write_table(pd.DataFrame(rows, columns=["text", "label", "op", "parent_id"]),

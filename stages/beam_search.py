@@ -26,7 +26,7 @@ REPORTS = "reports/beam_search"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.decoding.beam_experiments import BeamSearchConfig, beam_items
+    from nlpcurriculum.experiments.beam_search_and_constrained_decoding import BeamSearchConfig, Inputs, run
     from nlpcurriculum.models import load_model
 
     cfg = load_section(STAGE, BeamSearchConfig)
@@ -38,7 +38,7 @@ def main() -> None:
         from nlpcurriculum.models.hf_interop import to_hf_llama
 
         hf_model = to_hf_llama(model)
-    results = beam_items(model, arrays["val"], tok.encode, tok.decode, eos_id(tok), cfg, hf_model)
+    results = run(cfg, Inputs(model, arrays["val"], tok.encode, tok.decode, eos_id(tok), hf_model))
     with atomic_path(REPORTS, is_dir=True) as tmp:
         for r in results:
             for name, text in r.texts.items():

@@ -20,10 +20,10 @@ OUTPUT = "models/checkpointing"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.experiments.checkpointing import CheckpointingConfig, run_checkpointing
+    from nlpcurriculum.experiments.checkpointing_and_fault_tolerance import CheckpointingConfig, Inputs, run
 
     cfg = load_section(STAGE, CheckpointingConfig)
-    results = run_checkpointing(cfg, split_texts("train"))
+    results = run(cfg, Inputs(split_texts("train")))
 
     save_item_texts(OUTPUT, results)
     publish(STAGE, {STAGE: cfg}, results=results, started=started)

@@ -21,16 +21,16 @@ DROPPED_OUTPUT = "data/interim/dedup_dropped.parquet"
 def main() -> None:
     started = time.time()
     from nlpcurriculum.data.cleaning import dedup_documents
-    from nlpcurriculum.data.experiments import DedupStageConfig, dedup_experiment
+    from nlpcurriculum.experiments.deduplication_and_filtering.dedup import DedupStageConfig, Inputs, run
 
     cfg = load_section("dedup", DedupStageConfig)
     docs = read_table(INPUT, DOCUMENTS)
     tables = dedup_documents(docs, cfg.lsh)
     write_table(tables.dropped, DROPPED_OUTPUT, DROPPED)
     write_table(tables.kept, OUTPUT, DOCUMENTS)
-    result = dedup_experiment(tables, cfg)
+    results = run(cfg, Inputs(tables))
     metrics = {"documents_in": len(docs), **tables.counts}
-    publish("dedup", {"dedup": cfg}, metrics=metrics, results=[result], started=started)
+    publish("dedup", {"dedup": cfg}, metrics=metrics, results=results, started=started)
     note = f" ({tables.counts['clusters_collapsed']} clusters collapsed to one document each)"
     print(f"dedup: kept {tables.counts['kept']} of {len(docs)}{note} -> {OUTPUT}")
 

@@ -26,7 +26,11 @@ HELDOUT = ("data/processed/splits/val.parquet", "data/processed/splits/test.parq
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.data.lm_experiments import DedupImpactConfig, dedup_impact_experiment
+    from nlpcurriculum.experiments.deduplication_and_filtering.dedup_impact import (
+        DedupImpactConfig,
+        Inputs,
+        run,
+    )
 
     cfg = load_section(STAGE, DedupImpactConfig)
     heldout = pd.concat([read_table(p, SPLITS) for p in HELDOUT], ignore_index=True)
@@ -35,7 +39,7 @@ def main() -> None:
     for name, path in TRAIN_SETS.items():
         docs = read_table(path, DOCUMENTS)
         train_sets[name] = list(docs.loc[~docs["doc_id"].isin(held_ids), "text"])
-    result = dedup_impact_experiment(train_sets, list(heldout["text"]), cfg)
+    (result,) = run(cfg, Inputs(train_sets, list(heldout["text"])))
     metrics = {"heldout.documents": len(heldout)}
     publish(STAGE, {STAGE: cfg}, metrics=metrics, results=[result], started=started)
     print(f"{STAGE}:\n{result.texts['results.txt']}" + "; ".join(

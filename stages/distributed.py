@@ -22,10 +22,12 @@ OUTPUT = "models/distributed"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.experiments.distributed import DistributedConfig, run_distributed
+    from nlpcurriculum.experiments.distributed_training import DistributedConfig, Inputs, Outputs, run
 
     cfg = load_section(STAGE, DistributedConfig)
-    results, ranks = run_distributed(cfg, split_texts("train"))
+    built = Outputs()
+    results = run(cfg, Inputs(split_texts("train")), built)
+    ranks = built.ranks
 
     with atomic_path(OUTPUT, is_dir=True) as tmp:
         (tmp / "tables.txt").write_text(item_tables(results), encoding="utf-8")

@@ -21,17 +21,17 @@ DROPPED_OUTPUT = "data/interim/filter_dropped.parquet"
 def main() -> None:
     started = time.time()
     from nlpcurriculum.data.cleaning import filter_documents
-    from nlpcurriculum.data.experiments import FilterStageConfig, filter_experiment
+    from nlpcurriculum.experiments.deduplication_and_filtering.filter import FilterStageConfig, Inputs, run
 
     cfg = load_section("filter", FilterStageConfig)
     docs = read_table(INPUT, DOCUMENTS)
     tables = filter_documents(docs, cfg.quality, cfg.perplexity)
     write_table(tables.dropped, DROPPED_OUTPUT, DROPPED)
     write_table(tables.kept, OUTPUT, DOCUMENTS)
-    result = filter_experiment(docs["text"].tolist(), docs["source"].tolist(), tables, cfg)
+    results = run(cfg, Inputs(docs["text"].tolist(), docs["source"].tolist(), tables))
     metrics = {"documents_in": len(docs), "perplexity_threshold": tables.threshold,
                **{f"dropped.{k}" if k != "kept" else k: v for k, v in tables.counts.items()}}
-    publish("filter", {"filter": cfg}, metrics=metrics, results=[result], started=started)
+    publish("filter", {"filter": cfg}, metrics=metrics, results=results, started=started)
     drops = ", ".join(f"{k} {v}" for k, v in tables.counts.items() if k != "kept")
     print(f"filter: kept {tables.counts['kept']} of {len(docs)} ({drops}) -> {OUTPUT}")
 

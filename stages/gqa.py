@@ -21,11 +21,11 @@ OUTPUT = "models/gqa"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.experiments.gqa import GQAConfig, run_gqa
+    from nlpcurriculum.experiments.grouped_query_attention import GQAConfig, Inputs, run
 
     cfg = load_section(STAGE, GQAConfig)
     train, val = (split_texts(n) for n in ("train", "val"))
-    results = run_gqa(cfg, train, val)
+    results = run(cfg, Inputs(train, val))
 
     save_item_texts(OUTPUT, results, separate=True)
     publish(STAGE, {STAGE: cfg}, results=results, started=started)

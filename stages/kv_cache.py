@@ -24,7 +24,7 @@ VIZ = "reports/kv_cache/cache_viz.html"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.decoding.kv_experiments import KVCacheConfig, kv_cache_items
+    from nlpcurriculum.experiments.kv_cache import Inputs, KVCacheConfig, run
     from nlpcurriculum.models import load_model
 
     cfg = load_section("kv_cache", KVCacheConfig)
@@ -37,7 +37,7 @@ def main() -> None:
         from nlpcurriculum.models.hf_interop import to_hf_llama
 
         hf_model = to_hf_llama(model)
-    results = kv_cache_items(model, prompt, cfg, lambda t: tok.decode([t]), hf_model)
+    results = run(cfg, Inputs(model, prompt, lambda t: tok.decode([t]), hf_model))
     write_text(VIZ, results[1].texts["cache_viz.html"])
     publish("kv_cache", {"kv_cache": cfg}, results=results, started=started, artifacts=[VIZ])
     for r in results:

@@ -19,10 +19,14 @@ OUTPUT = "models/mixed_precision"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.experiments.mixed_precision import MixedPrecisionConfig, run_mixed_precision
+    from nlpcurriculum.experiments.mixed_precision_and_gradient_accumulation import (
+        Inputs,
+        MixedPrecisionConfig,
+        run,
+    )
 
     cfg = load_section(STAGE, MixedPrecisionConfig)
-    results = run_mixed_precision(cfg, split_texts("train"))
+    results = run(cfg, Inputs(split_texts("train")))
 
     save_item_texts(OUTPUT, results)
     publish(STAGE, {STAGE: cfg}, results=results, started=started)

@@ -22,11 +22,11 @@ OUTPUT = "models/moe"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.experiments.moe import MoEExperimentConfig, run_moe
+    from nlpcurriculum.experiments.mixture_of_experts import Inputs, MoEExperimentConfig, run
 
     cfg = load_section(STAGE, MoEExperimentConfig)
     train, val = (split_texts(n) for n in ("train", "val"))
-    results = run_moe(cfg, train, val)
+    results = run(cfg, Inputs(train, val))
 
     save_item_texts(OUTPUT, results)
     publish(STAGE, {STAGE: cfg}, results=results, started=started)

@@ -19,11 +19,11 @@ OUTPUT = "models/norms_activations"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.experiments.norms_activations import NormsActivationsConfig, run_norms_activations
+    from nlpcurriculum.experiments.normalization_and_activations import Inputs, NormsActivationsConfig, run
 
     cfg = load_section(STAGE, NormsActivationsConfig)
     train, val, test = (split_texts(n) for n in ("train", "val", "test"))
-    results = run_norms_activations(cfg, train, val, test)
+    results = run(cfg, Inputs(train, val, test))
 
     save_item_texts(OUTPUT, results)
     publish(STAGE, {STAGE: cfg}, results=results, started=started)

@@ -4,9 +4,9 @@ Covers the six items of "Positional Embeddings". Reads params `positional_embedd
 splits `data/processed/splits/{train,val}.parquet` (the `splits` contract; tokenized as UTF-8
 bytes by the library). Trains the same mini-former once per scheme, measures length extrapolation,
 each scheme's own property, the 3D encoding animation and the attention-collapse ablation (see
-`nlpcurriculum.nn.experiments.positional`). Writes the interactive 3D page and a findings summary
-to `reports/positional_embeddings/`, figures, series and the animated GIF to
-`plots/positional_embeddings/`, and `metrics/positional_embeddings.json`.
+`nlpcurriculum.experiments.positional_embeddings.positional_embeddings`). Writes the interactive
+3D page and a findings summary to `reports/positional_embeddings/`, figures, series and the
+animated GIF to `plots/positional_embeddings/`, and `metrics/positional_embeddings.json`.
 """
 
 import time
@@ -25,13 +25,16 @@ def main() -> None:
     started = time.time()
     import torch
 
-    from nlpcurriculum.nn.experiments.positional import PositionalConfig, run_positional_embeddings
+    from nlpcurriculum.experiments.positional_embeddings.positional_embeddings import (
+        Inputs,
+        PositionalConfig,
+        run,
+    )
 
     cfg = load_section(STAGE, PositionalConfig)
     train, val = split_texts("train"), split_texts("val")
     torch.set_num_threads(cfg.num_threads)
-    results = run_positional_embeddings(
-        cfg, train, val, log=lambda line: print(f"{STAGE}: {line}", flush=True))
+    results = run(cfg, Inputs(train, val, log=lambda line: print(f"{STAGE}: {line}", flush=True)))
 
     summary = "".join(
         f"{r.item}: {f.metric} = {f.value:.6g} (threshold {f.threshold}) "

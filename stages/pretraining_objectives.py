@@ -20,14 +20,11 @@ OUTPUT = "models/pretraining_objectives"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.experiments.pretraining_objectives import (
-        PretrainingObjectivesConfig,
-        run_pretraining_objectives,
-    )
+    from nlpcurriculum.experiments.pretraining_objectives import Inputs, PretrainingObjectivesConfig, run
 
     cfg = load_section(STAGE, PretrainingObjectivesConfig)
     train, val = (split_texts(n) for n in ("train", "val"))
-    results = run_pretraining_objectives(cfg, train, val)
+    results = run(cfg, Inputs(train, val))
 
     save_item_texts(OUTPUT, results, separate=True)
     publish(STAGE, {STAGE: cfg}, results=results, started=started)

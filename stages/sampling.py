@@ -25,7 +25,7 @@ OUTPUT = "reports/sampling"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.decoding.sampling_experiments import SamplingConfig, run_sampling
+    from nlpcurriculum.experiments.sampling_parameters_temp_top_k_top_p import Inputs, SamplingConfig, run
     from nlpcurriculum.models import load_model
 
     cfg = load_section(STAGE, SamplingConfig)
@@ -36,7 +36,7 @@ def main() -> None:
         stop = eos_id(tok)
     except ValueError:
         stop = None
-    results = run_sampling(cfg, model, tok, arrays["val"].tolist(), stop)
+    results = run(cfg, Inputs(model, tok, arrays["val"].tolist(), stop))
 
     save_item_texts(OUTPUT, results, separate=True)
     publish(STAGE, {STAGE: cfg}, results=results, started=started,

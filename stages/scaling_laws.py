@@ -20,10 +20,10 @@ OUTPUT = "models/scaling_laws"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.experiments.scaling_laws import ScalingConfig, run_scaling_laws
+    from nlpcurriculum.experiments.scaling_laws_and_model_capacity import Inputs, ScalingConfig, run
 
     cfg = load_section(STAGE, ScalingConfig)
-    results = run_scaling_laws(cfg, split_texts("train"), split_texts("val"))
+    results = run(cfg, Inputs(split_texts("train"), split_texts("val")))
 
     save_item_texts(OUTPUT, results)
     publish(STAGE, {STAGE: cfg}, results=results, started=started)

@@ -24,13 +24,13 @@ TABLES = "reports/speculative/tables.txt"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.decoding.spec_experiments import SpeculativeConfig, run_speculative
+    from nlpcurriculum.experiments.speculative_decoding import Inputs, SpeculativeConfig, run
     from nlpcurriculum.models import load_model
 
     cfg = load_section(STAGE, SpeculativeConfig)
     target = load_model(MODEL).eval()
     arrays, _ = load_tokens(TOKENS, splits=["train", "val"])
-    results = run_speculative(cfg, target, arrays["train"], arrays["val"])
+    results = run(cfg, Inputs(target, arrays["train"], arrays["val"]))
     write_text(TABLES, item_tables(results))
     publish(STAGE, {STAGE: cfg}, results=results, started=started, artifacts=[TABLES])
     print_findings(STAGE, results)

@@ -18,12 +18,8 @@ OUTPUT = "data/synthetic"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.data.experiments import synthetic_experiment
-    from nlpcurriculum.data.synthetic.corpora import (
-        SPLIT_NAMES,
-        SyntheticCorporaConfig,
-        build_task_corpus,
-    )
+    from nlpcurriculum.data.synthetic.corpora import SPLIT_NAMES, build_task_corpus
+    from nlpcurriculum.experiments.synthetic_data.synthetic import Inputs, SyntheticCorporaConfig, run
 
     cfg = load_section("synthetic", SyntheticCorporaConfig)
     corpora = {task: build_task_corpus(task, cfg) for task in cfg.tasks}
@@ -33,9 +29,9 @@ def main() -> None:
             for name in SPLIT_NAMES:
                 lines = (json.dumps(r, sort_keys=True) for r in corpus.splits[name])
                 (tmp / task / f"{name}.jsonl").write_text("".join(f"{x}\n" for x in lines))
-    result = synthetic_experiment(corpora, cfg)
+    results = run(cfg, Inputs(corpora))
     metrics = {f"{t}.{n}": len(c.splits[n]) for t, c in corpora.items() for n in SPLIT_NAMES}
-    publish("synthetic", {"synthetic": cfg}, metrics=metrics, results=[result], started=started)
+    publish("synthetic", {"synthetic": cfg}, metrics=metrics, results=results, started=started)
     print(f"synthetic: {len(corpora)} task corpora -> {OUTPUT}/<task>/{{train,val,test}}.jsonl")
 
 

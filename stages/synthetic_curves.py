@@ -30,15 +30,12 @@ def read_jsonl_texts(path: Path) -> list[str]:
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.data.lm_experiments import (
-        SyntheticCurvesConfig,
-        synthetic_curves_experiment,
-    )
+    from nlpcurriculum.experiments.synthetic_data.synthetic_curves import Inputs, SyntheticCurvesConfig, run
 
     cfg = load_section(STAGE, SyntheticCurvesConfig)
     real = {s: split_texts(s) for s in ("train", "val")}
     synthetic = {s: read_jsonl_texts(Path(SYNTHETIC) / f"{s}.jsonl") for s in ("train", "val")}
-    result = synthetic_curves_experiment(real, synthetic, cfg)
+    (result,) = run(cfg, Inputs(real, synthetic))
     publish(STAGE, {STAGE: cfg}, results=[result], started=started)
     print(f"{STAGE}:\n{result.texts['cross_eval.txt']}" + "; ".join(
         f"{f.metric}={f.value:.3f} {'pass' if f.passed else 'FAIL'}" for f in result.findings))

@@ -8,7 +8,6 @@ logs it and the terminal rendering to MLflow, and writes `metrics/token_viz.json
 """
 
 import time
-from dataclasses import dataclass
 
 from nlpcurriculum.data.schemas import SPLITS, read_table
 from nlpcurriculum.io import write_text
@@ -16,27 +15,21 @@ from nlpcurriculum.params import load_section
 from nlpcurriculum.stage import main_guard, publish
 from nlpcurriculum.tokenizers import load_tokenizer
 
-ITEM = "tokenization-and-embeddings/7"
 VAL = "data/processed/splits/val.parquet"
 MODELS = "models/tokenizer_compare"
 OUTPUT = "reports/token_viz.html"
 NAMES = {"wordpiece": "WordPiece", "bpe": "BPE", "unigram": "Unigram", "sentencepiece": "SentencePiece"}
 
 
-@dataclass
-class TokenVizConfig:
-    """The `token_viz` section: how many val paragraphs, how long, an extra line, tiktoken or not."""
-
-    n_samples: int = 3
-    max_chars: int = 300
-    extra_text: str = ""
-    include_tiktoken: bool = True
-
-
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.tokenizers.experiments import tiktoken_encoding
-    from nlpcurriculum.viz.experiment import sample_paragraphs, token_viz_item
+    from nlpcurriculum.experiments.tokenization_and_embeddings.token_viz import (
+        Inputs,
+        TokenVizConfig,
+        run,
+        sample_paragraphs,
+    )
+    from nlpcurriculum.experiments.tokenization_and_embeddings.tokenizer_compare import tiktoken_encoding
 
     cfg = load_section("token_viz", TokenVizConfig)
     tokenizers = {name: load_tokenizer(f"{MODELS}/{kind}.json") for kind, name in NAMES.items()}
@@ -46,7 +39,7 @@ def main() -> None:
     groups = {source: part["text"].tolist() for source, part in val.groupby("source", sort=True)}
     samples = sample_paragraphs(groups, cfg.n_samples, cfg.max_chars)
     text = "\n\n".join(samples + ([cfg.extra_text] if cfg.extra_text else []))
-    result = token_viz_item(ITEM, text, tokenizers)
+    (result,) = run(cfg, Inputs(text, tokenizers))
     write_text(OUTPUT, result.texts["token_viz.html"])
     publish("token_viz", {"token_viz": cfg}, results=[result], started=started)
     print(f"token_viz: {len(samples)} samples, {len(text)} chars, {len(tokenizers)} tokenizers -> {OUTPUT}")

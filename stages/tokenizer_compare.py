@@ -22,8 +22,13 @@ MODELS = "models/tokenizer_compare"
 def main() -> None:
     started = time.time()
     from nlpcurriculum.data.synthetic.stories import generate_stories
+    from nlpcurriculum.experiments.tokenization_and_embeddings.tokenizer_compare import (
+        CompareConfig,
+        Inputs,
+        compare_tokenizers,
+        run,
+    )
     from nlpcurriculum.io import atomic_path
-    from nlpcurriculum.tokenizers.experiments import CompareConfig, compare_tokenizers, comparison_items
 
     cfg = load_section("tokenizer_compare", CompareConfig)
     train = read_table(f"{SPLITS_DIR}/train.parquet", SPLITS)["text"].tolist()
@@ -34,7 +39,7 @@ def main() -> None:
     with atomic_path(MODELS, is_dir=True) as tmp:
         for kind, tok in comparison.tokenizers.items():
             tok.save(tmp / f"{kind}.json")
-    results = comparison_items(comparison, cfg)
+    results = run(cfg, Inputs(comparison))
     publish("tokenizer_compare", {"tokenizer_compare": cfg}, results=results, started=started)
     largest = cfg.vocab_sizes[-1]
     print("tokenizer_compare: tokens/byte on val at v%d: " % largest + ", ".join(

@@ -22,11 +22,13 @@ def main() -> None:
     started = time.time()
     from dataclasses import asdict
 
-    from nlpcurriculum.experiments.transformer_stacking import StackingConfig, run_transformer_stacking
+    from nlpcurriculum.experiments.transformers_qkv_and_stacking import Inputs, Outputs, StackingConfig, run
     from nlpcurriculum.training.checkpoint import save_checkpoint
 
     cfg = load_section(STAGE, StackingConfig)
-    models, results = run_transformer_stacking(cfg)
+    built = Outputs()
+    results = run(cfg, Inputs(), built)
+    models = built.models
 
     with atomic_path(OUTPUT, is_dir=True) as tmp:
         for depth, model in models.items():

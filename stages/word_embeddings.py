@@ -22,14 +22,21 @@ OUTPUT = "models/word_embeddings"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.embeddings.experiment import WordEmbeddingsConfig, run_word_embeddings
     from nlpcurriculum.embeddings.vocab import simple_word_tokenize
+    from nlpcurriculum.experiments.tokenization_and_embeddings.word_embeddings import (
+        Inputs,
+        Outputs,
+        WordEmbeddingsConfig,
+        run,
+    )
 
     cfg = load_section(STAGE, WordEmbeddingsConfig)
     corpus = None
     if cfg.corpus_epochs > 0:
         corpus = [simple_word_tokenize(t) for t in read_table(CORPUS, SPLITS)["text"]]
-    vectors, results = run_word_embeddings(cfg, corpus)
+    built = Outputs()
+    results = run(cfg, Inputs(corpus), built)
+    vectors = built.vectors
 
     with atomic_path(OUTPUT, is_dir=True) as tmp:
         for name, table in vectors.items():

@@ -1,4 +1,6 @@
+import importlib
 import json
+import pkgutil
 import subprocess
 import sys
 
@@ -54,3 +56,39 @@ def test_readme_status_table_is_generated_from_registry():
     readme = (REPO / "README.md").read_text()
     assert render_readme(readme) == readme, "run `python -m nlpcurriculum readme`"
     assert registry.markdown_table() in readme
+
+
+def _stage_modules(package) -> dict[str, object]:
+    """The modules of a section package that declare ``ITEMS`` (its stage modules), by name."""
+    found = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        if hasattr(module, "ITEMS"):
+            found[info.name] = module
+    return found
+
+
+def test_every_section_module_declares_exactly_its_implemented_items():
+    begun = [sec for sec in registry.sections() if any(it.stages for it in sec.items)]
+    assert begun, "no section has an implemented item"
+    for sec in registry.sections():
+        if sec.module is not None:
+            assert sec.module == sec.id.replace("-", "_"), f"{sec.id}: module {sec.module!r}"
+    for sec in begun:
+        assert sec.module is not None, f"{sec.id} has implemented items but names no module"
+        module = importlib.import_module(f"nlpcurriculum.experiments.{sec.module}")
+        implemented = {it.id for it in sec.items if it.stages}
+        if hasattr(module, "__path__"):  # a package: one module per stage, named after the stage
+            stage_modules = _stage_modules(module)
+            declared = [item for m in stage_modules.values() for item in m.ITEMS]
+            for name, stage_module in stage_modules.items():
+                assert set(stage_module.ITEMS) == {it.id for it in registry.items_of_stage(name)}, (
+                    f"{sec.module}.{name}: ITEMS differ from the items of stage {name!r}")
+            assert sorted(module.ITEMS) == sorted(declared), f"{sec.module}.ITEMS is not its stages' ITEMS"
+        else:
+            declared = list(module.ITEMS)
+        assert isinstance(module.ITEMS, tuple)
+        assert len(declared) == len(set(declared)), f"{sec.module} declares an item twice"
+        assert set(declared) == implemented, (
+            f"{sec.module} declares {sorted(set(declared))}, the registry implements {sorted(implemented)}")
+        assert (REPO / "src/nlpcurriculum" / sec.module_path).exists()

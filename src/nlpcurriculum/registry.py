@@ -1,10 +1,12 @@
 """The curriculum registry: sections -> items -> DVC stages -> status.
 
 ``curriculum.yaml`` (beside this module) is the one source: all 48 sections and 148 items of the
-curriculum with their text, and for each item the DVC stage(s) that run its experiment. Status is
+curriculum with their text, for each item the DVC stage(s) that run its experiment, and for each
+section the module that holds its experiments (``nlpcurriculum.experiments.<module>``). Status is
 derived, never stored: an item is ``implemented`` when it names at least one stage, ``planned``
-otherwise. Tests keep that honest: every named stage must exist in ``dvc.yaml``, and the pipeline
-test checks that each such stage logs an MLflow child run for the item.
+otherwise. Tests keep that honest: every named stage must exist in ``dvc.yaml``, a section's module
+must declare exactly its implemented items (``ITEMS``), and the pipeline test checks that each such
+stage logs an MLflow child run for the item.
 """
 
 from __future__ import annotations
@@ -47,9 +49,29 @@ class Item:
 
 @dataclass(frozen=True)
 class Section:
+    """One curriculum section, e.g. ``KV Cache``.
+
+    Attributes:
+        id: the section id, e.g. ``"kv-cache"``.
+        title: its title.
+        items: its items, in curriculum order.
+        module: the module of :mod:`nlpcurriculum.experiments` that holds its experiments, the id
+            with ``-`` replaced by ``_`` (``"kv_cache"``); ``None`` for a section not begun.
+    """
+
     id: str
     title: str
     items: tuple[Item, ...]
+    module: str | None = None
+
+    @property
+    def module_path(self) -> str | None:
+        """Where :attr:`module` lives under ``src/nlpcurriculum``: ``experiments/kv_cache.py``, or
+        ``experiments/<module>/`` when the section has several stages (a package)."""
+        if self.module is None:
+            return None
+        package = resources.files("nlpcurriculum").joinpath("experiments", self.module)
+        return f"experiments/{self.module}/" if package.is_dir() else f"experiments/{self.module}.py"
 
 
 @lru_cache(maxsize=1)
@@ -63,7 +85,7 @@ def sections() -> tuple[Section, ...]:
             Item(it["id"], it["text"], sec["id"], sec["title"], tuple(it.get("stages") or ()))
             for it in sec["items"]
         )
-        out.append(Section(sec["id"], sec["title"], items))
+        out.append(Section(sec["id"], sec["title"], items, sec.get("module")))
     return tuple(out)
 
 
@@ -104,16 +126,17 @@ def counts() -> dict[str, int]:
 def markdown_table() -> str:
     """The README's curriculum status table (one row per section)."""
     lines = [
-        "| Section | Items | Implemented | Stages |",
-        "|---|---:|---:|---|",
+        "| Section | Items | Implemented | Module | Stages |",
+        "|---|---:|---:|---|---|",
     ]
     for sec in sections():
         done = [it for it in sec.items if it.status == IMPLEMENTED]
         stages = sorted({s for it in sec.items for s in it.stages})
+        module = f"`{sec.module_path}`" if sec.module else "-"
         lines.append(
-            f"| {sec.title} | {len(sec.items)} | {len(done)} | "
+            f"| {sec.title} | {len(sec.items)} | {len(done)} | {module} | "
             f"{', '.join(f'`{s}`' for s in stages) or '-'} |"
         )
     c = counts()
-    lines.append(f"| **All {len(sections())} sections** | {sum(c.values())} | {c[IMPLEMENTED]} | |")
+    lines.append(f"| **All {len(sections())} sections** | {sum(c.values())} | {c[IMPLEMENTED]} | | |")
     return "\n".join(lines)

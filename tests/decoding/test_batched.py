@@ -5,7 +5,7 @@ import torch
 
 from nlpcurriculum.decoding.batched import greedy_batched, teacher_forced_argmax, timed_greedy_batched
 from nlpcurriculum.decoding.kv_decode import greedy_cached
-from nlpcurriculum.experiments.gqa import kv_formula_bytes
+from nlpcurriculum.experiments.grouped_query_attention import kv_formula_bytes
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
 
 

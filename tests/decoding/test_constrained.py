@@ -17,8 +17,8 @@ from nlpcurriculum.decoding.constrained import (
     validate_xml,
     xml_grammar_regex,
 )
-from nlpcurriculum.decoding.beam_experiments import NOTE_GRAMMAR, PERSON_SCHEMA
 from nlpcurriculum.decoding.regex_automaton import compile_regex
+from nlpcurriculum.experiments.beam_search_and_constrained_decoding import NOTE_GRAMMAR, PERSON_SCHEMA
 from nlpcurriculum.models.miniformer import build_model, llama_like
 
 

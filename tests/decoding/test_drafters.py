@@ -19,8 +19,8 @@ from nlpcurriculum.decoding.drafters import (
     teacher_forced_argmax_stream,
 )
 from nlpcurriculum.decoding.kv_decode import greedy_cached
-from nlpcurriculum.decoding.spec_experiments import exactness_check
 from nlpcurriculum.decoding.speculative import SpecStats, speculative_generate
+from nlpcurriculum.experiments.speculative_decoding import exactness_check
 from nlpcurriculum.models import build_model, llama_like
 
 

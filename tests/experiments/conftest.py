@@ -11,3 +11,12 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def tiny_budget():
+    """A byte-level LM budget of a few seconds, for the tests of the experiments that train one."""
+    from nlpcurriculum.experiments.harness import LMBudget
+
+    return LMBudget(d_model=16, n_layers=1, n_heads=2, seq_len=32, steps=6, batch_size=4,
+                    warmup_steps=1, eval_every=3, eval_batches=1)

@@ -1,11 +1,16 @@
-"""Shared experiment helpers: byte tokens, token-weighted losses, thread limits, curves."""
+"""Shared experiment helpers: byte tokens, token-weighted losses, thread limits, curves, LM budgets."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from nlpcurriculum.experiments.harness import (
+    DOC_SEP,
+    LMBudget,
+    MixedBatcher,
+    byte_stream,
     byte_tokens,
     curve,
     final_train_loss,
@@ -14,6 +19,7 @@ from nlpcurriculum.experiments.harness import (
     torch_threads,
     train_run,
     uniform_loss,
+    word_completion,
 )
 from nlpcurriculum.models.bigram import BigramLM
 from nlpcurriculum.training.data import TokenBatcher
@@ -68,3 +74,41 @@ def test_train_run_lowers_the_loss_and_records_curves():
     assert final_train_loss(result.history, last=5) < uniform_loss(4)
     fig = plot_curves({"bigram": val}, "t", hlines={"uniform": uniform_loss(4)})
     assert len(fig.axes[0].lines) == 2
+
+
+# --- byte-level LM runs at an equal budget -----------------------------------------------------
+
+
+def _bytes(s: str) -> np.ndarray:
+    return np.frombuffer(s.encode(), np.uint8).astype(np.int64)
+
+
+def test_byte_stream_joins_documents_with_separator():
+    stream = byte_stream(["ab", "é"])
+    assert stream.tolist() == [97, 98, DOC_SEP, 0xC3, 0xA9, DOC_SEP]
+
+
+def test_word_completion_needs_every_letter_and_terminator():
+    x, y = _bytes("the cat. a dog"), _bytes("he cat. a dogs")
+    assert word_completion(y.copy(), x, y) == (2, 2)  # "dogs" runs past the window: skipped
+    pred = y.copy()
+    pred[5] = ord("x")  # "cat" (targets 3..5, "." at 6) mispredicted at its last letter
+    assert word_completion(pred, x, y) == (1, 2)
+    pred = y.copy()
+    pred[6] = ord(" ")  # terminator "." wrong: the greedy word would not end there
+    assert word_completion(pred, x, y) == (1, 2)
+
+
+def test_mixed_batcher_keeps_shares_in_every_batch():
+    a = TokenBatcher(torch.zeros(100, dtype=torch.long), 4)
+    b = TokenBatcher(torch.ones(100, dtype=torch.long), 4)
+    x, y = MixedBatcher([a, b], [1, 1]).next_batch(6)
+    assert x.shape == (6, 4) and y.shape == (6, 4)
+    assert int(x[:, 0].sum()) == 3
+
+
+def test_budget_rejects_bad_values():
+    with pytest.raises(ValueError, match="steps"):
+        LMBudget(steps=0)
+    with pytest.raises(ValueError, match="warmup"):
+        LMBudget(steps=5, warmup_steps=6)

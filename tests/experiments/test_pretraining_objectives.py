@@ -7,12 +7,13 @@ import torch
 
 from nlpcurriculum.experiments.pretraining_objectives import (
     ITEMS,
+    Inputs,
     PretrainingObjectivesConfig,
     cloze_probe,
     mlm_unmask,
     next_byte_probe,
     quirks,
-    run_pretraining_objectives,
+    run,
 )
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
 from nlpcurriculum.training.objectives import MASK_ID
@@ -32,8 +33,8 @@ def _tiny() -> PretrainingObjectivesConfig:
 
 
 def test_run_trains_three_objectives_at_equal_compute():
-    results = run_pretraining_objectives(_tiny(), TEXT, TEXT)
-    assert [r.item for r in results] == list(ITEMS.values())
+    results = run(_tiny(), Inputs(TEXT, TEXT))
+    assert [r.item for r in results] == list(ITEMS)
     train, probes, samples = results
     m = train.metrics
     assert m["causal.tokens_seen"] == m["mlm.tokens_seen"] == m["prefix.tokens_seen"] == 4 * 4 * 16

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from nlpcurriculum.experiments.gqa import identical_heads_error
+from nlpcurriculum.experiments.grouped_query_attention import identical_heads_error
 from nlpcurriculum.models.gqa import convert_to_gqa, pool_heads
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model, llama_like
 

@@ -6,7 +6,12 @@ from dataclasses import replace
 import pytest
 import torch
 
-from nlpcurriculum.experiments.mixed_precision import ITEMS, MixedPrecisionConfig, run_mixed_precision
+from nlpcurriculum.experiments.mixed_precision_and_gradient_accumulation import (
+    ITEMS,
+    Inputs,
+    MixedPrecisionConfig,
+    run,
+)
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
 from nlpcurriculum.training.amp import DynamicLossScaler, autocast, saved_activation_bytes, train_amp
 from nlpcurriculum.training.data import TokenBatcher
@@ -89,8 +94,8 @@ def test_experiment_runs_at_a_tiny_size():
     cfg = MixedPrecisionConfig(model=MODEL, seq_len=16, batch_size=4, steps=4, scaler_steps=6,
                                growth_interval=2, inject_inf_at=[1], micro_batch=2, accum_steps=2,
                                accum_updates=3, throughput_steps=1)
-    results = run_mixed_precision(cfg, TEXT)
-    assert [r.item for r in results] == list(ITEMS.values())
+    results = run(cfg, Inputs(TEXT))
+    assert [r.item for r in results] == list(ITEMS)
     precision, accumulation, speed = results
     by_metric = {f.metric: f for f in precision.findings}
     assert all(by_metric[m].passed for m in ("scaler.max_scale_diff", "scaler.skip_mismatches",

@@ -7,7 +7,13 @@ from dataclasses import replace
 import pytest
 import torch
 
-from nlpcurriculum.experiments.distributed import ITEMS, DistributedConfig, run_distributed
+from nlpcurriculum.experiments.distributed_training import (
+    ITEMS,
+    DistributedConfig,
+    Inputs,
+    Outputs,
+    run,
+)
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
 from nlpcurriculum.training.distributed import (
     DistJob,
@@ -99,8 +105,10 @@ def _tiny() -> DistributedConfig:
 
 
 def test_torchrun_launch_matches_single_process(tmp_path):
-    results, ranks = run_distributed(_tiny(), TEXT, tmp_path)
-    assert [r.item for r in results] == list(ITEMS.values())
+    built = Outputs()
+    results = run(_tiny(), Inputs(TEXT, tmp_path), built)
+    ranks = built.ranks
+    assert [r.item for r in results] == list(ITEMS)
     assert [r["rank"] for r in ranks] == [0, 1] and ranks[0]["backend"] == "gloo"
     assert (tmp_path / "rank0.json").exists() and (tmp_path / "rank1.json").exists()
     dp, pipe, comm = results

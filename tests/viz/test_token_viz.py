@@ -168,24 +168,3 @@ def test_bad_tokenizers_raise_clear_errors():
         token_chunks("x", OnlyEncode())
     with pytest.raises(ValueError, match="at least one tokenizer"):
         render_html("x", {})
-
-
-def test_token_viz_item(toy_tiktoken, bpe):
-    from nlpcurriculum.viz.experiment import token_viz_item
-
-    result = token_viz_item("tokenization-and-embeddings/7", TEXT, {"toy": toy_tiktoken, "bpe": bpe})
-    assert all(f.passed for f in result.findings) and len(result.findings) == 4
-    assert result.metrics["toy/tokens"] == len(toy_tiktoken.encode(TEXT))
-    assert result.texts["token_viz.html"].startswith("<!DOCTYPE html>")
-    assert "== bpe" in result.texts["token_viz.txt"]
-
-    class GappyOffsets:  # a HuggingFace-like tokenizer whose offsets skip the "b"
-        def encode(self, text):
-            return type("Encoding", (), {"ids": [7], "offsets": [(0, 1)]})()
-
-        def id_to_token(self, i):
-            return "a"
-
-    result = token_viz_item("x/1", "ab", {"gappy": GappyOffsets()})
-    by_metric = {f.metric: f.passed for f in result.findings}
-    assert by_metric == {"gappy/ids_match": True, "gappy/chunks_cover_text": False}

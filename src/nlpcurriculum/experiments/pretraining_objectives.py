@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor
 
-from nlpcurriculum.experiments.harness import BYTE_VOCAB, byte_tokens, torch_threads
+from nlpcurriculum.experiments.harness import BYTE_VOCAB, CorpusSplits, byte_tokens, torch_threads
 from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig, build_model
 from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training.data import TokenBatcher
@@ -62,23 +62,28 @@ from nlpcurriculum.training.objectives import (
 from nlpcurriculum.training.trainer import Trainer, TrainerConfig, seed_everything
 
 __all__ = [
+    "ITEM",
     "ITEMS",
-    "PretrainingObjectivesConfig",
+    "Inputs",
     "ObjectiveRun",
+    "PretrainingObjectivesConfig",
     "cloze_probe",
     "continuation_loss",
+    "lm_generate",
     "mlm_unmask",
     "next_byte_probe",
-    "lm_generate",
     "quirks",
-    "run_pretraining_objectives",
+    "run",
 ]
 
-ITEMS = {
+#: The curriculum item id of each result :func:`run` returns, by short name.
+ITEM = {
     "train": "pretraining-objectives/1",
     "probes": "pretraining-objectives/2",
     "samples": "pretraining-objectives/3",
 }
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = tuple(ITEM.values())
 VOCAB = BYTE_VOCAB + 1  # bytes + [MASK]
 
 
@@ -436,7 +441,7 @@ def training_item(cfg: PretrainingObjectivesConfig, runs: dict[str, ObjectiveRun
     ax.grid(alpha=0.3)
     ax.legend()
     return ItemResult(
-        item=ITEMS["train"], metrics=metrics, series=series, figures={"train_loss.png": fig},
+        item=ITEM["train"], metrics=metrics, series=series, figures={"train_loss.png": fig},
         texts={"training.txt": "\n".join(lines) + "\n"},
         findings=[
             Finding.at_most("equal compute: the three runs process the same number of tokens "
@@ -521,7 +526,7 @@ def probes_item(cfg: PretrainingObjectivesConfig, runs: dict[str, ObjectiveRun],
     for ax in (ax0, ax1):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    return ItemResult(item=ITEMS["probes"], metrics=metrics, series=series, findings=findings,
+    return ItemResult(item=ITEM["probes"], metrics=metrics, series=series, findings=findings,
                       figures={"probes.png": fig}, texts={"probes.txt": "\n".join(lines) + "\n"})
 
 
@@ -590,17 +595,21 @@ def samples_item(cfg: PretrainingObjectivesConfig, runs: dict[str, ObjectiveRun]
             "greedy decoding of the causal LM repeats itself more than temperature sampling "
             "(difference of repeated-4-gram rates)", "causal_greedy_minus_sampled_repeat",
             greedy - sampled, 0.0))
-    return ItemResult(item=ITEMS["samples"], metrics=metrics, findings=findings,
+    return ItemResult(item=ITEM["samples"], metrics=metrics, findings=findings,
                       texts={"samples.txt": "\n".join(out + notes) + "\n"})
 
 
-def run_pretraining_objectives(cfg: PretrainingObjectivesConfig, train_texts: Sequence[str],
-                               val_texts: Sequence[str]) -> list[ItemResult]:
-    """Train the three objectives on ``train_texts`` and probe them on ``val_texts``.
+#: What :func:`run` reads: the corpus's train and val splits.
+Inputs = CorpusSplits
+
+
+def run(cfg: PretrainingObjectivesConfig, inputs: Inputs) -> list[ItemResult]:
+    """Train the three objectives on the train split and probe them on the val split.
 
     Returns:
         ``[item 1, item 2, item 3]``.
     """
+    train_texts, val_texts = inputs.train_texts, inputs.val_texts
     with torch_threads(cfg.num_threads):
         train_tokens = byte_tokens(train_texts)
         val_tokens = byte_tokens(val_texts)

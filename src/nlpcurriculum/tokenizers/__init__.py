@@ -4,9 +4,9 @@ Every variant subclasses :class:`Tokenizer` (``train`` / ``encode`` / ``decode``
 ``load``) and is tested for parity with its reference library: tiktoken (BPE), HuggingFace
 ``tokenizers`` (WordPiece, Unigram) and ``sentencepiece`` (SentencePiece). :mod:`.compression`
 measures tokens per byte, vocabulary usage and fertility; :mod:`.corpus` builds the pipeline's
-tokenizer and reads/writes token streams (``encode_documents``, ``save_tokens``, ``load_tokens``);
-:mod:`.experiments` is the curriculum experiment (imported on demand: it pulls in matplotlib and
-the reference libraries).
+tokenizer and reads/writes token streams (``encode_documents``, ``save_tokens``, ``load_tokens``).
+The curriculum experiment that compares them is
+:mod:`nlpcurriculum.experiments.tokenization_and_embeddings.tokenizer_compare`.
 """
 
 from nlpcurriculum.tokenizers.base import Tokenizer, TokenizerFileError, load_tokenizer, vocab_sidecar_path

@@ -13,7 +13,7 @@ Started again after a kill, it finds ``ckpt.pt``, restores model, AdamW moments,
 RNGs and the batcher's position (:meth:`Trainer.load`), cuts ``losses.jsonl`` back to the
 checkpoint's step (the lines after it are moved to ``replayed.jsonl``: those updates are run
 again) and continues. The stitched log is then the uninterrupted run's, to the last bit, which
-is what :mod:`nlpcurriculum.experiments.checkpointing` checks. A truncated or corrupt checkpoint
+is what :mod:`nlpcurriculum.experiments.checkpointing_and_fault_tolerance` checks. A truncated or corrupt checkpoint
 stops the process with exit status 2 and a one-line :class:`CheckpointError` message.
 
 :func:`build_trainer` is the one way a run is constructed (seed, model, batcher, trainer), shared

@@ -1,0 +1,459 @@
+"""The curriculum experiments of section "KV Cache (Fast Inference)" (items kv-cache/1-3).
+
+* ``kv-cache/1`` (:func:`speed_item`): greedy decoding of the trained model with and without the
+  cache (:mod:`nlpcurriculum.decoding.kv_decode`) at several lengths; the outputs must agree
+  token for token, and the cache must be faster, increasingly so with length (without it, step
+  ``t`` re-projects all ``T + t`` earlier tokens). Optionally, tokens/s against Hugging Face
+  ``generate(use_cache=True)`` on a weight-identical ``LlamaForCausalLM``.
+* ``kv-cache/2`` (:func:`visualizer_item`): for a token stream, a step x position grid of cache
+  hits (key/value reused) and misses (computed), as a self-contained HTML page and a PNG, read
+  from the cache's actual sizes around each forward pass.
+* ``kv-cache/3`` (:func:`memory_item`): ``KVCache.memory_bytes()`` measured after prefilling
+  ``T`` tokens, against the formula ``2 * n_layers * n_kv_heads * head_dim * bytes * T``
+  (2 = keys and values), for multi-head attention and grouped-query attention (Ainslie et al.
+  2023, arXiv:2305.13245), whose cache is ``n_kv_heads / n_heads`` as large.
+
+Wall times differ between runs and machines (this one is shared): the speed item reports the best
+of ``repeats`` runs, and its numbers should be re-measured on a quiet machine.
+
+Left out: batch > 1, preallocated / paged caches, quantised caches, GPU timings.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from nlpcurriculum.decoding.kv_decode import CacheStep, greedy_cached, greedy_no_cache
+from nlpcurriculum.nn.kv_cache import KVCache
+from nlpcurriculum.results import Finding, ItemResult
+
+__all__ = [
+    "ITEMS",
+    "Inputs",
+    "KVCacheConfig",
+    "SpeedRow",
+    "cache_grid_figure",
+    "formula_bytes",
+    "measure_memory",
+    "measure_speed",
+    "memory_item",
+    "render_cache_html",
+    "run",
+    "speed_item",
+    "visualizer_item",
+]
+
+
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = ("kv-cache/1", "kv-cache/2", "kv-cache/3")
+
+
+@dataclass
+class KVCacheConfig:
+    """Sizes of the three KV-cache experiments (the params.yaml section ``kv_cache``).
+
+    Attributes:
+        prompt_tokens: prompt length, taken from the start of the token stream.
+        new_tokens: numbers of new tokens to time (kv-cache/1), ascending.
+        repeats: timed runs per length and path; the fastest counts (less noise).
+        min_speedup: the expected cached/no-cache speedup at the largest length.
+        hf_compare: also time Hugging Face ``generate(use_cache=True)`` (llama-like models only).
+        hf_repeats: rounds of the head-to-head with ``generate``: each round times our cached
+            decoding and then ``generate`` at the largest length; the fastest of each counts.
+        min_vs_hf: the expected ratio of our cached tokens/s to ``generate``'s.
+        viz_steps: decoding steps shown by the visualizer (kv-cache/2).
+        memory_lengths: sequence lengths whose cache memory is measured (kv-cache/3), ascending.
+        gqa_kv_heads: key/value heads of the grouped-query variant (must divide ``n_heads``).
+        threads: torch CPU threads while timing (1 is the least noisy on a shared machine).
+    """
+
+    prompt_tokens: int = 8
+    new_tokens: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    repeats: int = 1
+    min_speedup: float = 5.0
+    hf_compare: bool = True
+    hf_repeats: int = 5
+    min_vs_hf: float = 1.5
+    viz_steps: int = 16
+    memory_lengths: list[int] = field(default_factory=lambda: [16, 64, 256, 1024])
+    gqa_kv_heads: int = 1
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("prompt_tokens", "repeats", "hf_repeats", "viz_steps", "gqa_kv_heads", "threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("new_tokens", "memory_lengths"):
+            values = getattr(self, name)
+            if not values or any(v < 1 for v in values) or list(values) != sorted(set(values)):
+                raise ValueError(f"{name} must be ascending distinct positive ints, got {values}")
+        if self.min_speedup <= 0 or self.min_vs_hf <= 0:
+            raise ValueError(f"min_speedup and min_vs_hf must be > 0, got {self.min_speedup}, "
+                             f"{self.min_vs_hf}")
+
+
+# --- kv-cache/1: speed -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpeedRow:
+    """Timings of one length: seconds (best of repeats) and whether the outputs agree."""
+
+    new_tokens: int
+    seconds_no_cache: float
+    seconds_cached: float
+    identical: bool
+
+    @property
+    def speedup(self) -> float:
+        return self.seconds_no_cache / self.seconds_cached
+
+
+def _best_time(fn: Callable[[], list[int]], repeats: int) -> tuple[list[int], float]:
+    best, out = float("inf"), []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - start)
+    return out, best
+
+
+def measure_speed(model: nn.Module, prompt: Sequence[int], new_tokens: Sequence[int],
+                  repeats: int = 1) -> list[SpeedRow]:
+    """Time greedy decoding without and with the cache at each length; compare the tokens."""
+    rows = []
+    # One untimed pass of each path first: the first forward pays one-off costs (allocations,
+    # lazy RoPE tables) that would otherwise be charged to the shortest length.
+    greedy_no_cache(model, prompt, 2)
+    greedy_cached(model, prompt, 2)
+    for n in new_tokens:
+        slow, t_slow = _best_time(lambda: greedy_no_cache(model, prompt, n), repeats)
+        fast, t_fast = _best_time(lambda: greedy_cached(model, prompt, n), repeats)
+        rows.append(SpeedRow(n, t_slow, t_fast, slow == fast))
+    return rows
+
+
+def hf_generate_timing(hf_model: Any, model: nn.Module, prompt: Sequence[int], n: int,
+                       repeats: int = 1) -> tuple[list[int], float, float]:
+    """Head-to-head: greedy ``generate(use_cache=True)`` against our :func:`greedy_cached`.
+
+    Each of ``repeats`` rounds times ours and then ``generate``, both making exactly ``n`` tokens,
+    so a burst of background load hits both alike; the fastest round of each counts.
+
+    Returns:
+        ``(generate's ids, generate's best seconds, ours' best seconds)``.
+    """
+    ids = torch.tensor([list(prompt)], dtype=torch.long)  # (1, T)
+
+    def run(k: int = n) -> list[int]:
+        with torch.no_grad():
+            out = hf_model.generate(ids, max_new_tokens=k, min_new_tokens=k, do_sample=False,
+                                    use_cache=True, pad_token_id=0)
+        return out[0, len(prompt):].tolist()
+
+    run(2)  # untimed warm-up, as for our paths
+    hf_ids, t_hf, t_ours = [], float("inf"), float("inf")
+    for _ in range(repeats):
+        t_ours = min(t_ours, _best_time(lambda: greedy_cached(model, prompt, n), 1)[1])
+        hf_ids, t = _best_time(run, 1)
+        t_hf = min(t_hf, t)
+    return hf_ids, t_hf, t_ours
+
+
+def speed_item(model: nn.Module, prompt: Sequence[int], cfg: KVCacheConfig,
+               hf_model: Any = None) -> ItemResult:
+    """kv-cache/1: speedup of cached over uncached greedy decoding, and identical output."""
+    import matplotlib.pyplot as plt
+
+    rows = measure_speed(model, prompt, cfg.new_tokens, cfg.repeats)
+    last = rows[-1]
+    metrics: dict[str, float] = {"max_seq_len": model.config.max_seq_len,
+                                 "prompt_tokens": len(prompt)}
+    for r in rows:
+        metrics[f"speedup.{r.new_tokens}"] = r.speedup
+        metrics[f"tokens_per_s.no_cache.{r.new_tokens}"] = r.new_tokens / r.seconds_no_cache
+        metrics[f"tokens_per_s.cached.{r.new_tokens}"] = r.new_tokens / r.seconds_cached
+    mismatches = sum(not r.identical for r in rows)
+    metrics["lengths_with_different_output"] = mismatches
+    notes = [f"prompt {len(prompt)} tokens, max_seq_len {model.config.max_seq_len}"]
+    if len(prompt) + last.new_tokens > model.config.max_seq_len:
+        notes.append(
+            f"prompt + {last.new_tokens} new tokens exceeds max_seq_len: both paths attend the whole "
+            f"sequence and extrapolate positions past {model.config.max_seq_len} "
+            f"({model.config.position}); quality is not the point, equality of the two paths is")
+    if hf_model is not None:
+        hf_ids, t_hf, t_ours = hf_generate_timing(hf_model, model, prompt, last.new_tokens,
+                                                  cfg.hf_repeats)
+        ours = last.new_tokens / t_ours
+        metrics["tokens_per_s.cached_head_to_head"] = ours
+        metrics["tokens_per_s.hf_generate"] = last.new_tokens / t_hf
+        metrics["cached_vs_hf_generate"] = ours / metrics["tokens_per_s.hf_generate"]
+        metrics["hf_same_tokens"] = float(hf_ids == greedy_cached(model, prompt, last.new_tokens))
+        notes.append(f"HF generate(use_cache=True) at {last.new_tokens} tokens: "
+                     f"{metrics['tokens_per_s.hf_generate']:.1f} tokens/s, ours "
+                     f"{ours:.1f} tokens/s (ratio {metrics['cached_vs_hf_generate']:.2f}; "
+                     f"the configured bound, min_vs_hf in params: >= {cfg.min_vs_hf:g}), "
+                     f"best of {cfg.hf_repeats} alternating rounds; same tokens: "
+                     f"{bool(metrics['hf_same_tokens'])}")
+
+    hf_findings = []
+    if hf_model is not None:
+        hf_findings = [
+            Finding.at_least(f"our cached greedy decoding of {last.new_tokens} tokens is >= "
+                             f"{cfg.min_vs_hf:g}x as fast as transformers' generate(use_cache=True) "
+                             "on the same weights", "cached_vs_hf_generate",
+                             metrics["cached_vs_hf_generate"], cfg.min_vs_hf),
+            Finding.at_least("generate makes the same greedy tokens", "hf_same_tokens",
+                             metrics["hf_same_tokens"], 1.0),
+        ]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
+    ns = [r.new_tokens for r in rows]
+    ax1.plot(ns, [r.speedup for r in rows], "o-")
+    ax1.axhline(cfg.min_speedup, ls="--", c="grey", label=f"target {cfg.min_speedup:g}x")
+    ax1.set(xlabel="new tokens", ylabel="speedup (no-cache time / cached time)",
+            title="KV cache speedup vs generated length")
+    ax1.legend()
+    ax2.plot(ns, [n / r.seconds_no_cache for n, r in zip(ns, rows)], "o-", label="no cache")
+    ax2.plot(ns, [n / r.seconds_cached for n, r in zip(ns, rows)], "o-", label="KV cache")
+    if hf_model is not None:
+        ax2.plot([last.new_tokens], [metrics["tokens_per_s.hf_generate"]], "s",
+                 label="HF generate (cache)")
+    ax2.set(xlabel="new tokens", ylabel="tokens / s", title="Greedy decoding throughput")
+    ax2.legend()
+    fig.tight_layout()
+    table = "\n".join(f"{r.new_tokens:5d} new: no cache {r.seconds_no_cache:7.3f} s, cached "
+                      f"{r.seconds_cached:7.3f} s, speedup {r.speedup:5.2f}x, identical {r.identical}"
+                      for r in rows)
+    return ItemResult(
+        item=ITEMS[0],
+        metrics=metrics,
+        series={"speedup": [(r.new_tokens, r.speedup) for r in rows]},
+        figures={"speedup.png": fig},
+        texts={"speed.txt": "\n".join(notes) + "\n\n" + table + "\n"},
+        findings=[
+            Finding.at_most("greedy output with the cache is identical, token for token, to "
+                            "recomputing the whole sequence (number of lengths that differ)",
+                            "lengths_with_different_output", mismatches, 0),
+            Finding.at_least(f"the cache speeds up greedy decoding of {last.new_tokens} tokens "
+                             f"by >= {cfg.min_speedup:g}x", f"speedup.{last.new_tokens}",
+                             last.speedup, cfg.min_speedup),
+        ] + hf_findings,
+    )
+
+
+# --- kv-cache/2: hit / miss visualizer ---------------------------------------------------------
+
+
+def render_cache_html(trace: Sequence[CacheStep], labels: Sequence[str], n_prompt: int) -> str:
+    """A self-contained HTML page: one row per forward pass, one cell per cached position.
+
+    Args:
+        trace: the passes of :func:`~nlpcurriculum.decoding.kv_decode.greedy_cached`.
+        labels: the text of every position's token (prompt, then generated).
+        n_prompt: number of prompt positions (their header cells are marked).
+    """
+    width = max(s.cached_after for s in trace)
+    if len(labels) < width:
+        raise ValueError(f"need {width} labels, got {len(labels)}")
+    esc = [html.escape(repr(lab)[1:-1]) for lab in labels]
+    head = "".join(f'<th class="{"p" if i < n_prompt else "g"}" title="position {i}">{esc[i]}</th>'
+                   for i in range(width))
+    body = []
+    for s in trace:
+        cells = []
+        for pos in range(width):
+            kind = "hit" if pos < s.cached_before else "miss" if pos < s.cached_after else "none"
+            cells.append(f'<td class="{kind}" title="pos {pos}: {kind}"></td>')
+        out = html.escape(repr(labels[s.cached_after] if s.cached_after < len(labels) else "")[1:-1])
+        name = "prefill" if s.step == 0 else f"step {s.step}"
+        body.append(f"<tr><th>{name}</th>{''.join(cells)}<td class='n'>{s.hits}</td>"
+                    f"<td class='n'>{s.misses}</td><td class='o'>{out}</td></tr>")
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>KV cache hits and misses</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5em; }}
+table {{ border-collapse: collapse; font-size: 12px; }}
+td, th {{ border: 1px solid #ddd; padding: 2px 4px; text-align: center; }}
+thead th {{ writing-mode: vertical-rl; font-family: monospace; font-weight: normal; }}
+th.p {{ background: #eef; }} td.hit {{ background: #4caf50; }} td.miss {{ background: #e53935; }}
+td.none {{ background: #fafafa; }} td.n {{ font-family: monospace; }} td.o {{ font-family: monospace; text-align: left; }}
+</style></head><body>
+<h1>KV cache: reused (hit) vs computed (miss) keys and values</h1>
+<p>Each row is one forward pass of greedy decoding; each column a token position (header: its
+token; blue = prompt). <span style="background:#4caf50">&nbsp;green&nbsp;</span> = key/value read from
+the cache, <span style="background:#e53935">&nbsp;red&nbsp;</span> = computed in this pass. Counts are
+read from the cache's size before and after each pass.</p>
+<table><thead><tr><th>pass</th>{head}<th>hits</th><th>misses</th><th>emits</th></tr></thead>
+<tbody>{''.join(body)}</tbody></table></body></html>
+"""
+
+
+def cache_grid_figure(trace: Sequence[CacheStep], labels: Sequence[str]) -> Any:
+    """A step x position grid (green hit, red miss, white not yet cached), tokens labelled."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import ListedColormap
+
+    width = max(s.cached_after for s in trace)
+    grid = torch.zeros(len(trace), width)  # (passes, positions): 0 none, 1 hit, 2 miss
+    for r, s in enumerate(trace):
+        grid[r, : s.cached_before] = 1
+        grid[r, s.cached_before : s.cached_after] = 2
+    fig, ax = plt.subplots(figsize=(max(6, 0.32 * width), max(3, 0.3 * len(trace))))
+    ax.imshow(grid.numpy(), cmap=ListedColormap(["#fafafa", "#4caf50", "#e53935"]), vmin=0, vmax=2,
+              aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(width), [repr(lab)[1:-1][:8] for lab in labels[:width]], rotation=90,
+                  fontsize=7, family="monospace")
+    ax.set_yticks(range(len(trace)), ["prefill" if s.step == 0 else f"step {s.step}" for s in trace],
+                  fontsize=7)
+    ax.set(title="KV cache per pass: green = reused (hit), red = computed (miss)",
+           xlabel="token position")
+    fig.tight_layout()
+    return fig
+
+
+def visualizer_item(model: nn.Module, prompt: Sequence[int], cfg: KVCacheConfig,
+                    decode: Callable[[int], str]) -> ItemResult:
+    """kv-cache/2: the hit/miss grid of greedy decoding, checked against what a cache must do."""
+    trace: list[CacheStep] = []
+    new = greedy_cached(model, prompt, cfg.viz_steps, trace=trace)
+    labels = [decode(t) for t in list(prompt) + new]
+    n0 = len(prompt)
+    # After prefill, step t must reuse every earlier position (n0 + t - 1) and compute exactly one.
+    hit_errors = sum(abs(s.hits - (n0 + s.step - 1)) for s in trace[1:])
+    extra_misses = sum(abs(s.misses - 1) for s in trace[1:])
+    prefill = trace[0]
+    return ItemResult(
+        item=ITEMS[1],
+        metrics={"steps": len(trace) - 1, "prefill.misses": prefill.misses,
+                 "prefill.hits": prefill.hits, "hit_count_errors": hit_errors,
+                 "miss_count_errors": extra_misses,
+                 "total_hits": sum(s.hits for s in trace), "total_misses": sum(s.misses for s in trace)},
+        series={"hits": [(s.step, s.hits) for s in trace], "misses": [(s.step, s.misses) for s in trace]},
+        figures={"cache_grid.png": cache_grid_figure(trace, labels)},
+        texts={"cache_viz.html": render_cache_html(trace, labels, n0)},
+        findings=[
+            Finding.at_most("after prefill, step t reuses exactly the t-1 + prompt earlier positions "
+                            "(sum of |hits - expected| over steps)", "hit_count_errors", hit_errors, 0),
+            Finding.at_most("after prefill, each step computes exactly one new key/value "
+                            "(sum of |misses - 1| over steps)", "miss_count_errors", extra_misses, 0),
+        ],
+    )
+
+
+# --- kv-cache/3: memory ------------------------------------------------------------------------
+
+
+def formula_bytes(cfg: Any, seq_len: int, bytes_per_elem: int = 4) -> int:
+    """``2 * n_layers * n_kv_heads * head_dim * bytes_per_elem * T`` (keys and values, batch 1)."""
+    return 2 * cfg.n_layers * cfg.n_kv_heads * cfg.head_dim * bytes_per_elem * seq_len
+
+
+@torch.no_grad()
+def measure_memory(model: nn.Module, lengths: Sequence[int], seed: int = 0) -> list[int]:
+    """``KVCache.memory_bytes()`` after prefilling each length with random ids (batch 1)."""
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for n in lengths:
+        cache = KVCache(len(model.blocks))
+        ids = torch.randint(0, model.config.vocab_size, (1, n), generator=gen)  # (1, T)
+        model(ids, kv_cache=cache)
+        if cache.seq_len(0) != n:
+            raise RuntimeError(f"cache holds {cache.seq_len(0)} positions after prefilling {n}")
+        out.append(cache.memory_bytes())
+    return out
+
+
+def memory_item(model: nn.Module, cfg: KVCacheConfig) -> ItemResult:
+    """kv-cache/3: measured cache bytes vs the formula, linear in T, and MHA vs GQA."""
+    import matplotlib.pyplot as plt
+
+    from nlpcurriculum.models import build_model
+
+    mc = model.config
+    if mc.n_heads % cfg.gqa_kv_heads or cfg.gqa_kv_heads >= mc.n_heads:
+        raise ValueError(f"gqa_kv_heads ({cfg.gqa_kv_heads}) must divide n_heads ({mc.n_heads}) "
+                         "and be smaller")
+    torch.manual_seed(0)
+    gqa = build_model(replace(mc, n_kv_heads=cfg.gqa_kv_heads))  # untrained: memory only
+    lengths = list(cfg.memory_lengths)
+    bpe = next(model.parameters()).element_size()
+    variants = {"mha": (model, measure_memory(model, lengths)), "gqa": (gqa, measure_memory(gqa, lengths))}
+    metrics: dict[str, float] = {"bytes_per_elem": bpe, "n_heads": mc.n_heads,
+                                 "n_kv_heads.mha": mc.n_kv_heads, "n_kv_heads.gqa": cfg.gqa_kv_heads}
+    formula_errors = 0
+    for name, (m, measured) in variants.items():
+        for n, b in zip(lengths, measured):
+            formula_errors += abs(b - formula_bytes(m.config, n, bpe))
+            metrics[f"bytes.{name}.{n}"] = b
+        metrics[f"bytes_per_token.{name}"] = measured[-1] / lengths[-1]
+        metrics[f"bytes_per_token_per_layer.{name}"] = measured[-1] / lengths[-1] / mc.n_layers
+    # Linear in T: bytes per token at the shortest and longest length must agree.
+    mha = variants["mha"][1]
+    per_token = [b / n for b, n in zip(mha, lengths)]
+    nonlinearity = (max(per_token) - min(per_token)) / max(per_token)
+    ratio = variants["gqa"][1][-1] / mha[-1]
+    expected_ratio = cfg.gqa_kv_heads / mc.n_kv_heads
+    metrics |= {"formula_abs_error_bytes": formula_errors, "per_token_spread": nonlinearity,
+                "gqa_over_mha": ratio, "gqa_over_mha.expected": expected_ratio,
+                "gqa_ratio_error": abs(ratio - expected_ratio)}
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, (m, measured) in variants.items():
+        ax.plot(lengths, [b / 2**20 for b in measured], "o-",
+                label=f"{name} ({m.config.n_kv_heads} kv heads), measured")
+        ax.plot(lengths, [formula_bytes(m.config, n, bpe) / 2**20 for n in lengths], "k:", lw=1)
+    ax.set(xscale="log", yscale="log", xlabel="sequence length T", ylabel="cache size (MiB)",
+           title="KV cache memory (dotted: 2·L·n_kv·d_head·bytes·T)")
+    ax.legend()
+    fig.tight_layout()
+    return ItemResult(
+        item=ITEMS[2],
+        metrics=metrics,
+        series={f"bytes_{name}": list(zip(lengths, measured)) for name, (_, measured) in variants.items()},
+        figures={"memory.png": fig},
+        findings=[
+            Finding.at_most("measured cache bytes equal 2*n_layers*n_kv_heads*head_dim*bytes*T "
+                            "exactly (total absolute error in bytes)", "formula_abs_error_bytes",
+                            formula_errors, 0),
+            Finding.at_most("cache memory is linear in T: bytes per token is the same for short and "
+                            "long sequences (relative spread)", "per_token_spread", nonlinearity, 0),
+            Finding.at_most("GQA cache = MHA cache * n_kv_heads / n_heads (|measured - expected| "
+                            "ratio)", "gqa_ratio_error", abs(ratio - expected_ratio), 1e-12),
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads.
+
+    Attributes:
+        model: the trained model (decoded greedily, with and without its KV cache).
+        prompt: the prompt's token ids.
+        decode: the text of one token id (for the cache visualizer).
+        hf_model: the same weights as a ``transformers`` model, timed beside ours (optional).
+    """
+
+    model: nn.Module
+    prompt: Sequence[int]
+    decode: Callable[[int], str]
+    hf_model: Any = None
+
+
+def run(cfg: KVCacheConfig, inputs: Inputs) -> list[ItemResult]:
+    """Run the three items with ``cfg.threads`` torch threads; restores the thread count."""
+    model, prompt, decode, hf_model = inputs.model, inputs.prompt, inputs.decode, inputs.hf_model
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)
+    try:
+        return [speed_item(model, prompt, cfg, hf_model), visualizer_item(model, prompt, cfg, decode),
+                memory_item(model, cfg)]
+    finally:
+        torch.set_num_threads(threads)

@@ -1,0 +1,135 @@
+"""Experiment of stage ``token_viz``: the "token visualizer to map words/chunks to IDs" item.
+
+:func:`run` (through :func:`token_viz_item`) renders one text under several tokenizers (the
+self-contained HTML page of :func:`~nlpcurriculum.viz.token_viz.render_html`) and checks the
+visualizer's two promises for each tokenizer: the ids it shows are exactly ``encode(text)``, and
+the chunks it colours, joined, give the text back (every character is shown under exactly one
+token). It also reports how many tokens each tokenizer needs, the number a reader compares first.
+
+The stage picks the sample paragraphs (:func:`sample_paragraphs`, sized by
+:class:`TokenVizConfig`) and loads the tokenizers; :func:`run` only renders and checks.
+
+Left out: nothing beyond what the stage needs; the library function does no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.viz.token_viz import _encode, render_html, render_terminal, token_chunks
+
+__all__ = ["ITEMS", "Inputs", "TokenVizConfig", "run", "sample_paragraphs", "token_viz_item"]
+
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = ("tokenization-and-embeddings/7",)
+
+
+@dataclass
+class TokenVizConfig:
+    """The `token_viz` section: how many val paragraphs, how long, an extra line, tiktoken or not."""
+
+    n_samples: int = 3
+    max_chars: int = 300
+    extra_text: str = ""
+    include_tiktoken: bool = True
+
+
+def sample_paragraphs(groups: Mapping[str, Sequence[str]], n: int, max_chars: int = 300,
+                      min_chars: int = 120) -> list[str]:
+    """Pick ``n`` sample paragraphs from documents, taking turns between the groups (sources).
+
+    Each sample is the first paragraph (blank-line separated) of a document that has at least
+    ``min_chars`` characters (so that headings are skipped), cut at the last space before
+    ``max_chars``. Deterministic: groups in the order given, documents in order.
+
+    Raises:
+        ValueError: ``n < 1`` or no document has a long enough paragraph.
+    """
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if max_chars < min_chars:
+        raise ValueError(f"max_chars ({max_chars}) must be >= min_chars ({min_chars})")
+    pools = []
+    for docs in groups.values():
+        paragraphs = []
+        for doc in docs:
+            para = next((p.strip() for p in doc.split("\n\n") if len(p.strip()) >= min_chars), None)
+            if para is not None:
+                if len(para) > max_chars:
+                    cut = para.rfind(" ", 0, max_chars)
+                    para = para[: cut if cut >= min_chars else max_chars]
+                paragraphs.append(para)
+        pools.append(paragraphs)
+    out: list[str] = []
+    depth = 0
+    while len(out) < n and any(depth < len(p) for p in pools):
+        for pool in pools:
+            if depth < len(pool) and len(out) < n:
+                out.append(pool[depth])
+        depth += 1
+    if not out:
+        raise ValueError(f"no document has a paragraph of at least {min_chars} characters")
+    return out
+
+
+def token_viz_item(item: str, text: str, tokenizers: Mapping[str, Any]) -> ItemResult:
+    """Visualise ``text`` under each tokenizer and check ids and chunk coverage.
+
+    Args:
+        item: the curriculum item id.
+        text: the sample text (mix in rare words, digits, non-ASCII to make it interesting).
+        tokenizers: ``{name: tokenizer}`` (anything :func:`token_chunks` accepts).
+
+    Returns:
+        An :class:`ItemResult` with ``token_viz.html`` and ``token_viz.txt`` (plain terminal view),
+        metrics ``<name>/tokens`` and ``<name>/chars_per_token``, and two findings per tokenizer.
+    """
+    if not tokenizers:
+        raise ValueError("need at least one tokenizer")
+    metrics: dict[str, float] = {"chars": float(len(text))}
+    findings = []
+    views = []
+    for name, tok in tokenizers.items():
+        chunks = token_chunks(text, tok)
+        ids, _ = _encode(tok, text)
+        n = len(chunks)
+        metrics[f"{name}/tokens"] = float(n)
+        metrics[f"{name}/chars_per_token"] = len(text) / n if n else 0.0
+        ids_match = float([c.id for c in chunks] == ids)
+        covered = float("".join(c.text for c in chunks) == text)
+        findings.append(Finding.at_least(f"{name}: the ids shown are exactly encode(text)",
+                                         f"{name}/ids_match", ids_match, 1.0))
+        findings.append(Finding.at_least(f"{name}: the coloured chunks join back to the text",
+                                         f"{name}/chunks_cover_text", covered, 1.0))
+        views.append(f"== {name}\n" + render_terminal(text, tok, color=False))
+    return ItemResult(item=item, metrics=metrics, findings=findings,
+                      texts={"token_viz.html": render_html(text, dict(tokenizers)),
+                             "token_viz.txt": "\n".join(views)})
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads.
+
+    Attributes:
+        text: the sample text (mix in rare words, digits, non-ASCII to make it interesting).
+        tokenizers: ``{name: tokenizer}`` (anything :func:`token_chunks` accepts).
+    """
+
+    text: str
+    tokenizers: Mapping[str, Any]
+
+
+def run(cfg: TokenVizConfig, inputs: Inputs) -> list[ItemResult]:
+    """The item: :func:`token_viz_item` of the sample text under every tokenizer.
+
+    Args:
+        cfg: the stage config (it sizes the sample, which the stage picks).
+        inputs: the sample text and the tokenizers.
+
+    Returns:
+        ``[item 7]``.
+    """
+    return [token_viz_item(ITEMS[0], inputs.text, inputs.tokenizers)]

@@ -1,0 +1,347 @@
+"""The curriculum experiments for CBOW, Skip-gram and "one-hot vs learned embeddings".
+
+Each function runs one item's experiment on objects handed in and returns an
+:class:`~nlpcurriculum.results.ItemResult` (metrics, curves, figures, checked findings); the stage
+script does the I/O and the logging. The data are the rule-generated stories of
+:mod:`nlpcurriculum.data.synthetic.stories`, whose word relations are known, so the findings can
+be checked against ground truth:
+
+* CBOW / Skip-gram (arXiv:1301.3781): trained vectors answer the story analogies
+  (``king : queen :: man : ?``) far better than an untrained embedding table, and their cosine
+  similarity separates related from unrelated word pairs (ROC AUC near 1).
+* One-hot vs learned: one-hot vectors put every pair of distinct words at cosine distance exactly 1
+  (AUC exactly 0.5: they cannot tell related from unrelated), while learned vectors put related
+  words closer than unrelated ones.
+
+The stage runs all three from one :class:`WordEmbeddingsConfig` (the ``word_embeddings`` section of
+params.yaml) with :func:`run`. It can also train skip-gram on real text (the
+project's corpus) and list nearest neighbours of a few words there: shown, not checked, because real
+text comes with no list of true relations.
+
+Left out: comparison with published vectors (nothing is downloaded) and human similarity ratings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from nlpcurriculum.data.synthetic import stories
+from nlpcurriculum.embeddings.evaluate import evaluate_relations, similarity_auc
+from nlpcurriculum.embeddings.plots import (
+    plot_cosine_distance_heatmaps,
+    plot_loss_curves,
+    plot_pca_relations,
+)
+from nlpcurriculum.embeddings.vectors import (
+    WordVectors,
+    cosine_distance_matrix,
+    one_hot_vectors,
+    random_vectors,
+)
+from nlpcurriculum.embeddings.vocab import simple_word_tokenize
+from nlpcurriculum.embeddings.word2vec import TrainLog, Word2VecConfig, train_word2vec
+from nlpcurriculum.results import Finding, ItemResult
+
+__all__ = [
+    "PROBE_WORDS", "CORPUS_PROBE_WORDS", "ITEM", "ITEMS", "ARCH_NAMES", "WordEmbeddingsConfig",
+    "word2vec_item", "one_hot_vs_learned_item", "neighbours_text", "Inputs", "Outputs", "run",
+]
+
+#: The curriculum item id of each result :func:`run` returns, by short name.
+ITEM = {
+    "cbow": "tokenization-and-embeddings/5",
+    "skipgram": "tokenization-and-embeddings/6",
+    "one_hot_vs_learned": "tokenization-and-embeddings/8",
+}
+#: Curriculum item ids this module covers, in the order :func:`run` returns them.
+ITEMS: tuple[str, ...] = tuple(ITEM.values())
+
+#: Display names of the architectures (figure titles, item 8's panels and metric prefixes).
+ARCH_NAMES = {"cbow": "CBOW", "skipgram": "skip-gram"}
+
+#: Words whose neighbours are listed for the real corpus (the standard library's documentation).
+CORPUS_PROBE_WORDS: tuple[str, ...] = (
+    "list", "string", "file", "thread", "socket", "error", "dictionary", "class", "integer", "read",
+)
+
+#: Words shown in the distance heatmaps: four relations, two pairs each.
+PROBE_WORDS: tuple[str, ...] = (
+    "king", "queen", "man", "woman", "boy", "girl",
+    "cat", "cats", "dog", "dogs",
+    "walk", "walked", "run", "ran",
+    "france", "paris", "spain", "madrid",
+    "big", "bigger", "small", "smaller",
+)
+
+
+@dataclass
+class WordEmbeddingsConfig:
+    """The ``word_embeddings`` section of params.yaml: the data, the two models, the finding bounds.
+
+    Attributes:
+        stories: generated stories to train on (about 60 words each); they carry the relations
+            the findings are checked against.
+        seed: seed of the story generator (each model's own ``seed`` drives its training).
+        cbow: CBOW hyper-parameters (item 5); ``arch`` must be ``"cbow"``.
+        skipgram: skip-gram hyper-parameters (item 6); ``arch`` must be ``"skipgram"``. Two sections
+            rather than one shared one because the architectures want different settings: CBOW
+            makes one example per word instead of about ``window + 1``, so at the same batch size
+            it takes several times fewer optimiser steps per epoch.
+        corpus_epochs: epochs of skip-gram (the ``skipgram`` settings otherwise) on the real
+            corpus, whose neighbour lists are shown but not checked; 0 skips the corpus.
+        corpus_documents: use the first this many corpus documents; 0 uses all.
+        corpus_min_count: ``min_count`` on the real corpus (rare identifiers get noisy vectors).
+        corpus_words: words whose corpus neighbours are listed (missing ones are said so).
+        neighbours: neighbours listed per corpus word.
+        min_analogy_gain: items 5 and 6: the analogy accuracy the trained vectors must gain over
+            an untrained (random) table.
+        min_auc: items 5 and 6: the similarity ROC AUC the trained vectors must reach (0.5 is chance).
+        min_distance_gap: item 8: the (unrelated - related) mean cosine distance the learned
+            vectors must show (one-hot vectors have 0).
+    """
+
+    stories: int = 4000
+    seed: int = 0
+    cbow: Word2VecConfig = field(default_factory=lambda: Word2VecConfig(arch="cbow"))
+    skipgram: Word2VecConfig = field(default_factory=lambda: Word2VecConfig(arch="skipgram"))
+    corpus_epochs: int = 2
+    corpus_documents: int = 0
+    corpus_min_count: int = 5
+    corpus_words: list[str] = field(default_factory=lambda: list(CORPUS_PROBE_WORDS))
+    neighbours: int = 8
+    min_analogy_gain: float = 0.2
+    min_auc: float = 0.9
+    min_distance_gap: float = 0.2
+
+    def __post_init__(self) -> None:
+        for arch in ("cbow", "skipgram"):
+            got = getattr(self, arch).arch
+            if got != arch:
+                raise ValueError(f"{arch}.arch must be {arch!r}, got {got!r}")
+        if self.stories < 1:
+            raise ValueError(f"stories must be >= 1, got {self.stories}")
+        for name in ("corpus_epochs", "corpus_documents"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("corpus_min_count", "neighbours"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.min_auc <= 1.0:
+            raise ValueError(f"min_auc must be in [0, 1], got {self.min_auc}")
+
+
+def word2vec_item(
+    item: str,
+    sentences: Sequence[Sequence[str]],
+    cfg: Word2VecConfig,
+    relations: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+    pairs: Sequence[tuple[str, str, bool]] | None = None,
+    min_analogy_gain: float = 0.2,
+    min_auc: float = 0.9,
+) -> tuple[WordVectors, ItemResult]:
+    """Train CBOW or Skip-gram (``cfg.arch``) and check what the vectors learned.
+
+    Args:
+        item: the curriculum item id the result is for.
+        sentences: tokenised training text (one list of words per story).
+        cfg: word2vec hyper-parameters.
+        relations: analogy tables; defaults to ``stories.RELATIONS``.
+        pairs: labelled similarity pairs; defaults to ``stories.similarity_pairs()``.
+        min_analogy_gain: required analogy-accuracy gain over an untrained (random) table.
+        min_auc: required similarity ROC AUC.
+
+    Returns:
+        The trained vectors and the item's result.
+    """
+    relations = dict(relations if relations is not None else stories.RELATIONS)
+    pairs = list(pairs if pairs is not None else stories.similarity_pairs())
+    log = TrainLog()
+    vectors = train_word2vec(sentences, cfg, log)
+    report = evaluate_relations(vectors, relations, pairs)
+    baseline = evaluate_relations(random_vectors(vectors.words, cfg.dim, seed=cfg.seed), relations, pairs)
+    acc, base_acc = report.overall.accuracy, baseline.overall.accuracy  # type: ignore[union-attr]
+    name = "skip-gram" if cfg.arch == "skipgram" else "CBOW"
+
+    metrics = report.metrics()
+    metrics.update({
+        "random_init/analogy_acc": base_acc,
+        "random_init/similarity_auc": baseline.similarity_auc,
+        "analogy_questions": float(report.overall.total),  # type: ignore[union-attr]
+        "vocab_size": float(len(vectors)),
+        "train_words": float(log.train_words),
+        "train_examples": float(log.examples),
+        "final_loss": log.losses[-1][1] if log.losses else float("nan"),
+    })
+    # Speed is not a metric: metrics/<stage>.json must be deterministic (an unchanged rerun leaves
+    # the same dvc.lock), so wall time and words/s go to the run's text artifact only.
+    timing = (f"{name}: {cfg.epochs} epochs, {log.train_words} words, {log.examples} examples "
+              f"in {log.seconds:.1f} s ({log.words_per_second:,.0f} words/s)\n")
+    figures = {"loss.png": plot_loss_curves({name: log.losses}, title=f"{name}: training loss")}
+    for rel in ("gender", "capital", "tense"):
+        if rel in relations and all(w in vectors for p in relations[rel] for w in p):
+            figures[f"pca_{rel}.png"] = plot_pca_relations(
+                vectors, relations[rel], title=f"{name}: {rel} pairs, PCA (arrows a -> b)")
+    lines = []
+    for w in ("queen", "cats", "paris", "walked", "bigger"):
+        if w in vectors:
+            lines.append(f"{w}: " + ", ".join(f"{n} ({s:.2f})" for n, s in vectors.most_similar(w, 5)))
+    for a, b, c in (("king", "queen", "man"), ("france", "paris", "spain"), ("walk", "walked", "run")):
+        if all(w in vectors for w in (a, b, c)):
+            lines.append(f"{a} : {b} :: {c} : {vectors.analogy(a, b, c)[0][0]}")
+    findings = [
+        Finding.at_least(
+            f"{name} vectors answer the story analogies (3CosAdd) better than an untrained table "
+            f"(random init: {base_acc:.3f})",
+            "analogy_acc_gain", acc - base_acc, min_analogy_gain),
+        Finding.at_least(
+            f"{name} cosine similarity separates related from unrelated word pairs",
+            "similarity_auc", report.similarity_auc, min_auc),
+    ]
+    result = ItemResult(item=item, metrics=metrics, series={"loss": list(log.losses)},
+                        figures=figures,
+                        texts={"neighbours.txt": "\n".join(lines) + "\n", "training.txt": timing},
+                        findings=findings)
+    return vectors, result
+
+
+def _mean_pair_distance(vectors: WordVectors, pairs: Sequence[tuple[str, str, bool]], related: bool) -> float:
+    d = [1.0 - vectors.similarity(a, b) for a, b, r in pairs if r == related and a in vectors and b in vectors]
+    return float(np.mean(d)) if d else float("nan")
+
+
+def one_hot_vs_learned_item(
+    item: str,
+    learned: Mapping[str, WordVectors],
+    words: Sequence[str] = PROBE_WORDS,
+    pairs: Sequence[tuple[str, str, bool]] | None = None,
+    min_distance_gap: float = 0.2,
+) -> ItemResult:
+    """Compare cosine distances under one-hot vectors and learned vectors.
+
+    Args:
+        item: the curriculum item id.
+        learned: ``{name: vectors}``, e.g. ``{"skip-gram": ..., "CBOW": ...}``.
+        words: the words of the heatmaps; all must be in every learned table.
+        pairs: labelled similarity pairs; defaults to ``stories.similarity_pairs()``.
+        min_distance_gap: required (unrelated - related) mean cosine distance for learned vectors.
+
+    Raises:
+        KeyError: a heatmap word is missing from a learned table.
+    """
+    if not learned:
+        raise ValueError("need at least one learned embedding")
+    pairs = list(pairs if pairs is not None else stories.similarity_pairs())
+    vocab = sorted(set.intersection(*(set(v.words) for v in learned.values())))
+    onehot = one_hot_vectors(vocab)
+    tables: dict[str, WordVectors] = {"one-hot": onehot, **learned}
+    matrices = {name: cosine_distance_matrix(v, words) for name, v in tables.items()}
+
+    metrics: dict[str, float] = {}
+    findings = []
+    off_diag = ~np.eye(len(words), dtype=bool)
+    onehot_dev = float(np.abs(matrices["one-hot"][off_diag] - 1.0).max())
+    metrics["one-hot/max_abs_distance_minus_1"] = onehot_dev
+    findings.append(Finding.at_most(
+        "one-hot vectors put every pair of distinct words at cosine distance exactly 1",
+        "one-hot/max_abs_distance_minus_1", onehot_dev, 1e-6))
+    for name, v in tables.items():
+        rel = _mean_pair_distance(v, pairs, True)
+        unrel = _mean_pair_distance(v, pairs, False)
+        metrics[f"{name}/mean_distance_related"] = rel
+        metrics[f"{name}/mean_distance_unrelated"] = unrel
+        metrics[f"{name}/similarity_auc"] = similarity_auc(v, pairs)
+    findings.append(Finding.at_most(
+        "one-hot similarity cannot tell related from unrelated pairs (AUC = 0.5)",
+        "one-hot/abs_auc_minus_half", abs(metrics["one-hot/similarity_auc"] - 0.5), 1e-9))
+    for name in learned:
+        gap = metrics[f"{name}/mean_distance_unrelated"] - metrics[f"{name}/mean_distance_related"]
+        metrics[f"{name}/distance_gap"] = gap
+        findings.append(Finding.at_least(
+            f"{name} vectors put related words closer than unrelated ones",
+            f"{name}/distance_gap", gap, min_distance_gap))
+    fig = plot_cosine_distance_heatmaps(words, matrices, title="Cosine distance: one-hot vs learned")
+    return ItemResult(item=item, metrics=metrics, figures={"cosine_distances.png": fig}, findings=findings)
+
+
+def neighbours_text(vectors: WordVectors, words: Sequence[str], k: int = 8) -> str:
+    """One line per word: its ``k`` nearest neighbours by cosine, or a note that it is unknown."""
+    lines = []
+    for w in words:
+        if w in vectors:
+            lines.append(f"{w}: " + ", ".join(f"{n} ({s:.2f})" for n, s in vectors.most_similar(w, k)))
+        else:
+            lines.append(f"{w}: (not in the vocabulary)")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What :func:`run` reads.
+
+    Attributes:
+        corpus: real text, one list of words per document (e.g. ``simple_word_tokenize`` of each
+            training document); skip-gram is trained on it for ``cfg.corpus_epochs`` epochs and
+            item 6 gets its neighbour lists (``corpus_neighbours.txt``). ``None`` skips it, and so
+            does ``cfg.corpus_epochs == 0``; ``cfg.corpus_documents`` caps how many are used.
+    """
+
+    corpus: Sequence[Sequence[str]] | None = None
+
+
+@dataclass
+class Outputs:
+    """What :func:`run` builds besides the items, for the stage to save.
+
+    Attributes:
+        vectors: ``"cbow"``, ``"skipgram"`` and, with a corpus, ``"corpus_skipgram"``.
+    """
+
+    vectors: dict[str, WordVectors] = field(default_factory=dict)
+
+
+def run(cfg: WordEmbeddingsConfig, inputs: Inputs, outputs: Outputs | None = None) -> list[ItemResult]:
+    """Items 5, 6 and 8 end to end: stories -> CBOW and skip-gram -> compared with one-hot.
+
+    Args:
+        cfg: the ``word_embeddings`` section.
+        inputs: the real corpus (optional).
+        outputs: when given, receives the trained vectors as ``outputs.vectors``.
+
+    Returns:
+        The results of items 5, 6 and 8, in that order.
+    """
+    corpus = inputs.corpus
+    sentences = [simple_word_tokenize(s) for s in stories.generate_stories(cfg.stories, cfg.seed)]
+    vectors: dict[str, WordVectors] = {}
+    results: dict[str, ItemResult] = {}
+    for arch in ("cbow", "skipgram"):
+        vectors[arch], results[arch] = word2vec_item(
+            ITEM[arch], sentences, getattr(cfg, arch),
+            min_analogy_gain=cfg.min_analogy_gain, min_auc=cfg.min_auc)
+        results[arch].metrics["stories"] = float(cfg.stories)
+
+    if corpus is not None and cfg.corpus_epochs > 0:
+        corpus = list(corpus)[: cfg.corpus_documents or None]
+        corpus_cfg = replace(cfg.skipgram, epochs=cfg.corpus_epochs, min_count=cfg.corpus_min_count)
+        log = TrainLog()
+        found = vectors["corpus_skipgram"] = train_word2vec(corpus, corpus_cfg, log)
+        skipgram = results["skipgram"]
+        skipgram.metrics.update({
+            "corpus/documents": float(len(corpus)),
+            "corpus/vocab_size": float(len(found)),
+            "corpus/train_words": float(log.train_words),
+            "corpus/final_loss": log.losses[-1][1] if log.losses else float("nan"),
+        })
+        header = (f"skip-gram on the real corpus: {len(corpus)} documents, {len(found)} words seen "
+                  f">= {cfg.corpus_min_count} times, {cfg.corpus_epochs} epochs. Nearest neighbours "
+                  f"by cosine (no ground truth: read, not checked).\n\n")
+        skipgram.texts["corpus_neighbours.txt"] = header + neighbours_text(found, cfg.corpus_words, cfg.neighbours)
+
+    learned = {ARCH_NAMES[a]: vectors[a] for a in ("cbow", "skipgram")}
+    onehot = one_hot_vs_learned_item(ITEM["one_hot_vs_learned"], learned, min_distance_gap=cfg.min_distance_gap)
+    if outputs is not None:
+        outputs.vectors = vectors
+    return [results["cbow"], results["skipgram"], onehot]

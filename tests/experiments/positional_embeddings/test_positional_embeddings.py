@@ -1,0 +1,190 @@
+"""Positional-embeddings experiments: the measurements on hand-made inputs, and a tiny end-to-end run."""
+
+import math
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from nlpcurriculum.experiments.positional_embeddings.positional_embeddings import (
+    ITEM,
+    AblationConfig,
+    Inputs,
+    LagCopyTask,
+    PositionalConfig,
+    SchemeRun,
+    attention_entropy,
+    byte_tokens,
+    context_losses,
+    offset_dot_spread,
+    rope_shift_error,
+    run,
+    scheme_item,
+)
+from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
+from nlpcurriculum.nn.positional import RotaryPositions, sinusoidal_table
+from nlpcurriculum.training import TrainerConfig
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def test_byte_tokens_hand_worked_example():
+    assert byte_tokens(["hi", "é"]).tolist() == [104, 105, 10, 10, 195, 169]
+
+
+def test_lag_copy_targets_are_the_token_lag_back_and_resume_exactly():
+    task = LagCopyTask(seq_len=6, lag=2, n_symbols=5, seed=3)
+    x, y = task.next_batch(4)
+    assert x.shape == y.shape == (4, 6) and int(x.max()) < 5
+    assert (y[:, :2] == LagCopyTask.IGNORE).all()
+    assert torch.equal(y[:, 2:], x[:, :-2])
+    state = task.state_dict()
+    a = task.next_batch(3)
+    task.load_state_dict(state)
+    assert torch.equal(task.next_batch(3)[0], a[0])
+    first = [b[0] for b in task.eval_batches(2, 2)]
+    assert all(torch.equal(p, q[0]) for p, q in zip(first, task.eval_batches(2, 2)))
+    with pytest.raises(ValueError, match="lag"):
+        LagCopyTask(seq_len=4, lag=4, n_symbols=5).load_state_dict(state)
+
+
+def test_offset_dot_spread_is_zero_for_sinusoids_and_large_for_a_random_table():
+    spread, mean_dot = offset_dot_spread(sinusoidal_table(256, 64), max_offset=16)
+    assert spread < 1e-5
+    # hand check: PE(p).PE(p+k) = sum_i cos(k w_i); at k = 0 it is |PE|^2 = dim / 2
+    w = 10000.0 ** (-torch.arange(0, 64, 2, dtype=torch.float64) / 64)
+    assert mean_dot[0] == pytest.approx(32.0, abs=1e-4)
+    assert mean_dot[3] == pytest.approx(float(torch.cos(3 * w).sum()), abs=1e-4)
+    torch.manual_seed(0)
+    random_spread, _ = offset_dot_spread(torch.randn(256, 64), max_offset=16)
+    assert random_spread > 0.5
+
+
+def test_rope_shift_error_is_rounding_only_and_catches_absolute_positions():
+    torch.manual_seed(0)
+    rope = RotaryPositions(head_dim=16, max_seq_len=8)
+    q, k = torch.randn(2, 4, 12, 16), torch.randn(2, 2, 12, 16)  # grouped: 2 kv heads for 4 q heads
+    errors = rope_shift_error(rope, q, k, [1, 50, 1000])
+    assert set(errors) == {1, 50, 1000}
+    assert max(errors.values()) < 1e-4
+
+    class AddedPositions(RotaryPositions):  # an absolute scheme disguised as a rotation
+        def rotate(self, q, k, positions):
+            table = sinusoidal_table(int(positions.max()) + 1, q.size(-1))[positions]  # (T, hs)
+            return q + table, k + table
+
+    assert max(rope_shift_error(AddedPositions(16, 8), q, k, [1, 50]).values()) > 0.05
+
+
+def test_attention_entropy_is_one_for_uniform_and_zero_for_one_hot_rows():
+    T = 6
+    causal = torch.ones(T, T).tril()
+    uniform = (causal / causal.sum(-1, keepdim=True))[None, None].expand(2, 3, T, T)  # (B, nh, T, T)
+    one_hot = torch.eye(T)[None, None].expand(2, 3, T, T)
+    ent = attention_entropy([uniform, one_hot])
+    assert ent.shape == (2, 3, T - 1)
+    assert torch.allclose(ent[0], torch.ones(3, T - 1), atol=1e-6)
+    assert torch.allclose(ent[1], torch.zeros(3, T - 1), atol=1e-6)
+    half = torch.zeros(1, 1, 3, 3)  # query 2 splits its weight over 2 of its 3 keys
+    half[0, 0, 0, 0], half[0, 0, 1, :2], half[0, 0, 2, 1:] = 1.0, 0.5, 0.5
+    assert attention_entropy([half])[0, 0, 1] == pytest.approx(math.log(2) / math.log(3), abs=1e-6)
+
+
+def test_context_losses_match_the_model_loss_and_learned_is_not_applicable_beyond_its_table():
+    torch.manual_seed(0)
+    tokens = torch.randint(0, 256, (400,))
+    model = build_model(MiniFormerConfig(d_model=16, n_layers=1, n_heads=2, max_seq_len=8,
+                                         position="learned")).eval()
+    losses, per_position = context_losses(model, tokens, [8, 16], n_tokens=160, batch_size=3)
+    assert losses[16] is None and per_position is None
+    x, y = tokens[:160].view(-1, 8), tokens[1:161].view(-1, 8)
+    with torch.no_grad():
+        expected = float(model(x, targets=y).loss)
+    assert losses[8] == pytest.approx(expected, abs=1e-5)
+    rope = build_model(MiniFormerConfig(d_model=16, n_layers=1, n_heads=2, max_seq_len=8,
+                                        position="rope")).eval()
+    losses, per_position = context_losses(rope, tokens, [8, 32], n_tokens=160)
+    assert per_position.shape == (32,)
+    assert losses[32] == pytest.approx(float(per_position.mean()), abs=1e-5)
+    with pytest.raises(ValueError, match="fewer than one window"):
+        context_losses(rope, tokens[:20], [8, 32], n_tokens=160)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (dict(context_multiples=[2, 4]), "context_multiples"),
+    (dict(context_multiples=[1]), "context_multiples"),
+    (dict(toy_text="abc"), "repeated"),
+    (dict(toy_text="x" * 100), "longer than"),
+    (dict(ablation=AblationConfig(n_symbols=300)), "n_symbols"),
+])
+def test_config_rejects_bad_values(bad, message):
+    with pytest.raises(ValueError, match=message):
+        PositionalConfig(**bad)
+
+
+def test_ablation_config_rejects_a_lag_that_leaves_no_targets():
+    with pytest.raises(ValueError, match="lag"):
+        AblationConfig(seq_len=4, lag=3)
+    with pytest.raises(ValueError, match="position"):
+        AblationConfig(position="none")
+
+
+def _fake_run(scheme: str, losses: dict[int, float | None]) -> SchemeRun:
+    history = [{"step": s, "loss": 3.0 - s / 10, "val_loss": 3.1 - s / 10} for s in (1, 2)]
+    per_position = torch.full((32,), 2.0) if losses[32] is not None else None
+    return SchemeRun(scheme, None, history, losses, per_position, 0.0)
+
+
+def test_alibi_findings_fail_honestly_when_another_scheme_extrapolates_better():
+    cfg = PositionalConfig(model=MiniFormerConfig(d_model=16, n_layers=1, n_heads=2, max_seq_len=8),
+                           toy_text="abab")
+    runs = {
+        "none": _fake_run("none", {8: 2.5, 16: 2.5, 32: 2.51}),
+        "learned": _fake_run("learned", {8: 2.0, 16: None, 32: None}),
+        "rope": _fake_run("rope", {8: 2.0, 16: 2.1, 32: 2.4}),
+        "alibi": _fake_run("alibi", {8: 2.1, 16: 2.15, 32: 2.2}),
+    }
+    result = scheme_item("alibi", runs, cfg)
+    assert result.item == ITEM["alibi"]
+    by_metric = {f.metric: f for f in result.findings}
+    assert by_metric["extrapolation.degradation"].value == pytest.approx(0.1)
+    assert not by_metric["extrapolation.degradation"].passed  # 0.1 > 0.05
+    assert by_metric["degradation_minus_best_other"].value == pytest.approx(0.1 - 0.01)
+    assert not by_metric["degradation_minus_best_other"].passed  # "none" degraded less
+    assert "learned.degradation" not in result.metrics  # cannot run at 4x: left out, not zero
+    runs["alibi"] = _fake_run("alibi", {8: 2.1, 16: 2.09, 32: 2.08})
+    assert all(f.passed for f in scheme_item("alibi", runs, cfg).findings)
+
+
+def test_tiny_end_to_end_run_returns_six_items_with_checked_findings():
+    cfg = PositionalConfig(
+        model=MiniFormerConfig(d_model=16, n_layers=1, n_heads=2, max_seq_len=16),
+        train=TrainerConfig(lr=3e-3, max_steps=4, batch_size=4, warmup_steps=1, eval_every=2,
+                            eval_batches=1, progress=False),
+        ablation=AblationConfig(seq_len=8, lag=2, max_steps=4, batch_size=4, eval_sequences=4),
+        eval_tokens=256, anim_frames=3, max_offset=8, rope_shifts=[1, 100], toy_text="to be to",
+    )
+    text = "def f(x):\n    return x + 1\n" * 40
+    lines = []
+    results = run(cfg, Inputs([text], [text[:400]], log=lines.append))
+    assert [r.item for r in results] == [f"positional-embeddings/{i}" for i in range(1, 7)]
+    assert len(lines) == 5 + 2  # one line per corpus model, one per ablation arm
+    assert all(r.findings for r in results)
+    sinusoidal, learned, rope, alibi, animation, ablation = results
+    assert sinusoidal.findings[0].passed  # a property of the table: holds at any training budget
+    assert rope.findings[0].metric == "shift_error.max" and rope.findings[0].passed
+    assert "val_loss.ctx32" not in learned.metrics and learned.metrics["extrapolation.max_context"] == 16
+    assert {"val_loss.ctx16", "val_loss.ctx32", "val_loss.ctx64"} <= set(alibi.metrics)
+    assert animation.findings[0].value == 0.0 and all(f.passed for f in animation.findings)
+    assert animation.files["position_encoding_3d.gif"][:6] == b"GIF89a"
+    page = animation.texts["position_encoding_3d.html"]
+    assert 'createElement("canvas")' in page and "http" not in page
+    assert 0.0 <= ablation.metrics["none.attn_entropy"] <= 1.0
+    assert {"heatmaps.png", "entropy.png"} <= set(ablation.figures)
+    for r in results:
+        for name, points in r.series.items():
+            assert points and all(isinstance(s, int) for s, _ in points), name

@@ -1,0 +1,45 @@
+"""The GQA experiment: a tiny end-to-end run and config errors."""
+
+import pytest
+
+from nlpcurriculum.experiments.grouped_query_attention import ITEMS, GQAConfig, Inputs, run
+from nlpcurriculum.models.miniformer import MiniFormerConfig
+from nlpcurriculum.training.trainer import TrainerConfig
+
+TEXT = ["It was the best of times, it was the worst of times. " * 40]
+
+
+def _tiny() -> GQAConfig:
+    return GQAConfig(
+        model=MiniFormerConfig(vocab_size=256, d_model=16, n_layers=1, n_heads=4, max_seq_len=16,
+                               position="rope"),
+        train=TrainerConfig(max_steps=4, batch_size=2, warmup_steps=1, eval_every=2, eval_batches=1,
+                            progress=False),
+        seq_len=16, uptrain_fraction=0.5, groups=[2], val_batches=1, batch=3, prompt_len=5,
+        new_tokens=4, repeats=1, check_rows=2,
+    )
+
+
+def test_run_covers_every_group_count_with_exact_checks():
+    conversion, speed, ablation = run(_tiny(), Inputs(TEXT, TEXT))
+    assert [conversion.item, speed.item, ablation.item] == list(ITEMS)
+    assert conversion.metrics["identity_max_abs_diff"] < 1e-5
+    assert conversion.metrics["identical_heads_max_abs_diff"] < 1e-5
+    assert conversion.metrics["uptrain_steps"] == 2
+    assert speed.metrics["cached_match_rate"] == 1.0
+    assert speed.metrics["kv_bytes_ratio"] == 4.0
+    # groups 1 (n_heads/4), 2 (asked) and 4 (MHA), KV bytes exactly the formula
+    assert {k.split(".")[0] for k in ablation.metrics if k.startswith("kv")} >= {"kv1", "kv2", "kv4"}
+    assert ablation.metrics["kv_bytes_formula_error"] == 0
+    assert speed.metrics["speedup"] > 0
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(ValueError, match="n_kv_heads"):
+        GQAConfig(model=MiniFormerConfig(vocab_size=256, n_heads=4, n_kv_heads=2))
+    with pytest.raises(ValueError, match="groups"):
+        GQAConfig(groups=[3])
+    with pytest.raises(ValueError, match="vocab_size"):
+        GQAConfig(model=MiniFormerConfig(vocab_size=100, d_model=256, n_heads=8))
+    with pytest.raises(ValueError, match="new_tokens"):
+        GQAConfig(new_tokens=1)

@@ -1,0 +1,85 @@
+"""The kv-cache items: speed rows, the hit/miss visualizer and the memory profile."""
+
+import re
+
+import matplotlib
+
+matplotlib.use("Agg")
+import pytest
+import torch
+
+from nlpcurriculum.decoding.kv_decode import CacheStep, greedy_cached
+from nlpcurriculum.experiments.kv_cache import (
+    Inputs,
+    KVCacheConfig,
+    formula_bytes,
+    measure_memory,
+    measure_speed,
+    render_cache_html,
+    run,
+)
+from nlpcurriculum.models import build_model, llama_like
+from nlpcurriculum.models.hf_interop import to_hf_llama
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return build_model(llama_like("tiny", vocab_size=60, max_seq_len=32)).eval()
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="new_tokens"):
+        KVCacheConfig(new_tokens=[64, 32])
+    with pytest.raises(ValueError, match="repeats"):
+        KVCacheConfig(repeats=0)
+
+
+def test_measure_speed_reports_identical_output(model):
+    rows = measure_speed(model, [1, 2, 3], [4, 8])
+    assert [r.new_tokens for r in rows] == [4, 8]
+    assert all(r.identical and r.seconds_cached > 0 and r.seconds_no_cache > 0 for r in rows)
+
+
+def test_formula_matches_measured_bytes_for_mha_and_gqa():
+    for kv in (4, 2, 1):
+        torch.manual_seed(0)
+        m = build_model(llama_like("tiny", vocab_size=60, n_kv_heads=kv))
+        lengths = [3, 17]
+        assert measure_memory(m, lengths) == [formula_bytes(m.config, n, 4) for n in lengths]
+
+
+def test_formula_hand_example():
+    # 2 (K and V) * 2 layers * 1 kv head * 8 dims * 4 bytes * 10 tokens = 1280 bytes.
+    cfg = type("C", (), {"n_layers": 2, "n_kv_heads": 1, "head_dim": 8})()
+    assert formula_bytes(cfg, 10, 4) == 1280
+
+
+def test_html_marks_hits_and_misses_from_the_trace(model):
+    trace: list[CacheStep] = []
+    new = greedy_cached(model, [5, 6], 3, trace=trace)
+    page = render_cache_html(trace, [f"t{i}" for i in [5, 6, *new]], n_prompt=2)
+    rows = re.findall(r"<tr><th>(prefill|step \d)</th>(.*?)</tr>", page)
+    assert [name for name, _ in rows] == ["prefill", "step 1", "step 2"]
+    counts = [(r.count('class="hit"'), r.count('class="miss"')) for _, r in rows]
+    assert counts == [(0, 2), (2, 1), (3, 1)]
+    assert "<style>" in page and "<script" not in page  # self-contained
+
+
+def test_items_findings_hold_on_a_tiny_model(model):
+    cfg = KVCacheConfig(new_tokens=[4, 8], min_speedup=0.01, viz_steps=4, memory_lengths=[4, 16],
+                        gqa_kv_heads=1)
+    results = run(cfg, Inputs(model, [1, 2, 3], decode=str, hf_model=to_hf_llama(model)))
+    assert [r.item for r in results] == ["kv-cache/1", "kv-cache/2", "kv-cache/3"]
+    for r in results:
+        assert r.findings and all(f.passed for f in r.findings), (r.item, r.findings)
+        assert all(f.metric in r.metrics for f in r.findings)
+    assert results[0].metrics["hf_same_tokens"] == 1.0
+    assert results[2].metrics["gqa_over_mha"] == pytest.approx(1 / 4, abs=0)
+
+
+def test_speed_finding_fails_when_threshold_is_out_of_reach(model):
+    cfg = KVCacheConfig(new_tokens=[4], min_speedup=1e6, viz_steps=2, memory_lengths=[4])
+    speed = run(cfg, Inputs(model, [1, 2], decode=str))[0]
+    assert not speed.findings[1].passed
+    assert speed.findings[0].passed

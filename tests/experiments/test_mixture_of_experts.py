@@ -1,0 +1,90 @@
+"""The MoE experiment: helpers on hand cases, a tiny end-to-end run, config errors."""
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from nlpcurriculum.experiments.mixture_of_experts import (
+    BYTE_KINDS,
+    ITEMS,
+    Inputs,
+    MoEExperimentConfig,
+    byte_kinds,
+    equal_quality,
+    mutual_information_bits,
+    normalized_entropy,
+    run,
+)
+from nlpcurriculum.models.miniformer import MiniFormerConfig
+from nlpcurriculum.training.trainer import TrainerConfig
+
+TEXT = ["It was the best of times, it was the WORST of times: 1775, naïve café. " * 30]
+
+
+def test_byte_kinds():
+    ids = torch.tensor(list("aZ5 ,\n".encode()) + list("é".encode()))
+    assert [BYTE_KINDS[k] for k in byte_kinds(ids)] == [
+        "lower", "upper", "digit", "space", "punct", "space", "non-ascii", "non-ascii"]
+
+
+def test_mutual_information_and_entropy_on_hand_cases():
+    a = torch.tensor([0, 0, 1, 1])
+    assert math.isclose(mutual_information_bits(a, a), 1.0)  # a determines b: H = 1 bit
+    assert math.isclose(mutual_information_bits(a, torch.tensor([0, 1, 0, 1])), 0.0, abs_tol=1e-12)
+    assert math.isclose(normalized_entropy(torch.tensor([5, 5, 5, 5])), 1.0)
+    assert normalized_entropy(torch.tensor([7, 0, 0])) == 0.0
+
+
+def test_equal_quality_interpolates_and_flags_bounds():
+    assert equal_quality([1, 2, 3], [2.0, 1.8, 1.7], 1.75) == (1.5, True)  # the worked example
+    assert equal_quality([1, 2, 3], [2.0, 1.8, 1.7], 1.6) == (2.0, False)  # better than all
+    assert equal_quality([1, 2, 3], [2.0, 1.8, 1.7], 2.1) == (0.0, False)  # worse than all
+
+
+def _tiny() -> MoEExperimentConfig:
+    return MoEExperimentConfig(
+        model=MiniFormerConfig(d_model=16, n_layers=2, n_heads=2, max_seq_len=16, d_ff=16,
+                               moe_experts=4, moe_top_k=1, moe_capacity_factor=1.25),
+        train=TrainerConfig(lr=3e-3, max_steps=3, batch_size=4, warmup_steps=1, eval_every=3,
+                            eval_batches=1, progress=False),
+        seq_len=16, variants=[[2, 1]], dense_d_ff=[8], capacity_factors=[1.0], val_batches=2,
+        timing_repeats=1,
+    )
+
+
+def test_run_returns_three_items_with_counted_flops_matching_the_hand_count():
+    results = run(_tiny(), Inputs(TEXT, TEXT))
+    assert [r.item for r in results] == list(ITEMS)
+    routing, utilization, swaps = results
+    for key in ("main.val_loss", "no_aux.val_loss", "E2_top1.val_loss", "dense_active.val_loss",
+                "main.layer0.kind_expert_mi_bits", "capacity.none.dropped_fraction"):
+        assert key in routing.metrics, key
+    assert routing.metrics["capacity.none.dropped_fraction"] == 0.0
+    assert "main.layer1.expert3.share" in utilization.metrics
+    assert {"utilization.png", "by_kind.png"} <= set(utilization.figures)
+    # dense sweep: 8, 16 (active: k*H) and 64 (total: E*H)
+    for key in ("dense_8.flops_per_token", "dense_16.ms_per_step", "dense_64.val_loss",
+                "equal_quality.flops_ratio_dense_over_moe"):
+        assert key in swaps.metrics, key
+    flop_check = next(f for f in swaps.findings if f.metric == "flop_count_max_rel_diff")
+    assert flop_check.passed, flop_check
+    assert swaps.metrics["dense_16.active_mlp_params"] == swaps.metrics["moe.active_mlp_params"]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(model=MiniFormerConfig(moe_experts=0)), "moe_experts must be >= 2"),
+        (dict(model=MiniFormerConfig(vocab_size=100, moe_experts=2)), "vocab_size must be 256"),
+        (dict(variants=[[2, 3]]), "variants entries"),
+        (dict(dense_d_ff=[0]), "dense_d_ff"),
+        (dict(capacity_factors=[0.0]), "capacity_factors"),
+        (dict(seq_len=32), "seq_len=32 must be in"),
+        (dict(val_batches=0), "val_batches must be >= 1"),
+    ],
+)
+def test_bad_config_fails_clearly(change, message):
+    with pytest.raises(ValueError, match=message):
+        replace(_tiny(), **change)

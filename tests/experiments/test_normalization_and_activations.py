@@ -1,0 +1,71 @@
+"""The norms/activations experiment: parity numbers, a tiny ablation run, config errors."""
+
+from dataclasses import replace
+
+import pytest
+
+from nlpcurriculum.experiments.normalization_and_activations import (
+    ITEMS,
+    Inputs,
+    NormsActivationsConfig,
+    matched_d_ff,
+    parity_errors,
+    run,
+)
+from nlpcurriculum.models.miniformer import MiniFormerConfig
+from nlpcurriculum.training.trainer import TrainerConfig
+
+TEXT = ["It was the best of times, it was the worst of times. " * 30]
+
+
+def test_parity_errors_are_at_fp32_rounding():
+    errors = parity_errors(rows=64, dim=16, seed=0)
+    assert set(errors) == {"layernorm", "rmsnorm", "gelu", "gelu_tanh", "relu", "swiglu"}
+    for name, (fwd, grad, scale) in errors.items():
+        assert max(fwd, grad) / scale < 1e-5, name
+
+
+def _tiny() -> NormsActivationsConfig:
+    return NormsActivationsConfig(
+        model=MiniFormerConfig(d_model=16, n_layers=2, n_heads=2, max_seq_len=16),
+        train=TrainerConfig(lr=3e-3, max_steps=3, batch_size=4, warmup_steps=1, eval_every=3,
+                            eval_batches=1, progress=False),
+        seq_len=16, norms=["layernorm", "rmsnorm", "none"], mlps=["relu", "swiglu"],
+        test_batches=2, parity_rows=32, parity_dim=8, stat_windows=2,
+    )
+
+
+def test_run_returns_three_items_with_every_variant_measured():
+    results = run(_tiny(), Inputs(TEXT, TEXT, TEXT))
+    assert [r.item for r in results] == list(ITEMS)
+    parity, ablation, activations = results
+    assert all(f.passed for f in parity.findings)
+    for key in ("norm.layernorm.test_loss", "norm.rmsnorm.test_loss", "norm.none.test_loss",
+                "mlp.relu.test_loss", "mlp.swiglu.test_loss", "norm_gain", "swiglu_gain_over_relu"):
+        assert key in ablation.metrics, key
+    assert {f.metric for f in ablation.findings} == {
+        "norm_gain", "abs_rmsnorm_minus_layernorm", "swiglu_gain_over_relu"}
+    assert "layernorm.layer1.residual_std" in activations.metrics
+    assert {"histograms.png", "activation_std.png"} <= set(activations.figures)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(norms=["layernorm"]), "must contain 'none'"),
+        (dict(norms=["batchnorm", "none"]), "unknown norm 'batchnorm'"),
+        (dict(mlps=["tanh"]), "unknown mlp 'tanh'"),
+        (dict(seq_len=32), "seq_len=32 must be in"),
+    ],
+)
+def test_bad_config_fails_clearly(change, message):
+    with pytest.raises(ValueError, match=message):
+        replace(_tiny(), **change)
+
+
+def test_matched_d_ff_gives_equal_weight_counts():
+    for C in (32, 64, 96):
+        plain = 2 * C * matched_d_ff("gelu", C)
+        gated = 3 * C * matched_d_ff("swiglu", C)
+        assert abs(gated - plain) / plain < 0.01
+    assert matched_d_ff("swiglu", 64) == 171 and matched_d_ff("relu", 64) == 256

@@ -1,0 +1,82 @@
+"""The attention experiment on a tiny model and a tiny corpus: items, structural findings, errors."""
+
+from dataclasses import replace
+
+import pytest
+import torch
+
+from nlpcurriculum.experiments.self_attention_and_multihead_attention import (
+    ITEMS,
+    AttentionConfig,
+    Inputs,
+    Outputs,
+    byte_label,
+    pick_sample,
+    run,
+    torch_multihead_parity,
+)
+from nlpcurriculum.models.miniformer import MiniFormerConfig
+from nlpcurriculum.nn.attention import MultiHeadAttention
+from nlpcurriculum.training.trainer import TrainerConfig
+
+TEXTS = ["The quick brown fox jumps over the lazy dog. " * 20,
+         "Pack my box with five dozen liquor jugs. " * 20]
+
+
+def _tiny() -> AttentionConfig:
+    return AttentionConfig(
+        model=MiniFormerConfig(d_model=16, n_layers=1, n_heads=2, max_seq_len=16),
+        train=TrainerConfig(lr=3e-3, max_steps=4, batch_size=4, warmup_steps=1, eval_every=2,
+                            eval_batches=1, progress=False),
+        seq_len=16, sample_chars=12, stat_windows=4,
+    )
+
+
+def test_run_returns_the_three_items_with_structural_findings_passing():
+    built = Outputs()
+    results = run(_tiny(), Inputs(TEXTS[:1], TEXTS[1:]), built)
+    model = built.model
+    assert [r.item for r in results] == list(ITEMS)
+    by_metric = {f.metric: f for r in results for f in r.findings}
+    # what holds whatever the training: exact parity and the causal property
+    for metric in ("max_abs_diff_vs_torch_sdpa", "weight_sum_error", "max_abs_diff_vs_model_weights",
+                   "max_abs_diff_vs_nn_multihead", "max_abs_past_logit_change_masked",
+                   "max_abs_past_logit_change_masked_by_hand", "max_future_gradient_masked",
+                   "max_abs_past_logit_change_unmasked"):
+        assert by_metric[metric].passed, by_metric[metric]
+    assert by_metric["max_abs_past_logit_change_masked"].value == 0.0
+    single, multi, causal = results
+    assert "single_token.png" in single.figures and "sum of weights" in single.texts["single_token.txt"]
+    assert {"heads.png", "head_divergence.png", "loss.png"} <= set(multi.figures)
+    assert causal.metrics["perturb_from"] == 8
+    assert not model.training
+
+
+def test_torch_multihead_parity_is_at_float_rounding():
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(12, 3).eval()
+    out_diff, w_diff = torch_multihead_parity(attn, torch.randn(2, 5, 12))
+    assert out_diff < 1e-6 and w_diff < 1e-6
+
+
+def test_pick_sample_prefers_a_readable_line():
+    sample = pick_sample(["\x01\x02 junk\nshort\nA readable line of text here\n"], 10)
+    assert bytes(sample.tolist()).decode() == "A readable"
+    assert byte_label(32) == "␣" and byte_label(10) == "\\n" and byte_label(65) == "A"
+    with pytest.raises(ValueError, match="fewer than sample_chars"):
+        pick_sample(["abc"], 10)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(seq_len=64), "seq_len=64 must be in"),
+        (dict(demo_head=2), "demo_head=2"),
+        (dict(sample_chars=20), "sample_chars=20"),
+        (dict(model=MiniFormerConfig(vocab_size=100, d_model=16, n_heads=2, max_seq_len=16)),
+         "vocab_size must be 256"),
+    ],
+)
+def test_bad_config_fails_clearly(change, message):
+    with pytest.raises(ValueError, match=message):
+        replace(_tiny(), **change)

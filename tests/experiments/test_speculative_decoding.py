@@ -1,0 +1,110 @@
+"""The speculative-decoding experiment: the exactness check, the bigram draft, the distillation
+loss, config errors and one tiny run of the stage's three items."""
+
+import numpy as np
+import pytest
+import torch
+
+from nlpcurriculum.experiments.speculative_decoding import (
+    Inputs,
+    SpeculativeConfig,
+    bigram_draft,
+    distill_loss,
+    exactness_check,
+    kl_to_target,
+    run,
+)
+from nlpcurriculum.training.data import TokenBatcher
+from nlpcurriculum.training.trainer import TrainerConfig
+from tests.decoding.test_speculative import lm  # the decoding tests' tiny models
+
+
+def test_exactness_check_on_small_models():
+    target, draft = lm(0, init_std=0.5), lm(1, layers=1, init_std=0.5)
+    r = exactness_check(target, draft, [1, 2, 3], 1.0, 5000, 8, seed=0)
+    assert r["tv_spec_vs_target"] < r["tv_bound"] < r["tv_draft_vs_target"]
+    assert abs(r["acceptance_first_position"] - r["expected_acceptance"]) < 0.05
+
+
+def test_bigram_draft_is_the_normalised_counts():
+    stream = np.array([0, 1, 2, 1, 2, 0, 1], dtype=np.int32)
+    model = bigram_draft(stream, 3, alpha=0.5)
+    probs = torch.softmax(model.table.weight.detach(), -1)
+    counts = np.zeros((3, 3))
+    for a, b in zip(stream[:-1], stream[1:]):
+        counts[a, b] += 1
+    expected = (counts + 0.5) / (counts + 0.5).sum(1, keepdims=True)
+    np.testing.assert_allclose(probs.numpy(), expected, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_distill_loss_mixes_cross_entropy_and_kl_to_the_target():
+    target, draft = lm(0, init_std=0.3), lm(1, layers=1, init_std=0.3)
+    x = torch.randint(0, 50, (2, 6), generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 50, (2, 6), generator=torch.Generator().manual_seed(1))
+    ce = draft(x, targets=y).loss
+    torch.testing.assert_close(distill_loss(target, 0.0)(draft, (x, y)), ce)
+    assert float(distill_loss(target, 1.0)(target, (x, y))) == pytest.approx(0.0, abs=1e-5)
+    kl = float(distill_loss(target, 1.0)(draft, (x, y)))
+    assert kl > 0
+    assert float(distill_loss(target, 0.25)(draft, (x, y))) == pytest.approx(0.75 * float(ce) + 0.25 * kl, rel=1e-5)
+
+
+def test_kl_to_target_is_zero_for_the_target_itself():
+    target, draft = lm(0, init_std=0.3), lm(1, layers=1, init_std=0.3)
+    data = TokenBatcher(torch.arange(200) % 50, 8, mode="sequential")
+    assert kl_to_target(target, target, data, 4, 2) == pytest.approx(0.0, abs=1e-5)
+    assert kl_to_target(target, draft, data, 4, 2) > 0.01
+
+
+def test_config_errors_name_the_key():
+    with pytest.raises(ValueError, match="draft_widths"):
+        SpeculativeConfig(draft_layers=[1, 2], draft_widths=[32])
+    with pytest.raises(ValueError, match="gammas"):
+        SpeculativeConfig(gammas=[4, 2])
+    with pytest.raises(ValueError, match="draft_head_dim"):
+        SpeculativeConfig(draft_widths=[30, 64, 64])
+    with pytest.raises(ValueError, match="temperatures"):
+        SpeculativeConfig(temperatures=[-1.0])
+    with pytest.raises(ValueError, match="distill"):
+        SpeculativeConfig(distill=1.5)
+    with pytest.raises(ValueError, match="lookup_gammas"):
+        SpeculativeConfig(lookup_gammas=[8, 4])
+    with pytest.raises(ValueError, match="min_ngram"):
+        SpeculativeConfig(min_ngram=4, max_ngram=3)
+    with pytest.raises(ValueError, match="table_min_confidence"):
+        SpeculativeConfig(table_min_confidence=2.0)
+    with pytest.raises(ValueError, match="no draft"):
+        SpeculativeConfig(draft_layers=[], draft_widths=[], bigram=False, context_draft=False,
+                          table_draft=False)
+
+
+def test_run_tiny(tmp_path):
+    target = lm(0, vocab=40, init_std=0.3)
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 40, 3000).astype(np.int32)
+    val = rng.integers(0, 40, 600).astype(np.int32)
+    cfg = SpeculativeConfig(
+        draft_layers=[1], draft_widths=[16], train=TrainerConfig(max_steps=3, warmup_steps=1, batch_size=4,
+                                                                  eval_every=0, progress=False),
+        seq_len=16, val_batches=1, prompt_tokens=4, n_prompts=2, new_tokens=8, gammas=[1, 3],
+        temperatures=[0.0, 1.0], curve_gamma=2, exact_samples=500, repeats=1, cost_calls=2,
+        table_tokens=1024, table_generations=4, lookup_gammas=[4, 6])
+    results = run(cfg, Inputs(target, train, val))
+    assert [r.item for r in results] == [f"speculative-decoding/{i}" for i in (1, 2, 3)]
+    assert results[0].metrics["greedy_runs_different"] == 0
+    assert results[0].findings[0].passed
+    assert all(r.findings for r in results)
+    assert {"bigram.best_speedup", "1L-d16.best_speedup", "context.best_speedup", "table.best_speedup",
+            "context-table.best_speedup"} <= set(results[2].metrics)
+    # the lookup drafts are swept over lookup_gammas, the model drafts over gammas
+    assert {"context-table.g6.speedup", "1L-d16.g3.speedup"} <= set(results[1].metrics)
+    assert "1L-d16.g6.speedup" not in results[1].metrics
+    # exactness is checked for a sampled q (the mini-former) and a one-hot q (context-table)
+    m = results[0].metrics
+    for name in ("1L-d16", "context-table"):
+        assert m[f"exact.{name}.tv_spec_vs_target"] < m[f"exact.{name}.tv_bound"]
+    assert results[2].metrics["table.params"] > 0  # table entries
+    for r in results:
+        for fig in r.figures.values():
+            fig.savefig(tmp_path / "f.png")

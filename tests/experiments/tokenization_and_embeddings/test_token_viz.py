@@ -1,0 +1,66 @@
+"""The token visualizer item: sample paragraphs (turns between sources, skips headings, cuts at a
+word boundary) and the item's checked findings."""
+
+from __future__ import annotations
+
+import pytest
+
+from nlpcurriculum.experiments.tokenization_and_embeddings.token_viz import (
+    ITEMS,
+    Inputs,
+    TokenVizConfig,
+    run,
+    sample_paragraphs,
+    token_viz_item,
+)
+from tests.viz.test_token_viz import TEXT, bpe, toy_tiktoken  # noqa: F401  (the visualizer tests' text and fixtures)
+
+LONG = "word " * 100  # 500 characters
+
+
+def test_takes_turns_between_groups_and_skips_short_paragraphs():
+    groups = {
+        "a": ["Heading\n*******\n\n" + "alpha " * 30, "alpha two " * 20],
+        "b": ["beta " * 30],
+    }
+    out = sample_paragraphs(groups, 3, max_chars=300)
+    assert [s.split()[0] for s in out] == ["alpha", "beta", "alpha"]
+    assert not any("Heading" in s for s in out)
+
+
+def test_cuts_at_the_last_space_before_the_limit():
+    (sample,) = sample_paragraphs({"a": [LONG]}, 1, max_chars=203)
+    assert len(sample) <= 203 and sample.endswith("word") and LONG.startswith(sample)
+
+
+def test_returns_what_there_is_and_fails_clearly_when_nothing_fits():
+    assert len(sample_paragraphs({"a": [LONG, LONG]}, 5)) == 2
+    with pytest.raises(ValueError, match="no document has a paragraph of at least 120"):
+        sample_paragraphs({"a": ["short"]}, 1)
+    with pytest.raises(ValueError, match="n must be >= 1"):
+        sample_paragraphs({"a": [LONG]}, 0)
+
+
+def test_token_viz_item(toy_tiktoken, bpe):
+    result = token_viz_item("tokenization-and-embeddings/7", TEXT, {"toy": toy_tiktoken, "bpe": bpe})
+    assert all(f.passed for f in result.findings) and len(result.findings) == 4
+    assert result.metrics["toy/tokens"] == len(toy_tiktoken.encode(TEXT))
+    assert result.texts["token_viz.html"].startswith("<!DOCTYPE html>")
+    assert "== bpe" in result.texts["token_viz.txt"]
+
+    class GappyOffsets:  # a HuggingFace-like tokenizer whose offsets skip the "b"
+        def encode(self, text):
+            return type("Encoding", (), {"ids": [7], "offsets": [(0, 1)]})()
+
+        def id_to_token(self, i):
+            return "a"
+
+    result = token_viz_item("x/1", "ab", {"gappy": GappyOffsets()})
+    by_metric = {f.metric: f.passed for f in result.findings}
+    assert by_metric == {"gappy/ids_match": True, "gappy/chunks_cover_text": False}
+
+
+def test_run_is_the_item_on_the_stage_text(toy_tiktoken):
+    (result,) = run(TokenVizConfig(), Inputs(TEXT, {"toy": toy_tiktoken}))
+    assert result.item == ITEMS[0] == "tokenization-and-embeddings/7"
+    assert result.metrics == token_viz_item(ITEMS[0], TEXT, {"toy": toy_tiktoken}).metrics

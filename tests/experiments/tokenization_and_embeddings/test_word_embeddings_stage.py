@@ -1,0 +1,77 @@
+"""The `word_embeddings` stage's params section and its end-to-end library call (fast, no DVC)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+import yaml
+
+from nlpcurriculum.embeddings.word2vec import Word2VecConfig
+from nlpcurriculum.experiments.tokenization_and_embeddings.word_embeddings import (
+    ITEM,
+    Inputs,
+    Outputs,
+    WordEmbeddingsConfig,
+    run,
+)
+from nlpcurriculum.params import ParamsError, load_section, merge_profile, read_yaml
+from tests.conftest import REPO
+
+
+@pytest.mark.parametrize("profile", ["default", "smoke"])
+def test_params_section_loads_in_every_profile(profile, tmp_path):
+    params = read_yaml(REPO / "params.yaml")
+    if profile != "default":
+        params = merge_profile(params, read_yaml(REPO / "profiles" / f"{profile}.yaml"))
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    cfg = load_section("word_embeddings", WordEmbeddingsConfig, path)
+    assert (cfg.cbow.arch, cfg.skipgram.arch) == ("cbow", "skipgram")
+    if profile == "smoke":
+        assert cfg.stories < WordEmbeddingsConfig().stories
+
+
+def test_section_rejects_a_model_of_the_wrong_architecture(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("word_embeddings:\n  cbow:\n    arch: skipgram\n")
+    with pytest.raises(ParamsError, match="cbow.arch must be 'cbow', got 'skipgram'"):
+        load_section("word_embeddings", WordEmbeddingsConfig, path)
+
+
+def test_run_covers_the_three_items_and_the_corpus():
+    tiny = dict(dim=16, epochs=1, min_count=2, batch_size=512)
+    cfg = WordEmbeddingsConfig(
+        stories=300,
+        cbow=Word2VecConfig(arch="cbow", **tiny),
+        skipgram=Word2VecConfig(arch="skipgram", **tiny),
+        corpus_epochs=1, corpus_documents=2, corpus_min_count=1, corpus_words=["socket", "nope"],
+        neighbours=3,
+    )
+    corpus = [["the", "socket", "reads", "bytes", "from", "the", "pipe"] * 5,
+              ["a", "pipe", "writes", "bytes", "to", "the", "socket"] * 5,
+              ["unused", "document"] * 5]
+    built = Outputs()
+    results = run(cfg, Inputs(corpus), built)
+    vectors = built.vectors
+    assert [r.item for r in results] == [ITEM["cbow"], ITEM["skipgram"], ITEM["one_hot_vs_learned"]]
+    assert set(vectors) == {"cbow", "skipgram", "corpus_skipgram"}
+    assert "unused" not in vectors["corpus_skipgram"]  # corpus_documents=2 keeps the first two
+    text = results[1].texts["corpus_neighbours.txt"]
+    assert "socket: " in text and "nope: (not in the vocabulary)" in text
+    assert results[1].metrics["corpus/documents"] == 2.0
+    assert all(r.findings for r in results)
+    # corpus_epochs = 0 skips the corpus even when one is given
+    built = Outputs()
+    results = run(replace(cfg, corpus_epochs=0), Inputs(corpus), built)
+    vectors = built.vectors
+    assert "corpus_skipgram" not in vectors and "corpus_neighbours.txt" not in results[1].texts
+
+
+def test_importing_the_stage_is_cheap():
+    code = ("import runpy, sys; runpy.run_path('stages/word_embeddings.py', run_name='not_main');"
+            "print(','.join(m for m in ('torch', 'mlflow', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
