@@ -40,6 +40,7 @@ from torch import Tensor
 
 from nlpcurriculum.models import MiniFormerConfig, build_model
 from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.tokenizers.bytes import byte_tokens
 from nlpcurriculum.training import TokenBatcher, Trainer, TrainerConfig, seed_everything
 
 __all__ = [
@@ -112,11 +113,8 @@ class LMBudget:
 
 
 def byte_stream(texts: Sequence[str]) -> Tensor:
-    """UTF-8 bytes of ``texts`` joined (and ended) by :data:`DOC_SEP`, as a 1-D int64 tensor."""
-    if not texts:
-        raise ValueError("byte_stream needs at least one text")
-    data = b"".join(t.encode("utf-8") + bytes([DOC_SEP]) for t in texts)
-    return torch.frombuffer(bytearray(data), dtype=torch.uint8).long()
+    """UTF-8 bytes of ``texts``, each followed by :data:`DOC_SEP`, as a 1-D int64 tensor."""
+    return byte_tokens(texts, chr(DOC_SEP), end=True)
 
 
 class MixedBatcher:

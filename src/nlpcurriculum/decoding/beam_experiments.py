@@ -42,6 +42,7 @@ from nlpcurriculum.decoding.constrained import (
     xml_grammar_regex,
 )
 from nlpcurriculum.decoding.regex_automaton import compile_regex
+from nlpcurriculum.metrics.timing import torch_threads
 from nlpcurriculum.results import Finding, ItemResult
 
 __all__ = ["BeamSearchConfig", "CONSTRAINTS", "beam_items", "repetition_rate"]
@@ -550,8 +551,6 @@ def beam_items(model: nn.Module, val_ids: Sequence[int], encode: Callable[[str],
                decode: Callable[[list[int]], str], eos_id: int, cfg: BeamSearchConfig,
                hf_model: Any = None) -> list[ItemResult]:
     """All three items; ``val_ids`` is the val token stream (prompts are cut from it)."""
-    from nlpcurriculum.experiments.harness import torch_threads
-
     stop = encode(cfg.stop_text)
     if len(stop) != 1:
         raise ValueError(f"stop_text {cfg.stop_text!r} must be one token, encodes to {stop}")

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from nlpcurriculum.metrics.stats import entropy
 from nlpcurriculum.nn.kv_cache import KVCache
 from nlpcurriculum.nn.linear import decode_layout
 
@@ -51,7 +52,6 @@ __all__ = [
     "apply_temperature",
     "apply_top_k",
     "apply_top_p",
-    "entropy",
     "next_token_distribution",
     "process_logits",
     "sample",
@@ -221,12 +221,6 @@ def process_logits(scores: Tensor, prev_ids: Tensor | None, cfg: SamplerConfig) 
 def next_token_distribution(scores: Tensor, prev_ids: Tensor | None, cfg: SamplerConfig) -> Tensor:
     """The distribution the next id is drawn from: ``softmax(process_logits(...))``, rows sum to 1."""
     return process_logits(scores, prev_ids, cfg).softmax(dim=-1)
-
-
-def entropy(probs: Tensor) -> Tensor:
-    """Shannon entropy in nats over the last axis (``0 * log 0`` counted as 0)."""
-    logp = torch.where(probs > 0, probs.log(), torch.zeros_like(probs))
-    return -(probs * logp).sum(dim=-1)
 
 
 # --- generation with the KV cache -------------------------------------------------------------

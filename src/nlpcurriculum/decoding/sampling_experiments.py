@@ -13,7 +13,7 @@ batch of prompts x samples per setting).
   every filtered distribution sums to 1.
 * ``.../2`` (:func:`diversity_item`): sweep temperature, top-k and top-p; per setting the mean
   per-step entropy of the sampled distribution against distinct-1/2 and self-BLEU
-  (:mod:`nlpcurriculum.decoding.diversity`) of the samples of each prompt. Claim: entropy and
+  (:mod:`nlpcurriculum.metrics.text`) of the samples of each prompt. Claim: entropy and
   diversity rise together (Spearman rank correlation across settings), self-BLEU falls.
 * ``.../3`` (:func:`repetition_item`): temperature 0 (argmax) against sampling: the fraction of
   repeated n-grams within each continuation (rep-n), the longest span that occurs twice, and the
@@ -34,8 +34,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from nlpcurriculum.decoding.diversity import distinct_n, longest_repeated_span, ngrams, repetition_rate, self_bleu
 from nlpcurriculum.decoding.samplers import SamplerConfig, sample
+from nlpcurriculum.metrics.stats import spearman
+from nlpcurriculum.metrics.text import distinct_n, longest_repeated_span, ngrams, repetition_rate, self_bleu
+from nlpcurriculum.metrics.timing import torch_threads
 from nlpcurriculum.results import Finding, ItemResult
 
 __all__ = [
@@ -45,7 +47,6 @@ __all__ = [
     "make_prompts",
     "repetition_item",
     "run_sampling",
-    "spearman",
 ]
 
 ITEM = "sampling-parameters-temp-top-k-top-p"
@@ -147,25 +148,6 @@ def make_prompts(stream: Sequence[int], n: int, length: int) -> list[list[int]]:
         raise ValueError(f"the token stream ({len(stream)} ids) is shorter than prompt_tokens ({length})")
     starts = np.linspace(0, len(stream) - length, n).astype(int)
     return [[int(t) for t in stream[s : s + length]] for s in starts]
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rank correlation (ties get their average rank); nan when a side is constant."""
-
-    def ranks(v: Sequence[float]) -> np.ndarray:
-        v = np.asarray(v, dtype=float)
-        order = np.argsort(v, kind="stable")
-        r = np.empty(len(v))
-        r[order] = np.arange(len(v), dtype=float)
-        for value in np.unique(v):  # average the ranks of ties
-            tied = v == value
-            r[tied] = r[tied].mean()
-        return r
-
-    rx, ry = ranks(x), ranks(y)
-    if rx.std() == 0 or ry.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 # --- item 1: the dashboard, headless --------------------------------------------------------
@@ -445,8 +427,6 @@ def repetition_item(model: nn.Module, prompts: list[list[int]], cfg: SamplingCon
 def run_sampling(cfg: SamplingConfig, model: nn.Module, tokenizer: Any, stream: Sequence[int],
                  stop_id: int | None = None) -> list[ItemResult]:
     """The three items on ``model``, prompts cut from ``stream``, ``cfg.num_threads`` threads."""
-    from nlpcurriculum.experiments.harness import torch_threads
-
     cfg.check_fits(model.config.max_seq_len)
     prompts = make_prompts(stream, cfg.n_prompts, cfg.prompt_tokens)
     decode = tokenizer.decode
