@@ -52,6 +52,7 @@ __all__ = [
     "apply_temperature",
     "apply_top_k",
     "apply_top_p",
+    "as_prompt_batch",
     "next_token_distribution",
     "process_logits",
     "sample",
@@ -253,7 +254,13 @@ class SampleOutput:
     sampled_probs: Tensor | None = None
 
 
-def _as_prompt_batch(prompts: Sequence[int] | Sequence[Sequence[int]]) -> Tensor:
+def as_prompt_batch(prompts: Sequence[int] | Sequence[Sequence[int]] | Tensor) -> tuple[Tensor, bool]:
+    """One prompt (ids) or several of equal length as a ``(P, T)`` int64 batch, and whether it
+    was one prompt.
+
+    Raises:
+        ValueError: no prompt, an empty one, or prompts of different lengths.
+    """
     if len(prompts) == 0:
         raise ValueError("prompt must hold at least one token id")
     first = prompts[0]
@@ -264,7 +271,7 @@ def _as_prompt_batch(prompts: Sequence[int] | Sequence[Sequence[int]]) -> Tensor
         raise ValueError("prompt must hold at least one token id")
     if len(lengths) > 1:
         raise ValueError(f"all prompts of one call must have the same length, got {sorted(lengths)}")
-    return torch.tensor(rows, dtype=torch.long)  # (P, T)
+    return torch.tensor(rows, dtype=torch.long), single  # (P, T)
 
 
 @torch.no_grad()
@@ -298,7 +305,7 @@ def sample(
         raise ValueError(f"n_samples must be >= 1, got {n_samples}")
     if not hasattr(model, "blocks"):
         raise TypeError("model must be a MiniFormer (it needs .blocks and the kv_cache argument)")
-    prompt = _as_prompt_batch(prompts).repeat_interleave(n_samples, dim=0)  # (B, T)
+    prompt = as_prompt_batch(prompts)[0].repeat_interleave(n_samples, dim=0)  # (B, T)
     limit = model.config.max_seq_len
     if prompt.size(1) + max_new_tokens > limit:
         raise ValueError(f"prompt ({prompt.size(1)} tokens) + max_new_tokens ({max_new_tokens}) "
