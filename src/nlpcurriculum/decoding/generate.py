@@ -22,8 +22,8 @@ A caller with its own forward (an attention mask, a slice of the vocabulary) pas
 samples every time.
 
 Worked example (tested): a prompt ``[1, 2, 3]`` and ``max_new_tokens=12`` with a model of
-``max_seq_len = 8``: from the sixth step on, the model sees only the last 8 ids; with
-``stop_id=s`` the output ends at the first ``s``, which it includes.
+``max_seq_len = 8``: step 6 feeds all 8 ids, from step 7 on (9 ids and more) the model sees only
+the last 8; with ``stop_id=s`` the output ends at the first ``s``, which it includes.
 
 Dimension legend: B batch (prompts), T tokens so far, V vocabulary.
 
