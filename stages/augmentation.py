@@ -43,7 +43,7 @@ def main() -> None:
     started = time.time()
     import pandas as pd
 
-    from nlpcurriculum.data.model_augment import embedding_neighbours
+    from nlpcurriculum.augmentation.model_based import embedding_neighbours
     from nlpcurriculum.data.schemas import AUGMENTED, write_table
     from nlpcurriculum.embeddings.vectors import WordVectors
     from nlpcurriculum.experiments.data_augmentation_for_nlp import (

@@ -42,6 +42,7 @@ def main() -> None:
     import torch
 
     from nlpcurriculum.decoding import generate
+    from nlpcurriculum.decoding.samplers import SamplerConfig
     from nlpcurriculum.models import load_model
     from nlpcurriculum.training.pretrain import bits_per_byte, evaluate_lm
 
@@ -61,8 +62,9 @@ def main() -> None:
     for prompt in cfg.prompts:
         ids = encode_text(tok, prompt)
         for label, temp in (("greedy", 0.0), (f"sampled (T={cfg.temperature}, top-k={cfg.top_k})", cfg.temperature)):
-            new = generate(model, ids, cfg.max_new_tokens, temperature=temp, top_k=cfg.top_k,
-                           stop_id=meta["eos_id"], generator=gen)
+            sampler = SamplerConfig(temperature=temp, top_k=cfg.top_k)
+            new = generate(model, ids, cfg.max_new_tokens, sampler=sampler, stop_id=meta["eos_id"],
+                           generator=gen)
             blocks.append(f"--- {label} | prompt {prompt!r}\n{prompt}{tok.decode(new)}\n")
     write_text(OUTPUT, "\n".join(blocks))
     publish("evaluate", {"evaluate": cfg}, metrics=metrics, started=started, artifacts=[OUTPUT])

@@ -18,11 +18,11 @@ from nlpcurriculum.decoding.samplers import (
     apply_temperature,
     apply_top_k,
     apply_top_p,
-    entropy,
     next_token_distribution,
     process_logits,
     sample,
 )
+from nlpcurriculum.metrics.stats import entropy
 from nlpcurriculum.models import build_model, llama_like
 
 

@@ -11,12 +11,10 @@ from nlpcurriculum.experiments.harness import (
     LMBudget,
     MixedBatcher,
     byte_stream,
-    byte_tokens,
     curve,
     final_train_loss,
     mean_loss,
     plot_curves,
-    torch_threads,
     train_run,
     uniform_loss,
     word_completion,
@@ -24,14 +22,6 @@ from nlpcurriculum.experiments.harness import (
 from nlpcurriculum.models.bigram import BigramLM
 from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.trainer import TrainerConfig
-
-
-def test_byte_tokens_are_utf8_bytes_joined_by_the_separator():
-    ids = byte_tokens(["hé", "x"])
-    assert ids.tolist() == list("hé\n\nx".encode("utf-8"))
-    assert ids.dtype == torch.int64 and int(ids.max()) < 256
-    with pytest.raises(ValueError, match="empty"):
-        byte_tokens([""])
 
 
 class _Fixed:
@@ -49,16 +39,6 @@ def test_mean_loss_weights_by_scored_targets():
         model.table.weight[0] = torch.tensor([0.0, math.log(3.0)])  # p(1 | 0) = 3/4
     expected = (-math.log(0.25) * 1 + -math.log(0.75) * 3) / 4
     assert mean_loss(model, _Fixed(), 1, 2) == pytest.approx(expected, abs=1e-6)
-
-
-def test_torch_threads_restores_the_previous_setting():
-    before = torch.get_num_threads()
-    with torch_threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
-    with pytest.raises(ValueError, match="num_threads"):
-        with torch_threads(0):
-            pass
 
 
 def test_train_run_lowers_the_loss_and_records_curves():

@@ -1,6 +1,5 @@
 """The MoE experiment: helpers on hand cases, a tiny end-to-end run, config errors."""
 
-import math
 from dataclasses import replace
 
 import pytest
@@ -13,8 +12,6 @@ from nlpcurriculum.experiments.mixture_of_experts import (
     MoEExperimentConfig,
     byte_kinds,
     equal_quality,
-    mutual_information_bits,
-    normalized_entropy,
     run,
 )
 from nlpcurriculum.models.miniformer import MiniFormerConfig
@@ -27,14 +24,6 @@ def test_byte_kinds():
     ids = torch.tensor(list("aZ5 ,\n".encode()) + list("é".encode()))
     assert [BYTE_KINDS[k] for k in byte_kinds(ids)] == [
         "lower", "upper", "digit", "space", "punct", "space", "non-ascii", "non-ascii"]
-
-
-def test_mutual_information_and_entropy_on_hand_cases():
-    a = torch.tensor([0, 0, 1, 1])
-    assert math.isclose(mutual_information_bits(a, a), 1.0)  # a determines b: H = 1 bit
-    assert math.isclose(mutual_information_bits(a, torch.tensor([0, 1, 0, 1])), 0.0, abs_tol=1e-12)
-    assert math.isclose(normalized_entropy(torch.tensor([5, 5, 5, 5])), 1.0)
-    assert normalized_entropy(torch.tensor([7, 0, 0])) == 0.0
 
 
 def test_equal_quality_interpolates_and_flags_bounds():

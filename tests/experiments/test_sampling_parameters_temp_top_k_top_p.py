@@ -12,7 +12,6 @@ from nlpcurriculum.experiments.sampling_parameters_temp_top_k_top_p import (
     make_prompts,
     repeat_profile,
     run,
-    spearman,
 )
 from nlpcurriculum.models import build_model, llama_like
 from nlpcurriculum.tokenizers import TokenizerSpec, eos_id, train_tokenizer
@@ -34,9 +33,6 @@ def test_config_errors_name_the_key():
 
 
 def test_helpers():
-    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
-    assert spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
-    assert spearman([1, 2, 2, 3], [1, 2, 2, 3]) == pytest.approx(1.0)  # ties: average ranks
     prompts = make_prompts(list(range(100)), 3, 5)
     assert prompts[0] == [0, 1, 2, 3, 4] and prompts[-1] == [95, 96, 97, 98, 99]
     with pytest.raises(ValueError, match="prompt_tokens"):

@@ -1,5 +1,6 @@
-"""The speculative-decoding experiment: the exactness check, the bigram draft, the distillation
-loss, config errors and one tiny run of the stage's three items."""
+"""The speculative-decoding experiment: the exactness check, the bigram draft, config errors and
+one tiny run of the stage's three items (the distillation loss is tested in
+tests/compression/test_distill.py)."""
 
 import numpy as np
 import pytest
@@ -9,12 +10,9 @@ from nlpcurriculum.experiments.speculative_decoding import (
     Inputs,
     SpeculativeConfig,
     bigram_draft,
-    distill_loss,
     exactness_check,
-    kl_to_target,
     run,
 )
-from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.trainer import TrainerConfig
 from tests.decoding.test_speculative import lm  # the decoding tests' tiny models
 
@@ -35,26 +33,6 @@ def test_bigram_draft_is_the_normalised_counts():
         counts[a, b] += 1
     expected = (counts + 0.5) / (counts + 0.5).sum(1, keepdims=True)
     np.testing.assert_allclose(probs.numpy(), expected, rtol=1e-5)
-
-
-@torch.no_grad()
-def test_distill_loss_mixes_cross_entropy_and_kl_to_the_target():
-    target, draft = lm(0, init_std=0.3), lm(1, layers=1, init_std=0.3)
-    x = torch.randint(0, 50, (2, 6), generator=torch.Generator().manual_seed(0))
-    y = torch.randint(0, 50, (2, 6), generator=torch.Generator().manual_seed(1))
-    ce = draft(x, targets=y).loss
-    torch.testing.assert_close(distill_loss(target, 0.0)(draft, (x, y)), ce)
-    assert float(distill_loss(target, 1.0)(target, (x, y))) == pytest.approx(0.0, abs=1e-5)
-    kl = float(distill_loss(target, 1.0)(draft, (x, y)))
-    assert kl > 0
-    assert float(distill_loss(target, 0.25)(draft, (x, y))) == pytest.approx(0.75 * float(ce) + 0.25 * kl, rel=1e-5)
-
-
-def test_kl_to_target_is_zero_for_the_target_itself():
-    target, draft = lm(0, init_std=0.3), lm(1, layers=1, init_std=0.3)
-    data = TokenBatcher(torch.arange(200) % 50, 8, mode="sequential")
-    assert kl_to_target(target, target, data, 4, 2) == pytest.approx(0.0, abs=1e-5)
-    assert kl_to_target(target, draft, data, 4, 2) > 0.01
 
 
 def test_config_errors_name_the_key():

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from nlpcurriculum.decoding import generate
 from nlpcurriculum.models import MiniFormerConfig, build_model
 from nlpcurriculum.params import load_section, merge_profile, read_yaml
 from nlpcurriculum.stage import main_guard
@@ -143,19 +142,3 @@ def test_bits_per_byte_worked_example():
     assert bits_per_byte(3.0, 0.25) == pytest.approx(3.0 / math.log(2) / 4, rel=1e-12)
     with pytest.raises(ValueError):
         bits_per_byte(3.0, 0.0)
-
-
-def test_generate_greedy_is_argmax_and_stops_at_stop_id():
-    torch.manual_seed(0)
-    model = build_model(MiniFormerConfig(vocab_size=32, d_model=16, n_layers=1, n_heads=2, max_seq_len=8))
-    new = generate(model, [1, 2, 3], 12)
-    ids = [1, 2, 3]
-    for _ in range(12):  # the same by hand, cropping to the last max_seq_len ids
-        with torch.no_grad():
-            ids.append(int(model(torch.tensor([ids[-8:]])).logits[0, -1].argmax()))
-    assert new == ids[3:]
-    stopped = generate(model, [1, 2, 3], 12, stop_id=new[2])
-    assert stopped == new[: new.index(new[2]) + 1]
-    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
-    assert generate(model, [1], 10, temperature=1.0, top_k=5, generator=g1) == \
-        generate(model, [1], 10, temperature=1.0, top_k=5, generator=g2)

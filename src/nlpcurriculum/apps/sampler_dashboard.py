@@ -36,7 +36,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from nlpcurriculum.decoding.samplers import SampleOutput, SamplerConfig, entropy, sample
+from nlpcurriculum.decoding.samplers import SampleOutput, SamplerConfig, sample
+from nlpcurriculum.metrics.stats import entropy
 
 __all__ = ["DashboardView", "StepView", "TokenRow", "build_app", "main", "render_page",
            "render_view_html", "sampler_view"]

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from nlpcurriculum.metrics.stats import entropy
 from nlpcurriculum.nn.kv_cache import KVCache
 from nlpcurriculum.nn.linear import decode_layout
 
@@ -51,7 +52,7 @@ __all__ = [
     "apply_temperature",
     "apply_top_k",
     "apply_top_p",
-    "entropy",
+    "as_prompt_batch",
     "next_token_distribution",
     "process_logits",
     "sample",
@@ -223,12 +224,6 @@ def next_token_distribution(scores: Tensor, prev_ids: Tensor | None, cfg: Sample
     return process_logits(scores, prev_ids, cfg).softmax(dim=-1)
 
 
-def entropy(probs: Tensor) -> Tensor:
-    """Shannon entropy in nats over the last axis (``0 * log 0`` counted as 0)."""
-    logp = torch.where(probs > 0, probs.log(), torch.zeros_like(probs))
-    return -(probs * logp).sum(dim=-1)
-
-
 # --- generation with the KV cache -------------------------------------------------------------
 
 
@@ -259,7 +254,13 @@ class SampleOutput:
     sampled_probs: Tensor | None = None
 
 
-def _as_prompt_batch(prompts: Sequence[int] | Sequence[Sequence[int]]) -> Tensor:
+def as_prompt_batch(prompts: Sequence[int] | Sequence[Sequence[int]] | Tensor) -> tuple[Tensor, bool]:
+    """One prompt (ids) or several of equal length as a ``(P, T)`` int64 batch, and whether it
+    was one prompt.
+
+    Raises:
+        ValueError: no prompt, an empty one, or prompts of different lengths.
+    """
     if len(prompts) == 0:
         raise ValueError("prompt must hold at least one token id")
     first = prompts[0]
@@ -270,7 +271,7 @@ def _as_prompt_batch(prompts: Sequence[int] | Sequence[Sequence[int]]) -> Tensor
         raise ValueError("prompt must hold at least one token id")
     if len(lengths) > 1:
         raise ValueError(f"all prompts of one call must have the same length, got {sorted(lengths)}")
-    return torch.tensor(rows, dtype=torch.long)  # (P, T)
+    return torch.tensor(rows, dtype=torch.long), single  # (P, T)
 
 
 @torch.no_grad()
@@ -304,7 +305,7 @@ def sample(
         raise ValueError(f"n_samples must be >= 1, got {n_samples}")
     if not hasattr(model, "blocks"):
         raise TypeError("model must be a MiniFormer (it needs .blocks and the kv_cache argument)")
-    prompt = _as_prompt_batch(prompts).repeat_interleave(n_samples, dim=0)  # (B, T)
+    prompt = as_prompt_batch(prompts)[0].repeat_interleave(n_samples, dim=0)  # (B, T)
     limit = model.config.max_seq_len
     if prompt.size(1) + max_new_tokens > limit:
         raise ValueError(f"prompt ({prompt.size(1)} tokens) + max_new_tokens ({max_new_tokens}) "

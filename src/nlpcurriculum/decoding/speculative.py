@@ -55,7 +55,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nlpcurriculum.decoding.drafters import Drafter, as_drafter
-from nlpcurriculum.decoding.kv_decode import greedy_cached
+from nlpcurriculum.decoding.generate import generate
+from nlpcurriculum.decoding.samplers import SamplerConfig
 from nlpcurriculum.nn.kv_cache import KVCache
 from nlpcurriculum.nn.linear import decode_layout
 
@@ -326,23 +327,13 @@ def autoregressive(model: nn.Module, prompt: Sequence[int], max_new_tokens: int,
                    temperature: float = 0.0, generator: torch.Generator | None = None) -> list[int]:
     """Plain decoding with the KV cache, one target forward per token: the baseline to beat.
 
-    Temperature 0 is :func:`~nlpcurriculum.decoding.kv_decode.greedy_cached` itself; above 0 the
-    same loop samples from ``softmax(logits / temperature)``.
+    :func:`~nlpcurriculum.decoding.generate.generate` with ``cache=True``: at temperature 0 the
+    ids of :func:`~nlpcurriculum.decoding.kv_decode.greedy_cached`; above 0 a draw from
+    ``softmax(logits / temperature)`` per token.
     """
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if temperature == 0.0:
-        return greedy_cached(model, prompt, max_new_tokens)
     if not prompt or max_new_tokens < 1:
         raise ValueError("need a non-empty prompt and max_new_tokens >= 1")
-    model.eval()
-    with decode_layout(model):
-        cache = KVCache(len(model.blocks), capacity=len(prompt) + max_new_tokens)
-        x = torch.tensor([list(prompt)])  # (1, T_prompt)
-        new: list[int] = []
-        for _ in range(max_new_tokens):
-            probs = F.softmax(model(x, kv_cache=cache).logits[0, -1].float() / temperature, dim=-1)
-            nxt = int(torch.multinomial(probs, 1, generator=generator))
-            new.append(nxt)
-            x = torch.tensor([[nxt]])  # (1, 1)
-    return new
+    return generate(model, prompt, max_new_tokens, sampler=SamplerConfig(temperature=temperature),
+                    cache=True, generator=generator)

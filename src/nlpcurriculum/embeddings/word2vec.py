@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
@@ -64,6 +65,7 @@ from nlpcurriculum.embeddings.sampling import (
 )
 from nlpcurriculum.embeddings.vectors import WordVectors
 from nlpcurriculum.embeddings.vocab import Vocabulary, as_sentences
+from nlpcurriculum.metrics.timing import torch_threads
 
 __all__ = ["Word2VecConfig", "Word2Vec", "SkipGram", "CBOW", "TrainLog", "build_model", "train_word2vec"]
 
@@ -261,13 +263,8 @@ def train_word2vec(
     """
     cfg = cfg or Word2VecConfig()
     log = log if log is not None else TrainLog()
-    threads = torch.get_num_threads()
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    try:
+    with torch_threads(cfg.num_threads) if cfg.num_threads else nullcontext():
         return _train(tokens, cfg, log)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(tokens: Sequence[str] | Sequence[Sequence[str]], cfg: Word2VecConfig, log: TrainLog) -> WordVectors:

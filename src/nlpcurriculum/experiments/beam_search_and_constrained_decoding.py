@@ -42,6 +42,7 @@ from nlpcurriculum.decoding.constrained import (
     xml_grammar_regex,
 )
 from nlpcurriculum.decoding.regex_automaton import compile_regex
+from nlpcurriculum.metrics.timing import torch_threads
 from nlpcurriculum.results import Finding, ItemResult
 
 __all__ = ["CONSTRAINTS", "ITEMS", "BeamSearchConfig", "Inputs", "repetition_rate", "run"]
@@ -572,8 +573,6 @@ def run(cfg: BeamSearchConfig, inputs: Inputs) -> list[ItemResult]:
     """All three items on ``inputs.model``, prompts cut from ``inputs.val_ids``."""
     model, val_ids, encode, decode = inputs.model, inputs.val_ids, inputs.encode, inputs.decode
     eos_id, hf_model = inputs.eos_id, inputs.hf_model
-    from nlpcurriculum.experiments.harness import torch_threads
-
     stop = encode(cfg.stop_text)
     if len(stop) != 1:
         raise ValueError(f"stop_text {cfg.stop_text!r} must be one token, encodes to {stop}")

@@ -49,11 +49,11 @@ import torch
 from matplotlib.figure import Figure
 
 from nlpcurriculum.experiments.harness import BYTE_VOCAB, byte_tokens, mean_loss, torch_threads
+from nlpcurriculum.metrics.timing import best_of
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
 from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training import crash_demo
 from nlpcurriculum.training.activation_checkpointing import (
-    best_of,
     checkpoint_blocks,
     peak_rss_delta,
     saved_tensor_bytes,
@@ -243,7 +243,7 @@ def ac_measure(cfg: CheckpointingConfig, tokens: torch.Tensor) -> dict[str, dict
     best = {name: math.inf for name in models}
     for _ in range(cfg.ac_repeats):
         for name, model in models.items():
-            best[name] = min(best[name], best_of(lambda: step(model), 1))
+            best[name] = min(best[name], best_of(lambda: step(model), 1)[1])
     for name, model in models.items():
         peaks = []
         for _ in range(cfg.ac_repeats):

@@ -12,10 +12,10 @@ split, is the large held-out test set; the synthetic val split picks ratios.
 
 1. *Back-translation, synonym replacement, random masking* (:func:`ops_item`): EDA's swap /
    deletion / masking (:mod:`nlpcurriculum.data.augment`), synonym replacement with neighbours from
-   our own word2vec tables (:func:`~nlpcurriculum.data.model_augment.embedding_neighbours`), and
+   our own word2vec tables (:func:`~nlpcurriculum.augmentation.model_based.embedding_neighbours`), and
    back-translation through a rule pseudo-language with a translator we train
-   (:class:`~nlpcurriculum.data.model_augment.PseudoLanguage`,
-   :func:`~nlpcurriculum.data.model_augment.back_translate`). Measured: the translator's exact-match
+   (:class:`~nlpcurriculum.augmentation.model_based.PseudoLanguage`,
+   :func:`~nlpcurriculum.augmentation.model_based.back_translate`). Measured: the translator's exact-match
    accuracy on held-out pairs in each direction, the round trip's exact-match rate, word BLEU and
    word edit similarity to the source, and, per method, how often an augmented text keeps its
    label by the generator's ground truth (class-word vote).
@@ -43,7 +43,6 @@ see and costs milliseconds), consistency training (UDA's unlabelled loss), mixup
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -53,7 +52,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 
 from nlpcurriculum.data.augment import AugmentConfig, NeighbourFn, eda
-from nlpcurriculum.data.model_augment import (
+from nlpcurriculum.augmentation.model_based import (
     EN2PS,
     EOS,
     PS2EN,
@@ -75,6 +74,7 @@ from nlpcurriculum.experiments.harness import (
     torch_threads,
     train_run,
 )
+from nlpcurriculum.metrics.text import bleu
 from nlpcurriculum.models.miniformer import MiniFormerConfig
 from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training.data import TokenBatcher
@@ -92,7 +92,6 @@ __all__ = [
     "ParaphraseConfig",
     "TaskData",
     "TranslatorConfig",
-    "bleu",
     "draw_labelled",
     "oracle_label",
     "prepare_task",
@@ -209,7 +208,7 @@ class AugmentationConfig:
         sr_rate: share of words replaced by the ``synonym`` method.
         tables: word-vector tables of the ``word_embeddings`` stage searched for synonyms.
         min_count: words seen fewer times in the pool are ``<unk>`` to the translator and the LM.
-        neighbours_k, min_cos, band: :func:`~nlpcurriculum.data.model_augment.embedding_neighbours`.
+        neighbours_k, min_cos, band: :func:`~nlpcurriculum.augmentation.model_based.embedding_neighbours`.
         classifier, translator, paraphrase: the three models.
         num_threads: torch intra-op threads.
         seed: seed of the pool/test cut, the models and the augmentation draws.
@@ -408,27 +407,6 @@ class BowClassifier:
 # ---------------------------------------------------------------------------------------------
 
 
-def bleu(candidate: Sequence[str], reference: Sequence[str], max_n: int = 4) -> float:
-    """Sentence BLEU of word lists (Papineni et al. 2002) with add-one smoothing for n > 1.
-
-    Geometric mean of modified n-gram precisions (n = 1..max_n) times the brevity penalty.
-    """
-    if not candidate or not reference:
-        return 0.0
-    logs = 0.0
-    for n in range(1, max_n + 1):
-        cand = Counter(tuple(candidate[i:i + n]) for i in range(len(candidate) - n + 1))
-        ref = Counter(tuple(reference[i:i + n]) for i in range(len(reference) - n + 1))
-        match, total = sum((cand & ref).values()), max(sum(cand.values()), 0)
-        if n > 1:
-            match, total = match + 1, total + 1
-        if match == 0 or total == 0:
-            return 0.0
-        logs += math.log(match / total) / max_n
-    bp = 1.0 if len(candidate) > len(reference) else math.exp(1 - len(reference) / len(candidate))
-    return bp * math.exp(logs)
-
-
 def _text_stats(parents: Sequence[str], augmented: Sequence[str], labels: Sequence[int],
                 class_words: Sequence[set[str]]) -> dict[str, float]:
     """Per method: word BLEU and word edit similarity to the parent, identical share, novelty,
@@ -436,7 +414,7 @@ def _text_stats(parents: Sequence[str], augmented: Sequence[str], labels: Sequen
     bl, sim, same, novel, keep = [], [], [], [], []
     for p, a, y in zip(parents, augmented, labels):
         pw, aw = simple_word_tokenize(p), simple_word_tokenize(a)
-        bl.append(bleu(aw, pw))
+        bl.append(bleu(aw, [pw], smoothing="add_one"))
         sim.append(char_similarity(aw, pw))  # on word lists: word-level edit similarity
         same.append(float(aw == pw))
         novel.append(float(np.mean([w not in set(pw) for w in aw])) if aw else 0.0)
@@ -507,7 +485,7 @@ def _train_lm(cfg: AugmentationConfig, pool_texts: Sequence[str], codec: WordCod
 
 def _lm_candidates(cfg: AugmentationConfig, model: torch.nn.Module, codec: WordCodec,
                    texts: Sequence[str]) -> list[list[str]]:
-    """``candidates`` LM rewrites per text (:func:`~nlpcurriculum.data.model_augment.lm_rewrite`)."""
+    """``candidates`` LM rewrites per text (:func:`~nlpcurriculum.augmentation.model_based.lm_rewrite`)."""
     p = cfg.paraphrase
     docs = [codec.encode(normalize(t)) for t in texts for _ in range(p.candidates)]
     gen = torch.Generator().manual_seed(cfg.seed)

@@ -6,13 +6,15 @@ The attention, stacking and normalization experiments all train small
 every text representable) or on a generated toy task. This module holds the few steps they
 have in common, so each experiment reads as its own idea and not as training boilerplate:
 
-- :func:`byte_tokens`: texts -> one stream of byte ids (documents joined by a blank line);
+- :func:`byte_tokens` / :data:`BYTE_VOCAB`: texts -> one stream of byte ids (documents joined by a
+  blank line), re-exported from :mod:`nlpcurriculum.tokenizers.bytes`;
 - :func:`train_run`: seed, build, train with :class:`~nlpcurriculum.training.trainer.Trainer`,
   and return the model with its :class:`~nlpcurriculum.training.trainer.TrainResult`;
 - :func:`mean_loss`: token-weighted cross-entropy over fixed evaluation batches;
 - :func:`curve` / :func:`final_train_loss`: the step series out of a training history;
 - :func:`plot_curves`: loss curves, one line per run, on one axis;
-- :func:`torch_threads`: run a block with a given number of torch threads, then restore;
+- :func:`torch_threads`: run a block with a given number of torch threads, then restore
+  (re-exported from :mod:`nlpcurriculum.metrics.timing`);
 - :class:`CorpusSplits`: the ``Inputs`` of the experiments that read the corpus's splits.
 
 Byte-level LM runs at an equal budget, shared by the experiments on training data (synthetic
@@ -36,17 +38,18 @@ Left out: anything a single experiment needs alone (it lives in that experiment'
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from torch import Tensor, nn
+from torch import nn
 
+from nlpcurriculum.metrics.timing import torch_threads
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
+from nlpcurriculum.tokenizers.bytes import BYTE_VOCAB, byte_tokens
 from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.trainer import (
     BatchSource,
@@ -76,8 +79,6 @@ __all__ = [
     "word_completion",
 ]
 
-BYTE_VOCAB = 256  # UTF-8 bytes: every text is representable, nothing to train
-
 
 @dataclass(frozen=True)
 class CorpusSplits:
@@ -89,34 +90,6 @@ class CorpusSplits:
     val_texts: Sequence[str]
     test_texts: Sequence[str] = ()
 
-
-def byte_tokens(texts: Sequence[str], separator: str = "\n\n") -> Tensor:
-    """Join ``texts`` with ``separator`` and return the UTF-8 bytes as a 1-D int64 tensor.
-
-    Raises:
-        ValueError: when there is no text at all.
-    """
-    data = separator.join(texts).encode("utf-8")
-    if not data:
-        raise ValueError("no text to tokenize: the corpus is empty")
-    return torch.frombuffer(bytearray(data), dtype=torch.uint8).long()
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` intra-op torch threads (restored afterwards).
-
-    Small models gain little from a second thread, and on a shared machine two spinning OpenMP
-    threads can be many times slower than one; the stages default to one.
-    """
-    if n < 1:
-        raise ValueError(f"num_threads must be >= 1, got {n}")
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def train_run(
@@ -291,11 +264,8 @@ class LMBudget:
 
 
 def byte_stream(texts: Sequence[str]) -> Tensor:
-    """UTF-8 bytes of ``texts`` joined (and ended) by :data:`DOC_SEP`, as a 1-D int64 tensor."""
-    if not texts:
-        raise ValueError("byte_stream needs at least one text")
-    data = b"".join(t.encode("utf-8") + bytes([DOC_SEP]) for t in texts)
-    return torch.frombuffer(bytearray(data), dtype=torch.uint8).long()
+    """UTF-8 bytes of ``texts``, each followed by :data:`DOC_SEP`, as a 1-D int64 tensor."""
+    return byte_tokens(texts, chr(DOC_SEP), end=True)
 
 
 class MixedBatcher:

@@ -22,7 +22,6 @@ Left out: batch > 1, preallocated / paged caches, quantised caches, GPU timings.
 from __future__ import annotations
 
 import html
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -31,6 +30,7 @@ import torch
 from torch import nn
 
 from nlpcurriculum.decoding.kv_decode import CacheStep, greedy_cached, greedy_no_cache
+from nlpcurriculum.metrics.timing import best_of, torch_threads
 from nlpcurriculum.nn.kv_cache import KVCache
 from nlpcurriculum.results import Finding, ItemResult
 
@@ -116,15 +116,6 @@ class SpeedRow:
         return self.seconds_no_cache / self.seconds_cached
 
 
-def _best_time(fn: Callable[[], list[int]], repeats: int) -> tuple[list[int], float]:
-    best, out = float("inf"), []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return out, best
-
-
 def measure_speed(model: nn.Module, prompt: Sequence[int], new_tokens: Sequence[int],
                   repeats: int = 1) -> list[SpeedRow]:
     """Time greedy decoding without and with the cache at each length; compare the tokens."""
@@ -134,8 +125,8 @@ def measure_speed(model: nn.Module, prompt: Sequence[int], new_tokens: Sequence[
     greedy_no_cache(model, prompt, 2)
     greedy_cached(model, prompt, 2)
     for n in new_tokens:
-        slow, t_slow = _best_time(lambda: greedy_no_cache(model, prompt, n), repeats)
-        fast, t_fast = _best_time(lambda: greedy_cached(model, prompt, n), repeats)
+        slow, t_slow = best_of(lambda: greedy_no_cache(model, prompt, n), repeats)
+        fast, t_fast = best_of(lambda: greedy_cached(model, prompt, n), repeats)
         rows.append(SpeedRow(n, t_slow, t_fast, slow == fast))
     return rows
 
@@ -161,8 +152,8 @@ def hf_generate_timing(hf_model: Any, model: nn.Module, prompt: Sequence[int], n
     run(2)  # untimed warm-up, as for our paths
     hf_ids, t_hf, t_ours = [], float("inf"), float("inf")
     for _ in range(repeats):
-        t_ours = min(t_ours, _best_time(lambda: greedy_cached(model, prompt, n), 1)[1])
-        hf_ids, t = _best_time(run, 1)
+        t_ours = min(t_ours, best_of(lambda: greedy_cached(model, prompt, n), 1)[1])
+        hf_ids, t = best_of(run, 1)
         t_hf = min(t_hf, t)
     return hf_ids, t_hf, t_ours
 
@@ -450,10 +441,6 @@ class Inputs:
 def run(cfg: KVCacheConfig, inputs: Inputs) -> list[ItemResult]:
     """Run the three items with ``cfg.threads`` torch threads; restores the thread count."""
     model, prompt, decode, hf_model = inputs.model, inputs.prompt, inputs.decode, inputs.hf_model
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
+    with torch_threads(cfg.threads):
         return [speed_item(model, prompt, cfg, hf_model), visualizer_item(model, prompt, cfg, decode),
                 memory_item(model, cfg)]
-    finally:
-        torch.set_num_threads(threads)

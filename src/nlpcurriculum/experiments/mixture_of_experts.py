@@ -63,6 +63,8 @@ from nlpcurriculum.experiments.harness import (
     torch_threads,
     train_run,
 )
+from nlpcurriculum.metrics.flops import count_flops, dense_train_flops
+from nlpcurriculum.metrics.stats import mutual_information_bits, normalized_entropy
 from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig
 from nlpcurriculum.nn.moe import MoE
 from nlpcurriculum.results import Finding, ItemResult
@@ -76,13 +78,11 @@ __all__ = [
     "Inputs",
     "MoEExperimentConfig",
     "byte_kinds",
-    "count_flops",
     "equal_quality",
     "hand_flops",
-    "mutual_information_bits",
-    "normalized_entropy",
     "routing_item",
     "run",
+    "step_flops",
     "swaps_item",
     "utilization_item",
 ]
@@ -270,23 +270,6 @@ def collect_routing(model: MiniFormer, batches: Sequence[Tensor]) -> dict[int, d
     return {i: {k: torch.cat(v) for k, v in d.items()} for i, d in out.items()}
 
 
-def normalized_entropy(counts: Tensor) -> float:
-    """Entropy of ``counts / counts.sum()`` divided by ``log(len(counts))``: 1 uniform, 0 one-hot."""
-    p = counts.double() / counts.sum()
-    nz = p[p > 0]
-    return float(-(nz * nz.log()).sum() / math.log(len(counts))) if len(counts) > 1 else 1.0
-
-
-def mutual_information_bits(a: Tensor, b: Tensor) -> float:
-    """``I(A; B)`` in bits of two aligned 1-D integer label tensors (empirical distribution)."""
-    na, nb = int(a.max()) + 1, int(b.max()) + 1
-    joint = torch.bincount(a * nb + b, minlength=na * nb).view(na, nb).double()
-    joint /= joint.sum()
-    pa, pb = joint.sum(1, keepdim=True), joint.sum(0, keepdim=True)
-    mask = joint > 0
-    return float((joint[mask] * (joint[mask] / (pa * pb)[mask]).log2()).sum())
-
-
 @contextmanager
 def _by_hand_attention(model: MiniFormer) -> Iterator[None]:
     """Run attention through the by-hand path (matmuls the FLOP counter sees), then restore."""
@@ -300,16 +283,13 @@ def _by_hand_attention(model: MiniFormer) -> Iterator[None]:
             b.attn.fused = f
 
 
-def count_flops(model: MiniFormer, x: Tensor, y: Tensor) -> int:
+def step_flops(model: MiniFormer, x: Tensor, y: Tensor) -> int:
     """FLOPs of one forward + backward on ``(x, y)``, counted by ``FlopCounterMode``."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     model.train()
-    counter = FlopCounterMode(display=False)
-    with _by_hand_attention(model), counter:
-        model(x, targets=y).loss.backward()
+    with _by_hand_attention(model):
+        flops = count_flops(lambda: model(x, targets=y).loss.backward())
     model.zero_grad(set_to_none=True)
-    return counter.get_total_flops()
+    return flops
 
 
 def hand_flops(model: MiniFormer, x: Tensor) -> int:
@@ -328,15 +308,15 @@ def hand_flops(model: MiniFormer, x: Tensor) -> int:
     n = B * T
     shared = sum(b.attn.qkv.weight.numel() + b.attn.proj.weight.numel() for b in model.blocks)
     shared += model.lm_head.weight.numel()
-    total = 6 * n * shared
+    total = dense_train_flops(n, shared)
     for block in model.blocks:
         mlp = block.mlp
         if isinstance(mlp, MoE):
-            total += 6 * n * mlp.router.weight.numel()
+            total += dense_train_flops(n, mlp.router.weight.numel())
             per_expert = _matmul_weights(mlp.experts[0])
-            total += 6 * int(mlp.last_routing.processed.sum()) * per_expert
+            total += dense_train_flops(int(mlp.last_routing.processed.sum()), per_expert)
         else:
-            total += 6 * n * _matmul_weights(mlp)
+            total += dense_train_flops(n, _matmul_weights(mlp))
     total += 3 * cfg.n_layers * 4 * B * T * T * cfg.d_model
     return total
 
@@ -763,7 +743,7 @@ def run(cfg: MoEExperimentConfig, inputs: Inputs) -> list[ItemResult]:
         timed = [main, *dense]
         for r in timed:
             n_tokens = x.numel()
-            r.flops_per_token = count_flops(r.model, x, y) / n_tokens
+            r.flops_per_token = step_flops(r.model, x, y) / n_tokens
             r.hand_flops_per_token = hand_flops(r.model, x) / n_tokens
         for r, ms in zip(timed, time_steps(timed, x, y, cfg.train.lr, cfg.timing_repeats)):
             r.ms_per_step = ms

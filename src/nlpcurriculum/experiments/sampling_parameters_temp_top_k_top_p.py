@@ -13,7 +13,7 @@ batch of prompts x samples per setting).
   every filtered distribution sums to 1.
 * ``.../2`` (:func:`diversity_item`): sweep temperature, top-k and top-p; per setting the mean
   per-step entropy of the sampled distribution against distinct-1/2 and self-BLEU
-  (:mod:`nlpcurriculum.decoding.diversity`) of the samples of each prompt. Claim: entropy and
+  (:mod:`nlpcurriculum.metrics.text`) of the samples of each prompt. Claim: entropy and
   diversity rise together (Spearman rank correlation across settings), self-BLEU falls.
 * ``.../3`` (:func:`repetition_item`): temperature 0 (argmax) against sampling: the fraction of
   repeated n-grams within each continuation (rep-n), the longest span that occurs twice, and the
@@ -34,8 +34,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from nlpcurriculum.decoding.diversity import distinct_n, longest_repeated_span, ngrams, repetition_rate, self_bleu
 from nlpcurriculum.decoding.samplers import SamplerConfig, sample
+from nlpcurriculum.metrics.stats import spearman
+from nlpcurriculum.metrics.text import distinct_n, longest_repeated_span, ngrams, repetition_rate, self_bleu
+from nlpcurriculum.metrics.timing import torch_threads
 from nlpcurriculum.results import Finding, ItemResult
 
 __all__ = [
@@ -47,7 +49,6 @@ __all__ = [
     "make_prompts",
     "repetition_item",
     "run",
-    "spearman",
 ]
 
 #: Curriculum item ids this module covers, in the order :func:`run` returns them.
@@ -150,25 +151,6 @@ def make_prompts(stream: Sequence[int], n: int, length: int) -> list[list[int]]:
         raise ValueError(f"the token stream ({len(stream)} ids) is shorter than prompt_tokens ({length})")
     starts = np.linspace(0, len(stream) - length, n).astype(int)
     return [[int(t) for t in stream[s : s + length]] for s in starts]
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman's rank correlation (ties get their average rank); nan when a side is constant."""
-
-    def ranks(v: Sequence[float]) -> np.ndarray:
-        v = np.asarray(v, dtype=float)
-        order = np.argsort(v, kind="stable")
-        r = np.empty(len(v))
-        r[order] = np.arange(len(v), dtype=float)
-        for value in np.unique(v):  # average the ranks of ties
-            tied = v == value
-            r[tied] = r[tied].mean()
-        return r
-
-    rx, ry = ranks(x), ranks(y)
-    if rx.std() == 0 or ry.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 # --- item 1: the dashboard, headless --------------------------------------------------------
@@ -465,8 +447,6 @@ class Inputs:
 def run(cfg: SamplingConfig, inputs: Inputs) -> list[ItemResult]:
     """The three items on ``model``, prompts cut from ``stream``, ``cfg.num_threads`` threads."""
     model, tokenizer, stream, stop_id = inputs.model, inputs.tokenizer, inputs.stream, inputs.stop_id
-    from nlpcurriculum.experiments.harness import torch_threads
-
     cfg.check_fits(model.config.max_seq_len)
     prompts = make_prompts(stream, cfg.n_prompts, cfg.prompt_tokens)
     decode = tokenizer.decode

@@ -49,7 +49,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -77,7 +77,10 @@ from nlpcurriculum.decoding.speculative import (
     expected_tokens_per_call,
     speculative_generate,
 )
-from nlpcurriculum.experiments.harness import mean_loss, torch_threads
+from nlpcurriculum.compression.distill import distill_loss, kl_to_target
+from nlpcurriculum.experiments.harness import mean_loss
+from nlpcurriculum.metrics.stats import spearman
+from nlpcurriculum.metrics.timing import best_of, torch_threads
 from nlpcurriculum.models.bigram import BigramLM
 from nlpcurriculum.models.miniformer import MiniFormer, build_model
 from nlpcurriculum.nn.kv_cache import KVCache
@@ -299,40 +302,6 @@ def _bigram_loss(model: BigramLM, data: TokenBatcher, batch_size: int, n_batches
     return total / count
 
 
-def distill_loss(target: nn.Module, weight: float) -> Callable[[nn.Module, tuple[Tensor, Tensor]], Tensor]:
-    """A trainer loss: ``(1 - weight) * CE(y) + weight * KL(p_target || q_draft)`` per token."""
-
-    def loss(model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
-        x, y = batch  # (B, T) each
-        out = model(x, targets=y)
-        if weight == 0.0:
-            return out.loss
-        with torch.no_grad():
-            p_log = F.log_softmax(target(x).logits.float(), dim=-1)  # (B, T, V)
-        q_log = F.log_softmax(out.logits.float(), dim=-1)  # (B, T, V)
-        kl = F.kl_div(q_log.flatten(0, 1), p_log.flatten(0, 1), log_target=True, reduction="batchmean")
-        return (1.0 - weight) * out.loss + weight * kl
-
-    return loss
-
-
-@torch.no_grad()
-def kl_to_target(target: nn.Module, draft: nn.Module, data: TokenBatcher, batch_size: int,
-                 n_batches: int) -> float:
-    """Mean ``KL(p_target || q_draft)`` per token over the val windows (nats).
-
-    What acceptance depends on: a drafted token is accepted with probability
-    ``sum_x min(p, q) = 1 - TV(p, q)``, and ``TV <= sqrt(KL / 2)`` (Pinsker).
-    """
-    total, count = 0.0, 0
-    for x, _ in data.eval_batches(batch_size, n_batches):
-        p_log = F.log_softmax(target(x).logits.float(), dim=-1).flatten(0, 1)  # (B*T, V)
-        q_log = F.log_softmax(draft(x).logits.float(), dim=-1).flatten(0, 1)
-        total += float(F.kl_div(q_log, p_log, log_target=True, reduction="sum"))
-        count += p_log.size(0)
-    return total / count
-
-
 def train_drafts(target: MiniFormer, train: np.ndarray, val: np.ndarray,
                  cfg: SpeculativeConfig) -> list[Draft]:
     """The bigram draft (if enabled) and one trained mini-former per ``(layers, width)``."""
@@ -443,15 +412,6 @@ def forward_cost(model: nn.Module, context: int, width: int, calls: int, repeats
     return float(np.percentile(times, 25))
 
 
-def _best_time(fn: Callable[[], object], repeats: int) -> tuple[object, float]:
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return out, best
-
-
 @dataclass
 class SweepRow:
     """One (draft, gamma) greedy measurement over all prompts."""
@@ -496,15 +456,16 @@ class SweepRow:
 def propose_cost(drafter: Drafter, sequences: Sequence[list[int]], gamma: int, repeats: int) -> float:
     """Seconds per proposed token of a model-free drafter: ``propose(seq, gamma)`` on each of
     ``sequences`` (fastest of ``repeats`` passes over them), divided by the ids it proposed."""
-    best, proposed = float("inf"), 0
-    for _ in range(repeats):
-        start = time.perf_counter()
+
+    def one_pass() -> int:
         proposed = 0
         for seq in sequences:
             drafter.start(seq)
             proposed += len(drafter.propose(seq, gamma)[0])
-        best = min(best, time.perf_counter() - start)
-    return best / max(proposed, 1)
+        return proposed
+
+    proposed, best = best_of(one_pass, repeats)
+    return best / max(proposed or 0, 1)
 
 
 def greedy_sweep(target: MiniFormer, drafts: Sequence[Draft], prompts: Sequence[list[int]],
@@ -582,8 +543,8 @@ def temperature_curves(target: MiniFormer, draft: Drafter, prompts: Sequence[lis
 
         spec_s = base_s = float("inf")
         for _ in range(cfg.repeats):  # alternate, as in the greedy sweep
-            spec_s = min(spec_s, _best_time(spec, 1)[1])
-            base_s = min(base_s, _best_time(plain, 1)[1])
+            spec_s = min(spec_s, best_of(spec, 1)[1])
+            base_s = min(base_s, best_of(plain, 1)[1])
         out[t] = (holder[-1], base_s / spec_s)
     return out
 
@@ -795,13 +756,6 @@ def acceptance_item(rows: Sequence[SweepRow], curves: dict[float, tuple[SpecStat
     )
 
 
-def _spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
-    if len(x) < 2 or rx.std() == 0 or ry.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(rx, ry)[0, 1])
-
-
 def draft_size_item(rows: Sequence[SweepRow], drafts: Sequence[Draft], target_val_loss: float,
                     costs: dict[str, float]) -> ItemResult:
     """speculative-decoding/3: per draft: val loss, acceptance, cost ratio, best speedup.
@@ -839,11 +793,13 @@ def draft_size_item(rows: Sequence[SweepRow], drafts: Sequence[Draft], target_va
     models = [(d, r) for d, r in per if not d.lookup]
     neural = [(d, r) for d, r in models if d.name != "bigram"]
     # quality -> acceptance: every model draft (bigram included); size -> cost: the mini-formers
-    metrics["spearman_quality_acceptance"] = _spearman([-d.val_loss for d, _ in models],
-                                                       [acc[d.name] for d, _ in models])
-    metrics["spearman_agreement_acceptance"] = _spearman([-d.kl_to_target for d, _ in models],
-                                                         [acc[d.name] for d, _ in models])
-    metrics["spearman_size_cost"] = _spearman([d.params for d, _ in neural], [r.c for _, r in neural])
+    # (ordinal ranks: tied values are ranked in the order np.argsort leaves them, as always here)
+    metrics["spearman_quality_acceptance"] = spearman([-d.val_loss for d, _ in models],
+                                                      [acc[d.name] for d, _ in models], ties="ordinal")
+    metrics["spearman_agreement_acceptance"] = spearman([-d.kl_to_target for d, _ in models],
+                                                        [acc[d.name] for d, _ in models], ties="ordinal")
+    metrics["spearman_size_cost"] = spearman([d.params for d, _ in neural], [r.c for _, r in neural],
+                                             ties="ordinal")
 
     fig = Figure(figsize=(11, 3.8), layout="constrained")
     ax1, ax2, ax3 = fig.subplots(1, 3)

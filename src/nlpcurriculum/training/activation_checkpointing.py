@@ -44,7 +44,6 @@ Left out: selective checkpointing (recompute only cheap ops), checkpointing ever
 from __future__ import annotations
 
 import re
-import time
 import types
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
@@ -58,7 +57,6 @@ __all__ = [
     "CKPT_IMPLS",
     "RecomputeBlock",
     "SavedBytes",
-    "best_of",
     "checkpoint_blocks",
     "peak_rss_delta",
     "recompute",
@@ -277,13 +275,3 @@ def peak_rss_delta(fn: Callable[[], Any]) -> float | None:
     finally:
         _mmap_threshold(32 * 1024 * 1024)  # glibc's dynamic threshold's ceiling: heap reuse again
     return None if peak is None else max(0.0, (peak - before) * 1024.0)
-
-
-def best_of(fn: Callable[[], Any], repeats: int) -> float:
-    """Fastest of ``repeats`` timed calls of ``fn`` (seconds): the least disturbed by noise."""
-    best = float("inf")
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best

@@ -14,7 +14,6 @@ from nlpcurriculum.experiments.positional_embeddings.positional_embeddings impor
     PositionalConfig,
     SchemeRun,
     attention_entropy,
-    byte_tokens,
     context_losses,
     offset_dot_spread,
     rope_shift_error,
@@ -30,10 +29,6 @@ from nlpcurriculum.training import TrainerConfig
 def _close_figures():
     yield
     plt.close("all")
-
-
-def test_byte_tokens_hand_worked_example():
-    assert byte_tokens(["hi", "é"]).tolist() == [104, 105, 10, 10, 195, 169]
 
 
 def test_lag_copy_targets_are_the_token_lag_back_and_resume_exactly():

@@ -73,6 +73,7 @@ from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig, build_
 from nlpcurriculum.nn.attention import repeat_kv
 from nlpcurriculum.nn.positional import RotaryPositions, sinusoidal_table
 from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.tokenizers.bytes import byte_tokens
 from nlpcurriculum.training import TokenBatcher, Trainer, TrainerConfig, seed_everything
 from nlpcurriculum.viz.position_3d import (
     Panel,
@@ -96,7 +97,6 @@ __all__ = [
     "ablation_item",
     "animation_item",
     "attention_entropy",
-    "byte_tokens",
     "context_losses",
     "layer0_qk",
     "offset_dot_spread",
@@ -240,18 +240,6 @@ class PositionalConfig:
 
 
 # --------------------------------------------------------------------------------------- data
-
-
-def byte_tokens(texts: Sequence[str], separator: str = "\n\n") -> Tensor:
-    """Documents joined by ``separator`` and encoded as UTF-8 bytes: token id = byte value.
-
-    Worked example: ``["hi", "é"]`` -> ``"hi\\n\\né"`` -> ``[104, 105, 10, 10, 195, 169]``.
-
-    Returns:
-        ``(N,)`` int64 ids in ``0..255``.
-    """
-    data = separator.join(texts).encode("utf-8")
-    return torch.frombuffer(bytearray(data), dtype=torch.uint8).long()
 
 
 class LagCopyTask:

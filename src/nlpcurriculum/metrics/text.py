@@ -1,4 +1,4 @@
-"""How varied, and how repetitive, generated text is: distinct-n, BLEU / self-BLEU, repetition.
+"""How varied, and how repetitive, text is: distinct-n, BLEU / self-BLEU, repetition.
 
 * **distinct-n** (Li et al. 2016, "A Diversity-Promoting Objective Function for Neural
   Conversation Models", arXiv:1510.03055): distinct n-grams / all n-grams over a set of samples
@@ -7,16 +7,28 @@
   n-grams again and again.
 * **BLEU** (Papineni et al. 2002): the geometric mean of *modified* (clipped) n-gram precisions
   ``p_1..p_N`` of a hypothesis against references, times a brevity penalty
-  ``BP = exp(1 - r / c)`` when the hypothesis (length ``c``) is shorter than the reference whose
-  length ``r`` is closest to it. A zero precision zeroes the whole score, so short sentences are
-  smoothed: a zero count becomes ``epsilon`` (Chen & Cherry 2014, smoothing method 1, the one
-  Texygen uses for self-BLEU).
+  ``BP = exp(1 - r / c)`` when the hypothesis (length ``c``) is not longer than the reference
+  whose length ``r`` is closest to it. A zero precision zeroes the whole score, so short
+  sentences are smoothed, in one of two ways (Chen & Cherry 2014, "A Systematic Comparison of
+  Smoothing Techniques for Sentence-Level BLEU"):
+
+  - ``"epsilon"`` (their method 1, the one Texygen uses for self-BLEU): a zero match count of
+    an order ``n >= 2`` becomes ``epsilon``;
+  - ``"add_one"`` (their method 2, from Lin & Och 2004): every order ``n >= 2`` adds 1 to both
+    the match count and the n-gram count, ``(m + 1) / (t + 1)``.
+
+  Under both a hypothesis with no unigram match scores 0.
 * **self-BLEU** (Zhu et al. 2018, "Texygen", arXiv:1802.01886): each sample is scored by BLEU
   against all *other* samples as references, then averaged: high = the samples resemble each
   other (low diversity).
 * **repetition within one sequence**: ``rep-n = 1 - distinct n-grams / n-grams`` of a single
   sequence (seq-rep-n of Welleck et al. 2019, arXiv:1908.04319), and the length of the longest
   span that occurs twice (the loop a degenerate greedy decoder falls into).
+
+Worked example (tested): hypothesis ``the cat sat on the mat`` against ``the cat is on the mat``
+has unigram precision 5/6 (``sat`` misses) and bigram precision 3/5 (``the cat``, ``on the``,
+``the mat``); the lengths are equal, so BLEU-2 = ``sqrt(5/6 * 3/5)`` = 0.707. With add-one
+smoothing the bigram precision is (3 + 1) / (5 + 1) and BLEU-2 = ``sqrt(5/6 * 4/6)`` = 0.745.
 
 Everything works on sequences of hashable tokens (ids or words).
 
@@ -28,6 +40,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Hashable, Sequence
+from typing import Literal
 
 __all__ = [
     "bleu",
@@ -40,6 +53,7 @@ __all__ = [
 ]
 
 Seq = Sequence[Hashable]
+Smoothing = Literal["epsilon", "add_one"]
 
 
 def ngrams(seq: Seq, n: int) -> list[tuple]:
@@ -67,15 +81,19 @@ def modified_precision(hypothesis: Seq, references: Sequence[Seq], n: int) -> tu
     return matches, sum(counts.values())
 
 
-def bleu(hypothesis: Seq, references: Sequence[Seq], max_n: int = 4, epsilon: float = 0.1) -> float:
-    """Sentence BLEU with uniform weights ``1/max_n`` and smoothing method 1.
+def bleu(hypothesis: Seq, references: Sequence[Seq], max_n: int = 4, epsilon: float = 0.1, *,
+         smoothing: Smoothing = "epsilon") -> float:
+    """Sentence BLEU with uniform weights ``1/max_n``.
 
     Args:
         hypothesis: the tokens scored.
         references: one or more reference token sequences.
         max_n: highest n-gram order (4 = BLEU-4).
-        epsilon: a zero match count becomes ``epsilon`` (0 = no smoothing: any zero precision
-            gives BLEU 0).
+        epsilon: with ``smoothing="epsilon"``, a zero match count becomes ``epsilon`` (0 = no
+            smoothing: any zero precision gives BLEU 0). Unused by ``"add_one"``.
+        smoothing: ``"epsilon"`` (Chen & Cherry's method 1) or ``"add_one"`` (their method 2:
+            ``(m + 1) / (t + 1)`` for every order ``n >= 2``, also where the hypothesis is shorter
+            than ``n``).
 
     Returns:
         BLEU in ``[0, 1]``; 0 for an empty hypothesis or when no unigram matches.
@@ -84,6 +102,8 @@ def bleu(hypothesis: Seq, references: Sequence[Seq], max_n: int = 4, epsilon: fl
         raise ValueError(f"max_n must be >= 1, got {max_n}")
     if not references:
         raise ValueError("bleu needs at least one reference")
+    if smoothing not in ("epsilon", "add_one"):
+        raise ValueError(f"smoothing must be 'epsilon' or 'add_one', got {smoothing!r}")
     c = len(hypothesis)
     if c == 0:
         return 0.0
@@ -92,7 +112,9 @@ def bleu(hypothesis: Seq, references: Sequence[Seq], max_n: int = 4, epsilon: fl
         matches, total = modified_precision(hypothesis, references, n)
         if n == 1 and matches == 0:
             return 0.0
-        if matches == 0:
+        if smoothing == "add_one" and n > 1:
+            matches, total = matches + 1, total + 1
+        elif matches == 0:
             if epsilon <= 0:
                 return 0.0
             matches = epsilon
@@ -104,7 +126,8 @@ def bleu(hypothesis: Seq, references: Sequence[Seq], max_n: int = 4, epsilon: fl
 
 
 def self_bleu(samples: Sequence[Seq], max_n: int = 4, epsilon: float = 0.1) -> float:
-    """Mean BLEU of each sample against all the others (needs at least two samples)."""
+    """Mean BLEU (``"epsilon"`` smoothing) of each sample against all the others (needs at least
+    two samples)."""
     if len(samples) < 2:
         raise ValueError(f"self_bleu needs at least 2 samples, got {len(samples)}")
     scores = [bleu(s, [o for j, o in enumerate(samples) if j != i], max_n, epsilon)

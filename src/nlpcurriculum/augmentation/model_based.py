@@ -53,6 +53,8 @@ import torch
 from torch import Tensor, nn
 
 from nlpcurriculum.data.augment import NeighbourFn
+from nlpcurriculum.decoding.generate import generate, next_token
+from nlpcurriculum.decoding.samplers import SamplerConfig
 from nlpcurriculum.embeddings.vectors import WordVectors
 from nlpcurriculum.embeddings.vocab import simple_word_tokenize
 
@@ -282,15 +284,6 @@ class PairBatcher:
 
 
 @torch.no_grad()
-def _sample_next(logits: Tensor, temperature: float, generator: torch.Generator | None) -> Tensor:
-    """Next ids from ``(B, V)`` logits: argmax at temperature 0, else a softmax sample."""
-    if temperature == 0:
-        return logits.argmax(-1)
-    probs = torch.softmax(logits / temperature, dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
-
-
-@torch.no_grad()
 def translate(
     model: nn.Module,
     sources: Sequence[Sequence[int]],
@@ -303,28 +296,20 @@ def translate(
 ) -> list[list[int]]:
     """Translate id sequences (each at most ``src_len`` long) with the pair-trained model.
 
-    All prompts are ``src_len + 1`` ids, so a batch advances one id per step together; a row is
-    done at its end id (or after ``src_len`` ids). No KV cache: each step reruns the prefix,
-    which at these lengths (<= 2 * src_len + 2) is cheap. Returns the ids before the end id.
+    All prompts are ``src_len + 1`` ids, so a batch advances one id per step together
+    (:func:`~nlpcurriculum.decoding.generate.generate`); a row is done at its end id (or after
+    ``src_len`` ids). No KV cache: each step reruns the prefix, which at these lengths
+    (<= 2 * src_len + 2) is cheap. Returns the ids before the end id.
     """
     if direction not in (EN2PS, PS2EN):
         raise ValueError(f"direction must be EN2PS ({EN2PS}) or PS2EN ({PS2EN}), got {direction}")
-    model.eval()
     out: list[list[int]] = []
     for lo in range(0, len(sources), batch_size):
         batch = sources[lo:lo + batch_size]
-        ids = torch.tensor([encode_pair(s, [], direction, src_len)[0][:-1] for s in batch])  # (B, S+1)
-        done = torch.zeros(len(batch), dtype=torch.bool)
-        new: list[Tensor] = []
-        for _ in range(src_len + 1):
-            nxt = _sample_next(model(ids).logits[:, -1], temperature, generator)  # (B,)
-            nxt = torch.where(done, torch.full_like(nxt, EOS), nxt)
-            new.append(nxt)
-            done |= nxt == EOS
-            if bool(done.all()):
-                break
-            ids = torch.cat([ids, nxt[:, None]], dim=1)
-        for row in torch.stack(new, dim=1).tolist():  # (B, steps)
+        prompts = [encode_pair(s, [], direction, src_len)[0][:-1] for s in batch]  # B x (S+1)
+        rows = generate(model, prompts, src_len + 1, sampler=SamplerConfig(temperature=temperature),
+                        stop_id=EOS, generator=generator)
+        for row in rows:
             out.append((row[:row.index(EOS)] if EOS in row else row)[:src_len])
     return out
 
@@ -371,7 +356,8 @@ def lm_continue(
     banned: Sequence[int] = (),
     generator: torch.Generator | None = None,
 ) -> list[list[int]]:
-    """Continue equal-length id prompts in lockstep by exactly ``max_new`` ids each.
+    """Continue equal-length id prompts in lockstep by exactly ``max_new`` ids each
+    (:func:`~nlpcurriculum.decoding.generate.generate`).
 
     The context is the last ``model.config.max_seq_len`` ids (a sliding window). ``banned`` ids
     (e.g. padding, end of document) get probability 0, so every row gets ``max_new`` real tokens
@@ -381,16 +367,8 @@ def lm_continue(
         return []
     if len({len(p) for p in prompts}) != 1:
         raise ValueError("lm_continue needs prompts of one length (batch them by length)")
-    model.eval()
-    window = model.config.max_seq_len
-    ids = torch.tensor([list(p) for p in prompts], dtype=torch.long)  # (B, P)
-    for _ in range(max_new):
-        logits = model(ids[:, -window:]).logits[:, -1]  # (B, V)
-        if banned:
-            logits[:, list(banned)] = float("-inf")
-        nxt = _sample_next(logits, temperature, generator)
-        ids = torch.cat([ids, nxt[:, None]], dim=1)
-    return ids[:, len(prompts[0]):].tolist()
+    return generate(model, [list(p) for p in prompts], max_new,
+                    sampler=SamplerConfig(temperature=temperature), banned=banned, generator=generator)
 
 
 @torch.no_grad()
@@ -432,7 +410,8 @@ def lm_rewrite(
                 logits = model(ids[:, -window:]).logits[:, -1]  # (B, V)
                 if banned:
                     logits[:, list(banned)] = float("-inf")
-                tok = torch.where(flip, _sample_next(logits, temperature, generator), tok)
+                tok = torch.where(flip, next_token(logits, SamplerConfig(temperature=temperature),
+                                                   generator=generator), tok)
         ids = torch.cat([ids, tok[:, None]], dim=1)
     return [row[1:1 + len(d)] for row, d in zip(ids.tolist(), docs)]
 
