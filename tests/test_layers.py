@@ -276,8 +276,8 @@ def test_pending_moves_name_files_that_still_exist():
 
 
 def test_the_graph_sees_late_and_relative_imports(graph):
-    # load_model reads checkpoints through an import at module level; the stage helpers import
-    # the data contracts inside main_guard; a package __init__ re-exports its modules
+    # the stage helpers import the data contracts inside main_guard (a late import); a package
+    # __init__ re-exports its modules
     assert any(e.target == f"{PACKAGE}.data.schemas" for e in graph[f"{PACKAGE}.stage"])
     assert any(e.target == f"{PACKAGE}.nn.attention" for e in graph[f"{PACKAGE}.nn"])
 

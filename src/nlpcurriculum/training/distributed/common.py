@@ -104,7 +104,7 @@ class DistSetup:
             raise ValueError("global_batch must be >= 1 and seq_len >= 2")
 
     def model_config(self) -> MiniFormerConfig:
-        return MiniFormerConfig(**self.model)
+        return MiniFormerConfig.from_dict(self.model)
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
