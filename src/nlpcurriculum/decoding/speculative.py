@@ -57,7 +57,7 @@ from torch import Tensor, nn
 from nlpcurriculum.decoding.drafters import Drafter, as_drafter
 from nlpcurriculum.decoding.kv_decode import greedy_cached
 from nlpcurriculum.nn.kv_cache import KVCache
-from nlpcurriculum.nn.linear import decode_layout
+from nlpcurriculum.nn.fast.decode_layout import decode_layout
 
 __all__ = [
     "SpecStats",

@@ -50,7 +50,7 @@ from nlpcurriculum.nn.attention import MultiHeadAttention, causal_mask
 from nlpcurriculum.nn.block import Block
 from nlpcurriculum.nn.kv_cache import KVCache
 from nlpcurriculum.nn.linear import Linear
-from nlpcurriculum.nn.losses import linear_cross_entropy
+from nlpcurriculum.nn.fast.fused_loss import linear_cross_entropy
 from nlpcurriculum.models.checkpoint import CheckpointError, read_checkpoint
 from nlpcurriculum.nn.moe import MoE, MoEConfig
 from nlpcurriculum.nn.norms import NORMS, build_norm
@@ -291,9 +291,10 @@ class MiniFormer(nn.Module):
                 prefix-LM mask).
             ignore_index: target id excluded from the loss.
             return_logits: with ``targets``, ``False`` computes the loss without ever holding
-                the ``(B, T, V)`` logits (:func:`~nlpcurriculum.nn.losses.linear_cross_entropy`,
-                faster; ``logits`` is then ``None``) when the head is a plain bias-free linear.
-                The trainer's :func:`lm_loss` does this.
+                the ``(B, T, V)`` logits
+                (:func:`~nlpcurriculum.nn.fast.fused_loss.linear_cross_entropy`, faster;
+                ``logits`` is then ``None``) when the head is a plain bias-free linear. The
+                trainer's :func:`lm_loss` does this.
 
         Returns:
             A :class:`ModelOutput`.
