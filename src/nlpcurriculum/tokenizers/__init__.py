@@ -6,7 +6,8 @@ Every variant subclasses :class:`Tokenizer` (``train`` / ``encode`` / ``decode``
 measures tokens per byte, vocabulary usage and fertility; :mod:`.corpus` builds the pipeline's
 tokenizer and reads/writes token streams (``encode_documents``, ``save_tokens``, ``load_tokens``);
 :mod:`.experiments` is the curriculum experiment (imported on demand: it pulls in matplotlib and
-the reference libraries).
+the reference libraries). :mod:`.bpe_reference` is the textbook BPE trainer (recount every pair
+after every merge) that the fast one in :mod:`.bpe` is tested against.
 """
 
 from nlpcurriculum.tokenizers.base import Tokenizer, TokenizerFileError, load_tokenizer, vocab_sidecar_path
