@@ -256,7 +256,8 @@ class MultiHeadAttention(nn.Module):
         bias: add biases to the projections.
         dropout: dropout on the attention weights (training only).
         causal: apply the causal mask by default.
-        fused: use ``F.scaled_dot_product_attention`` when weights are not requested.
+        fused: use a fast kernel (``nn/fast/`` or ``F.scaled_dot_product_attention``) when the
+            weights are not requested; ``False``: always the formula by hand.
     """
 
     def __init__(
