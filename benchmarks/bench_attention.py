@@ -2,7 +2,7 @@
 
 Both sides start from the fused ``(B, T, 3C)`` projection and end at the merged ``(B, T, C)``
 heads, with RoPE, and run forward and backward. The reference is what ``MultiHeadAttention`` does
-without ``nn/causal_attention.py``: split the heads (views), rotate queries and keys
+without ``nn/fast/causal_attention.py``: split the heads (views), rotate queries and keys
 (``RotaryPositions.rotate_heads``), torch's fused causal kernel, merge the heads. Rounds alternate
 between the two; the best time of each is printed, and the ratio (above 1: ours is faster).
 
@@ -20,7 +20,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from nlpcurriculum.nn.causal_attention import causal_self_attention
+from nlpcurriculum.nn.fast.causal_attention import causal_self_attention
 from nlpcurriculum.nn.positional import RotaryPositions
 
 SHAPES = [(16, 4, 128, 32), (8, 8, 128, 64), (16, 4, 256, 32), (8, 8, 256, 64), (4, 8, 512, 64),

@@ -5,10 +5,10 @@ fused AdamW) and the same measured work per step: forward, cross-entropy, backwa
 step. Each computes its loss as its trainer does: transformers' model writes the ``(B, T, V)``
 logits and ``F.cross_entropy`` reads them; ours is asked for the loss only
 (``return_logits=False``, as ``lm_loss`` does) and fuses the output head with the cross-entropy
-(``nn/losses.py``). Each model trains through its usual attention: transformers' ``sdpa``, ours
-through ``nn/causal_attention.py`` for windows of up to 512 tokens. Timing rounds alternate
-between the two models so background load hits both alike; the median step time of each is
-reported.
+(``nn/fast/fused_loss.py``). Each model trains through its usual attention: transformers'
+``sdpa``, ours through ``nn/fast/causal_attention.py`` for windows of up to 512 tokens. Timing
+rounds alternate between the two models so background load hits both alike; the median step time
+of each is reported.
 
 MFU (model FLOPs utilisation, Chowdhery et al. 2022, arXiv:2204.02311, appendix B) divides the
 useful training FLOPs, ``6 * N * tokens/s`` with N the non-embedding parameters (2 FLOPs per

@@ -68,6 +68,26 @@ def test_bad_section_fails_naming_file_and_key(tmp_path, section, message):
     assert str(tmp_path / "params.yaml") in str(err.value)
 
 
+@dataclass
+class Optional_:
+    inner: Inner | None = None
+
+
+def test_optional_nested_dataclass_loads_and_names_the_bad_key(tmp_path):
+    path = write(tmp_path, {"s": {"inner": {"width": 3}}, "t": {"inner": None}, "u": {}})
+    assert load_section("s", Optional_, path) == Optional_(inner=Inner(width=3))
+    assert load_section("t", Optional_, path) == Optional_(inner=None)
+    assert load_section("u", Optional_, path) == Optional_(inner=None)
+    for inner, message in [({"widht": 3}, "s.inner.widht: unknown key"),
+                           ({"width": "x"}, "s.inner.width: expected int, got str 'x'")]:
+        path = write(tmp_path, {"s": {"inner": inner}})
+        with pytest.raises(ParamsError, match=message):
+            load_section("s", Optional_, path)
+    path = write(tmp_path, {"s": {"inner": 3}})
+    with pytest.raises(ParamsError, match="s.inner: 3 matches none of"):
+        load_section("s", Optional_, path)
+
+
 def test_missing_file_and_section_and_bad_yaml(tmp_path):
     with pytest.raises(ParamsError, match="params file not found"):
         load_section("s", Outer, tmp_path / "nope.yaml")

@@ -95,6 +95,10 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if tp is Any:
         return value
     if origin in (Union, types.UnionType):
+        nested = [option for option in get_args(tp) if dataclasses.is_dataclass(option)]
+        if isinstance(value, dict) and len(nested) == 1:
+            # a mapping can only mean the dataclass (``Inner | None``): let it name the bad key
+            return from_dict(nested[0], value, where)
         errors = []
         for option in get_args(tp):
             try:

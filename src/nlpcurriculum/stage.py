@@ -57,7 +57,7 @@ def main_guard(main: Callable[[], Any]) -> None:
                    TokensFileError]
         # CheckpointError lives beside torch; importing it here would make every stage pay for
         # torch. If its module was never imported, no checkpoint error can have been raised.
-        checkpoint = sys.modules.get("nlpcurriculum.training.checkpoint")
+        checkpoint = sys.modules.get("nlpcurriculum.models.checkpoint")
         if checkpoint is not None:
             handled.append(checkpoint.CheckpointError)
         if not isinstance(exc, tuple(handled)):

@@ -15,6 +15,7 @@ from nlpcurriculum.experiments.mixture_of_experts import (
     run,
 )
 from nlpcurriculum.models.miniformer import MiniFormerConfig
+from nlpcurriculum.nn.moe import MoEConfig
 from nlpcurriculum.training.trainer import TrainerConfig
 
 TEXT = ["It was the best of times, it was the WORST of times: 1775, naïve café. " * 30]
@@ -35,7 +36,7 @@ def test_equal_quality_interpolates_and_flags_bounds():
 def _tiny() -> MoEExperimentConfig:
     return MoEExperimentConfig(
         model=MiniFormerConfig(d_model=16, n_layers=2, n_heads=2, max_seq_len=16, d_ff=16,
-                               moe_experts=4, moe_top_k=1, moe_capacity_factor=1.25),
+                               moe=MoEConfig(experts=4, top_k=1, capacity_factor=1.25)),
         train=TrainerConfig(lr=3e-3, max_steps=3, batch_size=4, warmup_steps=1, eval_every=3,
                             eval_batches=1, progress=False),
         seq_len=16, variants=[[2, 1]], dense_d_ff=[8], capacity_factors=[1.0], val_batches=2,
@@ -65,8 +66,9 @@ def test_run_returns_three_items_with_counted_flops_matching_the_hand_count():
 @pytest.mark.parametrize(
     "change, message",
     [
-        (dict(model=MiniFormerConfig(moe_experts=0)), "moe_experts must be >= 2"),
-        (dict(model=MiniFormerConfig(vocab_size=100, moe_experts=2)), "vocab_size must be 256"),
+        (dict(model=MiniFormerConfig()), "moe.experts must be >= 2"),
+        (dict(model=MiniFormerConfig(moe=MoEConfig(experts=1))), "moe.experts must be >= 2"),
+        (dict(model=MiniFormerConfig(vocab_size=100, moe=MoEConfig(experts=2))), "vocab_size must be 256"),
         (dict(variants=[[2, 3]]), "variants entries"),
         (dict(dense_d_ff=[0]), "dense_d_ff"),
         (dict(capacity_factors=[0.0]), "capacity_factors"),

@@ -234,3 +234,51 @@ def test_load_model_rebuilds_a_checkpointed_model(tmp_path):
     save_checkpoint(tmp_path / "bare.pt", model=model)
     with pytest.raises(CheckpointError, match="model_config"):
         load_model(tmp_path / "bare.pt")
+
+
+def _moe_cfg():
+    from nlpcurriculum.nn.moe import MoEConfig
+
+    return _cfg(moe=MoEConfig(experts=4, top_k=2, capacity_factor=1.25, layers=[1]))
+
+
+def _flat(cfg: MiniFormerConfig) -> dict:
+    """The config as checkpoints before ``moe`` was nested wrote it: flat ``moe_*`` keys."""
+    import dataclasses
+
+    data = dataclasses.asdict(cfg)
+    moe = data.pop("moe")
+    return {**data, **{f"moe_{k}": v for k, v in (moe or {"experts": 0}).items()}}
+
+
+def test_config_from_dict_reads_the_nested_moe_and_the_old_flat_keys():
+    import dataclasses
+
+    from nlpcurriculum.nn.moe import MoEConfig
+
+    cfg = _moe_cfg()
+    assert MiniFormerConfig.from_dict(dataclasses.asdict(cfg)) == cfg
+    assert MiniFormerConfig.from_dict(_flat(cfg)) == cfg
+    assert MiniFormerConfig.from_dict(_flat(_cfg())) == _cfg()  # moe_experts 0: dense
+    dense = {k: v for k, v in dataclasses.asdict(_cfg()).items() if k != "moe"}
+    assert MiniFormerConfig.from_dict({**dense, "moe_experts": 0, "moe_top_k": 1}).moe is None
+    assert MiniFormerConfig.from_dict({**dense, "moe_experts": 2}).moe == MoEConfig(experts=2)
+    with pytest.raises(ValueError, match=r"unknown model config keys \['moe_colour'\]"):
+        MiniFormerConfig.from_dict({**_flat(cfg), "moe_colour": 1})
+    with pytest.raises(ValueError, match="both 'moe' and the old flat keys"):
+        MiniFormerConfig.from_dict({**dataclasses.asdict(cfg), "moe_experts": 4})
+
+
+def test_load_model_reads_a_checkpoint_with_the_old_flat_moe_keys(tmp_path):
+    from nlpcurriculum.models.miniformer import load_model
+    from nlpcurriculum.training.checkpoint import CheckpointError, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model(_moe_cfg()).eval()
+    save_checkpoint(tmp_path / "old.pt", model=model, model_config=_flat(model.config))
+    loaded = load_model(tmp_path / "old.pt")
+    idx = torch.randint(0, 50, (1, 8))
+    assert loaded.config == model.config and torch.equal(loaded(idx).logits, model(idx).logits)
+    save_checkpoint(tmp_path / "odd.pt", model=model, model_config={**_flat(model.config), "moe_x": 1})
+    with pytest.raises(CheckpointError, match=r"odd.pt: its model_config does not build"):
+        load_model(tmp_path / "odd.pt")

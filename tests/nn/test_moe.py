@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model, load_model
 from nlpcurriculum.nn.activations import build_mlp
-from nlpcurriculum.nn.moe import MoE, expert_capacity, load_balance_loss, router_z_loss
+from nlpcurriculum.nn.moe import MoE, MoEConfig, expert_capacity, load_balance_loss, router_z_loss
 from nlpcurriculum.training.trainer import Trainer, TrainerConfig, lm_loss
 
 
@@ -174,7 +174,7 @@ def test_default_config_is_dense_and_has_no_aux_loss():
 def test_one_expert_miniformer_equals_the_dense_one():
     torch.manual_seed(0)
     dense = build_model(MiniFormerConfig(**TINY))
-    moe = build_model(MiniFormerConfig(**TINY, moe_experts=1))
+    moe = build_model(MiniFormerConfig(**TINY, moe=MoEConfig(experts=1)))
     state = {}
     for k, v in dense.state_dict().items():
         state[k.replace(".mlp.", ".mlp.experts.0.") if ".mlp." in k else k] = v
@@ -186,8 +186,8 @@ def test_one_expert_miniformer_equals_the_dense_one():
 
 
 def test_moe_layers_selects_blocks_and_aux_loss_is_weighted():
-    cfg = MiniFormerConfig(**TINY, moe_experts=4, moe_top_k=2, moe_layers=[1], moe_aux_weight=0.5,
-                           moe_z_weight=0.1)
+    cfg = MiniFormerConfig(**TINY, moe=MoEConfig(experts=4, top_k=2, layers=[1], aux_weight=0.5,
+                                                 z_weight=0.1))
     model = build_model(cfg)
     assert [isinstance(b.mlp, MoE) for b in model.blocks] == [False, True]
     x = torch.randint(0, 256, (2, 8))
@@ -198,7 +198,7 @@ def test_moe_layers_selects_blocks_and_aux_loss_is_weighted():
 
 def test_lm_loss_adds_the_aux_loss_in_training_only():
     torch.manual_seed(0)
-    model = build_model(MiniFormerConfig(**TINY, moe_experts=2, moe_aux_weight=1.0))
+    model = build_model(MiniFormerConfig(**TINY, moe=MoEConfig(experts=2, aux_weight=1.0)))
     x = torch.randint(0, 256, (2, 8))
     model.train()
     out = model(x, targets=x)
@@ -208,21 +208,37 @@ def test_lm_loss_adds_the_aux_loss_in_training_only():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(moe_experts=2, moe_top_k=3), "moe_top_k"), (dict(moe_experts=-1), "moe_experts"),
-    (dict(moe_experts=2, moe_capacity_factor=0.0), "moe_capacity_factor"),
-    (dict(moe_experts=2, moe_layers=[5]), "moe_layers"),
-    (dict(moe_experts=2, moe_priority="x"), "moe_priority"),
+    (dict(experts=2, top_k=3), "moe.top_k"), (dict(experts=0), "moe.experts"),
+    (dict(experts=2.0), "moe.experts"), (dict(experts=2, capacity_factor=0.0), "moe.capacity_factor"),
+    (dict(experts=2, aux_weight=-1.0), "moe.aux_weight"), (dict(experts=2, jitter=1.0), "moe.jitter"),
+    (dict(experts=2, layers=[-1]), "moe.layers"), (dict(experts=2, priority="x"), "moe.priority"),
 ])
 def test_bad_moe_config_fails_clearly(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        MiniFormerConfig(**TINY, **kwargs)
+        MoEConfig(**kwargs)
+
+
+def test_the_model_config_checks_the_moe_layers_and_wants_a_moe_config():
+    with pytest.raises(ValueError, match=r"moe.layers must index blocks 0..1, got \[5\]"):
+        MiniFormerConfig(**TINY, moe=MoEConfig(experts=2, layers=[5]))
+    with pytest.raises(TypeError, match="moe must be a MoEConfig or None, got dict"):
+        MiniFormerConfig(**TINY, moe={"experts": 2})
+
+
+def test_moe_layer_from_config_routes_as_configured():
+    cfg = MoEConfig(experts=3, top_k=2, capacity_factor=1.5, jitter=0.1, priority="score")
+    layer = MoE.from_config(cfg, 8, 16, kind="swiglu", bias=False)
+    assert (layer.n_experts, layer.top_k, layer.capacity_factor, layer.jitter, layer.priority) == \
+        (3, 2, 1.5, 0.1, "score")
+    assert len(layer.experts) == 3 and layer.experts[0].down.bias is None
+    assert cfg.applies_to(5) and not MoEConfig(experts=2, layers=[0]).applies_to(1)
 
 
 def test_moe_model_trains_and_round_trips_through_a_checkpoint(tmp_path):
     from nlpcurriculum.training.data import TokenBatcher
 
     torch.manual_seed(0)
-    cfg = MiniFormerConfig(**TINY, moe_experts=2, moe_top_k=1, moe_capacity_factor=1.5)
+    cfg = MiniFormerConfig(**TINY, moe=MoEConfig(experts=2, top_k=1, capacity_factor=1.5))
     model = build_model(cfg)
     data = TokenBatcher(torch.arange(200) % 7, 8, seed=0)
     trainer = Trainer(model, TrainerConfig(lr=1e-2, max_steps=20, batch_size=4, warmup_steps=1,

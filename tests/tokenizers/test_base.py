@@ -121,3 +121,16 @@ def test_save_refuses_an_untrained_tokenizer_and_config_types_are_checked(tmp_pa
 def test_registry_lists_every_kind():
     assert set(TOKENIZERS) == {"bpe", "wordpiece", "unigram", "sentencepiece"}
     assert all(cls.kind == kind for kind, cls in TOKENIZERS.items())
+
+
+def test_loading_by_kind_works_after_importing_only_base(wordpiece, tmp_path):
+    # a fresh interpreter that names only `base`: the package's __init__ (run first by Python)
+    # has registered every variant, so the file's kind resolves without base importing them
+    import subprocess
+    import sys
+
+    path = wordpiece.save(tmp_path / "wp.json")
+    code = ("from nlpcurriculum.tokenizers.base import load_tokenizer; "
+            f"print(type(load_tokenizer({str(path)!r})).__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "WordPieceTokenizer"

@@ -1,5 +1,5 @@
-"""Byte-level BPE: the hand-worked example, the incremental trainer against a naive one, and
-parity with tiktoken built from our merges."""
+"""Byte-level BPE: the hand-worked example, the incremental trainer against the textbook one
+(``tokenizers/bpe_reference.py``), and parity with tiktoken built from our merges."""
 
 from __future__ import annotations
 
@@ -10,45 +10,16 @@ import regex
 
 from nlpcurriculum.tokenizers import GPT4_SPLIT_PATTERN, BPEConfig, BPETokenizer, learn_merges
 from nlpcurriculum.tokenizers.bpe import rank_merge, replace_surrogates
+from nlpcurriculum.tokenizers.bpe_reference import learn_merges_reference
 
 import tiktoken
 
 
-def naive_merges(words: dict[tuple[int, ...], int], tokens: list[bytes], num: int, min_frequency: int):
-    """Textbook BPE: recount every pair after every merge (the slow reference)."""
-    tokens = list(tokens)
-    index = {t: i for i, t in enumerate(tokens)}
-    words = dict(words)
-    merges = []
-    while len(merges) < num:
-        stats: Counter = Counter()
-        for w, c in words.items():
-            for pair in zip(w, w[1:]):
-                stats[pair] += c
-        if not stats:
-            break
-        best = min(stats, key=lambda p: (-stats[p], p))  # most frequent, then smallest pair
-        if stats[best] < min_frequency:
-            break
-        content = tokens[best[0]] + tokens[best[1]]
-        z = index.get(content)
-        if z is None:
-            z = index[content] = len(tokens)
-            tokens.append(content)
-            merges.append(best)
-        new_words: Counter = Counter()
-        for w, c in words.items():
-            out, i = [], 0
-            while i < len(w):
-                if i < len(w) - 1 and (w[i], w[i + 1]) == best:
-                    out.append(z)
-                    i += 2
-                else:
-                    out.append(w[i])
-                    i += 1
-            new_words[tuple(out)] += c
-        words = new_words
-    return merges
+def naive_merges(words: dict[tuple[int, ...], int], tokens: list[bytes], num: int, min_frequency: int,
+                 can_merge=None):
+    """The library's textbook trainer (recounts every pair after every merge) on a chunk table."""
+    return learn_merges_reference(list(words), list(words.values()), tokens, num, min_frequency,
+                                  can_merge).merges
 
 
 def test_hand_worked_example_matches_docstring():
@@ -77,6 +48,21 @@ def test_overlapping_runs_are_counted_like_the_naive_trainer():
     base = [bytes([i]) for i in range(256)]
     fast = learn_merges(list(words), list(words.values()), base, 8, 1)
     assert fast.merges == naive_merges(words, base, 8, 1)
+
+
+def test_incremental_trainer_equals_the_reference_with_a_veto():
+    # SentencePiece-BPE vetoes pairs (no piece spans two scripts): the fast trainer must skip them
+    # exactly as the reference does
+    chunks = Counter(("ab1 a1b 12ab b2a2 " * 7 + "abab 1212 ab12ab").split())  # mixed chunks
+    words = {tuple(c.encode()): n for c, n in chunks.items()}
+    base = [bytes([i]) for i in range(256)]
+
+    def same_kind(x: bytes, y: bytes) -> bool:
+        return x.isdigit() == y.isdigit()
+
+    fast = learn_merges(list(words), list(words.values()), base, 20, 1, can_merge=same_kind)
+    assert fast.merges == naive_merges(words, base, 20, 1, can_merge=same_kind)
+    assert fast.merges != naive_merges(words, base, 20, 1)  # the veto changed something
 
 
 def test_duplicate_paths_reuse_the_existing_token():

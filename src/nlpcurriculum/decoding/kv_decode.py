@@ -17,8 +17,8 @@ worse, but the two paths still compute the same thing); a learned-position model
 Both run under ``torch.inference_mode``, not just ``no_grad``: nothing they make is ever used for
 training (they return Python ints), so torch can also skip the version counters and view
 bookkeeping that ``no_grad`` still keeps, about 15% of a one-token step of the base model here.
-And both multiply by transposed copies of the weights (:func:`~nlpcurriculum.nn.linear.decode_layout`),
-about 25% more.
+And both multiply by transposed copies of the weights
+(:func:`~nlpcurriculum.nn.fast.decode_layout.decode_layout`), about 25% more.
 
 Dimension legend: B batch (1 here), T tokens, V vocabulary.
 
@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from nlpcurriculum.nn.kv_cache import KVCache
-from nlpcurriculum.nn.linear import decode_layout
+from nlpcurriculum.nn.fast.decode_layout import decode_layout
 
 __all__ = ["CacheStep", "greedy_cached", "greedy_no_cache"]
 

@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from nlpcurriculum.metrics.stats import entropy
 from nlpcurriculum.nn.kv_cache import KVCache
-from nlpcurriculum.nn.linear import decode_layout
+from nlpcurriculum.nn.fast.decode_layout import decode_layout
 
 __all__ = [
     "SampleOutput",
@@ -318,7 +318,7 @@ def sample(
     done = torch.zeros(B, dtype=torch.bool)
     new, h_model, h_sampled, kept = [], [], [], []
     dists: list[tuple[Tensor, Tensor, Tensor]] = []
-    with decode_layout(model):  # decode-time weight copies (nn/linear.py): faster small products
+    with decode_layout(model):  # decode-time weight copies (nn/fast/): faster small products
         for _ in range(max_new_tokens):
             logits = model(x, kv_cache=cache).logits[:, -1].float()  # (B, V) at the last position
             scores = process_logits(logits, seq, cfg)

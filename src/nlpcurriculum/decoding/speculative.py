@@ -58,7 +58,7 @@ from nlpcurriculum.decoding.drafters import Drafter, as_drafter
 from nlpcurriculum.decoding.generate import generate
 from nlpcurriculum.decoding.samplers import SamplerConfig
 from nlpcurriculum.nn.kv_cache import KVCache
-from nlpcurriculum.nn.linear import decode_layout
+from nlpcurriculum.nn.fast.decode_layout import decode_layout
 
 __all__ = [
     "SpecStats",

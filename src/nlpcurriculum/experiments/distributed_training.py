@@ -40,7 +40,7 @@ from nlpcurriculum.experiments.harness import BYTE_VOCAB, byte_tokens, torch_thr
 from nlpcurriculum.models.miniformer import MiniFormerConfig
 from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training.distributed import DistJob, DistSetup, launch, reference_losses
-from nlpcurriculum.training.pipeline_parallel import bubble_fraction
+from nlpcurriculum.training.distributed.pipeline_parallel import bubble_fraction
 
 __all__ = [
     "ITEM",

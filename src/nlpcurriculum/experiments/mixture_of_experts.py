@@ -1,7 +1,7 @@
 """Experiments of "Mixture of Experts (MoE)": routing, utilization, sparse vs dense at counted FLOPs.
 
 Byte-level mini-formers on the corpus (vocabulary 256) whose feed-forwards are
-:class:`~nlpcurriculum.nn.moe.MoE` layers (``MiniFormerConfig.moe_*``), against dense ones of
+:class:`~nlpcurriculum.nn.moe.MoE` layers (``MiniFormerConfig.moe``), against dense ones of
 several widths, all trained with the same steps, batches and learning rate.
 
 1. *A 2-expert router layer; route tokens dynamically* (:func:`routing_item`): MoE models with
@@ -66,7 +66,7 @@ from nlpcurriculum.experiments.harness import (
 from nlpcurriculum.metrics.flops import count_flops, dense_train_flops
 from nlpcurriculum.metrics.stats import mutual_information_bits, normalized_entropy
 from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig
-from nlpcurriculum.nn.moe import MoE
+from nlpcurriculum.nn.moe import MoE, MoEConfig
 from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.trainer import TrainerConfig, TrainResult
@@ -119,7 +119,7 @@ def _default_model() -> MiniFormerConfig:
     # d_ff is each expert's hidden size H; init_std ~ 0.6 / sqrt(d_model) as in norms_activations
     return MiniFormerConfig(
         vocab_size=BYTE_VOCAB, d_model=64, n_layers=2, n_heads=4, max_seq_len=64, d_ff=128,
-        init_std=0.08, moe_experts=4, moe_top_k=2, moe_capacity_factor=1.25, moe_aux_weight=0.01,
+        init_std=0.08, moe=MoEConfig(experts=4, top_k=2, capacity_factor=1.25, aux_weight=0.01),
     )
 
 
@@ -135,9 +135,9 @@ class MoEExperimentConfig:
     """The ``moe`` section of params.yaml.
 
     Attributes:
-        model: the main MoE model (``moe_experts`` E >= 2, ``moe_top_k`` k, ``d_ff`` = each
+        model: the main MoE model (``moe.experts`` E >= 2, ``moe.top_k`` k, ``d_ff`` = each
             expert's hidden size H, capacity factor, balancing weight). Dense models are the same
-            architecture with ``moe_experts = 0`` and another ``d_ff``.
+            architecture with ``moe = None`` and another ``d_ff``.
         train: trainer knobs, the same for every model.
         seq_len: training window in bytes.
         variants: item 1: more MoE models as ``[experts, top_k]`` pairs (same H).
@@ -181,8 +181,8 @@ class MoEExperimentConfig:
         m = self.model
         if m.vocab_size != BYTE_VOCAB:
             raise ValueError(f"model.vocab_size must be {BYTE_VOCAB} (byte tokens), got {m.vocab_size}")
-        if m.moe_experts < 2:
-            raise ValueError(f"model.moe_experts must be >= 2 (the main MoE model), got {m.moe_experts}")
+        if m.moe is None or m.moe.experts < 2:
+            raise ValueError(f"model.moe.experts must be >= 2 (the main MoE model), got {m.moe}")
         if not 2 <= self.seq_len <= m.max_seq_len:
             raise ValueError(f"seq_len={self.seq_len} must be in [2, model.max_seq_len={m.max_seq_len}]")
         for pair in self.variants:
@@ -200,12 +200,12 @@ class MoEExperimentConfig:
     @property
     def active_d_ff(self) -> int:
         """Dense width with the main MoE's active MLP parameters per token: ``k * H``."""
-        return self.model.moe_top_k * self.model.d_ff
+        return self.model.moe.top_k * self.model.d_ff
 
     @property
     def total_d_ff(self) -> int:
         """Dense width with the main MoE's total MLP parameters: ``E * H``."""
-        return self.model.moe_experts * self.model.d_ff
+        return self.model.moe.experts * self.model.d_ff
 
     def dense_widths(self) -> list[int]:
         """The dense sweep: ``dense_d_ff`` plus the active and total widths, ascending."""
@@ -405,7 +405,7 @@ def routing_item(cfg: MoEExperimentConfig, moes: dict[str, _Run], dense: dict[in
                      f"{run.val_loss:>8.4f}")
     for name, run in moes.items():
         # against the dense model with the same active MLP width (k * H), when it was trained
-        peer = dense.get(run.cfg.moe_top_k * run.cfg.d_ff)
+        peer = dense.get(run.cfg.moe.top_k * run.cfg.d_ff)
         gain = peer.val_loss - run.val_loss if peer is not None else math.nan
         if peer is not None:
             metrics[f"{name}.gain_over_dense_active"] = gain
@@ -418,7 +418,7 @@ def routing_item(cfg: MoEExperimentConfig, moes: dict[str, _Run], dense: dict[in
             mis.append(mi)
             dropped.append(float(1 - d["kept"].float().mean()))
         metrics[f"{name}.dropped_fraction"] = float(np.mean(dropped))
-        lines.append(f"{name:<22} {run.cfg.moe_experts:>2} {run.cfg.moe_top_k:>2} {run.params:>8} "
+        lines.append(f"{name:<22} {run.cfg.moe.experts:>2} {run.cfg.moe.top_k:>2} {run.params:>8} "
                      f"{run.val_loss:>8.4f} {gain:>+8.4f} {np.mean(dropped):>8.3f} "
                      + " ".join(f"{m:>8.3f}" for m in mis))
     best_mi = max(metrics[f"main.layer{i}.kind_expert_mi_bits"] for i, _ in _moe_layers(main.model))
@@ -427,7 +427,7 @@ def routing_item(cfg: MoEExperimentConfig, moes: dict[str, _Run], dense: dict[in
     metrics["moe_gain_over_dense_active"] = gain
 
     lines += ["", "capacity factor at evaluation (main model; training used "
-              f"{cfg.model.moe_capacity_factor}):",
+              f"{cfg.model.moe.capacity_factor}):",
               f"{'capacity factor':>15} {'dropped':>8} {'val loss':>8}"]
     for cf, dropped, loss in capacity_sweep:
         key = "none" if cf is None else f"{cf:g}"
@@ -446,7 +446,7 @@ def routing_item(cfg: MoEExperimentConfig, moes: dict[str, _Run], dense: dict[in
             "(mutual information between byte kind and top-1 expert, best layer, bits)",
             "main.best_layer_kind_expert_mi_bits", best_mi, cfg.min_kind_mi_bits),
         Finding.at_least(
-            f"the main {cfg.model.moe_experts}-expert top-{cfg.model.moe_top_k} MoE reaches a lower "
+            f"the main {cfg.model.moe.experts}-expert top-{cfg.model.moe.top_k} MoE reaches a lower "
             "val loss than the dense model with the same active parameters per token (gap, nats)",
             "moe_gain_over_dense_active", gain, cfg.min_moe_gain),
     ]
@@ -483,7 +483,7 @@ def routing_item(cfg: MoEExperimentConfig, moes: dict[str, _Run], dense: dict[in
 def utilization_item(cfg: MoEExperimentConfig, routing: dict[str, dict[int, dict[str, Tensor]]]
                      ) -> ItemResult:
     """Item 2: expert shares per layer (with / without the balancing loss) and per byte kind."""
-    E = cfg.model.moe_experts
+    E = cfg.model.moe.experts
     metrics: dict[str, float] = {}
     shares: dict[str, dict[int, np.ndarray]] = {}
     for name in ("main", "no_aux"):
@@ -515,7 +515,7 @@ def utilization_item(cfg: MoEExperimentConfig, routing: dict[str, dict[int, dict
 
     findings = [
         Finding.at_least(
-            f"with the balancing loss (weight {cfg.model.moe_aux_weight:g}) the experts share the "
+            f"with the balancing loss (weight {cfg.model.moe.aux_weight:g}) the experts share the "
             "val tokens nearly evenly (normalized entropy of expert utilization, worst layer)",
             "main.min_entropy", metrics["main.min_entropy"], cfg.min_balance_entropy),
         Finding.at_least(
@@ -523,7 +523,7 @@ def utilization_item(cfg: MoEExperimentConfig, routing: dict[str, dict[int, dict
             "(normalized entropy with minus without, worst layer)",
             "aux_entropy_gain", gain, cfg.min_aux_entropy_gain),
     ]
-    lines = [f"expert shares of the val split's routing assignments (E={E}, top-{cfg.model.moe_top_k})"]
+    lines = [f"expert shares of the val split's routing assignments (E={E}, top-{cfg.model.moe.top_k})"]
     for name in shares:
         for layer in layers:
             lines.append(f"{name:<7} layer {layer}: " + " ".join(f"{s:.3f}" for s in shares[name][layer])
@@ -645,7 +645,7 @@ def swaps_item(cfg: MoEExperimentConfig, main: _Run, dense: list[_Run]) -> ItemR
             "count of one forward+backward, for the MoE and every dense model (max relative diff)",
             "flop_count_max_rel_diff", metrics["flop_count_max_rel_diff"], cfg.max_flop_rel_diff),
         Finding.at_most(
-            f"the {cfg.model.moe_experts}-expert MoE costs about the FLOPs of the dense model with "
+            f"the {cfg.model.moe.experts}-expert MoE costs about the FLOPs of the dense model with "
             f"its active parameters (ratio; the router adds a little) while holding "
             f"{metrics['params_ratio_moe_over_dense_active']:.2f}x the parameters",
             "flops_ratio_moe_over_dense_active", metrics["flops_ratio_moe_over_dense_active"],
@@ -677,7 +677,7 @@ def _swaps_figure(main: _Run, dense: list[_Run], eq_flops: float, eq_ms: float, 
             ax.annotate(f"d_ff={r.cfg.d_ff}", (getattr(r, attr), r.val_loss), fontsize=7,
                         textcoords="offset points", xytext=(4, 4))
         ax.plot([getattr(main, attr)], [main.val_loss], "*", color="C3", markersize=14,
-                label=f"MoE E={main.cfg.moe_experts} top-{main.cfg.moe_top_k}")
+                label=f"MoE E={main.cfg.moe.experts} top-{main.cfg.moe.top_k}")
         ax.plot([eq], [main.val_loss], "s", mfc="none", color="C2", markersize=10,
                 label="dense of equal quality" + ("" if inside else " (bound)"))
         ax.axhline(main.val_loss, color="grey", linestyle=":", linewidth=1)
@@ -720,12 +720,12 @@ def run(cfg: MoEExperimentConfig, inputs: Inputs) -> list[ItemResult]:
             return _Run(name, model_cfg, model, result, mean_loss(model, val, bs, cfg.val_batches))
 
         m = cfg.model
-        moe_cfgs = {"main": m, "no_aux": replace(m, moe_aux_weight=0.0, moe_z_weight=0.0)}
+        moe_cfgs = {"main": m, "no_aux": replace(m, moe=replace(m.moe, aux_weight=0.0, z_weight=0.0))}
         for experts, k in cfg.variants:
-            if (experts, k) != (m.moe_experts, m.moe_top_k):
-                moe_cfgs[f"E{experts}_top{k}"] = replace(m, moe_experts=experts, moe_top_k=k)
+            if (experts, k) != (m.moe.experts, m.moe.top_k):
+                moe_cfgs[f"E{experts}_top{k}"] = replace(m, moe=replace(m.moe, experts=experts, top_k=k))
         moes = {name: fit(name, c) for name, c in moe_cfgs.items()}
-        dense = [fit(f"dense_{w}", replace(m, moe_experts=0, d_ff=w)) for w in cfg.dense_widths()]
+        dense = [fit(f"dense_{w}", replace(m, moe=None, d_ff=w)) for w in cfg.dense_widths()]
         routing = {name: collect_routing(r.model, val_x) for name, r in moes.items()}
 
         main = moes["main"]
@@ -737,7 +737,7 @@ def run(cfg: MoEExperimentConfig, inputs: Inputs) -> list[ItemResult]:
             dropped = float(np.mean([1 - d["kept"].float().mean() for d in stats.values()]))
             capacity_sweep.append((cf, dropped, mean_loss(main.model, val, bs, cfg.val_batches)))
         for _, layer in _moe_layers(main.model):
-            layer.capacity_factor = m.moe_capacity_factor
+            layer.capacity_factor = m.moe.capacity_factor
 
         x, y = next(iter(val.eval_batches(bs, 1)))  # one (B, T) batch for FLOPs and timing
         timed = [main, *dense]

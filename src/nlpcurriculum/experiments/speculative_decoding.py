@@ -84,7 +84,7 @@ from nlpcurriculum.metrics.timing import best_of, torch_threads
 from nlpcurriculum.models.bigram import BigramLM
 from nlpcurriculum.models.miniformer import MiniFormer, build_model
 from nlpcurriculum.nn.kv_cache import KVCache
-from nlpcurriculum.nn.linear import decode_layout
+from nlpcurriculum.nn.fast.decode_layout import decode_layout
 from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.trainer import Trainer, TrainerConfig, seed_everything
@@ -390,7 +390,7 @@ def forward_cost(model: nn.Module, context: int, width: int, calls: int, repeats
 
     A mini-former is timed with its KV cache (cropped back after every pass, as in decoding); a
     cache-less draft is timed on ``width`` tokens alone. Both run as the decoders run them
-    (inference mode, :func:`~nlpcurriculum.nn.linear.decode_layout`). The lower quartile of
+    (inference mode, ``decode_layout`` of ``nn/fast/``). The lower quartile of
     ``calls * repeats`` single-pass times.
     """
     x = torch.zeros(1, width, dtype=torch.long)  # (1, width)

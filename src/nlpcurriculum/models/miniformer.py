@@ -21,9 +21,12 @@ variance does not grow with depth.
 
 Dimension legend: B batch, T tokens, C = d_model, V vocabulary, nh heads, T_k attended keys.
 
-Mixture-of-experts feed-forwards (:class:`~nlpcurriculum.nn.moe.MoE`) replace the MLP of the
-layers in ``moe_layers`` when ``moe_experts > 0``; their weighted auxiliary losses come back as
-``ModelOutput.aux_loss`` (the trainer's ``lm_loss`` adds it in training mode).
+Each block is assembled from parts (:func:`build_block`: an attention module, a feed-forward
+module, two norms), so a variant is a different part. Mixture-of-experts feed-forwards
+(:class:`~nlpcurriculum.nn.moe.MoE`) are such a part: with ``moe`` set (a
+:class:`~nlpcurriculum.nn.moe.MoEConfig`) they replace the MLP of the blocks it names; their
+weighted auxiliary losses come back as ``ModelOutput.aux_loss`` (the trainer's ``lm_loss`` adds
+it in training mode).
 
 Left out: encoder and encoder-decoder models, the masked-LM head, generation loops (see the
 decoding package), state-space layers.
@@ -34,8 +37,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -46,8 +50,9 @@ from nlpcurriculum.nn.attention import MultiHeadAttention, causal_mask
 from nlpcurriculum.nn.block import Block
 from nlpcurriculum.nn.kv_cache import KVCache
 from nlpcurriculum.nn.linear import Linear
-from nlpcurriculum.nn.losses import linear_cross_entropy
-from nlpcurriculum.nn.moe import PRIORITIES, MoE
+from nlpcurriculum.nn.fast.fused_loss import linear_cross_entropy
+from nlpcurriculum.models.checkpoint import CheckpointError, read_checkpoint
+from nlpcurriculum.nn.moe import MoE, MoEConfig
 from nlpcurriculum.nn.norms import NORMS, build_norm
 from nlpcurriculum.nn.positional import POSITION_SCHEMES, LearnedPositions, build_position
 
@@ -56,6 +61,7 @@ __all__ = [
     "MiniFormer",
     "MiniFormerConfig",
     "ModelOutput",
+    "build_block",
     "build_model",
     "gpt2_like",
     "llama_like",
@@ -71,6 +77,9 @@ __all__ = [
 @dataclass
 class MiniFormerConfig:
     """Architecture of a :class:`MiniFormer` (maps 1:1 onto the ``model`` section of params.yaml).
+
+    Build it from a plain mapping (a checkpoint's ``model_config``, a JSON file) with
+    :meth:`from_dict`, which also reads the flat ``moe_*`` keys of older checkpoints.
 
     Attributes:
         vocab_size: V, number of token ids.
@@ -93,14 +102,9 @@ class MiniFormerConfig:
         causal: decoder (True) or bidirectional (False) attention by default.
         init_std: std of the normal weight init.
         fused_attention: use ``F.scaled_dot_product_attention`` when weights are not requested.
-        moe_experts: experts per MoE layer; 0 (default) keeps every layer's MLP dense.
-        moe_top_k: experts each token is routed to.
-        moe_capacity_factor: expert capacity factor; ``None`` for no limit (no token dropped).
-        moe_aux_weight: weight of the load-balancing loss in ``aux_loss``.
-        moe_z_weight: weight of the router z-loss in ``aux_loss``.
-        moe_jitter: router input jitter during training (0: none).
-        moe_layers: which blocks get an MoE (``None``: all of them).
-        moe_priority: drop order when an expert overflows, ``"position"`` or ``"score"``.
+        moe: mixture-of-experts feed-forwards (:class:`~nlpcurriculum.nn.moe.MoEConfig`: experts,
+            top_k, capacity, loss weights, which blocks); ``None`` (default) keeps every block's
+            MLP dense.
     """
 
     vocab_size: int = 256
@@ -121,14 +125,7 @@ class MiniFormerConfig:
     causal: bool = True
     init_std: float = 0.02
     fused_attention: bool = True
-    moe_experts: int = 0
-    moe_top_k: int = 1
-    moe_capacity_factor: float | None = None
-    moe_aux_weight: float = 0.01
-    moe_z_weight: float = 0.0
-    moe_jitter: float = 0.0
-    moe_layers: list[int] | None = None
-    moe_priority: str = "position"
+    moe: MoEConfig | None = None
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "d_model", "n_layers", "n_heads", "max_seq_len"):
@@ -161,21 +158,36 @@ class MiniFormerConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.norm_eps <= 0 or self.init_std <= 0 or self.rope_base <= 1:
             raise ValueError("norm_eps and init_std must be > 0 and rope_base > 1")
-        if self.moe_experts < 0 or (self.moe_experts and not 1 <= self.moe_top_k <= self.moe_experts):
-            raise ValueError(f"moe_experts must be >= 0 and moe_top_k in [1, moe_experts], got "
-                             f"moe_experts={self.moe_experts}, moe_top_k={self.moe_top_k}")
-        if self.moe_capacity_factor is not None and self.moe_capacity_factor <= 0:
-            raise ValueError(f"moe_capacity_factor must be > 0 or null, got {self.moe_capacity_factor}")
-        if min(self.moe_aux_weight, self.moe_z_weight) < 0 or not 0 <= self.moe_jitter < 1:
-            raise ValueError("moe_aux_weight and moe_z_weight must be >= 0, moe_jitter in [0, 1)")
-        if any(not 0 <= i < self.n_layers for i in self.moe_layers or []):
-            raise ValueError(f"moe_layers must index blocks 0..{self.n_layers - 1}, got {self.moe_layers}")
-        if self.moe_priority not in PRIORITIES:
-            raise ValueError(f"moe_priority must be one of {PRIORITIES}, got {self.moe_priority!r}")
+        if self.moe is not None:
+            if not isinstance(self.moe, MoEConfig):
+                raise TypeError(f"moe must be a MoEConfig or None, got {type(self.moe).__name__} "
+                                "(build a config from a mapping with MiniFormerConfig.from_dict)")
+            if any(i >= self.n_layers for i in self.moe.layers or []):
+                raise ValueError(f"moe.layers must index blocks 0..{self.n_layers - 1}, "
+                                 f"got {self.moe.layers}")
 
-    def is_moe_layer(self, i: int) -> bool:
-        """Whether block ``i`` has a mixture-of-experts feed-forward."""
-        return self.moe_experts > 0 and (self.moe_layers is None or i in self.moe_layers)
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "MiniFormerConfig":
+        """The config from a plain mapping, e.g. ``dataclasses.asdict(cfg)`` saved in a checkpoint.
+
+        ``moe`` may be a mapping of :class:`~nlpcurriculum.nn.moe.MoEConfig` fields. Checkpoints
+        written before ``moe`` was one nested config hold flat ``moe_*`` keys instead
+        (``moe_experts`` 0 meaning dense); they are read into ``moe`` as well.
+        """
+        data = dict(data)
+        legacy = {k: data.pop(k) for k in list(data) if k.startswith("moe_")}
+        if legacy:
+            if "moe" in data:
+                raise ValueError(f"a model config has both 'moe' and the old flat keys {sorted(legacy)}")
+            known = {f"moe_{f.name}" for f in fields(MoEConfig)}
+            unknown = sorted(set(legacy) - known)
+            if unknown:
+                raise ValueError(f"unknown model config keys {unknown}")
+            if legacy.get("moe_experts", 0):
+                data["moe"] = {k.removeprefix("moe_"): v for k, v in legacy.items()}
+        if isinstance(data.get("moe"), dict):
+            data["moe"] = MoEConfig(**data["moe"])
+        return cls(**data)
 
     @property
     def head_dim(self) -> int:
@@ -220,24 +232,7 @@ class MiniFormer(nn.Module):
             base=cfg.rope_base,
         )
         self.drop = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
-        self.blocks = nn.ModuleList(
-            Block(
-                attn=MultiHeadAttention(
-                    C,
-                    cfg.n_heads,
-                    cfg.n_kv_heads,
-                    bias=cfg.bias,
-                    dropout=cfg.dropout,
-                    causal=cfg.causal,
-                    fused=cfg.fused_attention,
-                ),
-                mlp=_build_moe(cfg) if cfg.is_moe_layer(i) else build_mlp(cfg.mlp, C, cfg.d_ff, bias=cfg.bias),
-                norm1=build_norm(cfg.norm, C, cfg.norm_eps, bias=cfg.bias),
-                norm2=build_norm(cfg.norm, C, cfg.norm_eps, bias=cfg.bias),
-                dropout=cfg.dropout,
-            )
-            for i in range(cfg.n_layers)
-        )
+        self.blocks = nn.ModuleList(build_block(cfg, i) for i in range(cfg.n_layers))
         self.norm_f = build_norm(cfg.norm, C, cfg.norm_eps, bias=cfg.bias)
         self.lm_head = Linear(C, cfg.vocab_size, bias=False)
         self.apply(self._init_weights)
@@ -296,9 +291,10 @@ class MiniFormer(nn.Module):
                 prefix-LM mask).
             ignore_index: target id excluded from the loss.
             return_logits: with ``targets``, ``False`` computes the loss without ever holding
-                the ``(B, T, V)`` logits (:func:`~nlpcurriculum.nn.losses.linear_cross_entropy`,
-                faster; ``logits`` is then ``None``) when the head is a plain bias-free linear.
-                The trainer's :func:`lm_loss` does this.
+                the ``(B, T, V)`` logits
+                (:func:`~nlpcurriculum.nn.fast.fused_loss.linear_cross_entropy`, faster;
+                ``logits`` is then ``None``) when the head is a plain bias-free linear. The
+                trainer's :func:`lm_loss` does this.
 
         Returns:
             A :class:`ModelOutput`.
@@ -353,16 +349,29 @@ class MiniFormer(nn.Module):
 
     def _moe_aux_loss(self) -> Tensor | None:
         """Weighted sum of the MoE layers' auxiliary losses of the last forward pass."""
-        cfg, infos = self.config, [b.mlp.last_routing for b in self.blocks if isinstance(b.mlp, MoE)]
+        moe, infos = self.config.moe, [b.mlp.last_routing for b in self.blocks if isinstance(b.mlp, MoE)]
         if not infos:
             return None
-        return sum(cfg.moe_aux_weight * r.balance_loss + cfg.moe_z_weight * r.z_loss for r in infos)
+        return sum(moe.aux_weight * r.balance_loss + moe.z_weight * r.z_loss for r in infos)
 
 
-def _build_moe(cfg: MiniFormerConfig) -> MoE:
-    return MoE(cfg.d_model, cfg.d_ff, cfg.moe_experts, cfg.moe_top_k, kind=cfg.mlp, bias=cfg.bias,
-               capacity_factor=cfg.moe_capacity_factor, jitter=cfg.moe_jitter,
-               priority=cfg.moe_priority)
+def build_block(cfg: MiniFormerConfig, i: int) -> Block:
+    """Block ``i`` of the model ``cfg`` describes, from its parts: attention, feed-forward, norms.
+
+    The feed-forward is an :class:`~nlpcurriculum.nn.moe.MoE` where ``cfg.moe`` names block
+    ``i``, else the dense MLP of kind ``cfg.mlp``. The block itself knows nothing of either.
+    """
+    C = cfg.d_model
+    attn = MultiHeadAttention(C, cfg.n_heads, cfg.n_kv_heads, bias=cfg.bias, dropout=cfg.dropout,
+                              causal=cfg.causal, fused=cfg.fused_attention)
+    if cfg.moe is not None and cfg.moe.applies_to(i):
+        mlp: nn.Module = MoE.from_config(cfg.moe, C, cfg.d_ff, kind=cfg.mlp, bias=cfg.bias)
+    else:
+        mlp = build_mlp(cfg.mlp, C, cfg.d_ff, bias=cfg.bias)
+    return Block(attn=attn, mlp=mlp,
+                 norm1=build_norm(cfg.norm, C, cfg.norm_eps, bias=cfg.bias),
+                 norm2=build_norm(cfg.norm, C, cfg.norm_eps, bias=cfg.bias),
+                 dropout=cfg.dropout)
 
 
 def build_model(cfg: MiniFormerConfig) -> MiniFormer:
@@ -376,19 +385,24 @@ def load_model(path: str | Path) -> MiniFormer:
     Args:
         path: a file written by :func:`nlpcurriculum.training.checkpoint.save_checkpoint` with a
             ``model_config`` (the :class:`~nlpcurriculum.training.trainer.Trainer` always adds it).
+            Configs of older checkpoints with flat ``moe_*`` keys are read too
+            (:meth:`MiniFormerConfig.from_dict`).
 
     Returns:
         The model in eval mode.
 
     Raises:
-        CheckpointError: missing / corrupt file, or one without a model config.
+        CheckpointError: missing / corrupt file, one without a model config, or one whose model
+            config this code cannot build.
     """
-    from nlpcurriculum.training.checkpoint import CheckpointError, load_checkpoint
-
-    payload = load_checkpoint(path)
+    payload = read_checkpoint(path)
     if not payload.get("model_config"):
         raise CheckpointError(f"{path}: checkpoint has no model_config to rebuild the model from")
-    model = MiniFormer(MiniFormerConfig(**payload["model_config"]))
+    try:
+        cfg = MiniFormerConfig.from_dict(payload["model_config"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: its model_config does not build a MiniFormerConfig: {e}") from e
+    model = MiniFormer(cfg)
     model.load_state_dict(payload["model"])
     return model.eval()
 

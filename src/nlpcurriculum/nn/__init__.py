@@ -2,12 +2,14 @@
 
 One concept per module: :mod:`~nlpcurriculum.nn.positional` (position schemes),
 :mod:`~nlpcurriculum.nn.attention` (dot-product and multi-head attention),
-:mod:`~nlpcurriculum.nn.causal_attention` (training-time causal attention, backward by hand),
-:mod:`~nlpcurriculum.nn.kv_cache`, :mod:`~nlpcurriculum.nn.linear` (a decode-friendly weight
-layout), :mod:`~nlpcurriculum.nn.losses` (the output head fused with the cross-entropy),
-:mod:`~nlpcurriculum.nn.norms`,
-:mod:`~nlpcurriculum.nn.activations` (activations and feed-forward blocks) and
-:mod:`~nlpcurriculum.nn.block` (the pre-norm residual block).
+:mod:`~nlpcurriculum.nn.kv_cache`, :mod:`~nlpcurriculum.nn.linear` (``nn.Linear`` with a slot for
+decode-time weight copies), :mod:`~nlpcurriculum.nn.norms`,
+:mod:`~nlpcurriculum.nn.activations` (activations and feed-forward blocks),
+:mod:`~nlpcurriculum.nn.moe` (mixture-of-experts feed-forwards) and
+:mod:`~nlpcurriculum.nn.block` (the pre-norm residual block). These read like the textbook; the
+hand-written kernels that are faster (training-time causal attention with its backward by hand,
+decode-time weight layouts, the output head fused with the cross-entropy) sit in
+:mod:`nlpcurriculum.nn.fast`, each behind one dispatch in the module it speeds up.
 """
 
 from nlpcurriculum.nn.activations import (
@@ -30,7 +32,7 @@ from nlpcurriculum.nn.attention import (
     softmax,
 )
 from nlpcurriculum.nn.block import Block
-from nlpcurriculum.nn.causal_attention import causal_self_attention
+from nlpcurriculum.nn.fast import causal_self_attention
 from nlpcurriculum.nn.kv_cache import KVCache
 from nlpcurriculum.nn.linear import Linear
 from nlpcurriculum.nn.norms import LayerNorm, RMSNorm, build_norm

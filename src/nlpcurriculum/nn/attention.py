@@ -24,14 +24,14 @@ Three levels, each the teaching reference for the next:
    arXiv:2305.13245: each K/V head is shared by ``nh / nkv`` query heads), a KV cache for
    decoding, and optionally returns the attention weights for heatmaps.
 
-Three paths compute the same math. When the weights are not requested, :class:`MultiHeadAttention`
-calls ``F.scaled_dot_product_attention``: one fused kernel that never materialises the
+:meth:`MultiHeadAttention.forward` reads top to bottom as the steps above. Its one choice is
+in step 5: with the weights requested (or ``fused=False``) it runs the by-hand formula of level 2;
+otherwise ``F.scaled_dot_product_attention``, one fused kernel that never materialises the
 ``(T_q, T_k)`` weight matrix (on CPU a flash-attention style tiled loop with an online softmax),
-faster and lighter. Training on short windows (causal, up to ``MATERIALIZED_MAX_T`` tokens) goes
-instead through :func:`~nlpcurriculum.nn.causal_attention.causal_self_attention`, which keeps
-the weights and has its backward pass written out by hand (faster there, see that module). When
-weights are requested, or ``fused=False``, it runs the by-hand path above. The tests prove the
-paths agree to fp32 rounding.
+faster and lighter. One dispatch at the top hands the case a hand-written kernel is faster for,
+training on a short causal window, to :mod:`nlpcurriculum.nn.fast`
+(:func:`~nlpcurriculum.nn.fast.causal_attention.causal_self_attention`, which keeps the weights and
+has its backward pass written out by hand). The tests prove the paths agree to fp32 rounding.
 
 Masks follow torch's convention: a boolean mask is True where a query *may* attend; a float mask
 is added to the scores. Rows where every key is masked produce zero output (as torch does).
@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.torch_version import TorchVersion
 
-from nlpcurriculum.nn.causal_attention import MATERIALIZED_MAX_T, causal_self_attention
+from nlpcurriculum.nn import fast
 from nlpcurriculum.nn.kv_cache import KVCache
 from nlpcurriculum.nn.linear import Linear
 from nlpcurriculum.nn.positional import PositionScheme
@@ -256,7 +256,8 @@ class MultiHeadAttention(nn.Module):
         bias: add biases to the projections.
         dropout: dropout on the attention weights (training only).
         causal: apply the causal mask by default.
-        fused: use ``F.scaled_dot_product_attention`` when weights are not requested.
+        fused: use a fast kernel (``nn/fast/`` or ``F.scaled_dot_product_attention``) when the
+            weights are not requested; ``False``: always the formula by hand.
     """
 
     def __init__(
@@ -324,81 +325,70 @@ class MultiHeadAttention(nn.Module):
             positions = torch.arange(start, start + T, device=x.device)
             if position is not None:
                 position.ensure_length(start + T)
-        if self._trains_a_short_causal_window(x, position, attn_mask, padding_mask, kv_cache,
-                                               need_weights):
+        if fast.can_train_causal(self, x, position, attn_mask, padding_mask, kv_cache, need_weights):
+            # training on a short causal window: the hand-written kernel, the same function
             rotation = position.rotation_angles(positions) if position is not None else None
-            if rotation is not None:
-                rotation = (rotation[0].to(x.dtype), rotation[1].to(x.dtype))
-            y = causal_self_attention(self.qkv(x), self.n_heads, rotation)  # (B, T, C)
-            return self.proj(y), None
+            return self.proj(fast.causal_self_attention(self.qkv(x), self.n_heads, rotation)), None
+
+        # 1. project to queries, keys and values and split them into heads
         nh, nkv, hs = self.n_heads, self.n_kv_heads, self.head_dim
         heads = self.qkv(x).view(B, T, nh + 2 * nkv, hs).transpose(1, 2)  # (B, nh+2nkv, T, hs)
         qk, v = heads.split([nh + nkv, nkv], dim=1)  # (B, nh+nkv, T, hs), (B, nkv, T, hs)
-
+        # 2. positions: RoPE turns queries and keys of the same tokens by the same angles (one
+        #    call for both); the other schemes pass through
         if position is not None:
-            # RoPE turns queries and keys of the same tokens by the same angles: one call for
-            # both; other schemes pass through
             qk = position.rotate_heads(qk, positions)
         q, k = qk.split([nh, nkv], dim=1)  # (B, nh, T, hs), (B, nkv, T, hs)
+        # 3. the KV cache keeps the rotated keys: a cached key never needs rotating again
         if kv_cache is not None:
-            # cache the rotated keys: a cached key never needs rotating again
             k, v = kv_cache.update(layer_idx, k, v)  # (B, nkv, T_k, hs)
-        T_k = k.size(2)
-        use_fused = self.fused and not need_weights
+        # 4. which keys each query may see, and the scores' bias (ALiBi)
+        by_hand = need_weights or not self.fused
+        mask, is_causal = self._scores_mask(B, positions, k.size(2), position, attn_mask,
+                                            padding_mask, kv_cache, by_hand)
+        # 5. softmax(q k^T / sqrt(hs) + mask) v, every head at once
         dropout_p = self.dropout if self.training else 0.0
-        n_rep = nh // nkv
-
-        no_user_mask = attn_mask is None and padding_mask is None
-        no_bias = position is None or not position.biases_scores
-        if use_fused and no_user_mask and no_bias and ((self.causal and T == T_k) or T == 1):
-            # the two common cases need no mask tensor: training (T == T_k), where the kernel
-            # applies the causal mask itself, tile by tile, skipping the fully masked tiles; and
-            # one-token decoding with a KV cache, where the newest query may see every cached key
-            y = _fused_sdpa(q, k, v, None, dropout_p, n_rep, is_causal=T > 1 and self.causal)
+        if by_hand:  # the formula written out, weights kept
+            k, v = repeat_kv(k, nh // nkv), repeat_kv(v, nh // nkv)  # (B, nh, T_k, hs)
+            y, weights = scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+        else:  # torch's fused kernel: the weights are never materialised
+            y = _fused_sdpa(q, k, v, mask, dropout_p, nh // nkv, is_causal)  # (B, nh, T, hs)
             weights = None
-        else:
-            k_positions = torch.arange(T_k, device=x.device) if kv_cache is not None else positions
-            bias = position.score_bias(positions, k_positions) if position is not None else None
-            mask = self._keep_mask(B, positions, k_positions, attn_mask, padding_mask)  # bool/None
-            if bias is not None:
-                # ALiBi: one float mask = bias where allowed, -inf where masked
-                mask = bias[None] if mask is None else bias[None].masked_fill(~mask, float("-inf"))
-            if use_fused:
-                y = _fused_sdpa(q, k, v, mask, dropout_p, n_rep)  # (B, nh, T, hs)
-                weights = None
-            else:
-                k_full, v_full = repeat_kv(k, n_rep), repeat_kv(v, n_rep)  # (B, nh, T_k, hs)
-                y, weights = scaled_dot_product_attention(
-                    q, k_full, v_full, attn_mask=mask, dropout_p=dropout_p
-                )
-        y = y.transpose(1, 2).reshape(B, T, nh * hs)  # (B, nh, T, hs) -> (B, T, nh*hs): merge heads
+        # 6. merge the heads and project back
+        y = y.transpose(1, 2).reshape(B, T, nh * hs)  # (B, nh, T, hs) -> (B, T, nh*hs)
         return self.proj(y), (weights if need_weights else None)
 
-    def _trains_a_short_causal_window(
+    def _scores_mask(
         self,
-        x: Tensor,
+        B: int,
+        positions: Tensor,
+        T_k: int,
         position: PositionScheme | None,
         attn_mask: Tensor | None,
         padding_mask: Tensor | None,
         kv_cache: KVCache | None,
-        need_weights: bool,
-    ) -> bool:
-        """Whether :func:`causal_self_attention` applies: the training case it is faster for.
+        by_hand: bool,
+    ) -> tuple[Tensor | None, bool]:
+        """``(mask, is_causal)``: the bool or float mask for the scores, or ``None``.
 
-        A causal pass over a whole window of at most ``MATERIALIZED_MAX_T`` tokens, with
-        gradients, without masks, score biases, cache, dropout or grouped heads, in fp32/fp64 on
-        the CPU (see :mod:`~nlpcurriculum.nn.causal_attention` for the measurements).
+        The two common cases need no mask tensor for torch's fused kernel: training (``T ==
+        T_k``), where the kernel applies the causal mask itself (``is_causal``), tile by tile,
+        skipping the fully masked tiles; and one-token decoding with a KV cache, where the newest
+        query may see every cached key. Otherwise the causal, user and padding masks combine into
+        one bool mask, and a score bias (ALiBi) turns it into a float one: the bias where allowed,
+        ``-inf`` where masked.
         """
-        return (
-            self.fused and self.causal and not need_weights and torch.is_grad_enabled()
-            and kv_cache is None and attn_mask is None and padding_mask is None
-            and (position is None or not position.biases_scores)
-            and self.n_kv_heads == self.n_heads
-            and (self.dropout == 0 or not self.training)
-            and x.size(1) <= MATERIALIZED_MAX_T
-            and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
-            and not torch.is_autocast_enabled("cpu")
-        )
+        T = positions.numel()
+        no_user_mask = attn_mask is None and padding_mask is None
+        no_bias = position is None or not position.biases_scores
+        if not by_hand and no_user_mask and no_bias and ((self.causal and T == T_k) or T == 1):
+            return None, T > 1 and self.causal
+        k_positions = torch.arange(T_k, device=positions.device) if kv_cache is not None else positions
+        mask = self._keep_mask(B, positions, k_positions, attn_mask, padding_mask)  # bool or None
+        bias = position.score_bias(positions, k_positions) if position is not None else None
+        if bias is not None:
+            mask = bias[None] if mask is None else bias[None].masked_fill(~mask, float("-inf"))
+        return mask, False
 
     def _keep_mask(
         self,

@@ -68,6 +68,7 @@ from nlpcurriculum.nn.activations import build_mlp
 __all__ = [
     "PRIORITIES",
     "MoE",
+    "MoEConfig",
     "RoutingInfo",
     "expert_capacity",
     "load_balance_loss",
@@ -75,6 +76,57 @@ __all__ = [
 ]
 
 PRIORITIES = ("position", "score")
+
+
+@dataclass
+class MoEConfig:
+    """Where a model uses mixture-of-experts feed-forwards, and how they route.
+
+    A model config holds ``moe: MoEConfig | None`` (e.g.
+    :class:`~nlpcurriculum.models.miniformer.MiniFormerConfig`); ``None`` keeps every
+    feed-forward dense. In params.yaml it is the nested mapping ``model: {moe: {experts: 4,
+    top_k: 2, ...}}``. Each MoE layer is a :class:`MoE` built from these settings; the experts'
+    hidden size and kind are the model's ``d_ff`` and ``mlp``.
+
+    Attributes:
+        experts: E, experts per MoE layer (>= 1; one expert is the dense MLP plus a router).
+        top_k: k, experts each token is routed to, ``1 <= k <= E``.
+        capacity_factor: expert capacity factor (see the module docstring); ``None`` for no limit
+            (no token dropped).
+        aux_weight: weight of the load-balancing loss in the model's ``aux_loss``.
+        z_weight: weight of the router z-loss in the model's ``aux_loss``.
+        jitter: router input jitter during training, in ``[0, 1)`` (0: none).
+        layers: which blocks get an MoE (``None``: all of them); the model checks the indices.
+        priority: drop order within a choice rank when an expert overflows, ``"position"`` or
+            ``"score"``.
+    """
+
+    experts: int
+    top_k: int = 1
+    capacity_factor: float | None = None
+    aux_weight: float = 0.01
+    z_weight: float = 0.0
+    jitter: float = 0.0
+    layers: list[int] | None = None
+    priority: str = "position"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.experts, int) or self.experts < 1:
+            raise ValueError(f"moe.experts must be an int >= 1, got {self.experts!r}")
+        if not 1 <= self.top_k <= self.experts:
+            raise ValueError(f"moe.top_k must be in [1, moe.experts={self.experts}], got {self.top_k}")
+        if self.capacity_factor is not None and self.capacity_factor <= 0:
+            raise ValueError(f"moe.capacity_factor must be > 0 or null, got {self.capacity_factor}")
+        if min(self.aux_weight, self.z_weight) < 0 or not 0 <= self.jitter < 1:
+            raise ValueError("moe.aux_weight and moe.z_weight must be >= 0, moe.jitter in [0, 1)")
+        if any(i < 0 for i in self.layers or []):
+            raise ValueError(f"moe.layers must be block indices >= 0, got {self.layers}")
+        if self.priority not in PRIORITIES:
+            raise ValueError(f"moe.priority must be one of {PRIORITIES}, got {self.priority!r}")
+
+    def applies_to(self, layer: int) -> bool:
+        """Whether block ``layer`` gets an MoE."""
+        return self.layers is None or layer in self.layers
 
 
 def expert_capacity(n_tokens: int, n_experts: int, top_k: int, capacity_factor: float | None) -> int:
@@ -203,6 +255,13 @@ class MoE(nn.Module):
         self.router = nn.Linear(dim, n_experts, bias=False)
         self.experts = nn.ModuleList(build_mlp(kind, dim, hidden, bias=bias) for _ in range(n_experts))
         self.last_routing: RoutingInfo | None = None
+
+    @classmethod
+    def from_config(cls, cfg: MoEConfig, dim: int, hidden: int, *, kind: str = "gelu",
+                    bias: bool = True) -> "MoE":
+        """The layer ``cfg`` describes, its experts of ``kind`` with hidden size ``hidden``."""
+        return cls(dim, hidden, cfg.experts, cfg.top_k, kind=kind, bias=bias,
+                   capacity_factor=cfg.capacity_factor, jitter=cfg.jitter, priority=cfg.priority)
 
     def route(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Router scores for ``(N, C)`` tokens.

@@ -16,8 +16,8 @@ with three hooks that the model and the attention module call at those places:
   its position. The dot product of a rotated query at position m and a rotated key at position n
   depends only on ``m - n``: relative position falls out of absolute rotations. Kernels that
   rotate queries and keys themselves (the training-time
-  :func:`~nlpcurriculum.nn.causal_attention.causal_self_attention`) ask for the angles instead,
-  through ``rotation_angles(positions)``.
+  :func:`~nlpcurriculum.nn.fast.causal_attention.causal_self_attention`) ask for the angles
+  instead, through ``rotation_angles(positions)``.
 - ``score_bias(q_positions, k_positions)``: :class:`ALiBiPositions` (Press et al. 2021, "Train
   Short, Test Long", arXiv:2108.12409) adds nothing to the vectors at all; it subtracts
   ``slope_h * distance`` from the attention scores of head ``h``, so far-away keys are penalised
@@ -121,7 +121,7 @@ class PositionScheme(nn.Module):
         """``(cos, sin)`` of each position's angle per pair of dimensions, ``(T, hs/2)`` each.
 
         For kernels that rotate queries and keys themselves
-        (:func:`~nlpcurriculum.nn.causal_attention.causal_self_attention`); ``None`` when the
+        (:func:`~nlpcurriculum.nn.fast.causal_attention.causal_self_attention`); ``None`` when the
         scheme does not rotate (every scheme but RoPE).
         """
         return None

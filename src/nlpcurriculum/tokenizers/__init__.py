@@ -7,6 +7,8 @@ measures tokens per byte, vocabulary usage and fertility; :mod:`.corpus` builds 
 tokenizer and reads/writes token streams (``encode_documents``, ``save_tokens``, ``load_tokens``).
 The curriculum experiment that compares them is
 :mod:`nlpcurriculum.experiments.tokenization_and_embeddings.tokenizer_compare`.
+:mod:`.bpe_reference` is the textbook BPE trainer (recount every pair after every merge) that the
+fast one in :mod:`.bpe` is tested against.
 """
 
 from nlpcurriculum.tokenizers.base import Tokenizer, TokenizerFileError, load_tokenizer, vocab_sidecar_path

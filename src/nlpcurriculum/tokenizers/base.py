@@ -48,6 +48,8 @@ Python's ``str.split()`` also splits on U+001C..U+001F, which are not White_Spac
 FORMAT_VERSION = 1
 
 # kind -> subclass; filled by ``Tokenizer.__init_subclass__`` when a module defines a variant.
+# Every variant is defined by the time anyone can call ``load``: importing this module runs the
+# package's ``__init__`` first, and that imports every variant.
 _REGISTRY: dict[str, type["Tokenizer"]] = {}
 
 
@@ -181,7 +183,6 @@ class Tokenizer(abc.ABC):
         """
         doc = _read_document(path)
         kind = doc["kind"]
-        _import_variants()
         if kind not in _REGISTRY:
             raise TokenizerFileError(path, f"unknown tokenizer kind {kind!r} (known: {sorted(_REGISTRY)})")
         target = _REGISTRY[kind]
@@ -283,11 +284,6 @@ def _config_from_dict(config_cls: type, data: dict[str, Any]) -> Any:
     # JSON has no tuples; config dataclasses use tuples for immutable sequences.
     data = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
     return config_cls(**data)
-
-
-def _import_variants() -> None:
-    # Loading by kind must work even if the caller imported only ``base``.
-    import nlpcurriculum.tokenizers  # noqa: F401
 
 
 def _printable(token: str) -> str:

@@ -5,7 +5,9 @@ weights: AdamW's moment estimates and step counts, the scheduler's position, eve
 generator that training draws from (Python's ``random``, NumPy's global generator, torch's CPU
 generator and, when present, CUDA's) and the data loader's cursor and generator. A checkpoint
 holds all of them, under a format/version header so a file from a different program or an
-incompatible version is rejected with a clear message instead of a cryptic ``KeyError``.
+incompatible version is rejected with a clear message instead of a cryptic ``KeyError``. The
+file format and its reading live below training, in :mod:`nlpcurriculum.models.checkpoint`
+(``load_model`` reads checkpoints too); they are re-exported here.
 
 Writes are atomic: the payload goes to a temporary file in the same directory, is flushed and
 fsynced, then ``os.replace``d over the target. A crash mid-write leaves the previous checkpoint
@@ -31,6 +33,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from nlpcurriculum.models.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_VERSION,
+    CheckpointError,
+    read_checkpoint,
+)
+
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CHECKPOINT_VERSION",
@@ -40,14 +49,6 @@ __all__ = [
     "restore_rng_state",
     "save_checkpoint",
 ]
-
-CHECKPOINT_FORMAT = "nlpcurriculum.checkpoint"
-CHECKPOINT_VERSION = 1
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, truncated, corrupt, of another format, or does not fit."""
-
 
 def capture_rng_state() -> dict[str, Any]:
     """The state of every global RNG training draws from, as checkpoint-safe values."""
@@ -177,22 +178,7 @@ def load_checkpoint(
         CheckpointError: the file is missing, truncated or corrupt, has another format or version,
             or does not fit the objects passed in.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no checkpoint file there")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # zipfile / pickle / EOF errors all mean the same to the user
-        raise CheckpointError(
-            f"{path}: cannot read checkpoint, truncated or corrupt ({type(e).__name__}: {e})"
-        ) from e
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not an {CHECKPOINT_FORMAT} file")
-    if payload.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint version {payload.get('version')} is not supported "
-            f"(this code reads version {CHECKPOINT_VERSION})"
-        )
+    payload = read_checkpoint(path)  # the file and its header
     try:
         if model is not None:
             model.load_state_dict(payload["model"])

@@ -55,7 +55,7 @@ def build_trainer(config: dict[str, Any], tokens: torch.Tensor,
         tokens: 1-D token ids.
         checkpoint_path: where the trainer checkpoints.
     """
-    model_cfg = MiniFormerConfig(**config["model"])
+    model_cfg = MiniFormerConfig.from_dict(config["model"])
     train_cfg = TrainerConfig(**{**config["train"], "progress": False})
     seed_everything(int(config.get("seed", 0)))
     model = build_model(model_cfg)

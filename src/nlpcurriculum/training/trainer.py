@@ -21,9 +21,8 @@ losses (tested). Metrics go to an ``on_step(step, metrics)`` callback, so a stag
 them to MLflow without this library importing it.
 
 Left out here (each has its own module): mixed precision (``training/amp.py``), data / pipeline
-parallelism (``training/distributed.py``, ``training/pipeline_parallel.py``), activation
-checkpointing (``training/activation_checkpointing.py``). Not implemented: EMA weights, early
-stopping.
+parallelism (``training/distributed/``), activation checkpointing
+(``training/activation_checkpointing.py``). Not implemented: EMA weights, early stopping.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nlpcurriculum.models.miniformer import MiniFormer
-from nlpcurriculum.training.distributed import (
+from nlpcurriculum.training.distributed.common import (
     DistJob,
     DistSetup,
     build_seeded,

@@ -1,31 +1,37 @@
-"""The hand-written causal self-attention against torch's fused kernel and autograd."""
+"""The hand-written causal self-attention against the plain path (the formula by hand), torch's
+fused kernel and autograd; and ``MultiHeadAttention``'s dispatch to it."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-import nlpcurriculum.nn.attention as attention_module
-import nlpcurriculum.nn.causal_attention as causal_attention
-from nlpcurriculum.nn.attention import MultiHeadAttention
-from nlpcurriculum.nn.causal_attention import MATERIALIZED_MAX_T, causal_self_attention
+import nlpcurriculum.nn.fast as fast
+import nlpcurriculum.nn.fast.causal_attention as causal_attention
+from nlpcurriculum.nn.attention import MultiHeadAttention, scaled_dot_product_attention
+from nlpcurriculum.nn.fast.causal_attention import MATERIALIZED_MAX_T, causal_self_attention
 from nlpcurriculum.nn.positional import ALiBiPositions, RotaryPositions
 
 
-def reference(qkv, n_heads, rope=None):
-    """The per-op path: split heads, RoPE, ``F.scaled_dot_product_attention``, merge heads."""
+def reference(qkv, n_heads, rope=None, by_hand=False):
+    """The per-op path: split heads, RoPE, attention (the plain formula by hand, or
+    ``F.scaled_dot_product_attention``), merge heads."""
     B, T, C3 = qkv.shape
     hs = C3 // (3 * n_heads)
     q, k, v = qkv.view(B, T, 3 * n_heads, hs).transpose(1, 2).split(n_heads, dim=1)  # (B, nh, T, hs)
     if rope is not None:
         positions = torch.arange(T)
         q, k = rope.rotate_heads(q, positions), rope.rotate_heads(k, positions)
-    y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, nh, T, hs)
+    if by_hand:
+        y, _ = scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, nh, T, hs)
+    else:
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)  # (B, nh, T, hs)
     return y.transpose(1, 2).reshape(B, T, n_heads * hs)
 
 
 @pytest.mark.parametrize("T", [17, 150])  # one block of query rows; three, the last one partial
 @pytest.mark.parametrize("with_rope", [False, True])
-def test_forward_and_backward_match_torch_sdpa(with_rope, T):
+@pytest.mark.parametrize("by_hand", [True, False], ids=["plain", "torch"])
+def test_forward_and_backward_match_the_plain_formula_and_torch_sdpa(with_rope, T, by_hand):
     torch.manual_seed(0)
     B, nh, hs = 3, 4, 8
     rope = RotaryPositions(hs, T) if with_rope else None
@@ -33,7 +39,7 @@ def test_forward_and_backward_match_torch_sdpa(with_rope, T):
     qkv = torch.randn(B, T, 3 * nh * hs, requires_grad=True)
     grad = torch.randn(B, T, nh * hs)
     ours = causal_self_attention(qkv, nh, rotation)
-    expected = reference(qkv, nh, rope)
+    expected = reference(qkv, nh, rope, by_hand)
     assert torch.allclose(ours, expected, atol=1e-5, rtol=0)
     (d_ours,) = torch.autograd.grad(ours, qkv, grad)
     (d_expected,) = torch.autograd.grad(expected, qkv, grad)
@@ -79,7 +85,7 @@ def _calls(monkeypatch):
         seen.append(args[0].shape)
         return causal_self_attention(*args, **kwargs)
 
-    monkeypatch.setattr(attention_module, "causal_self_attention", spy)
+    monkeypatch.setattr(fast, "causal_self_attention", spy)
     return seen
 
 

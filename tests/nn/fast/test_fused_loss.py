@@ -1,11 +1,11 @@
-"""linear_cross_entropy against F.cross_entropy of the full logits: loss and both gradients."""
+"""The fused loss against the plain path (F.cross_entropy of the full logits): loss and both gradients."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 from nlpcurriculum.models import build_model, llama_like
-from nlpcurriculum.nn.losses import linear_cross_entropy
+from nlpcurriculum.nn.fast.fused_loss import linear_cross_entropy
 from nlpcurriculum.training.trainer import lm_loss
 
 

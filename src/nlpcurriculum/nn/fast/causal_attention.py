@@ -1,9 +1,11 @@
 """Causal self-attention for training, with its backward pass written out by hand.
 
-:class:`~nlpcurriculum.nn.attention.MultiHeadAttention` trains through this module when the
-window is at most ``MATERIALIZED_MAX_T`` tokens; otherwise through
-``F.scaled_dot_product_attention``. Both compute the same function. They differ in what they keep
-for the backward pass.
+:class:`~nlpcurriculum.nn.attention.MultiHeadAttention` trains through this module when
+:func:`can_train_causal` says so (a causal window of at most ``MATERIALIZED_MAX_T`` tokens, and
+nothing this kernel leaves out); otherwise through its plain path, where torch's
+``F.scaled_dot_product_attention`` does the same causal window. Both compute the same function
+(the tests in ``tests/nn/fast/`` hold this kernel to the plain path). They differ in what they
+keep for the backward pass.
 
 torch's CPU kernel is a flash-attention loop (Dao et al. 2022, arXiv:2205.14135): it never stores
 the ``(T, T)`` attention weights and recomputes them, tile by tile, in the backward pass. That
@@ -66,8 +68,9 @@ The first row is the pretrain model's shape. The stored weights grow as T^2: at 
 linear memory is worth more than the speed, which is down to 0.99-1.10x at T = 2048.
 
 Scope: causal self-attention over a whole window (no KV cache, no padding mask, no score bias),
-as many key/value heads as query heads, no attention dropout, fp32 or fp64, CPU. Everything else
-goes through :mod:`~nlpcurriculum.nn.attention`'s other paths.
+as many key/value heads as query heads, no attention dropout, fp32 or fp64, CPU
+(:func:`can_train_causal`). Everything else goes through :mod:`~nlpcurriculum.nn.attention`'s
+plain path.
 
 Dimension legend: B batch, T tokens, nh heads, hs head size, C = nh * hs, N = B * nh.
 """
@@ -77,9 +80,12 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-__all__ = ["MATERIALIZED_MAX_T", "causal_self_attention"]
+from nlpcurriculum.nn.kv_cache import KVCache
+from nlpcurriculum.nn.positional import PositionScheme
+
+__all__ = ["MATERIALIZED_MAX_T", "can_train_causal", "causal_self_attention"]
 
 # the longest window trained through this module: the weights it keeps grow as T^2 (see above)
 MATERIALIZED_MAX_T = 512
@@ -194,7 +200,8 @@ def causal_self_attention(qkv: Tensor, n_heads: int,
             ``hs`` features (the layout of ``MultiHeadAttention.qkv``).
         n_heads: nh.
         rotation: RoPE's ``(cos, sin)``, ``(T, hs/2)`` each
-            (:meth:`~nlpcurriculum.nn.positional.PositionScheme.rotation_angles`), or ``None``.
+            (:meth:`~nlpcurriculum.nn.positional.PositionScheme.rotation_angles`; cast to
+            ``qkv``'s dtype here), or ``None``.
 
     Returns:
         ``(B, T, C)``: the heads' outputs side by side, ready for the output projection.
@@ -207,4 +214,35 @@ def causal_self_attention(qkv: Tensor, n_heads: int,
     if cos is not None and (cos.shape != half or sin.shape != half or qkv.size(-1) % (6 * n_heads)):
         raise ValueError(f"RoPE needs an even head size and cos, sin of shape {half}; got qkv "
                          f"{tuple(qkv.shape)}, cos {tuple(cos.shape)}, sin {tuple(sin.shape)}")
+    if cos is not None:
+        cos, sin = cos.to(qkv.dtype), sin.to(qkv.dtype)
     return CausalSelfAttentionFunction.apply(qkv, n_heads, cos, sin)
+
+
+def can_train_causal(
+    attn: nn.Module,
+    x: Tensor,
+    position: PositionScheme | None,
+    attn_mask: Tensor | None,
+    padding_mask: Tensor | None,
+    kv_cache: KVCache | None,
+    need_weights: bool,
+) -> bool:
+    """Whether :func:`causal_self_attention` computes this call of ``attn``: the case it is for.
+
+    ``attn`` is a :class:`~nlpcurriculum.nn.attention.MultiHeadAttention` about to run on ``x``
+    with the other arguments of its ``forward``. The kernel applies to a causal pass over a whole
+    window of at most ``MATERIALIZED_MAX_T`` tokens, with gradients, without masks, score biases,
+    cache, dropout or grouped heads, in fp32/fp64 on the CPU (see the module docstring for the
+    measurements).
+    """
+    return (
+        attn.fused and attn.causal and not need_weights and torch.is_grad_enabled()
+        and kv_cache is None and attn_mask is None and padding_mask is None
+        and (position is None or not position.biases_scores)
+        and attn.n_kv_heads == attn.n_heads
+        and (attn.dropout == 0 or not attn.training)
+        and x.size(1) <= MATERIALIZED_MAX_T
+        and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+        and not torch.is_autocast_enabled("cpu")
+    )

@@ -21,7 +21,8 @@ it took the head's forward and backward from 81 to 48-52 ms on two threads, 145 
 
 Used by :class:`~nlpcurriculum.models.miniformer.MiniFormer` when the caller asks for the loss
 without the logits (``return_logits=False``, as :func:`~nlpcurriculum.training.trainer.lm_loss`
-does).
+does); otherwise the model writes the logits and calls ``F.cross_entropy``, the plain path this
+function is tested against.
 """
 
 from __future__ import annotations
