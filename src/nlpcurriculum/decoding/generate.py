@@ -42,7 +42,7 @@ from torch import Tensor, nn
 
 from nlpcurriculum.decoding.samplers import SamplerConfig, as_prompt_batch, process_logits
 from nlpcurriculum.nn.kv_cache import KVCache
-from nlpcurriculum.nn.linear import decode_layout
+from nlpcurriculum.nn.fast.decode_layout import decode_layout
 
 __all__ = ["GREEDY", "generate", "next_token"]
 
