@@ -1,3 +1,6 @@
+import ast
+import importlib
+import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -234,12 +237,33 @@ def test_set_args_through_dvc_equal_the_applied_profile(tmp_path, profile):
         assert read_yaml(by_dvc / "params" / path.name) == read_yaml(path), path.name
 
 
-def test_project_params_and_smoke_profile_load(tmp_path):
-    """The committed params and every profile load into the stages' dataclasses."""
-    from nlpcurriculum.data.sources import SourceConfig
-    from nlpcurriculum.data.splits import SplitConfig
+def stage_configs() -> dict[str, type]:
+    """``{section: config class}`` as each stage script calls ``load_section(section, Class)``."""
+    found = {}
+    for script in sorted((REPO / "stages").glob("*.py")):
+        tree = ast.parse(script.read_text())
+        origin = {a.asname or a.name: node.module for node in ast.walk(tree)
+                  if isinstance(node, ast.ImportFrom) for a in node.names}
+        consts = {n.targets[0].id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
+                  and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "load_section":
+                name_arg, cls_arg = node.args[:2]
+                name = name_arg.value if isinstance(name_arg, ast.Constant) else consts[name_arg.id]
+                if cls_arg.id in origin:
+                    found[name] = getattr(importlib.import_module(origin[cls_arg.id]), cls_arg.id)
+                else:  # a dataclass defined in the stage script itself
+                    found[name] = runpy.run_path(str(script), run_name="not_main")[cls_arg.id]
+    return found
 
+
+def test_project_params_load_for_every_stage_and_profile(tmp_path):
+    """Every stage's section, presets expanded, loads into the dataclass its script uses, with the
+    committed params and with every profile applied."""
+    configs = stage_configs()
+    assert set(configs) == set(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
     for profile in ["default"] + [p.name for p in (REPO / "profiles").iterdir() if p.is_dir()]:
         root = params_copy(tmp_path / profile, profile)
-        assert load_section("ingest", SourceConfig, params_file("ingest", root)).source == "stdlib"
-        assert load_section("splits", SplitConfig, params_file("splits", root)).seed == 0
+        for stage, cls in configs.items():
+            cfg = load_section(stage, cls, params_file(stage, root))
+            assert isinstance(cfg, cls)

@@ -64,7 +64,7 @@ FILTER_ITEM = "deduplication-and-filtering/2"
 
 @dataclass
 class DedupStageConfig:
-    """The ``dedup`` section of params.yaml.
+    """The ``dedup`` section of params/deduplication_and_filtering.yaml.
 
     Attributes:
         lsh: the deduplication run on the real corpus and on the benchmark.
@@ -237,7 +237,7 @@ def dedup_experiment(real: DedupTables, cfg: DedupStageConfig) -> ItemResult:
 
 @dataclass
 class FilterStageConfig:
-    """The ``filter`` section of params.yaml.
+    """The ``filter`` section of params/deduplication_and_filtering.yaml.
 
     Attributes:
         quality: the heuristic rules' thresholds.

@@ -86,7 +86,7 @@ CONSTRAINTS: dict[str, tuple[str, Any, str]] = {
 
 @dataclass
 class BeamSearchConfig:
-    """The params.yaml section ``beam_search``.
+    """The section ``beam_search`` of params/beam_search_and_constrained_decoding.yaml.
 
     Attributes:
         prompt_tokens: prompt length (ids from the val stream).

@@ -51,7 +51,7 @@ __all__ = [
 
 @dataclass
 class KVCacheConfig:
-    """Sizes of the three KV-cache experiments (the params.yaml section ``kv_cache``).
+    """Sizes of the three KV-cache experiments (the section ``kv_cache`` of params/kv_cache.yaml).
 
     Attributes:
         prompt_tokens: prompt length, taken from the start of the token stream.

@@ -53,7 +53,9 @@ ITEM = "sampling-parameters-temp-top-k-top-p"
 
 @dataclass
 class SamplingConfig:
-    """Sizes and settings of the three items (the params.yaml section ``sampling``).
+    """Sizes and settings of the three items.
+
+    The section ``sampling`` of params/sampling_parameters_temp_top_k_top_p.yaml.
 
     Attributes:
         prompt_tokens: length of each prompt (cut from the validation stream).

@@ -109,14 +109,9 @@ ITEMS = {
 }
 
 
-def _default_train() -> TrainerConfig:
-    return TrainerConfig(lr=3e-3, max_steps=400, batch_size=8, warmup_steps=20, eval_every=0,
-                         progress=False)
-
-
-@dataclass
+@dataclass(kw_only=True)
 class SpeculativeConfig:
-    """The ``speculative`` section of params.yaml.
+    """The ``speculative`` section of params/speculative_decoding.yaml.
 
     Attributes:
         draft_layers: layers of each mini-former draft.
@@ -182,7 +177,7 @@ class SpeculativeConfig:
     table_generations: int = 0
     table_min_confidence: float = 0.0
     lookup_gammas: list[int] = field(default_factory=lambda: [4, 8])
-    train: TrainerConfig = field(default_factory=_default_train)
+    train: TrainerConfig
     distill: float = 0.0
     seq_len: int = 128
     val_batches: int = 8

@@ -14,7 +14,7 @@ be checked against ground truth:
   words closer than unrelated ones.
 
 The stage runs all three from one :class:`WordEmbeddingsConfig` (the ``word_embeddings`` section of
-params.yaml) with :func:`run_word_embeddings`. It can also train skip-gram on real text (the
+params/tokenization_and_embeddings.yaml) with :func:`run_word_embeddings`. It can also train skip-gram on real text (the
 project's corpus) and list nearest neighbours of a few words there: shown, not checked, because real
 text comes with no list of true relations.
 
@@ -77,7 +77,9 @@ PROBE_WORDS: tuple[str, ...] = (
 
 @dataclass
 class WordEmbeddingsConfig:
-    """The ``word_embeddings`` section of params.yaml: the data, the two models, the finding bounds.
+    """The ``word_embeddings`` section of params/tokenization_and_embeddings.yaml.
+
+    The data, the two models, the finding bounds.
 
     Attributes:
         stories: generated stories to train on (about 60 words each); they carry the relations

@@ -86,20 +86,9 @@ ITEMS = {
 }
 
 
-def _default_model() -> MiniFormerConfig:
-    return MiniFormerConfig(vocab_size=BYTE_VOCAB, d_model=64, n_layers=2, n_heads=4, max_seq_len=64)
-
-
-def _default_train() -> TrainerConfig:
-    return TrainerConfig(
-        lr=3e-3, max_steps=600, batch_size=32, warmup_steps=30, eval_every=50, eval_batches=8,
-        progress=False,
-    )
-
-
-@dataclass
+@dataclass(kw_only=True)
 class AttentionConfig:
-    """The ``attention`` section of params.yaml.
+    """The ``attention`` section of params/self_attention_and_multihead_attention.yaml.
 
     Attributes:
         model: the byte-level mini-former whose attention is inspected (``vocab_size`` 256).
@@ -120,8 +109,8 @@ class AttentionConfig:
         min_unmasked_change: item 3: the past-logit change the unmasked model must show.
     """
 
-    model: MiniFormerConfig = field(default_factory=_default_model)
-    train: TrainerConfig = field(default_factory=_default_train)
+    model: MiniFormerConfig
+    train: TrainerConfig
     seq_len: int = 64
     seed: int = 0
     num_threads: int = 1

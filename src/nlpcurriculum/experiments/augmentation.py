@@ -105,26 +105,7 @@ METHODS = ("eda", "synonym", "backtranslation", "lm_paraphrase")
 
 
 # vocab_size of both models is set from the word codec at run time (params' value is ignored)
-def _translator_model() -> MiniFormerConfig:
-    return MiniFormerConfig(d_model=64, n_layers=2, n_heads=4, max_seq_len=18, init_std=0.08)
-
-
-def _translator_train() -> TrainerConfig:
-    return TrainerConfig(lr=3e-3, max_steps=600, batch_size=64, warmup_steps=30, eval_every=100,
-                         eval_batches=4, progress=False)
-
-
-def _lm_model() -> MiniFormerConfig:
-    return MiniFormerConfig(d_model=64, n_layers=2, n_heads=4, max_seq_len=32, init_std=0.08,
-                            dropout=0.1)
-
-
-def _lm_train() -> TrainerConfig:
-    return TrainerConfig(lr=3e-3, max_steps=200, batch_size=32, warmup_steps=30, eval_every=100,
-                         eval_batches=4, progress=False)
-
-
-@dataclass
+@dataclass(kw_only=True)
 class TranslatorConfig:
     """The back-translation translator (``translator`` sub-section).
 
@@ -139,8 +120,8 @@ class TranslatorConfig:
         cipher_seed: seed of the pseudo-language's letter permutation.
     """
 
-    model: MiniFormerConfig = field(default_factory=_translator_model)
-    train: TrainerConfig = field(default_factory=_translator_train)
+    model: MiniFormerConfig
+    train: TrainerConfig
     src_len: int = 8
     n_pairs: int = 3000
     heldout_pairs: int = 200
@@ -148,7 +129,7 @@ class TranslatorConfig:
     cipher_seed: int = 0
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ParaphraseConfig:
     """The paraphrase LM (``paraphrase`` sub-section).
 
@@ -160,13 +141,13 @@ class ParaphraseConfig:
         rewrite_rate: probability that a later word is replaced by an LM sample given the
             rewritten text before it (1 = keep the prefix and let the LM write the rest: at our
             sizes the LM barely infers the topic from its context, so full continuations lose
-            the label about half the time; see params.yaml).
+            the label about half the time; see params/data_augmentation_for_nlp.yaml).
         temperature: sampling temperature.
         candidates: paraphrases generated per labelled example before filtering.
     """
 
-    model: MiniFormerConfig = field(default_factory=_lm_model)
-    train: TrainerConfig = field(default_factory=_lm_train)
+    model: MiniFormerConfig
+    train: TrainerConfig
     seq_len: int = 32
     prefix_words: int = 4
     rewrite_rate: float = 0.3
@@ -189,9 +170,9 @@ class ClassifierConfig:
     weight_decay: float = 1e-3
 
 
-@dataclass
+@dataclass(kw_only=True)
 class AugmentationConfig:
-    """The ``augmentation`` section of params.yaml.
+    """The ``augmentation`` section of params/data_augmentation_for_nlp.yaml.
 
     Attributes:
         per_class: labelled documents per class (few labels: the classifier underfits).
@@ -230,8 +211,8 @@ class AugmentationConfig:
     min_cos: float = 0.5
     band: float = 2.0
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
-    translator: TranslatorConfig = field(default_factory=TranslatorConfig)
-    paraphrase: ParaphraseConfig = field(default_factory=ParaphraseConfig)
+    translator: TranslatorConfig
+    paraphrase: ParaphraseConfig
     num_threads: int = 1
     seed: int = 0
     min_translator_accuracy: float = 0.5

@@ -81,24 +81,9 @@ ITEMS = {
 AC_IMPLS = (None, "ours", "torch")
 
 
-def _ac_model() -> MiniFormerConfig:
-    return MiniFormerConfig(vocab_size=BYTE_VOCAB, d_model=64, n_layers=12, n_heads=4,
-                            max_seq_len=256)
-
-
-def _model() -> MiniFormerConfig:
-    return MiniFormerConfig(vocab_size=BYTE_VOCAB, d_model=32, n_layers=2, n_heads=2,
-                            max_seq_len=64, dropout=0.1)
-
-
-def _train() -> TrainerConfig:
-    return TrainerConfig(lr=3e-3, max_steps=120, batch_size=8, warmup_steps=10, eval_every=0,
-                         checkpoint_every=10, seed=0, progress=False)
-
-
-@dataclass
+@dataclass(kw_only=True)
 class CheckpointingConfig:
-    """The ``checkpointing`` section of params.yaml.
+    """The ``checkpointing`` section of params/checkpointing_and_fault_tolerance.yaml.
 
     Attributes:
         ac_model: item 1: the model whose activation memory is measured (long context, several
@@ -127,13 +112,13 @@ class CheckpointingConfig:
             losses on fixed batches) must reach this (nats).
     """
 
-    ac_model: MiniFormerConfig = field(default_factory=_ac_model)
+    ac_model: MiniFormerConfig
     ac_batch_size: int = 8
     ac_seq_len: int = 256
     ac_repeats: int = 3
     ac_dropout: float = 0.1
-    model: MiniFormerConfig = field(default_factory=_model)
-    train: TrainerConfig = field(default_factory=_train)
+    model: MiniFormerConfig
+    train: TrainerConfig
     seq_len: int = 64
     seed: int = 0
     resume_step: int = 40

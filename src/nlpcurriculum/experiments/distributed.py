@@ -52,13 +52,9 @@ ITEMS = {
 }
 
 
-def _default_model() -> MiniFormerConfig:
-    return MiniFormerConfig(vocab_size=BYTE_VOCAB, d_model=64, n_layers=4, n_heads=4, max_seq_len=64)
-
-
-@dataclass
+@dataclass(kw_only=True)
 class DistributedConfig:
-    """The ``distributed`` section of params.yaml.
+    """The ``distributed`` section of params/distributed_training.yaml.
 
     Attributes:
         model: the mini-former (``vocab_size`` 256: byte tokens).
@@ -84,7 +80,7 @@ class DistributedConfig:
         timeout_s: the launch is killed after this long.
     """
 
-    model: MiniFormerConfig = field(default_factory=_default_model)
+    model: MiniFormerConfig
     seq_len: int = 64
     global_batch: int = 16
     steps: int = 30

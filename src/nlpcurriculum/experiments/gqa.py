@@ -54,19 +54,9 @@ ITEMS = {
 }
 
 
-def _default_model() -> MiniFormerConfig:
-    return MiniFormerConfig(vocab_size=BYTE_VOCAB, d_model=256, n_layers=2, n_heads=8,
-                            max_seq_len=128, position="rope", init_std=0.04)
-
-
-def _default_train() -> TrainerConfig:
-    return TrainerConfig(lr=2e-3, max_steps=300, batch_size=8, warmup_steps=20, eval_every=50,
-                         eval_batches=8, progress=False)
-
-
-@dataclass
+@dataclass(kw_only=True)
 class GQAConfig:
-    """The ``gqa`` section of params.yaml.
+    """The ``gqa`` section of params/grouped_query_attention.yaml.
 
     Attributes:
         model: the multi-head source model (``n_kv_heads`` must equal ``n_heads``), byte vocab.
@@ -89,8 +79,8 @@ class GQAConfig:
             by at most this many nats/byte.
     """
 
-    model: MiniFormerConfig = field(default_factory=_default_model)
-    train: TrainerConfig = field(default_factory=_default_train)
+    model: MiniFormerConfig
+    train: TrainerConfig
     seq_len: int = 128
     uptrain_fraction: float = 0.2
     uptrain_lr: float = 1e-3

@@ -52,13 +52,9 @@ ITEMS = {
 }
 
 
-def _default_model() -> MiniFormerConfig:
-    return MiniFormerConfig(vocab_size=BYTE_VOCAB, d_model=64, n_layers=4, n_heads=4, max_seq_len=64)
-
-
-@dataclass
+@dataclass(kw_only=True)
 class MixedPrecisionConfig:
-    """The ``mixed_precision`` section of params.yaml.
+    """The ``mixed_precision`` section of params/mixed_precision_and_gradient_accumulation.yaml.
 
     Attributes:
         model: the mini-former (byte tokens, ``vocab_size`` 256).
@@ -84,7 +80,7 @@ class MixedPrecisionConfig:
         num_threads: torch threads.
     """
 
-    model: MiniFormerConfig = field(default_factory=_default_model)
+    model: MiniFormerConfig
     seq_len: int = 64
     batch_size: int = 16
     steps: int = 60

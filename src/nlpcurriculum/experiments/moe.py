@@ -110,24 +110,9 @@ def byte_kinds(ids: Tensor) -> Tensor:
     return kind
 
 
-def _default_model() -> MiniFormerConfig:
-    # d_ff is each expert's hidden size H; init_std ~ 0.6 / sqrt(d_model) as in norms_activations
-    return MiniFormerConfig(
-        vocab_size=BYTE_VOCAB, d_model=64, n_layers=2, n_heads=4, max_seq_len=64, d_ff=128,
-        init_std=0.08, moe_experts=4, moe_top_k=2, moe_capacity_factor=1.25, moe_aux_weight=0.01,
-    )
-
-
-def _default_train() -> TrainerConfig:
-    return TrainerConfig(
-        lr=3e-3, max_steps=400, batch_size=16, warmup_steps=20, eval_every=50, eval_batches=8,
-        progress=False,
-    )
-
-
-@dataclass
+@dataclass(kw_only=True)
 class MoEExperimentConfig:
-    """The ``moe`` section of params.yaml.
+    """The ``moe`` section of params/mixture_of_experts.yaml.
 
     Attributes:
         model: the main MoE model (``moe_experts`` E >= 2, ``moe_top_k`` k, ``d_ff`` = each
@@ -154,8 +139,8 @@ class MoEExperimentConfig:
         min_equal_quality_flops_ratio: item 3: FLOPs of the dense model of equal quality / MoE's.
     """
 
-    model: MiniFormerConfig = field(default_factory=_default_model)
-    train: TrainerConfig = field(default_factory=_default_train)
+    model: MiniFormerConfig
+    train: TrainerConfig
     seq_len: int = 64
     variants: list[list[int]] = field(default_factory=lambda: [[2, 1], [4, 1]])
     dense_d_ff: list[int] = field(default_factory=lambda: [128, 1024])

@@ -82,22 +82,9 @@ ITEMS = {
 VOCAB = BYTE_VOCAB + 1  # bytes + [MASK]
 
 
-def _default_model() -> MiniFormerConfig:
-    # RoPE: with learned positions the MLM (which, unlike the causal models, gets no position
-    # signal from its mask) stayed at the unigram plateau for 500 steps (held-out next-byte
-    # accuracy 0.137 vs 0.133 for the most frequent byte; RoPE: 0.258; measured)
-    return MiniFormerConfig(vocab_size=VOCAB, d_model=64, n_layers=4, n_heads=4, max_seq_len=64,
-                            position="rope", init_std=0.08)
-
-
-def _default_train() -> TrainerConfig:
-    return TrainerConfig(lr=3e-3, max_steps=500, batch_size=16, warmup_steps=20, eval_every=50,
-                         eval_batches=1, progress=False)
-
-
-@dataclass
+@dataclass(kw_only=True)
 class PretrainingObjectivesConfig:
-    """The ``pretraining_objectives`` section of params.yaml.
+    """The ``pretraining_objectives`` section of params/pretraining_objectives.yaml.
 
     Attributes:
         model: the shared architecture; ``vocab_size`` must be 257 (bytes + ``[MASK]``); its
@@ -120,8 +107,8 @@ class PretrainingObjectivesConfig:
             left-only accuracy by this much.
     """
 
-    model: MiniFormerConfig = field(default_factory=_default_model)
-    train: TrainerConfig = field(default_factory=_default_train)
+    model: MiniFormerConfig
+    train: TrainerConfig
     seq_len: int = 64
     mask_prob: float = 0.15
     seed: int = 0

@@ -91,19 +91,9 @@ def _default_sizes() -> list[ScaleSize]:
     ]
 
 
-def _default_base() -> MiniFormerConfig:
-    return MiniFormerConfig(vocab_size=BYTE_VOCAB, d_model=64, n_layers=2, n_heads=2,
-                            max_seq_len=64)
-
-
-def _default_train() -> TrainerConfig:
-    return TrainerConfig(lr=3e-3, max_steps=300, batch_size=16, warmup_steps=15, eval_every=50,
-                         eval_batches=8, seed=0, progress=False)
-
-
-@dataclass
+@dataclass(kw_only=True)
 class ScalingConfig:
-    """The ``scaling_laws`` section of params.yaml.
+    """The ``scaling_laws`` section of params/scaling_laws_and_model_capacity.yaml.
 
     Attributes:
         base: the architecture every size shares (position, norm, mlp, ...); its ``d_model``,
@@ -125,9 +115,9 @@ class ScalingConfig:
         max_holdout_rel_error: item 3: the same for the largest size predicted without it.
     """
 
-    base: MiniFormerConfig = field(default_factory=_default_base)
+    base: MiniFormerConfig
     sizes: list[ScaleSize] = field(default_factory=_default_sizes)
-    train: TrainerConfig = field(default_factory=_default_train)
+    train: TrainerConfig
     seeds: list[int] = field(default_factory=lambda: [0])
     val_batches: int = 32
     lr_rule: str = "kaplan"

@@ -72,7 +72,7 @@ def _generate(task: str, n: int, rng: np.random.Generator) -> list[dict]:
 
 @dataclass
 class SyntheticCorporaConfig:
-    """The ``synthetic`` section of params.yaml.
+    """The ``synthetic`` section of params/synthetic_data.yaml.
 
     Attributes:
         tasks: which task corpora to build.

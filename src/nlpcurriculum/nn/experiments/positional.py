@@ -160,9 +160,9 @@ class AblationConfig:
             raise ValueError(f"n_symbols must be >= 2, got {self.n_symbols}")
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PositionalConfig:
-    """The whole stage (maps 1:1 onto the ``positional_embeddings`` section of params.yaml).
+    """The whole stage: the ``positional_embeddings`` section of params/positional_embeddings.yaml.
 
     Attributes:
         model: the shared architecture; ``max_seq_len`` is the training context T (and the
@@ -189,11 +189,8 @@ class PositionalConfig:
             two contending threads run several times slower.
     """
 
-    model: MiniFormerConfig = field(default_factory=lambda: MiniFormerConfig(
-        d_model=64, n_layers=2, n_heads=4, max_seq_len=64))
-    train: TrainerConfig = field(default_factory=lambda: TrainerConfig(
-        lr=3e-3, max_steps=1200, batch_size=16, warmup_steps=20, eval_every=100, eval_batches=8,
-        progress=False))
+    model: MiniFormerConfig
+    train: TrainerConfig
     ablation: AblationConfig = field(default_factory=AblationConfig)
     context_multiples: list[int] = field(default_factory=lambda: [1, 2, 4])
     eval_tokens: int = 16384
