@@ -8,13 +8,14 @@ logs it and the terminal rendering to MLflow, and writes `metrics/token_viz.json
 """
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from nlpcurriculum.data.schemas import SPLITS, read_table
 from nlpcurriculum.io import write_text
 from nlpcurriculum.params import load_section
 from nlpcurriculum.stage import main_guard, publish
 from nlpcurriculum.tokenizers import load_tokenizer
+from nlpcurriculum.viz.experiment import TokenVizChecks
 
 ITEM = "tokenization-and-embeddings/7"
 VAL = "data/processed/splits/val.parquet"
@@ -25,12 +26,13 @@ NAMES = {"wordpiece": "WordPiece", "bpe": "BPE", "unigram": "Unigram", "sentence
 
 @dataclass
 class TokenVizConfig:
-    """The `token_viz` section: how many val paragraphs, how long, an extra line, tiktoken or not."""
+    """The `token_viz` section: val paragraphs, their length, an extra line, tiktoken, `checks`."""
 
     n_samples: int = 3
     max_chars: int = 300
     extra_text: str = ""
     include_tiktoken: bool = True
+    checks: TokenVizChecks = field(default_factory=TokenVizChecks)
 
 
 def main() -> None:
@@ -46,7 +48,7 @@ def main() -> None:
     groups = {source: part["text"].tolist() for source, part in val.groupby("source", sort=True)}
     samples = sample_paragraphs(groups, cfg.n_samples, cfg.max_chars)
     text = "\n\n".join(samples + ([cfg.extra_text] if cfg.extra_text else []))
-    result = token_viz_item(ITEM, text, tokenizers)
+    result = token_viz_item(ITEM, text, tokenizers, cfg.checks)
     write_text(OUTPUT, result.texts["token_viz.html"])
     publish("token_viz", {"token_viz": cfg}, results=[result], started=started)
     print(f"token_viz: {len(samples)} samples, {len(text)} chars, {len(tokenizers)} tokenizers -> {OUTPUT}")

@@ -12,7 +12,7 @@ fails at once, naming the file and the dotted key, before any work starts.
 
 Presets. A mapping that says ``preset: NAME`` starts from the mapping ``NAME`` of
 ``params/presets.yaml`` (beside the params file) and overrides what it lists:
-``model: {preset: byte_64x2, n_layers: 4}``. Expansion is shallow and happens before the
+``model: {preset: byte_gpt, n_layers: 4}``. Expansion is shallow and happens before the
 dataclass is built, so a config from a preset equals the one written out in full. ``preset`` is
 therefore a reserved key in params files.
 
@@ -109,7 +109,7 @@ def resolve_presets(data: Any, presets: dict[str, dict] | None, where: str,
                     source: str | Path = PRESETS_FILE) -> Any:
     """``data`` with every ``{preset: NAME, **overrides}`` mapping expanded, at any depth.
 
-    ``{preset: "byte_64x2", "n_layers": 4}`` -> ``{**presets["byte_64x2"], "n_layers": 4}``.
+    ``{preset: "byte_gpt", "n_layers": 4}`` -> ``{**presets["byte_gpt"], "n_layers": 4}``.
 
     Args:
         data: a section as read from its params file.

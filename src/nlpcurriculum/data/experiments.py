@@ -63,6 +63,23 @@ FILTER_ITEM = "deduplication-and-filtering/2"
 
 
 @dataclass
+class DedupChecks:
+    """Bounds of the findings that no knob above sets (params ``dedup.checks``).
+
+    Attributes:
+        min_benchmark_f1: pairwise F1 of the recovered clusters against the planted ones.
+        parity_sds: allowed max |ours - datasketch| Jaccard estimate, in standard deviations of the
+            difference of two independent estimates at the lowest planted Jaccard.
+        max_scurve_z: largest deviation of a bin's measured LSH candidate rate from the S-curve, in
+            binomial standard errors.
+    """
+
+    min_benchmark_f1: float = 0.95
+    parity_sds: float = 3.0
+    max_scurve_z: float = 4.0
+
+
+@dataclass
 class DedupStageConfig:
     """The ``dedup`` section of params/deduplication_and_filtering.yaml.
 
@@ -73,6 +90,7 @@ class DedupStageConfig:
         scurve_pairs: document pairs of known Jaccard (uniform in [0.05, 1]) for the S-curve.
         parity_pairs: near-duplicate pairs compared with datasketch.
         seed: seeds the benchmark and the S-curve pairs.
+        checks: the other bounds of the findings.
     """
 
     lsh: DedupConfig = field(default_factory=DedupConfig)
@@ -83,6 +101,7 @@ class DedupStageConfig:
     scurve_pairs: int = 600
     parity_pairs: int = 100
     seed: int = 0
+    checks: DedupChecks = field(default_factory=DedupChecks)
 
     def __post_init__(self) -> None:
         if self.scurve_pairs < 10 or self.parity_pairs < 1:
@@ -154,8 +173,9 @@ def dedup_experiment(real: DedupTables, cfg: DedupStageConfig) -> ItemResult:
     # A related document ("hard negative", J <= related_high) that was dropped is a false merge.
     res.metrics["benchmark.related_dropped"] = int((~bench.keep & (kinds == "related")).sum())
     res.findings.append(Finding.at_least(
-        "MinHash LSH recovers planted near duplicates (Jaccard >= 0.8) with pairwise F1 >= 0.95 "
-        "against ground-truth clusters", "benchmark.f1", scores["f1"], 0.95))
+        "MinHash LSH recovers planted near duplicates (Jaccard >= 0.8) with pairwise F1 >= "
+        f"{cfg.checks.min_benchmark_f1:g} against ground-truth clusters", "benchmark.f1", scores["f1"],
+        cfg.checks.min_benchmark_f1))
 
     # 2. Agreement with datasketch on near-duplicate pairs.
     source_of = {x["cluster"]: x["text"] for x in records if x["kind"] == "original"}
@@ -170,10 +190,10 @@ def dedup_experiment(real: DedupTables, cfg: DedupStageConfig) -> ItemResult:
     diff = float(np.max(np.abs(ours - ref))) if len(near) else 0.0
     p = lsh.minhash.num_perm
     # Two independent estimates of J differ with standard deviation sqrt(2 J (1 - J) / P); at the
-    # lowest planted J (the widest case) three of those is the tolerance. Identical hashing
-    # (hash_fn "sha1") must give exactly 0.
+    # lowest planted J (the widest case) checks.parity_sds (3) of those is the tolerance. Identical
+    # hashing (hash_fn "sha1") must give exactly 0.
     j_low = cfg.benchmark.jaccard_low
-    tol = 3.0 * np.sqrt(2.0 * j_low * (1.0 - j_low) / p)
+    tol = cfg.checks.parity_sds * np.sqrt(2.0 * j_low * (1.0 - j_low) / p)
     res.metrics.update({
         "parity.pairs": len(near),
         "parity.max_abs_diff": diff,
@@ -184,7 +204,8 @@ def dedup_experiment(real: DedupTables, cfg: DedupStageConfig) -> ItemResult:
     })
     res.findings.append(Finding.at_most(
         "our MinHash Jaccard estimates agree with datasketch within sampling error "
-        "(3 sd of the difference of two estimates)", "parity.max_abs_diff", diff, float(tol)))
+        f"({cfg.checks.parity_sds:g} sd of the difference of two estimates)", "parity.max_abs_diff",
+        diff, float(tol)))
 
     # 3. The S-curve, measured on pairs of known Jaccard.
     a_docs, c_docs, j = s_curve_pairs(cfg.scurve_pairs, cfg.seed + 1, cfg.benchmark)
@@ -205,7 +226,8 @@ def dedup_experiment(real: DedupTables, cfg: DedupStageConfig) -> ItemResult:
     res.metrics["scurve.max_z"] = z_max
     res.findings.append(Finding.at_most(
         "the measured LSH candidate rate follows the theoretical S-curve 1 - (1 - s^r)^b "
-        "(largest bin deviation in binomial standard errors)", "scurve.max_z", z_max, 4.0))
+        "(largest bin deviation in binomial standard errors)", "scurve.max_z", z_max,
+        cfg.checks.max_scurve_z))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     s = np.linspace(0, 1, 201)
@@ -236,6 +258,25 @@ def dedup_experiment(real: DedupTables, cfg: DedupStageConfig) -> ItemResult:
 
 
 @dataclass
+class FilterChecks:
+    """Bounds of the findings that no knob above sets (params ``filter.checks``).
+
+    Attributes:
+        min_clean_keep_rate: share of the clean documents (``clean_sources``) the heuristic rules
+            keep.
+        min_shuffled_perplexity_auc: rank AUC of word-shuffled junk's perplexity over the clean
+            documents'.
+        min_combined_drop_rate: share of all injected junk that heuristics + perplexity drop.
+        min_loud_junk_drop_rate: share of garbage and repeated-line junk the heuristic rules drop.
+    """
+
+    min_clean_keep_rate: float = 0.85
+    min_shuffled_perplexity_auc: float = 0.9
+    min_combined_drop_rate: float = 0.9
+    min_loud_junk_drop_rate: float = 0.9
+
+
+@dataclass
 class FilterStageConfig:
     """The ``filter`` section of params/deduplication_and_filtering.yaml.
 
@@ -247,6 +288,7 @@ class FilterStageConfig:
         junk_per_kind: injected junk documents per kind (made from held-out clean reference
             documents) for the benchmark.
         seed: seeds the junk.
+        checks: the other bounds of the findings.
     """
 
     quality: QualityFilterConfig = field(default_factory=QualityFilterConfig)
@@ -254,6 +296,7 @@ class FilterStageConfig:
     clean_sources: list[str] = field(default_factory=lambda: ["pydoc_topics"])
     junk_per_kind: int = 50
     seed: int = 0
+    checks: FilterChecks = field(default_factory=FilterChecks)
 
     def __post_init__(self) -> None:
         if self.junk_per_kind < 1:
@@ -327,8 +370,9 @@ def filter_experiment(docs_texts: list[str], sources: list[str], real: FilterTab
     res.metrics["clean.documents"] = int(clean_mask.sum())
     res.metrics["clean.heuristic_keep_rate"] = clean_keep
     res.findings.append(Finding.at_least(
-        f"the heuristic rules keep >= 85% of the clean documents ({', '.join(cfg.clean_sources)})",
-        "clean.heuristic_keep_rate", clean_keep, 0.85))
+        f"the heuristic rules keep >= {cfg.checks.min_clean_keep_rate:.0%} of the clean documents "
+        f"({', '.join(cfg.clean_sources)})", "clean.heuristic_keep_rate", clean_keep,
+        cfg.checks.min_clean_keep_rate))
 
     # Junk benchmark: junk made from held-out reference documents, scored by the fold model
     # that never saw the source document, so clean and junk are judged by the same model.
@@ -358,17 +402,18 @@ def filter_experiment(docs_texts: list[str], sources: list[str], real: FilterTab
         res.findings.append(Finding.at_least(
             "word-shuffled documents get higher Kneser-Ney perplexity than the clean documents "
             "they came from (rank AUC)", "junk.shuffled.perplexity_auc",
-            res.metrics["junk.shuffled.perplexity_auc"], 0.9))
+            res.metrics["junk.shuffled.perplexity_auc"], cfg.checks.min_shuffled_perplexity_auc))
         combined_all = np.mean([res.metrics[f"junk.{k}.combined_drop_rate"] for k in JUNK_KINDS])
         res.metrics["junk.all.combined_drop_rate"] = float(combined_all)
         res.findings.append(Finding.at_least(
-            "heuristics + perplexity drop >= 90% of all injected junk", "junk.all.combined_drop_rate",
-            combined_all, 0.9))
+            f"heuristics + perplexity drop >= {cfg.checks.min_combined_drop_rate:.0%} of all injected "
+            "junk", "junk.all.combined_drop_rate", combined_all, cfg.checks.min_combined_drop_rate))
     loud = np.mean([junk_heur_drop[k] for k in ("garbage", "repeated_line")])
     res.metrics["junk.garbage_and_repeated.heuristic_drop_rate"] = float(loud)
     res.findings.append(Finding.at_least(
-        "the heuristic rules drop >= 90% of garbage and repeated-line junk",
-        "junk.garbage_and_repeated.heuristic_drop_rate", loud, 0.9))
+        f"the heuristic rules drop >= {cfg.checks.min_loud_junk_drop_rate:.0%} of garbage and "
+        "repeated-line junk", "junk.garbage_and_repeated.heuristic_drop_rate", loud,
+        cfg.checks.min_loud_junk_drop_rate))
 
     # Figures: drops per reason, and the perplexity histogram with the threshold.
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -418,7 +463,8 @@ def synthetic_experiment(corpora: dict, cfg) -> ItemResult:
 
     Findings: dedup finds the planted duplicates (pairwise recall against the ground truth),
     no near duplicate spans two splits (a fresh LSH pass over the union of the splits), and the
-    measured typo rate matches the configured one within 4 binomial standard errors.
+    measured typo rate matches the configured one within ``checks.max_typo_rate_z`` binomial
+    standard errors.
     """
     import matplotlib.pyplot as plt
 
@@ -435,13 +481,14 @@ def synthetic_experiment(corpora: dict, cfg) -> ItemResult:
         planted_idx = np.flatnonzero(truth != np.arange(len(truth)))
         planted = len(planted_idx)
         # Recall where the claim applies: planted copies whose true Jaccard with their source is
-        # >= 0.8 (one letter changed in a 20-character copy task is not a near duplicate).
+        # >= checks.near_duplicate_jaccard (one letter changed in a 20-character copy task is not a
+        # near duplicate).
         mh = cfg.lsh.minhash
         true_j = np.array([jaccard(shingles(corpus.records[i]["text"], mh),
                                    shingles(corpus.records[truth[i]]["text"], mh))
                            for i in planted_idx])
         found = corpus.cluster[planted_idx] == corpus.cluster[truth[planted_idx]]
-        above = true_j >= 0.8
+        above = true_j >= cfg.checks.near_duplicate_jaccard
         recalls.append(float(found[above].mean()) if above.any() else 1.0)
         res.metrics[f"{task}.planted_above_threshold"] = int(above.sum())
         res.metrics[f"{task}.recall_above_threshold"] = recalls[-1]
@@ -472,12 +519,13 @@ def synthetic_experiment(corpora: dict, cfg) -> ItemResult:
     recall = float(np.min(recalls))
     res.metrics["dedup_recall_above_threshold_min"] = recall
     res.findings.append(Finding.at_least(
-        "MinHash LSH removes the planted duplicates (true Jaccard >= 0.8) of every task "
-        "corpus (lowest recall over tasks)", "dedup_recall_above_threshold_min", recall, 0.95))
+        f"MinHash LSH removes the planted duplicates (true Jaccard >= "
+        f"{cfg.checks.near_duplicate_jaccard:g}) of every task corpus (lowest recall over tasks)",
+        "dedup_recall_above_threshold_min", recall, cfg.checks.min_dedup_recall))
     res.metrics["cross_split_near_duplicates"] = leaks
     res.findings.append(Finding.at_most(
         "no near duplicate is shared between train, val and test (fresh LSH pass over all "
-        "splits)", "cross_split_near_duplicates", leaks, 0))
+        "splits)", "cross_split_near_duplicates", leaks, cfg.checks.max_cross_split_near_duplicates))
     p = cfg.noise.typo_rate
     measured = typos / max(eligible, 1)
     z = abs(measured - p) / np.sqrt(max(p * (1 - p), 1e-12) / max(eligible, 1))
@@ -486,8 +534,8 @@ def synthetic_experiment(corpora: dict, cfg) -> ItemResult:
                         "noise.noisy_fraction_configured": cfg.noisy_fraction,
                         "noise.noisy_fraction_measured": noisy / max(total, 1)})
     res.findings.append(Finding.at_most(
-        "the measured typo rate equals the configured one within 4 binomial standard errors",
-        "noise.typo_rate_z", float(z), 4.0))
+        f"the measured typo rate equals the configured one within {cfg.checks.max_typo_rate_z:g} "
+        "binomial standard errors", "noise.typo_rate_z", float(z), cfg.checks.max_typo_rate_z))
 
     fig, ax = plt.subplots(figsize=(7, 4))
     names = [r[0] for r in rows]

@@ -104,6 +104,17 @@ ITEMS = {
 METHODS = ("eda", "synonym", "backtranslation", "lm_paraphrase")
 
 
+@dataclass
+class AugmentationChecks:
+    """Bounds of the findings that no knob above sets (params ``augmentation.checks``).
+
+    Attributes:
+        max_roundtrip_identical: item 1: share of sampled round trips identical to their source.
+    """
+
+    max_roundtrip_identical: float = 0.9
+
+
 # vocab_size of both models is set from the word codec at run time (params' value is ignored)
 @dataclass(kw_only=True)
 class TranslatorConfig:
@@ -196,6 +207,7 @@ class AugmentationConfig:
         min_novel_words: item 2: share of an LM paraphrase's words absent from its parent.
         min_gain: item 3: test accuracy gain of the val-chosen (method, ratio) over ratio 0.
         min_gain_se: item 3: that gain in standard errors of the paired per-seed differences.
+        checks: the other bounds of the findings.
     """
 
     per_class: int = 5
@@ -221,6 +233,7 @@ class AugmentationConfig:
     min_novel_words: float = 0.1
     min_gain: float = 0.01
     min_gain_se: float = 2.0
+    checks: AugmentationChecks = field(default_factory=AugmentationChecks)
 
     def __post_init__(self) -> None:
         if self.per_class < 1:
@@ -680,7 +693,7 @@ def _ops_item(cfg, tr, stats, coverage, class_coverage, cands, parents, ptexts, 
         Finding.at_least("the sampled round trip English -> pseudo -> English stays close to its "
                          "source (word BLEU)", "roundtrip_bleu", bt["bleu"], cfg.min_roundtrip_bleu),
         Finding.at_most("the sampled round trip is a paraphrase, not a copy (share identical to "
-                        "the source)", "roundtrip_identical", bt_exact, 0.9),
+                        "the source)", "roundtrip_identical", bt_exact, cfg.checks.max_roundtrip_identical),
     ]
     figures = {
         "translator_loss.png": plot_curves({"held-out pairs": curve(tr["history"]),

@@ -81,6 +81,18 @@ ITEMS = {
 AC_IMPLS = (None, "ours", "torch")
 
 
+@dataclass
+class CheckpointingChecks:
+    """Bounds of the findings that no knob above sets (params ``checkpointing.checks``).
+
+    Attributes:
+        min_corrupt_checkpoint_clear_error: item 3: 1 when a truncated checkpoint stops the restart
+            with the one-line CheckpointError.
+    """
+
+    min_corrupt_checkpoint_clear_error: float = 1.0
+
+
 @dataclass(kw_only=True)
 class CheckpointingConfig:
     """The ``checkpointing`` section of params/checkpointing_and_fault_tolerance.yaml.
@@ -110,6 +122,7 @@ class CheckpointingConfig:
         max_loss_diff: items 2-3: max abs loss difference of an exact resume.
         min_naive_gap: item 2: the weights-only resume's mean abs loss gap (training losses, and
             losses on fixed batches) must reach this (nats).
+        checks: the other bounds of the findings.
     """
 
     ac_model: MiniFormerConfig
@@ -131,6 +144,7 @@ class CheckpointingConfig:
     grad_tol: float = 1e-6
     max_loss_diff: float = 1e-6
     min_naive_gap: float = 0.01
+    checks: CheckpointingChecks = field(default_factory=CheckpointingChecks)
 
     def __post_init__(self) -> None:
         for name in ("ac_model", "model"):
@@ -618,7 +632,7 @@ def crash_item(cfg: CheckpointingConfig, tokens: torch.Tensor, ref: dict[int, fl
         Finding.at_least(
             "a truncated checkpoint stops the restart with a one-line CheckpointError "
             "('truncated or corrupt', exit status 2)",
-            "corrupt_checkpoint_clear_error", clear, 1.0),
+            "corrupt_checkpoint_clear_error", clear, cfg.checks.min_corrupt_checkpoint_clear_error),
     ]
     lines = [
         f"killed (SIGKILL) at step ~{info['killed_at_step']:.0f} (last logged update); the last "

@@ -82,6 +82,25 @@ ITEMS = {
 VOCAB = BYTE_VOCAB + 1  # bytes + [MASK]
 
 
+@dataclass
+class PretrainingObjectivesChecks:
+    """Bounds of the findings that no knob above sets (params ``pretraining_objectives.checks``).
+
+    Attributes:
+        max_tokens_seen_spread: item 1: max - min tokens seen by the three runs.
+        max_params_spread: item 1: max - min parameter count of the three models.
+        min_causal_minus_mlm_auc: item 2: mean held-out next-byte accuracy over probe steps, causal
+            minus MLM.
+        min_greedy_minus_sampled_repeat: item 3: repeated-4-gram rate of greedy decoding minus
+            sampling's.
+    """
+
+    max_tokens_seen_spread: float = 0.0
+    max_params_spread: float = 0.0
+    min_causal_minus_mlm_auc: float = 0.0
+    min_greedy_minus_sampled_repeat: float = 0.0
+
+
 @dataclass(kw_only=True)
 class PretrainingObjectivesConfig:
     """The ``pretraining_objectives`` section of params/pretraining_objectives.yaml.
@@ -105,6 +124,7 @@ class PretrainingObjectivesConfig:
             most-frequent-byte baseline by this much.
         min_right_context_gain: item 2: the MLM's two-sided cloze accuracy must beat its
             left-only accuracy by this much.
+        checks: the other bounds of the findings.
     """
 
     model: MiniFormerConfig
@@ -123,6 +143,7 @@ class PretrainingObjectivesConfig:
     temperature: float = 0.8
     min_gain_over_unigram: float = 0.05
     min_right_context_gain: float = 0.01
+    checks: PretrainingObjectivesChecks = field(default_factory=PretrainingObjectivesChecks)
 
     def __post_init__(self) -> None:
         m = self.model
@@ -428,9 +449,10 @@ def training_item(cfg: PretrainingObjectivesConfig, runs: dict[str, ObjectiveRun
         findings=[
             Finding.at_most("equal compute: the three runs process the same number of tokens "
                             "(max - min tokens seen)", "tokens_seen_spread",
-                            metrics["tokens_seen_spread"], 0),
+                            metrics["tokens_seen_spread"], cfg.checks.max_tokens_seen_spread),
             Finding.at_most("equal model size: the three models have the same parameter count "
-                            "(max - min)", "params_spread", metrics["params_spread"], 0),
+                            "(max - min)", "params_spread", metrics["params_spread"],
+                            cfg.checks.max_params_spread),
         ],
     )
 
@@ -478,7 +500,7 @@ def probes_item(cfg: PretrainingObjectivesConfig, runs: dict[str, ObjectiveRun],
         findings.append(Finding.at_least(
             "at equal compute the causal LM learns held-out next-byte prediction faster than the "
             "MLM (difference of mean accuracy over probe steps; MLM scores only 15% of positions)",
-            "causal_minus_mlm_auc", gap, 0.0))
+            "causal_minus_mlm_auc", gap, cfg.checks.min_causal_minus_mlm_auc))
     if "mlm" in runs:
         gain = metrics["mlm.cloze_two_sided_acc"] - metrics["mlm.cloze_left_only_acc"]
         metrics["mlm_right_context_gain"] = gain
@@ -576,7 +598,7 @@ def samples_item(cfg: PretrainingObjectivesConfig, runs: dict[str, ObjectiveRun]
         findings.append(Finding.at_least(
             "greedy decoding of the causal LM repeats itself more than temperature sampling "
             "(difference of repeated-4-gram rates)", "causal_greedy_minus_sampled_repeat",
-            greedy - sampled, 0.0))
+            greedy - sampled, cfg.checks.min_greedy_minus_sampled_repeat))
     return ItemResult(item=ITEMS["samples"], metrics=metrics, findings=findings,
                       texts={"samples.txt": "\n".join(out + notes) + "\n"})
 

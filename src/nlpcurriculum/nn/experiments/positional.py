@@ -160,6 +160,20 @@ class AblationConfig:
             raise ValueError(f"n_symbols must be >= 2, got {self.n_symbols}")
 
 
+@dataclass
+class PositionalChecks:
+    """Bounds of the findings that no knob above sets (params ``positional_embeddings.checks``).
+
+    Attributes:
+        max_degradation_minus_best_other: item 4: ALiBi's degradation at the longest context minus
+            the best other scheme's.
+        max_same_token_distance_before: item 5: largest min same-token distance before encoding.
+    """
+
+    max_degradation_minus_best_other: float = 0.0
+    max_same_token_distance_before: float = 0.0
+
+
 @dataclass(kw_only=True)
 class PositionalConfig:
     """The whole stage: the ``positional_embeddings`` section of params/positional_embeddings.yaml.
@@ -187,6 +201,7 @@ class PositionalConfig:
         num_threads: torch CPU threads, set by the stage (not by the library). 1 by default:
             these matmuls are too small to gain from a second thread, and on a shared machine
             two contending threads run several times slower.
+        checks: the other bounds of the findings.
     """
 
     model: MiniFormerConfig
@@ -204,6 +219,7 @@ class PositionalConfig:
     alibi_max_degradation: float = 0.05
     min_separation: float = 0.01
     num_threads: int = 1
+    checks: PositionalChecks = field(default_factory=PositionalChecks)
 
     def __post_init__(self) -> None:
         multiples = list(self.context_multiples)
@@ -636,7 +652,8 @@ def scheme_item(
             findings.append(Finding.at_most(
                 f"ALiBi degrades least at {longest // T}x of the schemes that can run there "
                 f"({', '.join(others)}): its degradation minus the best other's",
-                "degradation_minus_best_other", degradation - best_other, 0.0))
+                "degradation_minus_best_other", degradation - best_other,
+                cfg.checks.max_degradation_minus_best_other))
         per_position = {n: r.per_position for n, r in runs.items() if r.per_position is not None}
         figures["per_position.png"] = plot_loss_by_position(per_position, T)
     return ItemResult(item=ITEMS[scheme], metrics=metrics, series=series, figures=figures,
@@ -687,7 +704,8 @@ def animation_item(runs: dict[str, SchemeRun], cfg: PositionalConfig) -> ItemRes
         before = max(before, first)
     findings.append(Finding.at_most(
         "before encoding, repeated tokens are the same vector: largest min same-token distance "
-        "(sinusoidal embeddings, RoPE queries)", "min_same_token_distance.before", before, 0.0))
+        "(sinusoidal embeddings, RoPE queries)", "min_same_token_distance.before", before,
+        cfg.checks.max_same_token_distance_before))
     for name, what in (("sinusoidal", "adding PE(p)"), ("rope", "rotating by p * theta")):
         findings.append(Finding.at_least(
             f"after {what}, every repeated token is distinguishable: min same-token distance / "
