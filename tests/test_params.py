@@ -267,3 +267,19 @@ def test_project_params_load_for_every_stage_and_profile(tmp_path):
         for stage, cls in configs.items():
             cfg = load_section(stage, cls, params_file(stage, root))
             assert isinstance(cfg, cls)
+
+
+def test_every_check_states_its_reason():
+    """Each key under a section's `checks:` carries a one-line reason (a YAML comment)."""
+    seen = 0
+    for path in sorted((REPO / "params").glob("*.yaml")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for i, line in enumerate(lines):
+            if line.strip().startswith("checks:"):
+                indent = len(line) - len(line.lstrip())
+                for child in lines[i + 1:]:
+                    if not child.strip() or len(child) - len(child.lstrip()) <= indent:
+                        break
+                    seen += 1
+                    assert "#" in child, f"{path.name}: {child.strip()!r} states no reason"
+    assert seen > 0
