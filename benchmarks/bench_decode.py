@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> dict:
     torch.manual_seed(0)
     if Path(args.model).exists():
         model, source = load_model(args.model), args.model
-    else:  # the shape of params.yaml's pretrain model, untrained
+    else:  # the shape of the pretrain model (params/pipeline.yaml), untrained
         model = build_model(llama_like("small", vocab_size=4096, max_seq_len=128)).eval()
         source = "untrained llama_like('small', vocab 4096)"
     prompt = torch.randint(0, model.config.vocab_size, (args.prompt,)).tolist()

@@ -22,7 +22,7 @@ from tests.conftest import BIN, make_project_copy, run  # noqa: E402
 FIRST_WORK = (
     "import time, sys; t0 = time.time(); sys.argv = ['x'];"
     "import runpy; mod = runpy.run_path('stages/{stage}.py', run_name='bench');"
-    "from nlpcurriculum.params import read_yaml; read_yaml('params.yaml');"
+    "from nlpcurriculum.params import read_yaml; read_yaml('params/pipeline.yaml');"
     "print(time.time() - t0)"
 )
 

@@ -13,7 +13,7 @@ settings and data continues from `models/base/model.pt`. Serves no item: MLflow 
 import math
 import time
 
-from nlpcurriculum.params import ParamsError, load_section, read_yaml
+from nlpcurriculum.params import ParamsError, load_section, params_file, read_yaml
 from nlpcurriculum.stage import main_guard, publish
 from nlpcurriculum.tokenizers.corpus import load_tokens
 
@@ -24,8 +24,9 @@ REGISTERED = "nlpcurriculum-base"
 
 def main() -> None:
     started = time.time()
-    if "vocab_size" in (read_yaml("params.yaml").get("pretrain", {}).get("model") or {}):
-        raise ParamsError(f"params.yaml: pretrain.model.vocab_size: remove it, it comes from {TOKENS}/meta.json")
+    path = params_file("pretrain")
+    if "vocab_size" in (read_yaml(path).get("pretrain", {}).get("model") or {}):
+        raise ParamsError(f"{path}: pretrain.model.vocab_size: remove it, it comes from {TOKENS}/meta.json")
     import torch
 
     from nlpcurriculum.training.pretrain import PretrainConfig, pretrain

@@ -41,6 +41,16 @@ def run(cmd: list[str], root: Path, check: bool = True, **kw) -> subprocess.Comp
     return proc
 
 
+def params_copy(dest: Path, profile: str = "default") -> Path:
+    """Copy ``params/`` and ``profiles/`` into ``dest`` and apply ``profile`` there; returns ``dest``."""
+    from nlpcurriculum.params import apply_profile
+
+    for name in ("params", "profiles"):
+        shutil.copytree(REPO / name, dest / name, dirs_exist_ok=True)
+    apply_profile(profile, dest)
+    return dest
+
+
 def make_project_copy(dest: Path, profile: str = "smoke") -> Path:
     """Copy the project into ``dest``, as a fresh git repo, with ``profile`` applied."""
     for name in project_files():

@@ -1,17 +1,27 @@
+import ast
+import importlib
+import runpy
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import pytest
 import yaml
 
 from nlpcurriculum.params import (
+    PRESETS_FILE,
     ParamsError,
     apply_profile,
     flatten,
     load_section,
     merge_profile,
+    params_file,
+    presets_used,
     profile_set_args,
+    read_presets,
+    read_yaml,
 )
+from tests.conftest import REPO, params_copy
 
 
 @dataclass
@@ -108,32 +118,188 @@ def test_flatten_uses_dotted_keys():
 def test_profile_cannot_add_keys():
     base = {"a": {"b": 1, "c": 2}}
     assert merge_profile(base, {"a": {"b": 5}}) == {"a": {"b": 5, "c": 2}}
-    with pytest.raises(ParamsError, match="'a.z' does not exist"):
+    with pytest.raises(ParamsError, match="'a.z' does not exist in the params file"):
         merge_profile(base, {"a": {"z": 1}})
 
 
-def test_apply_profile_rewrites_params_and_set_args_match(tmp_path):
-    (tmp_path / "profiles").mkdir()
-    (tmp_path / "params.yaml").write_text("a:\n  b: 1\n  c: x\n")
-    (tmp_path / "profiles" / "tiny.yaml").write_text("a:\n  b: 2\n")
-    assert profile_set_args("tiny", tmp_path) == ["-S", "a.b=2"]
+def test_profile_may_override_what_a_preset_sets():
+    presets = {"small": {"width": 4, "rate": 0.5}}
+    base = {"s": {"inner": {"preset": "small", "rate": 1.0}}}
+    merged = merge_profile(base, {"s": {"inner": {"width": 2}}}, presets=presets, target="p.yaml")
+    assert merged == {"s": {"inner": {"preset": "small", "rate": 1.0, "width": 2}}}
+    with pytest.raises(ParamsError, match="'s.inner.depth' does not exist in p.yaml"):
+        merge_profile(base, {"s": {"inner": {"depth": 2}}}, presets=presets, target="p.yaml")
+
+
+def make_layout(root, files: dict[str, str], overlays: dict[str, str]) -> None:
+    """params/<name> and profiles/tiny/<name> under ``root`` from YAML texts."""
+    for folder, texts in (("params", files), ("profiles/tiny", overlays)):
+        (root / folder).mkdir(parents=True)
+        for name, text in texts.items():
+            (root / folder / name).write_text(text)
+
+
+def test_apply_profile_rewrites_each_file_and_set_args_match(tmp_path):
+    make_layout(tmp_path,
+                {"one.yaml": "# kept when not overlaid\na:\n  b: 1\n  c: x\n",
+                 "two.yaml": "# comment\nd:\n  e: {preset: p, f: 1}\n",
+                 "untouched.yaml": "# stays as written\ng: 1\n",
+                 "presets.yaml": "p:\n  f: 0\n  h: [1, 2]\n"},
+                {"one.yaml": "a:\n  b: 2\n", "two.yaml": "d:\n  e: {f: 3, h: [4, 5]}\n"})
+    assert profile_set_args("tiny", tmp_path) == [
+        "-S", "params/one.yaml:a.b=2",
+        "-S", "params/two.yaml:d.e.f=3",
+        "-S", "params/two.yaml:+d.e.h=[4,5]",  # set by the preset: DVC must add the key
+    ]
     apply_profile("tiny", tmp_path)
-    assert yaml.safe_load((tmp_path / "params.yaml").read_text()) == {"a": {"b": 2, "c": "x"}}
+    read = lambda name: yaml.safe_load((tmp_path / "params" / name).read_text())  # noqa: E731
+    assert read("one.yaml") == {"a": {"b": 2, "c": "x"}}
+    assert read("two.yaml") == {"d": {"e": {"preset": "p", "f": 3, "h": [4, 5]}}}
+    assert (tmp_path / "params/untouched.yaml").read_text() == "# stays as written\ng: 1\n"
     with pytest.raises(ParamsError, match="no such profile"):
         apply_profile("huge", tmp_path)
 
 
-def test_project_params_and_smoke_profile_load(tmp_path):
-    """The committed params.yaml and every profile load into the stages' dataclasses."""
-    import shutil
+def test_overlay_without_params_file_is_an_error_naming_it(tmp_path):
+    make_layout(tmp_path, {"one.yaml": "a: 1\n"}, {"one.yaml": "a: 2\n", "gone.yaml": "x: 1\n"})
+    for action in (apply_profile, profile_set_args):
+        with pytest.raises(ParamsError, match=r"gone\.yaml: overlays params/gone\.yaml, which does not exist"):
+            action("tiny", tmp_path)
+    assert (tmp_path / "params/one.yaml").read_text() == "a: 1\n"  # nothing written
 
-    from nlpcurriculum.data.sources import SourceConfig
-    from nlpcurriculum.data.splits import SplitConfig
-    from tests.conftest import REPO
 
-    for profile in ["default"] + [p.stem for p in (REPO / "profiles").glob("*.yaml")]:
-        shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
-        shutil.copytree(REPO / "profiles", tmp_path / "profiles", dirs_exist_ok=True)
-        apply_profile(profile, tmp_path)
-        assert load_section("ingest", SourceConfig, tmp_path / "params.yaml").source == "stdlib"
-        assert load_section("splits", SplitConfig, tmp_path / "params.yaml").seed == 0
+def test_presets_expand_and_overrides_win(tmp_path):
+    (tmp_path / "presets.yaml").write_text("small: {width: 2, rate: 0.25}\n")
+    path = write(tmp_path, {"s": {"name": "x", "inner": {"preset": "small", "rate": 1}}})
+    assert load_section("s", Outer, path).inner == Inner(width=2, rate=1.0)
+    assert presets_used(read_yaml(path)["s"]) == ["small"]
+
+
+@pytest.mark.parametrize(
+    "inner, presets, message",
+    [
+        ({"preset": "smal"}, "small: {width: 2}\n", "s.inner.preset: unknown preset 'smal' (presets in"),
+        ({"preset": "small"}, None, "s.inner.preset: names preset 'small', but"),
+        ({"preset": "small"}, "small: {widht: 2}\n", "s.inner.widht: unknown key"),
+        ({"preset": "small"}, "small: {width: two}\n", "s.inner.width: expected int, got str 'two'"),
+    ],
+    ids=["unknown-preset", "no-presets-file", "preset-unknown-key", "preset-wrong-type"],
+)
+def test_bad_preset_fails_naming_file_and_key(tmp_path, inner, presets, message):
+    if presets is not None:
+        (tmp_path / "presets.yaml").write_text(presets)
+    path = write(tmp_path, {"s": {"name": "x", "inner": inner}})
+    with pytest.raises(ParamsError) as err:
+        load_section("s", Outer, path)
+    assert message in str(err.value)
+    assert str(path) in str(err.value)
+
+
+def test_params_file_of_spine_and_section_stages():
+    assert params_file("splits") == Path("params/pipeline.yaml")
+    assert params_file("moe", "/r") == Path("/r/params/mixture_of_experts.yaml")
+    assert params_file("dedup_impact").name == "deduplication_and_filtering.yaml"
+    with pytest.raises(ParamsError, match="stage 'nope' has no params file: no item"):
+        params_file("nope")
+
+
+def test_section_of_a_missing_params_file_names_the_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ParamsError, match=r"params/mixture_of_experts\.yaml: params file not found"):
+        load_section("moe", Outer)
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params/mixture_of_experts.yaml").write_text("moe:\n  name: x\n  colour: 1\n")
+    with pytest.raises(ParamsError, match=r"params/mixture_of_experts\.yaml: moe\.colour: unknown key"):
+        load_section("moe", Outer)
+
+
+def test_every_section_sits_in_its_stages_file_and_dvc_tracks_it():
+    """Each params file holds exactly the sections params_file() sends to it, one per stage; each
+    dvc.yaml stage tracks its section and the presets it names, and nothing else."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    sections = {}
+    for path in sorted((REPO / "params").glob("*.yaml")):
+        if path.name == PRESETS_FILE:
+            continue
+        for name, section in read_yaml(path).items():
+            assert params_file(name, REPO) == path, f"{path.name}: section {name!r} belongs elsewhere"
+            sections[name] = section
+    assert set(sections) == set(stages)
+    presets_path = REPO / "params" / PRESETS_FILE
+    presets = read_presets(presets_path) if presets_path.exists() else {}
+    used = set()
+    for stage, spec in stages.items():
+        expected = [{f"params/{params_file(stage).name}": [stage]}]
+        if presets_used(sections[stage]):
+            expected.append({f"params/{PRESETS_FILE}": presets_used(sections[stage])})
+            used.update(presets_used(sections[stage]))
+        assert spec.get("params") == expected, f"dvc.yaml stage {stage}: params"
+    assert used == set(presets), f"unused presets: {sorted(set(presets) - used)}"
+
+
+@pytest.mark.parametrize("profile", ["smoke"])
+def test_set_args_through_dvc_equal_the_applied_profile(tmp_path, profile):
+    """`dvc exp run $(... --set-args)` must leave the params files apply_profile writes: apply the
+    arguments with DVC's own -S machinery to one copy and compare with the profile applied."""
+    from dvc.utils.hydra import apply_overrides
+
+    applied = params_copy(tmp_path / "applied", profile)
+    by_dvc = params_copy(tmp_path / "dvc")
+    args = profile_set_args(profile, REPO)
+    overrides: dict[str, list[str]] = {}
+    for flag, arg in zip(args[::2], args[1::2]):
+        assert flag == "-S"
+        file, override = arg.split(":", 1)
+        overrides.setdefault(file, []).append(override)
+    for file, items in overrides.items():
+        apply_overrides(by_dvc / file, items)
+    for path in sorted((applied / "params").glob("*.yaml")):
+        assert read_yaml(by_dvc / "params" / path.name) == read_yaml(path), path.name
+
+
+def stage_configs() -> dict[str, type]:
+    """``{section: config class}`` as each stage script calls ``load_section(section, Class)``."""
+    found = {}
+    for script in sorted((REPO / "stages").glob("*.py")):
+        tree = ast.parse(script.read_text())
+        origin = {a.asname or a.name: node.module for node in ast.walk(tree)
+                  if isinstance(node, ast.ImportFrom) for a in node.names}
+        consts = {n.targets[0].id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
+                  and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Constant)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "load_section":
+                name_arg, cls_arg = node.args[:2]
+                name = name_arg.value if isinstance(name_arg, ast.Constant) else consts[name_arg.id]
+                if cls_arg.id in origin:
+                    found[name] = getattr(importlib.import_module(origin[cls_arg.id]), cls_arg.id)
+                else:  # a dataclass defined in the stage script itself
+                    found[name] = runpy.run_path(str(script), run_name="not_main")[cls_arg.id]
+    return found
+
+
+def test_project_params_load_for_every_stage_and_profile(tmp_path):
+    """Every stage's section, presets expanded, loads into the dataclass its script uses, with the
+    committed params and with every profile applied."""
+    configs = stage_configs()
+    assert set(configs) == set(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
+    for profile in ["default"] + [p.name for p in (REPO / "profiles").iterdir() if p.is_dir()]:
+        root = params_copy(tmp_path / profile, profile)
+        for stage, cls in configs.items():
+            cfg = load_section(stage, cls, params_file(stage, root))
+            assert isinstance(cfg, cls)
+
+
+def test_every_check_states_its_reason():
+    """Each key under a section's `checks:` carries a one-line reason (a YAML comment)."""
+    seen = 0
+    for path in sorted((REPO / "params").glob("*.yaml")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        for i, line in enumerate(lines):
+            if line.strip().startswith("checks:"):
+                indent = len(line) - len(line.lstrip())
+                for child in lines[i + 1:]:
+                    if not child.strip() or len(child) - len(child.lstrip()) <= indent:
+                        break
+                    seen += 1
+                    assert "#" in child, f"{path.name}: {child.strip()!r} states no reason"
+    assert seen > 0

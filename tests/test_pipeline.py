@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from nlpcurriculum import dag, registry
+from nlpcurriculum.params import params_file
 from tests.conftest import BIN, run
 
 pytestmark = pytest.mark.slow
@@ -62,11 +63,12 @@ def _snapshot(root: Path) -> dict[str, bytes]:
 
 
 def set_params(root: Path, **changes) -> None:
-    """Edit params.yaml: ``set_params(root, splits={"seed": "zero"})``."""
-    params = yaml.safe_load((root / "params.yaml").read_text())
+    """Edit the params files: ``set_params(root, splits={"seed": "zero"})``."""
     for section, values in changes.items():
+        path = params_file(section, root)
+        params = yaml.safe_load(path.read_text())
         params[section].update(values)
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
+        path.write_text(yaml.safe_dump(params))
 
 
 def rewrite_documents(root: Path, **columns) -> None:
@@ -78,7 +80,7 @@ def rewrite_documents(root: Path, **columns) -> None:
     "break_it, stage, message",
     [
         (lambda r: set_params(r, splits={"val_fracton": 0.2}),
-         "splits", "params.yaml: splits.val_fracton: unknown key"),
+         "splits", "params/pipeline.yaml: splits.val_fracton: unknown key"),
         (lambda r: set_params(r, splits={"seed": "zero"}),
          "splits", "splits.seed: expected int, got str 'zero'"),
         (lambda r: set_params(r, ingest={"source": "files", "path": "no/such/dir"}),

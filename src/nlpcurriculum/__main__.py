@@ -1,8 +1,8 @@
 """Command line: ``python -m nlpcurriculum {status,profile,readme}``.
 
 * ``status [--json | --markdown]``: the curriculum registry, item by item (or the README table).
-* ``profile NAME [--set-args]``: apply ``profiles/NAME.yaml`` to params.yaml (or print the same
-  overrides as ``dvc exp run -S`` arguments).
+* ``profile NAME [--set-args]``: apply ``profiles/NAME/*.yaml`` to the files of ``params/`` (or
+  print the same overrides as ``dvc exp run -S file:key=value`` arguments).
 * ``readme [--check]``: regenerate the status table in README.md from the registry.
 """
 
@@ -42,8 +42,8 @@ def _profile(args: argparse.Namespace) -> int:
     if args.set_args:
         print(" ".join(profile_set_args(args.name)))
     else:
-        apply_profile(args.name)
-        print(f"params.yaml: profile {args.name!r} applied")
+        changed = apply_profile(args.name)
+        print(f"profile {args.name!r} applied to {len(changed)} params files")
     return 0
 
 

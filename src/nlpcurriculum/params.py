@@ -1,15 +1,26 @@
-"""params.yaml -> typed dataclasses, and the profiles that overlay it.
+"""params/*.yaml -> typed dataclasses, with named presets and the profiles that overlay them.
 
-Every stage reads its knobs with :func:`load_section`, which maps one top-level section of
-``params.yaml`` onto the config dataclass of the component it drives. The same key names appear in
-params.yaml, the dataclass and the MLflow params (DESIGN.md, convention 3). A key the dataclass does
-not know, a missing required key or a value of the wrong type fails at once, naming the file and
-the dotted key, before any work starts.
+Layout. The knobs live in ``params/``, one file per curriculum section: a stage's section sits in
+``params/<section_id>.yaml`` (the section of the stage's items in ``curriculum.yaml``, with '-'
+written '_'), and the spine stages (:data:`SPINE_STAGES`) share ``params/pipeline.yaml``.
+:func:`params_file` is the one place that decides. Inside a file the top-level key is the stage
+name, so a section's keys, its dataclass fields and its MLflow params have the same names.
 
-Profiles: ``profiles/<name>.yaml`` holds overrides with the same nesting as params.yaml (the smoke
-profile shrinks every size so the whole pipeline runs in minutes). :func:`apply_profile` writes
-the merged result back to params.yaml, so DVC sees ordinary param changes; every overridden key
-must exist in params.yaml, so a profile cannot drift from the file it overlays.
+Loading. :func:`load_section` maps one stage's section onto the config dataclass of the component
+it drives. A key the dataclass does not know, a missing required key or a value of the wrong type
+fails at once, naming the file and the dotted key, before any work starts.
+
+Presets. A mapping that says ``preset: NAME`` starts from the mapping ``NAME`` of
+``params/presets.yaml`` (beside the params file) and overrides what it lists:
+``model: {preset: byte_gpt, n_layers: 4}``. Expansion is shallow and happens before the
+dataclass is built, so a config from a preset equals the one written out in full. ``preset`` is
+therefore a reserved key in params files.
+
+Profiles: ``profiles/<name>/<file>.yaml`` holds overrides of ``params/<file>.yaml`` with the same
+nesting (the smoke profile shrinks every size so the whole pipeline runs in minutes).
+:func:`apply_profile` writes the merged result back to the params files, so DVC sees ordinary
+param changes; every overridden key must exist in the file it overlays (or in the preset its
+mapping names), so a profile cannot drift from the files it overlays.
 """
 
 from __future__ import annotations
@@ -25,11 +36,42 @@ import yaml
 
 T = TypeVar("T")
 
-PARAMS_FILE = "params.yaml"
+PARAMS_DIR = "params"
+#: the spine of the DAG; their sections share ``params/pipeline.yaml``
+SPINE_STAGES = ("ingest", "splits", "tokenizer", "pretrain", "evaluate", "report")
+PIPELINE_FILE = "pipeline.yaml"
+PRESETS_FILE = "presets.yaml"
+PROFILES_DIR = "profiles"
+PRESET_KEY = "preset"
 
 
 class ParamsError(ValueError):
     """A params file is missing, malformed, or does not match its dataclass."""
+
+
+def params_file(stage: str, root: str | Path = ".") -> Path:
+    """The params file holding ``stage``'s section, e.g. ``params/mixture_of_experts.yaml``.
+
+    Spine stages -> ``params/pipeline.yaml``; any other stage -> the file of the curriculum
+    section whose items name it (``moe`` -> section ``mixture-of-experts``).
+
+    Raises:
+        ParamsError: when the stage is neither a spine stage nor named by an item, or when its
+            items belong to more than one section.
+    """
+    if stage in SPINE_STAGES:
+        name = PIPELINE_FILE
+    else:
+        from nlpcurriculum import registry
+
+        ids = sorted({it.section_id for it in registry.items_of_stage(stage)})
+        if len(ids) != 1:
+            reason = f"items of {len(ids)} sections name it ({', '.join(ids)})" if ids else (
+                "no item of curriculum.yaml names it")
+            raise ParamsError(f"stage {stage!r} has no params file: {reason}, and it is not a "
+                              f"spine stage ({', '.join(SPINE_STAGES)})")
+        name = ids[0].replace("-", "_") + ".yaml"
+    return Path(root) / PARAMS_DIR / name
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -48,16 +90,80 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_section(name: str, cls: type[T], path: str | Path = PARAMS_FILE) -> T:
+def read_presets(path: str | Path) -> dict[str, dict[str, Any]]:
+    """The presets file: ``{name: mapping}``."""
+    return _check_presets(read_yaml(path), path)
+
+
+def _check_presets(data: dict[str, Any], where: str | Path) -> dict[str, dict[str, Any]]:
+    """Every preset is a mapping that does not itself name a preset."""
+    for name, block in data.items():
+        if not isinstance(block, dict):
+            raise ParamsError(f"{where}: preset {name!r} must be a mapping, got {block!r}")
+        if PRESET_KEY in block:
+            raise ParamsError(f"{where}: preset {name!r} names another preset; write it out")
+    return data
+
+
+def resolve_presets(data: Any, presets: dict[str, dict] | None, where: str,
+                    source: str | Path = PRESETS_FILE) -> Any:
+    """``data`` with every ``{preset: NAME, **overrides}`` mapping expanded, at any depth.
+
+    ``{preset: "byte_gpt", "n_layers": 4}`` -> ``{**presets["byte_gpt"], "n_layers": 4}``.
+
+    Args:
+        data: a section as read from its params file.
+        presets: the presets by name (``None`` when there is no presets file).
+        where: the file and dotted key of ``data``, for error messages.
+        source: the presets file, for error messages.
+    """
+    if not isinstance(data, dict):
+        return data
+    out = {k: resolve_presets(v, presets, f"{where}.{k}", source) for k, v in data.items()}
+    if PRESET_KEY not in out:
+        return out
+    name = out.pop(PRESET_KEY)
+    if presets is None:
+        raise ParamsError(f"{where}.{PRESET_KEY}: names preset {name!r}, but {source} is missing")
+    if not isinstance(name, str) or name not in presets:
+        raise ParamsError(f"{where}.{PRESET_KEY}: unknown preset {name!r} "
+                          f"(presets in {source}: {', '.join(sorted(presets))})")
+    return {**presets[name], **out}
+
+
+def presets_used(data: Any) -> list[str]:
+    """The preset names a section refers to, sorted (what its DVC stage tracks in presets.yaml)."""
+    found: set[str] = set()
+    if isinstance(data, dict):
+        if isinstance(data.get(PRESET_KEY), str):
+            found.add(data[PRESET_KEY])
+        for value in data.values():
+            found.update(presets_used(value))
+    return sorted(found)
+
+
+def load_section(name: str, cls: type[T], path: str | Path | None = None) -> T:
     """Load section ``name`` of ``path`` into dataclass ``cls``, checking keys and types.
+
+    Args:
+        name: the section (a stage name).
+        cls: its config dataclass.
+        path: the params file; default :func:`params_file` of ``name`` (under the working
+            directory). Presets come from ``presets.yaml`` in the same folder.
 
     Raises:
         ParamsError: naming the file and the dotted key that is unknown, missing or mistyped.
     """
+    path = Path(path) if path is not None else params_file(name)
     data = read_yaml(path)
     if name not in data:
         raise ParamsError(f"{path}: section {name!r} is missing")
-    return from_dict(cls, data[name], where=f"{path}: {name}")
+    presets_path = path.parent / PRESETS_FILE
+    section = data[name]
+    if presets_used(section):
+        presets = read_presets(presets_path) if presets_path.exists() else None
+        section = resolve_presets(section, presets, f"{path}: {name}", presets_path)
+    return from_dict(cls, section, where=f"{path}: {name}")
 
 
 def from_dict(cls: type[T], data: Any, where: str) -> T:
@@ -162,48 +268,125 @@ def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def merge_profile(base: dict[str, Any], overrides: dict[str, Any], where: str = "") -> dict:
-    """Deep-merge ``overrides`` into ``base``; every overridden key must already exist."""
+def merge_profile(base: dict[str, Any], overrides: dict[str, Any], where: str = "", *,
+                  presets: dict[str, dict] | None = None, target: str = "the params file") -> dict:
+    """Deep-merge ``overrides`` into ``base``; every overridden key must already exist.
+
+    A key exists when ``base`` has it, or when ``base`` names a preset (``preset: NAME`` with
+    ``NAME`` in ``presets``) that sets it: the override is then written beside ``preset``.
+
+    Args:
+        base: the params as written (a whole file, or a mapping inside it).
+        overrides: the profile's mapping with the same nesting.
+        where: dotted prefix of ``base`` inside the file (for messages).
+        presets: the presets by name.
+        target: the file ``base`` comes from (for messages).
+    """
+    known = dict(base)
+    name = base.get(PRESET_KEY)
+    if presets is not None and isinstance(name, str) and name in presets:
+        known = {**presets[name], **base}
     merged = dict(base)
     for key, value in overrides.items():
         dotted = f"{where}{key}"
-        if key not in base:
-            raise ParamsError(f"profile key {dotted!r} does not exist in {PARAMS_FILE}")
-        if isinstance(value, dict) and isinstance(base[key], dict):
-            merged[key] = merge_profile(base[key], value, where=f"{dotted}.")
+        if key not in known:
+            raise ParamsError(f"profile key {dotted!r} does not exist in {target}")
+        if isinstance(value, dict) and isinstance(known[key], dict):
+            merged[key] = merge_profile(known[key], value, where=f"{dotted}.", presets=presets,
+                                        target=target)
         else:
             merged[key] = value
     return merged
 
 
-def apply_profile(profile: str, root: str | Path = ".") -> dict[str, Any]:
-    """Overlay ``profiles/<profile>.yaml`` onto ``params.yaml`` under ``root`` and write it back.
+def _overlays(profile: str, root: Path) -> list[tuple[Path, Path]]:
+    """``(profiles/<profile>/<file>.yaml, params/<file>.yaml)`` pairs, presets.yaml first."""
+    folder = root / PROFILES_DIR / profile
+    if not folder.is_dir():
+        known = sorted(p.name for p in (root / PROFILES_DIR).glob("*") if p.is_dir())
+        raise ParamsError(f"{folder}: no such profile (known: default, {', '.join(known)})")
+    pairs = []
+    for overlay in sorted(folder.glob("*.yaml"), key=lambda p: (p.name != PRESETS_FILE, p.name)):
+        target = root / PARAMS_DIR / overlay.name
+        if not target.exists():
+            raise ParamsError(f"{overlay}: overlays {target.relative_to(root)}, which does not exist")
+        pairs.append((overlay, target))
+    return pairs
 
-    ``default`` is the params.yaml as committed, so applying it is a no-op.
+
+def profile_params(profile: str, root: str | Path = ".") -> dict[Path, dict[str, Any]]:
+    """The params files a profile changes, with the profile applied: ``{params file: data}``.
+
+    Nothing is written. ``default`` is the params as committed: no file changes.
+
+    Raises:
+        ParamsError: for an unknown profile, an overlay without a params file, or an
+            overridden key that does not exist in the file it overlays.
+    """
+    root = Path(root)
+    if profile == "default":
+        return {}
+    presets_path = root / PARAMS_DIR / PRESETS_FILE
+    presets = read_presets(presets_path) if presets_path.exists() else None
+    merged = {}
+    for overlay, target in _overlays(profile, root):
+        data = merge_profile(read_yaml(target), read_yaml(overlay), presets=presets,
+                             target=str(target.relative_to(root)))
+        if target == presets_path:  # later files see the profile's presets
+            presets = _check_presets(data, target)
+        merged[target] = data
+    return merged
+
+
+def apply_profile(profile: str, root: str | Path = ".") -> dict[Path, dict[str, Any]]:
+    """Overlay ``profiles/<profile>/*.yaml`` onto ``params/`` under ``root`` and write it back.
+
+    Every overlay is checked before any file is written. ``default`` is the params as
+    committed, so applying it is a no-op. Returns what :func:`profile_params` returns.
     """
     from nlpcurriculum.io import write_text
 
     root = Path(root)
-    params_path = root / PARAMS_FILE
-    base = read_yaml(params_path)
-    if profile == "default":
-        return base
-    profile_path = root / "profiles" / f"{profile}.yaml"
-    if not profile_path.exists():
-        known = sorted(p.stem for p in (root / "profiles").glob("*.yaml"))
-        raise ParamsError(f"{profile_path}: no such profile (known: default, {', '.join(known)})")
-    merged = merge_profile(base, read_yaml(profile_path))
-    header = f"# params.yaml with profile {profile!r} applied (profiles/{profile}.yaml)\n"
-    write_text(params_path, header + yaml.safe_dump(merged, sort_keys=False))
+    merged = profile_params(profile, root)
+    for target, data in merged.items():
+        rel = target.relative_to(root)
+        header = f"# {rel.as_posix()} with profile {profile!r} applied ({PROFILES_DIR}/{profile}/{rel.name})\n"
+        write_text(target, header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     return merged
 
 
 def profile_set_args(profile: str, root: str | Path = ".") -> list[str]:
-    """The same overlay as ``dvc exp run -S key=value`` arguments."""
+    """The same overlay as ``dvc exp run -S file:key=value`` arguments.
+
+    A key the file does not spell out (one its mapping's preset sets) is added, which DVC
+    writes ``file:+key=value``. Lists and mappings are written without spaces, so the shell's
+    word splitting of ``$(python -m nlpcurriculum profile NAME --set-args)`` keeps each whole.
+    """
     root = Path(root)
-    overrides = read_yaml(root / "profiles" / f"{profile}.yaml")
-    merge_profile(read_yaml(root / PARAMS_FILE), overrides)  # validate keys
+    profile_params(profile, root)  # validate keys
     args = []
-    for key, value in flatten(overrides).items():
-        args += ["-S", f"{key}={json.dumps(value)}"]  # JSON is valid YAML
+    for overlay, target in _overlays(profile, root):
+        base = read_yaml(target)
+        rel = target.relative_to(root).as_posix()
+        for key, value in flatten(read_yaml(overlay)).items():
+            plus = "" if _has_key(base, key.split(".")) else "+"
+            args += ["-S", f"{rel}:{plus}{key}={_override_value(value)}"]
     return args
+
+
+def _override_value(value: Any) -> str:
+    """``value`` in the override grammar DVC's ``-S`` parses (Hydra's): JSON, but mapping keys
+    unquoted (``{name:a,d_model:8}``)."""
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_override_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_override_value(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def _has_key(data: Any, path: list[str]) -> bool:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return False
+        data = data[key]
+    return True

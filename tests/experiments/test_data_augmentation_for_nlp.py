@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from nlpcurriculum.data.schemas import AUGMENTED, ContractError, validate
 from nlpcurriculum.data.synthetic.classification import ClassificationConfig, generate
@@ -16,14 +17,17 @@ from nlpcurriculum.experiments.data_augmentation_for_nlp import (
     ClassifierConfig,
     Inputs,
     Outputs,
+    ParaphraseConfig,
+    TranslatorConfig,
     draw_labelled,
     oracle_label,
     prepare_task,
     run,
 )
 from nlpcurriculum.models.miniformer import MiniFormerConfig
-from nlpcurriculum.params import ParamsError, from_dict
+from nlpcurriculum.params import ParamsError, load_section, params_file, read_yaml
 from nlpcurriculum.training.trainer import TrainerConfig
+from tests.conftest import params_copy
 
 
 def test_bow_classifier_matches_sklearn_logistic_regression():
@@ -58,9 +62,15 @@ def test_oracle_label_and_draw_labelled():
     ({"per_class": 0}, "per_class"),
     ({"translator": {"src_len": 12}}, "max_seq_len"),
 ])
-def test_bad_config_names_the_key(bad, key):
+def test_bad_config_names_the_key(bad, key, tmp_path):
+    """The project's section with one value broken fails naming the key."""
+    path = params_file("augmentation", params_copy(tmp_path))
+    section = read_yaml(path)["augmentation"]
+    for name, value in bad.items():
+        section[name] = {**section[name], **value} if isinstance(value, dict) else value
+    path.write_text(yaml.safe_dump({"augmentation": section}))
     with pytest.raises(ParamsError, match=key):
-        from_dict(AugmentationConfig, bad, "augmentation")
+        load_section("augmentation", AugmentationConfig, path)
 
 
 def test_augmented_contract_rejects_unknown_op():
@@ -71,16 +81,16 @@ def test_augmented_contract_rejects_unknown_op():
 
 
 def _tiny_config() -> AugmentationConfig:
-    cfg = AugmentationConfig(per_class=2, seeds=[0, 1], ratios=[0.0, 1.0, 2.0],
-                             classifier=ClassifierConfig(steps=30))
     small = MiniFormerConfig(d_model=16, n_layers=1, n_heads=2, max_seq_len=10)
     train = TrainerConfig(max_steps=4, batch_size=4, warmup_steps=1, eval_every=2, eval_batches=1,
                           progress=False)
-    cfg.translator = replace(cfg.translator, model=small, train=train, src_len=4, n_pairs=50,
-                             heldout_pairs=4)
-    cfg.paraphrase = replace(cfg.paraphrase, model=replace(small, max_seq_len=8), train=train,
-                             seq_len=8, prefix_words=3, candidates=2)
-    return cfg
+    return AugmentationConfig(
+        per_class=2, seeds=[0, 1], ratios=[0.0, 1.0, 2.0], classifier=ClassifierConfig(steps=30),
+        translator=TranslatorConfig(model=small, train=train, src_len=4, n_pairs=50,
+                                    heldout_pairs=4),
+        paraphrase=ParaphraseConfig(model=replace(small, max_seq_len=8), train=train, seq_len=8,
+                                    prefix_words=3, candidates=2),
+    )
 
 
 def test_run_tiny_end_to_end():

@@ -1,5 +1,7 @@
 """The GQA experiment: a tiny end-to-end run and config errors."""
 
+from dataclasses import replace
+
 import pytest
 
 from nlpcurriculum.experiments.grouped_query_attention import ITEMS, GQAConfig, Inputs, run
@@ -35,11 +37,12 @@ def test_run_covers_every_group_count_with_exact_checks():
 
 
 def test_config_errors_name_the_key():
+    ok = _tiny()
     with pytest.raises(ValueError, match="n_kv_heads"):
-        GQAConfig(model=MiniFormerConfig(vocab_size=256, n_heads=4, n_kv_heads=2))
+        replace(ok, model=MiniFormerConfig(vocab_size=256, n_heads=4, n_kv_heads=2))
     with pytest.raises(ValueError, match="groups"):
-        GQAConfig(groups=[3])
+        replace(ok, groups=[3])
     with pytest.raises(ValueError, match="vocab_size"):
-        GQAConfig(model=MiniFormerConfig(vocab_size=100, d_model=256, n_heads=8))
+        replace(ok, model=MiniFormerConfig(vocab_size=100, d_model=256, n_heads=8))
     with pytest.raises(ValueError, match="new_tokens"):
-        GQAConfig(new_tokens=1)
+        replace(ok, new_tokens=1)

@@ -77,11 +77,12 @@ def test_quirks_on_known_strings():
 
 
 def test_config_errors_name_the_key():
+    ok = _tiny()
     with pytest.raises(ValueError, match="vocab_size"):
-        PretrainingObjectivesConfig(model=MiniFormerConfig(vocab_size=256))
+        replace(ok, model=MiniFormerConfig(vocab_size=256))
     with pytest.raises(ValueError, match="mask_prob"):
-        PretrainingObjectivesConfig(mask_prob=1.5)
+        replace(ok, mask_prob=1.5)
     with pytest.raises(ValueError, match="seq_len"):
-        PretrainingObjectivesConfig(seq_len=1000)
+        replace(ok, seq_len=1000)
     with pytest.raises(ValueError, match="prompt_len"):
-        PretrainingObjectivesConfig(prompt_len=60, sample_len=30)
+        replace(ok, prompt_len=60, sample_len=30)

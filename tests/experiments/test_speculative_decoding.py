@@ -35,26 +35,29 @@ def test_bigram_draft_is_the_normalised_counts():
     np.testing.assert_allclose(probs.numpy(), expected, rtol=1e-5)
 
 
+TRAIN = TrainerConfig(max_steps=3, warmup_steps=1, batch_size=4, eval_every=0, progress=False)
+
+
 def test_config_errors_name_the_key():
     with pytest.raises(ValueError, match="draft_widths"):
-        SpeculativeConfig(draft_layers=[1, 2], draft_widths=[32])
+        SpeculativeConfig(train=TRAIN, draft_layers=[1, 2], draft_widths=[32])
     with pytest.raises(ValueError, match="gammas"):
-        SpeculativeConfig(gammas=[4, 2])
+        SpeculativeConfig(train=TRAIN, gammas=[4, 2])
     with pytest.raises(ValueError, match="draft_head_dim"):
-        SpeculativeConfig(draft_widths=[30, 64, 64])
+        SpeculativeConfig(train=TRAIN, draft_widths=[30, 64, 64])
     with pytest.raises(ValueError, match="temperatures"):
-        SpeculativeConfig(temperatures=[-1.0])
+        SpeculativeConfig(train=TRAIN, temperatures=[-1.0])
     with pytest.raises(ValueError, match="distill"):
-        SpeculativeConfig(distill=1.5)
+        SpeculativeConfig(train=TRAIN, distill=1.5)
     with pytest.raises(ValueError, match="lookup_gammas"):
-        SpeculativeConfig(lookup_gammas=[8, 4])
+        SpeculativeConfig(train=TRAIN, lookup_gammas=[8, 4])
     with pytest.raises(ValueError, match="min_ngram"):
-        SpeculativeConfig(min_ngram=4, max_ngram=3)
+        SpeculativeConfig(train=TRAIN, min_ngram=4, max_ngram=3)
     with pytest.raises(ValueError, match="table_min_confidence"):
-        SpeculativeConfig(table_min_confidence=2.0)
+        SpeculativeConfig(train=TRAIN, table_min_confidence=2.0)
     with pytest.raises(ValueError, match="no draft"):
-        SpeculativeConfig(draft_layers=[], draft_widths=[], bigram=False, context_draft=False,
-                          table_draft=False)
+        SpeculativeConfig(train=TRAIN, draft_layers=[], draft_widths=[], bigram=False,
+                          context_draft=False, table_draft=False)
 
 
 def test_run_tiny(tmp_path):
@@ -63,8 +66,7 @@ def test_run_tiny(tmp_path):
     train = rng.integers(0, 40, 3000).astype(np.int32)
     val = rng.integers(0, 40, 600).astype(np.int32)
     cfg = SpeculativeConfig(
-        draft_layers=[1], draft_widths=[16], train=TrainerConfig(max_steps=3, warmup_steps=1, batch_size=4,
-                                                                  eval_every=0, progress=False),
+        draft_layers=[1], draft_widths=[16], train=TRAIN,
         seq_len=16, val_batches=1, prompt_tokens=4, n_prompts=2, new_tokens=8, gammas=[1, 3],
         temperatures=[0.0, 1.0], curve_gamma=2, exact_samples=500, repeats=1, cost_calls=2,
         table_tokens=1024, table_generations=4, lookup_gammas=[4, 6])

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 import yaml
 
 from nlpcurriculum.models import MiniFormerConfig, build_model
-from nlpcurriculum.params import load_section, merge_profile, read_yaml
+from nlpcurriculum.params import load_section, params_file, read_yaml
 from nlpcurriculum.stage import main_guard
 from nlpcurriculum.training import CheckpointError, TrainerConfig
 from nlpcurriculum.training.pretrain import (
@@ -21,6 +21,7 @@ from nlpcurriculum.training.pretrain import (
     pretrain,
     resume_step,
 )
+from tests.conftest import params_copy
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -38,13 +39,9 @@ def stream(n: int = 400, vocab: int = 32, seed: int = 0) -> np.ndarray:
 
 @pytest.mark.parametrize("profile", ["default", "smoke"])
 def test_params_section_loads_and_builds(profile, tmp_path):
-    params = read_yaml(REPO / "params.yaml")
-    if profile == "smoke":
-        params = merge_profile(params, read_yaml(REPO / "profiles/smoke.yaml"))
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
+    path = params_file("pretrain", params_copy(tmp_path, profile))
     cfg = load_section("pretrain", PretrainConfig, path)
-    assert "vocab_size" not in params["pretrain"]["model"]
+    assert "vocab_size" not in read_yaml(path)["pretrain"]["model"]
     model = build_model(cfg.with_vocab(97))
     assert model.config.vocab_size == 97
     assert cfg.train.max_steps >= cfg.train.warmup_steps
@@ -105,7 +102,8 @@ def test_unreadable_checkpoint_is_an_error_and_is_kept(tmp_path):
 
 
 def test_evaluate_stage_names_a_truncated_checkpoint(tmp_path, monkeypatch, capsys):
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"evaluate": {"batch_size": 4}}))
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params/pipeline.yaml").write_text(yaml.safe_dump({"evaluate": {"batch_size": 4}}))
     model = tmp_path / "models/base/model.pt"
     model.parent.mkdir(parents=True)
     model.write_bytes(b"PK\x03\x04 truncated")

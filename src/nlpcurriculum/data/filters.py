@@ -340,7 +340,7 @@ class ReplacementCharFilter(DocumentFilter):
 
 @dataclass
 class QualityFilterConfig:
-    """Thresholds of the default rule set (Gopher/C4 values); maps 1:1 onto params.yaml.
+    """Thresholds of the default rule set (Gopher/C4 values); maps 1:1 onto ``filter.quality``.
 
     Attributes:
         min_words, max_words, max_chars: length bounds (words split on whitespace).

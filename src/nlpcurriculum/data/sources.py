@@ -40,7 +40,7 @@ class SourceError(ValueError):
 
 @dataclass
 class SourceConfig:
-    """The ``ingest`` section of params.yaml.
+    """The ``ingest`` section of params/pipeline.yaml.
 
     Attributes:
         source: ``stdlib``, ``files`` or ``hub``.

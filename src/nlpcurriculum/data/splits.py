@@ -19,7 +19,7 @@ from nlpcurriculum.data.schemas import SPLIT_NAMES
 
 @dataclass
 class SplitConfig:
-    """The ``splits`` section of params.yaml: fractions of documents per split."""
+    """The ``splits`` section of params/pipeline.yaml: fractions of documents per split."""
 
     val_fraction: float = 0.05
     test_fraction: float = 0.05

@@ -72,7 +72,7 @@ __all__ = ["Word2VecConfig", "Word2Vec", "SkipGram", "CBOW", "TrainLog", "build_
 
 @dataclass
 class Word2VecConfig:
-    """Hyper-parameters of word2vec training (the ``word2vec`` section of params.yaml).
+    """Hyper-parameters of word2vec training (a ``cbow`` / ``skipgram`` block of params).
 
     Attributes:
         arch: ``"skipgram"`` or ``"cbow"``.

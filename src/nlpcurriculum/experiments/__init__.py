@@ -9,11 +9,16 @@ table shows it. A section whose items several DVC stages run is a package
 that lists them and gives the section's ``ITEMS`` (:func:`lazy_items`). What the experiments
 share is in :mod:`~nlpcurriculum.experiments.harness`.
 
+A module's config dataclass is its stage's section of ``params/<section_id>.yaml``; nested
+``model`` and ``train`` sub-sections map onto
+:class:`~nlpcurriculum.models.miniformer.MiniFormerConfig` and
+:class:`~nlpcurriculum.training.trainer.TrainerConfig`, which have no defaults in code: the params
+name a preset of ``params/presets.yaml`` and override what differs. Finding bounds sit in the
+section's ``checks:``.
+
 The entry point, the same in every stage's module:
 
-- the stage's config dataclass (its params section; nested ``model`` / ``train`` sub-sections
-  map onto :class:`~nlpcurriculum.models.miniformer.MiniFormerConfig` and
-  :class:`~nlpcurriculum.training.trainer.TrainerConfig`);
+- the stage's config dataclass (its params section, above);
 - ``ITEMS``: the registry ids of the items it produces, a tuple, in the order ``run`` returns
   them (a module with several items keeps ``ITEM``, the id of each by short name);
 - ``Inputs``: a frozen dataclass, what ``run`` reads (texts, token streams, a trained model, the

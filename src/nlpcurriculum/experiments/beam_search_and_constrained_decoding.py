@@ -87,8 +87,35 @@ CONSTRAINTS: dict[str, tuple[str, Any, str]] = {
 
 
 @dataclass
+class BeamSearchChecks:
+    """Bounds of the findings that no knob above sets (params ``beam_search.checks``).
+
+    Attributes:
+        not_worse_tolerance: item 1: a beam's sequence counts as at least as likely as greedy's
+            when its log-probability is at most this much lower (nats).
+        min_not_worse_than_greedy: item 1: share of prompts where the beam's sequence is at least as
+            likely as greedy's.
+        min_length_gain: item 1: mean length at the largest alpha minus at the smallest.
+        min_coverage_gain: item 1: coverage at the largest beta minus with the penalty off.
+        min_hf_parity: item 1: share of beams equal to transformers generate's.
+        min_valid_rate: item 2: share of constrained samples that parse and validate.
+        min_valid_rate_gain: item 2: valid rate constrained minus unconstrained.
+        min_trace_reconstructs_best: item 3: 1 when following parents rebuilds the best hypothesis.
+    """
+
+    not_worse_tolerance: float = 1e-4
+    min_not_worse_than_greedy: float = 0.75
+    min_length_gain: float = 1e-9
+    min_coverage_gain: float = 0.0
+    min_hf_parity: float = 1.0
+    min_valid_rate: float = 1.0
+    min_valid_rate_gain: float = 1e-9
+    min_trace_reconstructs_best: float = 1.0
+
+
+@dataclass
 class BeamSearchConfig:
-    """The params.yaml section ``beam_search``.
+    """The section ``beam_search`` of params/beam_search_and_constrained_decoding.yaml.
 
     Attributes:
         prompt_tokens: prompt length (ids from the val stream).
@@ -110,6 +137,7 @@ class BeamSearchConfig:
         viz_steps: steps of the traced beam (item 3).
         seed: RNG seed.
         threads: torch threads.
+        checks: the other bounds of the findings.
     """
 
     prompt_tokens: int = 16
@@ -131,6 +159,7 @@ class BeamSearchConfig:
     viz_steps: int = 12
     seed: int = 0
     threads: int = 1
+    checks: BeamSearchChecks = field(default_factory=BeamSearchChecks)
 
     def __post_init__(self) -> None:
         for name in ("prompt_tokens", "n_prompts", "max_new_tokens", "num_beams", "hf_prompts",
@@ -193,7 +222,7 @@ def beam_vs_greedy_item(model: nn.Module, prompts: list[list[int]], stop_id: int
         metrics[f"beam_{tag}_length"] = _mean([len(r.best.tokens) for r in res])
         metrics[f"beam_{tag}_repetition"] = _mean([repetition_rate(r.best.tokens) for r in res])
     # the beam's answer at alpha_0 is at least as likely as greedy's, prompt by prompt
-    not_worse = _mean([float(b >= g - 1e-4) for b, g in zip(b_lp, g_lp)])
+    not_worse = _mean([float(b >= g - cfg.checks.not_worse_tolerance) for b, g in zip(b_lp, g_lp)])
     metrics["beam_not_worse_than_greedy_frac"] = not_worse
     a_lo, a_hi = min(cfg.alphas), max(cfg.alphas)
     len_gain = metrics[f"beam_alpha{a_hi:g}_length"] - metrics[f"beam_alpha{a_lo:g}_length"]
@@ -213,11 +242,13 @@ def beam_vs_greedy_item(model: nn.Module, prompts: list[list[int]], stop_id: int
     findings = [
         Finding.at_least("beam search (alpha=%g) finds a sequence at least as likely as greedy's "
                          "on (nearly) every prompt" % cfg.alphas[0],
-                         "beam_not_worse_than_greedy_frac", not_worse, 0.75),
+                         "beam_not_worse_than_greedy_frac", not_worse,
+                         cfg.checks.min_not_worse_than_greedy),
         Finding.at_least("a larger length-normalisation alpha selects longer hypotheses",
-                         "length_gain_alpha_max_vs_min", len_gain, 0.0 + 1e-9),
+                         "length_gain_alpha_max_vs_min", len_gain, cfg.checks.min_length_gain),
         Finding.at_least("the coverage penalty selects hypotheses that cover the prompt more "
-                         "(higher sum_i log min(coverage_i, 1))", "coverage_gain", cov_gain, 0.0),
+                         "(higher sum_i log min(coverage_i, 1))", "coverage_gain", cov_gain,
+                         cfg.checks.min_coverage_gain),
     ]
     texts = {}
     if hf_model is not None:
@@ -234,7 +265,7 @@ def beam_vs_greedy_item(model: nn.Module, prompts: list[list[int]], stop_id: int
         findings.append(Finding.at_least(
             "our best beam equals transformers generate(num_beams=k, do_sample=False, "
             "length_penalty=alpha, early_stopping=%r) on the same weights" % (es,),
-            "hf_parity_frac", same / total, 1.0))
+            "hf_parity_frac", same / total, cfg.checks.min_hf_parity))
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     alphas = list(rows)
@@ -381,10 +412,11 @@ def constrained_item(model: nn.Module, encode: Callable[[str], list[int]],
     findings = [
         Finding.at_least(f"constrained decoding: every one of {tot['n']} samples parses and "
                          "validates (JSON schema, XML grammar, regexes)", "valid_rate",
-                         metrics["valid_rate"], 1.0),
+                         metrics["valid_rate"], cfg.checks.min_valid_rate),
         Finding.at_least("constraints matter: constrained samples validate more often than "
                          "unconstrained ones", "valid_rate_gain",
-                         metrics["valid_rate"] - metrics["baseline_valid_rate"], 1e-9),
+                         metrics["valid_rate"] - metrics["baseline_valid_rate"],
+                         cfg.checks.min_valid_rate_gain),
     ]
     metrics["valid_rate_gain"] = metrics["valid_rate"] - metrics["baseline_valid_rate"]
     report = (
@@ -542,7 +574,8 @@ def divergence_item(model: nn.Module, prompt: list[int], stop_id: int, label: Ca
     page = render_beam_html(res, label, "".join(label(t) for t in prompt), cfg.num_beams, notes)
     findings = [Finding.at_least(
         "the recorded trace is complete: following parents from the best hypothesis back to the "
-        "prompt rebuilds its tokens", "trace_reconstructs_best", metrics["trace_reconstructs_best"], 1.0)]
+        "prompt rebuilds its tokens", "trace_reconstructs_best", metrics["trace_reconstructs_best"],
+        cfg.checks.min_trace_reconstructs_best)]
     return ItemResult(ITEMS[2], metrics=metrics, series=series,
                       figures={"tree.png": tree_figure(res, label)}, texts={"beam_trace.html": page},
                       findings=findings)

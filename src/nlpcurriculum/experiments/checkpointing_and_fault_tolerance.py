@@ -85,24 +85,21 @@ ITEMS: tuple[str, ...] = tuple(ITEM.values())
 AC_IMPLS = (None, "ours", "torch")
 
 
-def _ac_model() -> MiniFormerConfig:
-    return MiniFormerConfig(vocab_size=BYTE_VOCAB, d_model=64, n_layers=12, n_heads=4,
-                            max_seq_len=256)
-
-
-def _model() -> MiniFormerConfig:
-    return MiniFormerConfig(vocab_size=BYTE_VOCAB, d_model=32, n_layers=2, n_heads=2,
-                            max_seq_len=64, dropout=0.1)
-
-
-def _train() -> TrainerConfig:
-    return TrainerConfig(lr=3e-3, max_steps=120, batch_size=8, warmup_steps=10, eval_every=0,
-                         checkpoint_every=10, seed=0, progress=False)
-
-
 @dataclass
+class CheckpointingChecks:
+    """Bounds of the findings that no knob above sets (params ``checkpointing.checks``).
+
+    Attributes:
+        min_corrupt_checkpoint_clear_error: item 3: 1 when a truncated checkpoint stops the restart
+            with the one-line CheckpointError.
+    """
+
+    min_corrupt_checkpoint_clear_error: float = 1.0
+
+
+@dataclass(kw_only=True)
 class CheckpointingConfig:
-    """The ``checkpointing`` section of params.yaml.
+    """The ``checkpointing`` section of params/checkpointing_and_fault_tolerance.yaml.
 
     Attributes:
         ac_model: item 1: the model whose activation memory is measured (long context, several
@@ -129,15 +126,16 @@ class CheckpointingConfig:
         max_loss_diff: items 2-3: max abs loss difference of an exact resume.
         min_naive_gap: item 2: the weights-only resume's mean abs loss gap (training losses, and
             losses on fixed batches) must reach this (nats).
+        checks: the other bounds of the findings.
     """
 
-    ac_model: MiniFormerConfig = field(default_factory=_ac_model)
+    ac_model: MiniFormerConfig
     ac_batch_size: int = 8
     ac_seq_len: int = 256
     ac_repeats: int = 3
     ac_dropout: float = 0.1
-    model: MiniFormerConfig = field(default_factory=_model)
-    train: TrainerConfig = field(default_factory=_train)
+    model: MiniFormerConfig
+    train: TrainerConfig
     seq_len: int = 64
     seed: int = 0
     resume_step: int = 40
@@ -150,6 +148,7 @@ class CheckpointingConfig:
     grad_tol: float = 1e-6
     max_loss_diff: float = 1e-6
     min_naive_gap: float = 0.01
+    checks: CheckpointingChecks = field(default_factory=CheckpointingChecks)
 
     def __post_init__(self) -> None:
         for name in ("ac_model", "model"):
@@ -637,7 +636,7 @@ def crash_item(cfg: CheckpointingConfig, tokens: torch.Tensor, ref: dict[int, fl
         Finding.at_least(
             "a truncated checkpoint stops the restart with a one-line CheckpointError "
             "('truncated or corrupt', exit status 2)",
-            "corrupt_checkpoint_clear_error", clear, 1.0),
+            "corrupt_checkpoint_clear_error", clear, cfg.checks.min_corrupt_checkpoint_clear_error),
     ]
     lines = [
         f"killed (SIGKILL) at step ~{info['killed_at_step']:.0f} (last logged update); the last "

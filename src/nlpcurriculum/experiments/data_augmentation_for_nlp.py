@@ -109,27 +109,19 @@ ITEMS: tuple[str, ...] = tuple(ITEM.values())
 METHODS = ("eda", "synonym", "backtranslation", "lm_paraphrase")
 
 
-# vocab_size of both models is set from the word codec at run time (params' value is ignored)
-def _translator_model() -> MiniFormerConfig:
-    return MiniFormerConfig(d_model=64, n_layers=2, n_heads=4, max_seq_len=18, init_std=0.08)
-
-
-def _translator_train() -> TrainerConfig:
-    return TrainerConfig(lr=3e-3, max_steps=600, batch_size=64, warmup_steps=30, eval_every=100,
-                         eval_batches=4, progress=False)
-
-
-def _lm_model() -> MiniFormerConfig:
-    return MiniFormerConfig(d_model=64, n_layers=2, n_heads=4, max_seq_len=32, init_std=0.08,
-                            dropout=0.1)
-
-
-def _lm_train() -> TrainerConfig:
-    return TrainerConfig(lr=3e-3, max_steps=200, batch_size=32, warmup_steps=30, eval_every=100,
-                         eval_batches=4, progress=False)
-
-
 @dataclass
+class AugmentationChecks:
+    """Bounds of the findings that no knob above sets (params ``augmentation.checks``).
+
+    Attributes:
+        max_roundtrip_identical: item 1: share of sampled round trips identical to their source.
+    """
+
+    max_roundtrip_identical: float = 0.9
+
+
+# vocab_size of both models is set from the word codec at run time (params' value is ignored)
+@dataclass(kw_only=True)
 class TranslatorConfig:
     """The back-translation translator (``translator`` sub-section).
 
@@ -144,8 +136,8 @@ class TranslatorConfig:
         cipher_seed: seed of the pseudo-language's letter permutation.
     """
 
-    model: MiniFormerConfig = field(default_factory=_translator_model)
-    train: TrainerConfig = field(default_factory=_translator_train)
+    model: MiniFormerConfig
+    train: TrainerConfig
     src_len: int = 8
     n_pairs: int = 3000
     heldout_pairs: int = 200
@@ -153,7 +145,7 @@ class TranslatorConfig:
     cipher_seed: int = 0
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ParaphraseConfig:
     """The paraphrase LM (``paraphrase`` sub-section).
 
@@ -165,13 +157,13 @@ class ParaphraseConfig:
         rewrite_rate: probability that a later word is replaced by an LM sample given the
             rewritten text before it (1 = keep the prefix and let the LM write the rest: at our
             sizes the LM barely infers the topic from its context, so full continuations lose
-            the label about half the time; see params.yaml).
+            the label about half the time; see params/data_augmentation_for_nlp.yaml).
         temperature: sampling temperature.
         candidates: paraphrases generated per labelled example before filtering.
     """
 
-    model: MiniFormerConfig = field(default_factory=_lm_model)
-    train: TrainerConfig = field(default_factory=_lm_train)
+    model: MiniFormerConfig
+    train: TrainerConfig
     seq_len: int = 32
     prefix_words: int = 4
     rewrite_rate: float = 0.3
@@ -194,9 +186,9 @@ class ClassifierConfig:
     weight_decay: float = 1e-3
 
 
-@dataclass
+@dataclass(kw_only=True)
 class AugmentationConfig:
-    """The ``augmentation`` section of params.yaml.
+    """The ``augmentation`` section of params/data_augmentation_for_nlp.yaml.
 
     Attributes:
         per_class: labelled documents per class (few labels: the classifier underfits).
@@ -220,6 +212,7 @@ class AugmentationConfig:
         min_novel_words: item 2: share of an LM paraphrase's words absent from its parent.
         min_gain: item 3: test accuracy gain of the val-chosen (method, ratio) over ratio 0.
         min_gain_se: item 3: that gain in standard errors of the paired per-seed differences.
+        checks: the other bounds of the findings.
     """
 
     per_class: int = 5
@@ -235,8 +228,8 @@ class AugmentationConfig:
     min_cos: float = 0.5
     band: float = 2.0
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
-    translator: TranslatorConfig = field(default_factory=TranslatorConfig)
-    paraphrase: ParaphraseConfig = field(default_factory=ParaphraseConfig)
+    translator: TranslatorConfig
+    paraphrase: ParaphraseConfig
     num_threads: int = 1
     seed: int = 0
     min_translator_accuracy: float = 0.5
@@ -245,6 +238,7 @@ class AugmentationConfig:
     min_novel_words: float = 0.1
     min_gain: float = 0.01
     min_gain_se: float = 2.0
+    checks: AugmentationChecks = field(default_factory=AugmentationChecks)
 
     def __post_init__(self) -> None:
         if self.per_class < 1:
@@ -706,7 +700,7 @@ def _ops_item(cfg, tr, stats, coverage, class_coverage, cands, parents, ptexts, 
         Finding.at_least("the sampled round trip English -> pseudo -> English stays close to its "
                          "source (word BLEU)", "roundtrip_bleu", bt["bleu"], cfg.min_roundtrip_bleu),
         Finding.at_most("the sampled round trip is a paraphrase, not a copy (share identical to "
-                        "the source)", "roundtrip_identical", bt_exact, 0.9),
+                        "the source)", "roundtrip_identical", bt_exact, cfg.checks.max_roundtrip_identical),
     ]
     figures = {
         "translator_loss.png": plot_curves({"held-out pairs": curve(tr["history"]),

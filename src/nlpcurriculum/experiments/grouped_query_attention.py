@@ -72,19 +72,31 @@ ITEM = {
 ITEMS: tuple[str, ...] = tuple(ITEM.values())
 
 
-def _default_model() -> MiniFormerConfig:
-    return MiniFormerConfig(vocab_size=BYTE_VOCAB, d_model=256, n_layers=2, n_heads=8,
-                            max_seq_len=128, position="rope", init_std=0.04)
-
-
-def _default_train() -> TrainerConfig:
-    return TrainerConfig(lr=2e-3, max_steps=300, batch_size=8, warmup_steps=20, eval_every=50,
-                         eval_batches=8, progress=False)
-
-
 @dataclass
+class GQAChecks:
+    """Bounds of the findings that no knob above sets (params ``gqa.checks``).
+
+    Attributes:
+        max_identity_diff: item 1: max |logit diff| converting with n_kv_heads = n_heads.
+        max_identical_heads_diff: item 1: max |logit diff| converting a model whose heads within
+            each group are identical.
+        min_uptraining_recovery: item 1: val loss converted minus uptrained (nats).
+        min_cached_match_rate: item 2: cached batched decode argmax equal to the uncached forward's.
+        max_kv_bytes_formula_error: item 3: sum of |measured - formula| KV-cache bytes.
+        min_latency_ratio: item 3: MHA's decode step latency over the fewest K/V heads'.
+    """
+
+    max_identity_diff: float = 1e-5
+    max_identical_heads_diff: float = 1e-4
+    min_uptraining_recovery: float = 0.0
+    min_cached_match_rate: float = 1.0
+    max_kv_bytes_formula_error: float = 0.0
+    min_latency_ratio: float = 1.0
+
+
+@dataclass(kw_only=True)
 class GQAConfig:
-    """The ``gqa`` section of params.yaml.
+    """The ``gqa`` section of params/grouped_query_attention.yaml.
 
     Attributes:
         model: the multi-head source model (``n_kv_heads`` must equal ``n_heads``), byte vocab.
@@ -105,10 +117,11 @@ class GQAConfig:
         min_speedup: item 2's target: GQA(nh/4) decode tokens/s over MHA's.
         max_uptrained_gap: item 1: GQA(nh/4) after uptraining may trail the equally uptrained MHA
             by at most this many nats/byte.
+        checks: the other bounds of the findings.
     """
 
-    model: MiniFormerConfig = field(default_factory=_default_model)
-    train: TrainerConfig = field(default_factory=_default_train)
+    model: MiniFormerConfig
+    train: TrainerConfig
     seq_len: int = 128
     uptrain_fraction: float = 0.2
     uptrain_lr: float = 1e-3
@@ -123,6 +136,7 @@ class GQAConfig:
     num_threads: int = 1
     min_speedup: float = 1.5
     max_uptrained_gap: float = 0.1
+    checks: GQAChecks = field(default_factory=GQAChecks)
 
     def __post_init__(self) -> None:
         m = self.model
@@ -332,13 +346,14 @@ def conversion_item(cfg: GQAConfig, base_loss: float, base_curve: list, runs: di
         texts={"conversion.txt": "\n".join(lines) + "\n"},
         findings=[
             Finding.at_most("converting with n_kv_heads = n_heads is the identity (max |logit diff|)",
-                            "identity_max_abs_diff", check["identity_max_abs_diff"], 1e-5),
+                            "identity_max_abs_diff", check["identity_max_abs_diff"],
+                            cfg.checks.max_identity_diff),
             Finding.at_most("a model whose heads inside each group are identical converts exactly "
                             "(max |logit diff|)", "identical_heads_max_abs_diff",
-                            check["identical_heads_max_abs_diff"], 1e-4),
+                            check["identical_heads_max_abs_diff"], cfg.checks.max_identical_heads_diff),
             Finding.at_least("brief uptraining recovers quality lost by mean-pooling (val loss "
                              "converted - uptrained, nats)", "uptraining_recovery",
-                             metrics["uptraining_recovery"], 0.0),
+                             metrics["uptraining_recovery"], cfg.checks.min_uptraining_recovery),
             Finding.at_most(f"after uptraining, GQA with {g} K/V heads is close to the equally "
                             "uptrained MHA (val loss gap, nats)", "uptrained_gap_vs_mha",
                             metrics["uptrained_gap_vs_mha"], cfg.max_uptrained_gap),
@@ -380,7 +395,8 @@ def speed_item(cfg: GQAConfig, runs: dict[int, GroupRun], check: dict[str, float
             Finding.at_least(f"GQA ({g} K/V heads) decodes at batch {cfg.batch} faster than MHA "
                              "(decode tokens/s ratio)", "speedup", speedup, cfg.min_speedup),
             Finding.at_least("the GQA model's cached batched decode equals its uncached forward "
-                             "argmax (match rate)", "cached_match_rate", check["cached_match_rate"], 1.0),
+                             "argmax (match rate)", "cached_match_rate", check["cached_match_rate"],
+                             cfg.checks.min_cached_match_rate),
         ],
     )
 
@@ -425,9 +441,9 @@ def ablation_item(cfg: GQAConfig, runs: dict[int, GroupRun]) -> ItemResult:
         findings=[
             Finding.at_most("measured KV-cache bytes equal 2 L nkv hs 4B B T for every group count "
                             "(sum of |differences|)", "kv_bytes_formula_error",
-                            metrics["kv_bytes_formula_error"], 0),
+                            metrics["kv_bytes_formula_error"], cfg.checks.max_kv_bytes_formula_error),
             Finding.at_least(f"fewer K/V heads decode faster: MHA's step latency over {lo} K/V "
                              "head(s)'s", "latency_ratio_mha_over_fewest",
-                             metrics["latency_ratio_mha_over_fewest"], 1.0),
+                             metrics["latency_ratio_mha_over_fewest"], cfg.checks.min_latency_ratio),
         ],
     )

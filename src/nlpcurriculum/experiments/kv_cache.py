@@ -56,8 +56,32 @@ ITEMS: tuple[str, ...] = ("kv-cache/1", "kv-cache/2", "kv-cache/3")
 
 
 @dataclass
+class KVCacheChecks:
+    """Bounds of the findings that no knob above sets (params ``kv_cache.checks``).
+
+    Attributes:
+        max_lengths_with_different_output: kv-cache/1: lengths whose cached greedy output differs
+            from recomputing.
+        min_hf_same_tokens: kv-cache/1: 1 when generate makes the same greedy tokens.
+        max_hit_count_errors: kv-cache/2: sum over steps of |hits - expected|.
+        max_miss_count_errors: kv-cache/2: sum over steps of |misses - 1|.
+        max_formula_abs_error_bytes: kv-cache/3: total |measured - formula| cache bytes.
+        max_per_token_spread: kv-cache/3: relative spread of bytes per token over the lengths.
+        max_gqa_ratio_error: kv-cache/3: |measured - expected| GQA / MHA cache ratio.
+    """
+
+    max_lengths_with_different_output: float = 0.0
+    min_hf_same_tokens: float = 1.0
+    max_hit_count_errors: float = 0.0
+    max_miss_count_errors: float = 0.0
+    max_formula_abs_error_bytes: float = 0.0
+    max_per_token_spread: float = 0.0
+    max_gqa_ratio_error: float = 1e-12
+
+
+@dataclass
 class KVCacheConfig:
-    """Sizes of the three KV-cache experiments (the params.yaml section ``kv_cache``).
+    """Sizes of the three KV-cache experiments (the section ``kv_cache`` of params/kv_cache.yaml).
 
     Attributes:
         prompt_tokens: prompt length, taken from the start of the token stream.
@@ -72,6 +96,7 @@ class KVCacheConfig:
         memory_lengths: sequence lengths whose cache memory is measured (kv-cache/3), ascending.
         gqa_kv_heads: key/value heads of the grouped-query variant (must divide ``n_heads``).
         threads: torch CPU threads while timing (1 is the least noisy on a shared machine).
+        checks: the other bounds of the findings.
     """
 
     prompt_tokens: int = 8
@@ -85,6 +110,7 @@ class KVCacheConfig:
     memory_lengths: list[int] = field(default_factory=lambda: [16, 64, 256, 1024])
     gqa_kv_heads: int = 1
     threads: int = 1
+    checks: KVCacheChecks = field(default_factory=KVCacheChecks)
 
     def __post_init__(self) -> None:
         for name in ("prompt_tokens", "repeats", "hf_repeats", "viz_steps", "gqa_kv_heads", "threads"):
@@ -202,7 +228,7 @@ def speed_item(model: nn.Module, prompt: Sequence[int], cfg: KVCacheConfig,
                              "on the same weights", "cached_vs_hf_generate",
                              metrics["cached_vs_hf_generate"], cfg.min_vs_hf),
             Finding.at_least("generate makes the same greedy tokens", "hf_same_tokens",
-                             metrics["hf_same_tokens"], 1.0),
+                             metrics["hf_same_tokens"], cfg.checks.min_hf_same_tokens),
         ]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
     ns = [r.new_tokens for r in rows]
@@ -231,7 +257,8 @@ def speed_item(model: nn.Module, prompt: Sequence[int], cfg: KVCacheConfig,
         findings=[
             Finding.at_most("greedy output with the cache is identical, token for token, to "
                             "recomputing the whole sequence (number of lengths that differ)",
-                            "lengths_with_different_output", mismatches, 0),
+                            "lengths_with_different_output", mismatches,
+                            cfg.checks.max_lengths_with_different_output),
             Finding.at_least(f"the cache speeds up greedy decoding of {last.new_tokens} tokens "
                              f"by >= {cfg.min_speedup:g}x", f"speedup.{last.new_tokens}",
                              last.speedup, cfg.min_speedup),
@@ -330,9 +357,11 @@ def visualizer_item(model: nn.Module, prompt: Sequence[int], cfg: KVCacheConfig,
         texts={"cache_viz.html": render_cache_html(trace, labels, n0)},
         findings=[
             Finding.at_most("after prefill, step t reuses exactly the t-1 + prompt earlier positions "
-                            "(sum of |hits - expected| over steps)", "hit_count_errors", hit_errors, 0),
+                            "(sum of |hits - expected| over steps)", "hit_count_errors", hit_errors,
+                            cfg.checks.max_hit_count_errors),
             Finding.at_most("after prefill, each step computes exactly one new key/value "
-                            "(sum of |misses - 1| over steps)", "miss_count_errors", extra_misses, 0),
+                            "(sum of |misses - 1| over steps)", "miss_count_errors", extra_misses,
+                            cfg.checks.max_miss_count_errors),
         ],
     )
 
@@ -412,11 +441,13 @@ def memory_item(model: nn.Module, cfg: KVCacheConfig) -> ItemResult:
         findings=[
             Finding.at_most("measured cache bytes equal 2*n_layers*n_kv_heads*head_dim*bytes*T "
                             "exactly (total absolute error in bytes)", "formula_abs_error_bytes",
-                            formula_errors, 0),
+                            formula_errors, cfg.checks.max_formula_abs_error_bytes),
             Finding.at_most("cache memory is linear in T: bytes per token is the same for short and "
-                            "long sequences (relative spread)", "per_token_spread", nonlinearity, 0),
+                            "long sequences (relative spread)", "per_token_spread", nonlinearity,
+                            cfg.checks.max_per_token_spread),
             Finding.at_most("GQA cache = MHA cache * n_kv_heads / n_heads (|measured - expected| "
-                            "ratio)", "gqa_ratio_error", abs(ratio - expected_ratio), 1e-12),
+                            "ratio)", "gqa_ratio_error", abs(ratio - expected_ratio),
+                            cfg.checks.max_gqa_ratio_error),
         ],
     )
 

@@ -63,13 +63,32 @@ ITEM = {
 ITEMS: tuple[str, ...] = tuple(ITEM.values())
 
 
-def _default_model() -> MiniFormerConfig:
-    return MiniFormerConfig(vocab_size=BYTE_VOCAB, d_model=64, n_layers=4, n_heads=4, max_seq_len=64)
-
-
 @dataclass
+class MixedPrecisionChecks:
+    """Bounds of the findings that no knob above sets (params ``mixed_precision.checks``).
+
+    Attributes:
+        max_scale_diff: item 1: max |scale difference| of our scaler from ``GradScaler``.
+        max_skip_mismatches: item 1: steps one scaler skips and the other does not.
+        max_scaler_weight_diff: item 1: max |weight difference| at the end of the parity run.
+        min_small_batch_factor: item 2: a batch of ``b`` without accumulation must end at least
+            this many times ``accum_tol`` from the big batch (the control).
+        activation_ratio_factor: item 2: accumulation's saved-for-backward bytes over the big
+            batch's must stay below this over ``k``.
+        max_bf16_speedup: item 3: bf16 autocast throughput over fp32's at most this.
+    """
+
+    max_scale_diff: float = 0.0
+    max_skip_mismatches: float = 0.0
+    max_scaler_weight_diff: float = 1e-6
+    min_small_batch_factor: float = 100.0
+    activation_ratio_factor: float = 1.5
+    max_bf16_speedup: float = 1.0
+
+
+@dataclass(kw_only=True)
 class MixedPrecisionConfig:
-    """The ``mixed_precision`` section of params.yaml.
+    """The ``mixed_precision`` section of params/mixed_precision_and_gradient_accumulation.yaml.
 
     Attributes:
         model: the mini-former (byte tokens, ``vocab_size`` 256).
@@ -93,9 +112,10 @@ class MixedPrecisionConfig:
         max_precision_loss_gap: item 1: |final loss (low precision) - fp32| allowed, nats.
         max_activation_ratio: item 3: saved-for-backward bytes, low / fp32, at most this.
         num_threads: torch threads.
+        checks: the other bounds of the findings.
     """
 
-    model: MiniFormerConfig = field(default_factory=_default_model)
+    model: MiniFormerConfig
     seq_len: int = 64
     batch_size: int = 16
     steps: int = 60
@@ -113,6 +133,7 @@ class MixedPrecisionConfig:
     max_precision_loss_gap: float = 0.05
     max_activation_ratio: float = 0.75
     num_threads: int = 1
+    checks: MixedPrecisionChecks = field(default_factory=MixedPrecisionChecks)
 
     def __post_init__(self) -> None:
         if self.model.vocab_size != BYTE_VOCAB:
@@ -177,11 +198,11 @@ def precision_item(cfg: MixedPrecisionConfig, tokens) -> ItemResult:
         Finding.at_most("our dynamic loss scaler reproduces torch.amp.GradScaler's scale "
                         f"trajectory ({cfg.scaler_steps} fp16 steps, overflows injected at "
                         f"{cfg.inject_inf_at}; max |scale difference|)",
-                        "scaler.max_scale_diff", scale_diff, 0.0),
+                        "scaler.max_scale_diff", scale_diff, cfg.checks.max_scale_diff),
         Finding.at_most("... and skips exactly the same steps (mismatching steps)",
-                        "scaler.skip_mismatches", skip_mismatch, 0.0),
+                        "scaler.skip_mismatches", skip_mismatch, cfg.checks.max_skip_mismatches),
         Finding.at_most("... and ends with the same weights (max |difference|)",
-                        "scaler.max_weight_diff", weight_diff, 1e-6),
+                        "scaler.max_weight_diff", weight_diff, cfg.checks.max_scaler_weight_diff),
         Finding.at_least("every injected overflow was skipped (skipped steps in the parity run)",
                          "scaler.skipped_steps", sum(ours["skipped"]), len(set(cfg.inject_inf_at))),
     ]
@@ -262,11 +283,13 @@ def accumulation_item(cfg: MixedPrecisionConfig, tokens) -> ItemResult:
                         f"of {k * b} after {cfg.accum_updates} AdamW updates (max |difference|)",
                         "max_weight_diff", diff, cfg.accum_tol),
         Finding.at_least(f"... while a batch of {b} without accumulation ends elsewhere (max "
-                         "|weight difference| to the big batch, > 100x the tolerance)",
-                         "small_batch_weight_diff", control, 100 * cfg.accum_tol),
+                         f"|weight difference| to the big batch, > {cfg.checks.min_small_batch_factor:g}x "
+                         "the tolerance)", "small_batch_weight_diff", control,
+                         cfg.checks.min_small_batch_factor * cfg.accum_tol),
         Finding.at_most(f"accumulation needs the activation memory of one micro-batch: saved "
                         f"bytes ratio vs the big batch (1/k = {1 / k:.3f})",
-                        "activation_ratio", metrics["activation_ratio"], 1.5 / k),
+                        "activation_ratio", metrics["activation_ratio"],
+                        cfg.checks.activation_ratio_factor / k),
     ]
     fig = Figure(figsize=(6.5, 4.0), layout="constrained")
     ax = fig.subplots()
@@ -320,7 +343,7 @@ def throughput_item(cfg: MixedPrecisionConfig, tokens) -> ItemResult:
     findings.append(Finding.at_most(
         "on this CPU, at this size, low precision buys no speed: bf16 autocast throughput / fp32 "
         "(the casts cost more than the narrower matmuls save)",
-        "bf16.speedup_vs_fp32", metrics["bf16.speedup_vs_fp32"], 1.0))
+        "bf16.speedup_vs_fp32", metrics["bf16.speedup_vs_fp32"], cfg.checks.max_bf16_speedup))
     fig = Figure(figsize=(10.0, 3.8), layout="constrained")
     ax0, ax1 = fig.subplots(1, 2)
     names = list(AMP_DTYPES)

@@ -79,31 +79,18 @@ ITEMS: tuple[str, ...] = tuple(ITEM.values())
 ABLATION_MLPS = ("relu", "gelu", "gelu_tanh", "silu", "swiglu")
 
 
-def _default_model() -> MiniFormerConfig:
-    # init_std 0.08 ~ 0.6 / sqrt(d_model): GPT-2's 0.02 is that rule at d_model 768. At 0.02 and
-    # d_model 64 the gated SwiGLU starts near a saddle (its output is the product of two tiny
-    # projections) and trailed ReLU by 0.23 nats after 400 steps (0.47 after 1000); at 0.08 it
-    # leads (measured with this config)
-    return MiniFormerConfig(
-        vocab_size=BYTE_VOCAB, d_model=64, n_layers=4, n_heads=4, max_seq_len=64, init_std=0.08
-    )
-
-
-def _default_train() -> TrainerConfig:
-    return TrainerConfig(
-        lr=3e-3, max_steps=400, batch_size=16, warmup_steps=20, eval_every=50, eval_batches=8,
-        progress=False,
-    )
-
-
-@dataclass
+@dataclass(kw_only=True)
 class NormsActivationsConfig:
-    """The ``norms_activations`` section of params.yaml.
+    """The ``norms_activations`` section of params/normalization_and_activations.yaml.
 
     Attributes:
         model: the baseline architecture (its ``norm`` and ``mlp`` are the defaults each ablation
             varies away from); ``vocab_size`` 256. ``d_ff`` is set per variant by
             :func:`matched_d_ff` (4C, or 8C/3 for SwiGLU), so the MLPs compare at equal weights.
+            Its ``init_std`` in params is 0.08 ~ 0.6 / sqrt(d_model) (GPT-2's 0.02 is that rule at
+            d_model 768): at 0.02 and d_model 64 the gated SwiGLU starts near a saddle (its output
+            is the product of two tiny projections) and trailed ReLU by 0.23 nats after 400 steps
+            (0.47 after 1000); at 0.08 it leads (measured with this config).
         train: the trainer knobs, the same for every variant.
         seq_len: training window in bytes.
         norms: item 2: the norms compared (with ``model.mlp``).
@@ -124,8 +111,8 @@ class NormsActivationsConfig:
             attention inputs must stay below this.
     """
 
-    model: MiniFormerConfig = field(default_factory=_default_model)
-    train: TrainerConfig = field(default_factory=_default_train)
+    model: MiniFormerConfig
+    train: TrainerConfig
     seq_len: int = 64
     norms: list[str] = field(default_factory=lambda: ["layernorm", "rmsnorm", "none"])
     mlps: list[str] = field(default_factory=lambda: ["relu", "gelu", "swiglu"])

@@ -56,8 +56,28 @@ ITEMS: tuple[str, ...] = tuple(f"sampling-parameters-temp-top-k-top-p/{n}" for n
 
 
 @dataclass
+class SamplingChecks:
+    """Bounds of the findings that no knob above sets (params ``sampling.checks``).
+
+    Attributes:
+        max_violating_steps: item 1: steps where a filter keeps other ids than its definition.
+        max_renormalization_error: item 1: max |sum - 1| of a filtered distribution.
+        max_entropy_shift: item 1: signed entropy change of the first step from T=1 (sign flipped
+            for T > 1).
+        min_longest_repeat_gap: item 3: argmax's longest repeated span minus T=1's (tokens).
+    """
+
+    max_violating_steps: float = 0.0
+    max_renormalization_error: float = 1e-5
+    max_entropy_shift: float = 0.0
+    min_longest_repeat_gap: float = 1.0
+
+
+@dataclass
 class SamplingConfig:
-    """Sizes and settings of the three items (the params.yaml section ``sampling``).
+    """Sizes and settings of the three items.
+
+    The section ``sampling`` of params/sampling_parameters_temp_top_k_top_p.yaml.
 
     Attributes:
         prompt_tokens: length of each prompt (cut from the validation stream).
@@ -79,6 +99,7 @@ class SamplingConfig:
         repetition_penalty: item 3 also decodes greedily with this CTRL penalty (a metric).
         rep_n: the n of rep-n in item 3's finding.
         min_rep_gap: item 3 expects rep-n(argmax) - rep-n(T=1) >= this.
+        checks: the other bounds of the findings.
     """
 
     prompt_tokens: int = 8
@@ -101,6 +122,7 @@ class SamplingConfig:
     repetition_penalty: float = 1.3
     rep_n: int = 3
     min_rep_gap: float = 0.1
+    checks: SamplingChecks = field(default_factory=SamplingChecks)
 
     def __post_init__(self) -> None:
         for name in ("prompt_tokens", "n_prompts", "num_threads", "view_tokens", "samples_per_prompt",
@@ -233,12 +255,14 @@ def dashboard_item(model: nn.Module, tokenizer: Any, prompt_text: str, cfg: Samp
             Finding.at_most(f"on the model's real distributions, top-p={cfg.view_top_p:g} keeps exactly the "
                             f"smallest most-likely set with mass >= p, min-p={cfg.view_min_p:g} exactly the "
                             f"ids with p >= min_p * max p, top-k={cfg.view_top_k} exactly k ids and argmax a "
-                            "one-hot (steps that differ)", "violating_steps", violations, 0),
+                            "one-hot (steps that differ)", "violating_steps", violations,
+                            cfg.checks.max_violating_steps),
             Finding.at_most("every filtered distribution is renormalized (max |sum - 1|)",
-                            "max_renormalization_error", renorm_error, 1e-5),
+                            "max_renormalization_error", renorm_error,
+                            cfg.checks.max_renormalization_error),
             Finding.at_most(f"temperature {cfg.view_temperature:g} moves the entropy of the first step "
                             f"{'down' if cfg.view_temperature < 1 else 'up'} from T=1 (signed change)",
-                            "first_step.entropy_shift", lower_t_sharper, 0.0),
+                            "first_step.entropy_shift", lower_t_sharper, cfg.checks.max_entropy_shift),
         ],
     )
 
@@ -422,7 +446,8 @@ def repetition_item(model: nn.Module, prompts: list[list[int]], cfg: SamplingCon
                              f"rep{n}_gap.argmax_minus_T1", gap, cfg.min_rep_gap),
             Finding.at_least(f"argmax falls into longer loops: its longest repeated span minus T=1's "
                              f"({stats[greedy][1]:.1f} vs {stats[sampled][1]:.1f} tokens)",
-                             "longest_repeat_gap.argmax_minus_T1", span_gap, 1.0),
+                             "longest_repeat_gap.argmax_minus_T1", span_gap,
+                             cfg.checks.min_longest_repeat_gap),
         ],
     )
 

@@ -101,19 +101,25 @@ def _default_sizes() -> list[ScaleSize]:
     ]
 
 
-def _default_base() -> MiniFormerConfig:
-    return MiniFormerConfig(vocab_size=BYTE_VOCAB, d_model=64, n_layers=2, n_heads=2,
-                            max_seq_len=64)
-
-
-def _default_train() -> TrainerConfig:
-    return TrainerConfig(lr=3e-3, max_steps=300, batch_size=16, warmup_steps=15, eval_every=50,
-                         eval_batches=8, seed=0, progress=False)
-
-
 @dataclass
+class ScalingChecks:
+    """Bounds of the findings that no knob above sets (params ``scaling_laws.checks``).
+
+    Attributes:
+        max_largest_minus_smallest_loss: item 1: the largest size's val loss minus the smallest's
+            (nats).
+        min_throughput_ratio: item 2: tokens/s of the smallest size over the largest's.
+        max_n_star: item 3: the predicted size N* when the verify run is skipped (target below E).
+    """
+
+    max_largest_minus_smallest_loss: float = 0.0
+    min_throughput_ratio: float = 1.0
+    max_n_star: float = 1e17
+
+
+@dataclass(kw_only=True)
 class ScalingConfig:
-    """The ``scaling_laws`` section of params.yaml.
+    """The ``scaling_laws`` section of params/scaling_laws_and_model_capacity.yaml.
 
     Attributes:
         base: the architecture every size shares (position, norm, mlp, ...); its ``d_model``,
@@ -133,11 +139,12 @@ class ScalingConfig:
         min_r2: item 1: the fit's R^2 must reach this.
         max_verify_rel_error: item 3: |measured - predicted| / predicted of the verification run.
         max_holdout_rel_error: item 3: the same for the largest size predicted without it.
+        checks: the other bounds of the findings.
     """
 
-    base: MiniFormerConfig = field(default_factory=_default_base)
+    base: MiniFormerConfig
     sizes: list[ScaleSize] = field(default_factory=_default_sizes)
-    train: TrainerConfig = field(default_factory=_default_train)
+    train: TrainerConfig
     seeds: list[int] = field(default_factory=lambda: [0])
     val_batches: int = 32
     lr_rule: str = "kaplan"
@@ -147,6 +154,7 @@ class ScalingConfig:
     min_r2: float = 0.95
     max_verify_rel_error: float = 0.03
     max_holdout_rel_error: float = 0.05
+    checks: ScalingChecks = field(default_factory=ScalingChecks)
 
     def __post_init__(self) -> None:
         if self.base.vocab_size != BYTE_VOCAB:
@@ -379,7 +387,8 @@ def loss_item(cfg: ScalingConfig, runs: list[SizeRun], fit: PowerLawFit) -> Item
     metrics["largest_minus_smallest_loss"] = big.val_loss - small.val_loss
     findings.append(Finding.at_most(
         "the largest model ends below the smallest at the same token budget (loss gap, nats)",
-        "largest_minus_smallest_loss", metrics["largest_minus_smallest_loss"], 0.0))
+        "largest_minus_smallest_loss", metrics["largest_minus_smallest_loss"],
+        cfg.checks.max_largest_minus_smallest_loss))
     series = {f"{r.name}.seed{r.seed}.val_loss": r.curve for r in runs}
     return ItemResult(item=ITEM["loss"], metrics=metrics, series=series, findings=findings,
                       figures={"loss_vs_params.png": _fit_figure(cfg, runs, fit),
@@ -463,7 +472,7 @@ def benchmark_item(cfg: ScalingConfig, runs: list[SizeRun]) -> ItemResult:
     findings = [Finding.at_least(
         "the smallest model processes more tokens per second than the largest "
         "(throughput ratio)", "throughput_ratio_smallest_over_largest",
-        metrics["throughput_ratio_smallest_over_largest"], 1.0)]
+        metrics["throughput_ratio_smallest_over_largest"], cfg.checks.min_throughput_ratio)]
     fig = Figure(figsize=(12.0, 4.0), layout="constrained")
     axes = fig.subplots(1, 3)
     ns = [r.n_params for r in runs]
@@ -556,7 +565,7 @@ def extrapolate_item(cfg: ScalingConfig, runs: list[SizeRun], fit: PowerLawFit,
     else:
         findings.append(Finding.at_most(
             "the target loss is reachable under the fitted law (target above E)",
-            "n_star", metrics["n_star"], 1e17))
+            "n_star", metrics["n_star"], cfg.checks.max_n_star))
         lines.append("(c) skipped: the target is below the fitted irreducible loss E")
     fig = _fit_figure(cfg, runs, fit, extra)
     ax = fig.axes[0]

@@ -92,20 +92,25 @@ ITEM = {
 ITEMS: tuple[str, ...] = tuple(ITEM.values())
 
 
-def _default_model() -> MiniFormerConfig:
-    return MiniFormerConfig(vocab_size=BYTE_VOCAB, d_model=64, n_layers=2, n_heads=4, max_seq_len=64)
-
-
-def _default_train() -> TrainerConfig:
-    return TrainerConfig(
-        lr=3e-3, max_steps=600, batch_size=32, warmup_steps=30, eval_every=50, eval_batches=8,
-        progress=False,
-    )
-
-
 @dataclass
+class AttentionChecks:
+    """Bounds of the findings that no knob above sets (params ``attention.checks``).
+
+    Attributes:
+        max_past_logit_change_masked: item 3: past-logit change, causal mask on, fused kernel.
+        max_past_logit_change_masked_by_hand: item 3: the same on the by-hand attention path.
+        max_future_gradient_masked: item 3: gradient of past predictions w.r.t. future inputs,
+            mask on.
+    """
+
+    max_past_logit_change_masked: float = 0.0
+    max_past_logit_change_masked_by_hand: float = 0.0
+    max_future_gradient_masked: float = 0.0
+
+
+@dataclass(kw_only=True)
 class AttentionConfig:
-    """The ``attention`` section of params.yaml.
+    """The ``attention`` section of params/self_attention_and_multihead_attention.yaml.
 
     Attributes:
         model: the byte-level mini-former whose attention is inspected (``vocab_size`` 256).
@@ -124,10 +129,11 @@ class AttentionConfig:
         max_init_head_js: item 2: the same quantity at initialisation must stay below this
             (heads start alike: near-uniform attention).
         min_unmasked_change: item 3: the past-logit change the unmasked model must show.
+        checks: the other bounds of the findings.
     """
 
-    model: MiniFormerConfig = field(default_factory=_default_model)
-    train: TrainerConfig = field(default_factory=_default_train)
+    model: MiniFormerConfig
+    train: TrainerConfig
     seq_len: int = 64
     seed: int = 0
     num_threads: int = 1
@@ -141,6 +147,7 @@ class AttentionConfig:
     min_head_js: float = 0.05
     max_init_head_js: float = 0.01
     min_unmasked_change: float = 1e-3
+    checks: AttentionChecks = field(default_factory=AttentionChecks)
 
     def __post_init__(self) -> None:
         m = self.model
@@ -538,13 +545,15 @@ def causal_item(model: MiniFormer, windows: Tensor, cfg: AttentionConfig) -> Ite
     findings = [
         Finding.at_most(
             "with the causal mask, replacing future tokens leaves every past logit exactly "
-            "unchanged (fused attention kernel)", "max_abs_past_logit_change_masked", past_fused, 0.0),
+            "unchanged (fused attention kernel)", "max_abs_past_logit_change_masked", past_fused,
+            cfg.checks.max_past_logit_change_masked),
         Finding.at_most(
             "... and on the by-hand attention path (the one that returns weights)",
-            "max_abs_past_logit_change_masked_by_hand", past_hand, 0.0),
+            "max_abs_past_logit_change_masked_by_hand", past_hand,
+            cfg.checks.max_past_logit_change_masked_by_hand),
         Finding.at_most(
             "with the mask, the gradient of every past prediction w.r.t. future inputs is exactly 0",
-            "max_future_gradient_masked", future_grad, 0.0),
+            "max_future_gradient_masked", future_grad, cfg.checks.max_future_gradient_masked),
         Finding.at_least(
             "without the mask, the same weights and perturbation change past logits",
             "max_abs_past_logit_change_unmasked", past_unmasked, cfg.min_unmasked_change),

@@ -117,14 +117,35 @@ ITEM = {
 ITEMS: tuple[str, ...] = tuple(ITEM.values())
 
 
-def _default_train() -> TrainerConfig:
-    return TrainerConfig(lr=3e-3, max_steps=400, batch_size=8, warmup_steps=20, eval_every=0,
-                         progress=False)
-
-
 @dataclass
+class SpeculativeChecks:
+    """Bounds of the findings that no knob above sets (params ``speculative.checks``).
+
+    Attributes:
+        max_greedy_runs_different: item 1: greedy speculative runs whose output differs from the
+            target's greedy output.
+        tv_false_alarm: item 1: probability that an exact sampler's total variation still exceeds
+            the bound (:func:`exactness_check`).
+        acceptance_max_sigmas: item 2: measured minus expected acceptance rate allowed, in binomial
+            standard errors.
+        min_quality_acceptance_spearman: item 3: Spearman correlation of -val loss with acceptance
+            over the model drafts.
+        min_agreement_acceptance_spearman: item 3: Spearman correlation of -KL(target || draft) with
+            acceptance.
+        min_best_draft_speedup: item 3: wall-clock speedup of the best draft/gamma pair.
+    """
+
+    max_greedy_runs_different: float = 0.0
+    tv_false_alarm: float = 1e-3
+    acceptance_max_sigmas: float = 3.0
+    min_quality_acceptance_spearman: float = 0.5
+    min_agreement_acceptance_spearman: float = 0.5
+    min_best_draft_speedup: float = 1.0
+
+
+@dataclass(kw_only=True)
 class SpeculativeConfig:
-    """The ``speculative`` section of params.yaml.
+    """The ``speculative`` section of params/speculative_decoding.yaml.
 
     Attributes:
         draft_layers: layers of each mini-former draft.
@@ -174,6 +195,7 @@ class SpeculativeConfig:
             verification cost) against the measured speedups.
         seed: seeds draft initialisation, sampling and the exactness check.
         num_threads: torch threads (1: the least noisy timings on a shared machine).
+        checks: the other bounds of the findings.
     """
 
     draft_layers: list[int] = field(default_factory=lambda: [1, 1, 2])
@@ -190,7 +212,7 @@ class SpeculativeConfig:
     table_generations: int = 0
     table_min_confidence: float = 0.0
     lookup_gammas: list[int] = field(default_factory=lambda: [4, 8])
-    train: TrainerConfig = field(default_factory=_default_train)
+    train: TrainerConfig
     distill: float = 0.0
     seq_len: int = 128
     val_batches: int = 8
@@ -209,6 +231,7 @@ class SpeculativeConfig:
     formula_tol: float = 0.35
     seed: int = 0
     num_threads: int = 1
+    checks: SpeculativeChecks = field(default_factory=SpeculativeChecks)
 
     def __post_init__(self) -> None:
         if len(self.draft_layers) != len(self.draft_widths):
@@ -551,7 +574,8 @@ def temperature_curves(target: MiniFormer, draft: Drafter, prompts: Sequence[lis
 
 @torch.no_grad()
 def exactness_check(target: MiniFormer, draft: nn.Module | Drafter, prompt: Sequence[int],
-                    temperature: float, n_samples: int, n_bins: int, seed: int) -> dict[str, float]:
+                    temperature: float, n_samples: int, n_bins: int, seed: int,
+                    false_alarm: float = 1e-3) -> dict[str, float]:
     """Sample the first emitted token of speculative sampling ``n_samples`` times on real models.
 
     The draft proposes ``x ~ q`` after ``prompt`` (a deterministic drafter's ``q`` is one-hot on
@@ -561,7 +585,7 @@ def exactness_check(target: MiniFormer, draft: nn.Module | Drafter, prompt: Sequ
     the rest). Under exactness, the total variation ``TV`` of the histogram from ``p`` has mean at
     most ``0.5 * sum_k sqrt(p_k (1 - p_k) / N)`` and exceeds it by ``t`` with probability at most
     ``exp(-2 N t^2)`` (McDiarmid: one sample moves TV by at most ``1/N``); the bound is their sum
-    at ``t = sqrt(ln(1000) / (2N))`` (a 0.1% false alarm). The draft's own ``q`` on the same bins
+    at ``t = sqrt(ln(1 / false_alarm) / (2N))`` (by default 0.1%: ``ln(1000)``). The draft's own ``q`` on the same bins
     must be further than the bound from ``p``, or the check could not tell them apart.
     """
     ids = torch.tensor([list(prompt)])  # (1, T)
@@ -595,7 +619,8 @@ def exactness_check(target: MiniFormer, draft: nn.Module | Drafter, prompt: Sequ
 
     emp = torch.bincount(bin_of[first], minlength=n_bins).double() / N
     pb, qb = binned(p), binned(q)
-    bound = float(0.5 * (pb * (1 - pb) / N).sqrt().sum() + math.sqrt(math.log(1000) / (2 * N)))
+    bound = float(0.5 * (pb * (1 - pb) / N).sqrt().sum()
+                  + math.sqrt(math.log(1 / false_alarm) / (2 * N)))
     return {
         "tv_spec_vs_target": float(0.5 * (emp - pb).abs().sum()),
         "tv_draft_vs_target": float(0.5 * (qb - pb).abs().sum()),
@@ -637,7 +662,7 @@ def correctness_item(rows: Sequence[SweepRow], exact: dict[str, dict[str, float]
     findings = [
         Finding.at_most("greedy speculative decoding reproduces the target's greedy output "
                         "token for token, for every draft, gamma and prompt (runs that differ)",
-                        "greedy_runs_different", mismatches, 0),
+                        "greedy_runs_different", mismatches, cfg.checks.max_greedy_runs_different),
     ]
     for name, ex in exact.items():
         metrics.update({f"exact.{name}.{k}": v for k, v in ex.items()})
@@ -749,15 +774,17 @@ def acceptance_item(rows: Sequence[SweepRow], curves: dict[float, tuple[SpecStat
         findings=findings + [
             Finding.at_most(f"at T={hot_t:g} the measured acceptance rate is the expected one, "
                             f"the mean of beta = sum_x min(p, q) over judged positions (|difference| "
-                            f"within 3 binomial standard errors)", f"T{hot_t:g}.acceptance_minus_beta",
+                            f"within {cfg.checks.acceptance_max_sigmas:g} binomial standard errors)",
+                            f"T{hot_t:g}.acceptance_minus_beta",
                             abs(hot.acceptance_rate - metrics[f"T{hot_t:g}.mean_beta"]),
-                            3 * math.sqrt(0.25 / max(len(hot.beta), 1))),
+                            cfg.checks.acceptance_max_sigmas
+                            * math.sqrt(0.25 / max(len(hot.beta), 1))),
         ],
     )
 
 
 def draft_size_item(rows: Sequence[SweepRow], drafts: Sequence[Draft], target_val_loss: float,
-                    costs: dict[str, float]) -> ItemResult:
+                    costs: dict[str, float], checks: SpeculativeChecks) -> ItemResult:
     """speculative-decoding/3: per draft: val loss, acceptance, cost ratio, best speedup.
 
     The model drafts (bigram, mini-formers) are the size ablation: quality -> acceptance, size
@@ -841,13 +868,15 @@ def draft_size_item(rows: Sequence[SweepRow], drafts: Sequence[Draft], target_va
         findings=[
             Finding.at_least("a better model draft (lower val loss) is accepted more often "
                              "(Spearman rank correlation of -val loss with acceptance)",
-                             "spearman_quality_acceptance", metrics["spearman_quality_acceptance"], 0.5),
+                             "spearman_quality_acceptance", metrics["spearman_quality_acceptance"],
+                             checks.min_quality_acceptance_spearman),
             Finding.at_least("a model draft closer to the target (lower KL(p_target || q_draft) on val) "
                              "is accepted more often (Spearman rank correlation of -KL with "
                              "acceptance)", "spearman_agreement_acceptance",
-                             metrics["spearman_agreement_acceptance"], 0.5),
+                             metrics["spearman_agreement_acceptance"],
+                             checks.min_agreement_acceptance_spearman),
             Finding.at_least("the best draft/gamma pair decodes faster than the target alone",
-                             "best_draft_speedup", r_best.speedup, 1.0),
+                             "best_draft_speedup", r_best.speedup, checks.min_best_draft_speedup),
         ],
     )
 
@@ -859,7 +888,7 @@ def _exactness_on_some_prompt(target: MiniFormer, drafter: Drafter, prompts: Seq
         drafter.start(p)
         if drafter.propose(p, 1, cfg.exact_temperature, torch.Generator().manual_seed(cfg.seed))[0]:
             return exactness_check(target, drafter, p, cfg.exact_temperature, cfg.exact_samples,
-                                   cfg.exact_bins, cfg.seed)
+                                   cfg.exact_bins, cfg.seed, cfg.checks.tv_false_alarm)
     raise ValueError("the drafter proposes nothing after any prompt: no exactness check")
 
 
@@ -910,5 +939,5 @@ def run(cfg: SpeculativeConfig, inputs: Inputs) -> list[ItemResult]:
     return [
         correctness_item(rows, exact, cfg, len(prompts)),
         acceptance_item(rows, curves, best_draft.name, cfg),
-        draft_size_item(rows, drafts, target_loss, costs),
+        draft_size_item(rows, drafts, target_loss, costs, cfg.checks),
     ]

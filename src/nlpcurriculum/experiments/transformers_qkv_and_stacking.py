@@ -72,24 +72,9 @@ ITEM = {
 ITEMS: tuple[str, ...] = tuple(ITEM.values())
 
 
-def _default_model() -> MiniFormerConfig:
-    # untied output head: with tied embeddings the 2-block model had not found the induction
-    # solution after 600 steps (loss ~1.9 at three seeds), untied it does by ~300 steps
-    return MiniFormerConfig(
-        vocab_size=32, d_model=64, n_layers=1, n_heads=4, max_seq_len=32, tie_weights=False
-    )
-
-
-def _default_train() -> TrainerConfig:
-    return TrainerConfig(
-        lr=3e-3, max_steps=400, batch_size=32, warmup_steps=20, weight_decay=0.0, eval_every=50,
-        eval_batches=8, progress=False,
-    )
-
-
-@dataclass
+@dataclass(kw_only=True)
 class StackingConfig:
-    """The ``transformer_stacking`` section of params.yaml.
+    """The ``transformer_stacking`` section of params/transformers_qkv_and_stacking.yaml.
 
     Attributes:
         task: the repeated-block toy task.
@@ -118,8 +103,8 @@ class StackingConfig:
     """
 
     task: RepeatTaskConfig = field(default_factory=RepeatTaskConfig)
-    model: MiniFormerConfig = field(default_factory=_default_model)
-    train: TrainerConfig = field(default_factory=_default_train)
+    model: MiniFormerConfig
+    train: TrainerConfig
     depths: list[int] = field(default_factory=lambda: [1, 2, 4])
     dissect_depth: int = 2
     interventions: list[str] = field(

@@ -63,7 +63,7 @@ _TIMINGS = ("tokens_per_s",)  # history entries that differ between identical ru
 
 @dataclass
 class PretrainConfig:
-    """The ``pretrain`` section of params.yaml.
+    """The ``pretrain`` section of params/pipeline.yaml.
 
     Attributes:
         model: the architecture (:class:`MiniFormerConfig` field names). ``vocab_size`` is not a

@@ -58,7 +58,7 @@ __all__ = [
 
 @dataclass
 class TrainerConfig:
-    """Knobs of :class:`Trainer` (maps 1:1 onto the ``train`` section of params.yaml).
+    """Knobs of :class:`Trainer` (maps 1:1 onto a ``train`` block of params).
 
     Attributes:
         lr: peak learning rate.
@@ -99,7 +99,7 @@ class TrainerConfig:
     fused_optimizer: bool = True
 
     def __post_init__(self) -> None:
-        self.betas = tuple(self.betas)  # params.yaml gives a list
+        self.betas = tuple(self.betas)  # params files give a list
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.weight_decay < 0:

@@ -117,8 +117,9 @@ def test_context_losses_match_the_model_loss_and_learned_is_not_applicable_beyon
     (dict(ablation=AblationConfig(n_symbols=300)), "n_symbols"),
 ])
 def test_config_rejects_bad_values(bad, message):
+    model = MiniFormerConfig(d_model=64, n_layers=2, n_heads=4, max_seq_len=64)
     with pytest.raises(ValueError, match=message):
-        PositionalConfig(**bad)
+        PositionalConfig(model=model, train=TrainerConfig(), **bad)
 
 
 def test_ablation_config_rejects_a_lag_that_leaves_no_targets():
@@ -136,7 +137,7 @@ def _fake_run(scheme: str, losses: dict[int, float | None]) -> SchemeRun:
 
 def test_alibi_findings_fail_honestly_when_another_scheme_extrapolates_better():
     cfg = PositionalConfig(model=MiniFormerConfig(d_model=16, n_layers=1, n_heads=2, max_seq_len=8),
-                           toy_text="abab")
+                           train=TrainerConfig(), toy_text="abab")
     runs = {
         "none": _fake_run("none", {8: 2.5, 16: 2.5, 32: 2.51}),
         "learned": _fake_run("learned", {8: 2.0, 16: None, 32: None}),

@@ -7,7 +7,6 @@ import sys
 from dataclasses import replace
 
 import pytest
-import yaml
 
 from nlpcurriculum.embeddings.word2vec import Word2VecConfig
 from nlpcurriculum.experiments.tokenization_and_embeddings.word_embeddings import (
@@ -17,17 +16,13 @@ from nlpcurriculum.experiments.tokenization_and_embeddings.word_embeddings impor
     WordEmbeddingsConfig,
     run,
 )
-from nlpcurriculum.params import ParamsError, load_section, merge_profile, read_yaml
-from tests.conftest import REPO
+from nlpcurriculum.params import ParamsError, load_section, params_file
+from tests.conftest import REPO, params_copy
 
 
 @pytest.mark.parametrize("profile", ["default", "smoke"])
 def test_params_section_loads_in_every_profile(profile, tmp_path):
-    params = read_yaml(REPO / "params.yaml")
-    if profile != "default":
-        params = merge_profile(params, read_yaml(REPO / "profiles" / f"{profile}.yaml"))
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
+    path = params_file("word_embeddings", params_copy(tmp_path, profile))
     cfg = load_section("word_embeddings", WordEmbeddingsConfig, path)
     assert (cfg.cbow.arch, cfg.skipgram.arch) == ("cbow", "skipgram")
     if profile == "smoke":

@@ -71,8 +71,27 @@ def _generate(task: str, n: int, rng: np.random.Generator) -> list[dict]:
 
 
 @dataclass
+class SyntheticChecks:
+    """Bounds of the ``synthetic`` stage's findings (params ``synthetic.checks``).
+
+    Attributes:
+        near_duplicate_jaccard: planted copies at least this similar to their source (true Jaccard)
+            count as near duplicates for the recall finding.
+        min_dedup_recall: lowest recall over tasks of those planted duplicates.
+        max_cross_split_near_duplicates: near duplicates a fresh LSH pass finds across train, val
+            and test.
+        max_typo_rate_z: |measured - configured typo rate| in binomial standard errors.
+    """
+
+    near_duplicate_jaccard: float = 0.8
+    min_dedup_recall: float = 0.95
+    max_cross_split_near_duplicates: float = 0.0
+    max_typo_rate_z: float = 4.0
+
+
+@dataclass
 class SyntheticCorporaConfig:
-    """The ``synthetic`` section of params.yaml.
+    """The ``synthetic`` section of params/synthetic_data.yaml.
 
     Attributes:
         tasks: which task corpora to build.
@@ -84,6 +103,7 @@ class SyntheticCorporaConfig:
         val_fraction, test_fraction: split sizes (of the deduplicated records).
         lsh: deduplication; character 5-shingles suit short task texts.
         seed: the one seed every task's stream derives from.
+        checks: the other bounds of the findings.
     """
 
     tasks: list[str] = field(default_factory=lambda: list(TASKS))
@@ -98,6 +118,7 @@ class SyntheticCorporaConfig:
                                                                                 k=5))
     )
     seed: int = 0
+    checks: SyntheticChecks = field(default_factory=SyntheticChecks)
 
     def __post_init__(self) -> None:
         unknown = set(self.tasks) - set(TASKS)

@@ -43,8 +43,25 @@ ITEMS: tuple[str, ...] = ("deduplication-and-filtering/1",)
 
 
 @dataclass
+class DedupChecks:
+    """Bounds of the findings that no knob above sets (params ``dedup.checks``).
+
+    Attributes:
+        min_benchmark_f1: pairwise F1 of the recovered clusters against the planted ones.
+        parity_sds: allowed max |ours - datasketch| Jaccard estimate, in standard deviations of the
+            difference of two independent estimates at the lowest planted Jaccard.
+        max_scurve_z: largest deviation of a bin's measured LSH candidate rate from the S-curve, in
+            binomial standard errors.
+    """
+
+    min_benchmark_f1: float = 0.95
+    parity_sds: float = 3.0
+    max_scurve_z: float = 4.0
+
+
+@dataclass
 class DedupStageConfig:
-    """The ``dedup`` section of params.yaml.
+    """The ``dedup`` section of params/deduplication_and_filtering.yaml.
 
     Attributes:
         lsh: the deduplication run on the real corpus and on the benchmark.
@@ -53,6 +70,7 @@ class DedupStageConfig:
         scurve_pairs: document pairs of known Jaccard (uniform in [0.05, 1]) for the S-curve.
         parity_pairs: near-duplicate pairs compared with datasketch.
         seed: seeds the benchmark and the S-curve pairs.
+        checks: the other bounds of the findings.
     """
 
     lsh: DedupConfig = field(default_factory=DedupConfig)
@@ -63,6 +81,7 @@ class DedupStageConfig:
     scurve_pairs: int = 600
     parity_pairs: int = 100
     seed: int = 0
+    checks: DedupChecks = field(default_factory=DedupChecks)
 
     def __post_init__(self) -> None:
         if self.scurve_pairs < 10 or self.parity_pairs < 1:
@@ -145,8 +164,9 @@ def run(cfg: DedupStageConfig, inputs: Inputs) -> list[ItemResult]:
     # A related document ("hard negative", J <= related_high) that was dropped is a false merge.
     res.metrics["benchmark.related_dropped"] = int((~bench.keep & (kinds == "related")).sum())
     res.findings.append(Finding.at_least(
-        "MinHash LSH recovers planted near duplicates (Jaccard >= 0.8) with pairwise F1 >= 0.95 "
-        "against ground-truth clusters", "benchmark.f1", scores["f1"], 0.95))
+        "MinHash LSH recovers planted near duplicates (Jaccard >= 0.8) with pairwise F1 >= "
+        f"{cfg.checks.min_benchmark_f1:g} against ground-truth clusters", "benchmark.f1", scores["f1"],
+        cfg.checks.min_benchmark_f1))
 
     # 2. Agreement with datasketch on near-duplicate pairs.
     source_of = {x["cluster"]: x["text"] for x in records if x["kind"] == "original"}
@@ -161,10 +181,10 @@ def run(cfg: DedupStageConfig, inputs: Inputs) -> list[ItemResult]:
     diff = float(np.max(np.abs(ours - ref))) if len(near) else 0.0
     p = lsh.minhash.num_perm
     # Two independent estimates of J differ with standard deviation sqrt(2 J (1 - J) / P); at the
-    # lowest planted J (the widest case) three of those is the tolerance. Identical hashing
-    # (hash_fn "sha1") must give exactly 0.
+    # lowest planted J (the widest case) checks.parity_sds (3) of those is the tolerance. Identical
+    # hashing (hash_fn "sha1") must give exactly 0.
     j_low = cfg.benchmark.jaccard_low
-    tol = 3.0 * np.sqrt(2.0 * j_low * (1.0 - j_low) / p)
+    tol = cfg.checks.parity_sds * np.sqrt(2.0 * j_low * (1.0 - j_low) / p)
     res.metrics.update({
         "parity.pairs": len(near),
         "parity.max_abs_diff": diff,
@@ -175,7 +195,8 @@ def run(cfg: DedupStageConfig, inputs: Inputs) -> list[ItemResult]:
     })
     res.findings.append(Finding.at_most(
         "our MinHash Jaccard estimates agree with datasketch within sampling error "
-        "(3 sd of the difference of two estimates)", "parity.max_abs_diff", diff, float(tol)))
+        f"({cfg.checks.parity_sds:g} sd of the difference of two estimates)", "parity.max_abs_diff",
+        diff, float(tol)))
 
     # 3. The S-curve, measured on pairs of known Jaccard.
     a_docs, c_docs, j = s_curve_pairs(cfg.scurve_pairs, cfg.seed + 1, cfg.benchmark)
@@ -196,7 +217,8 @@ def run(cfg: DedupStageConfig, inputs: Inputs) -> list[ItemResult]:
     res.metrics["scurve.max_z"] = z_max
     res.findings.append(Finding.at_most(
         "the measured LSH candidate rate follows the theoretical S-curve 1 - (1 - s^r)^b "
-        "(largest bin deviation in binomial standard errors)", "scurve.max_z", z_max, 4.0))
+        "(largest bin deviation in binomial standard errors)", "scurve.max_z", z_max,
+        cfg.checks.max_scurve_z))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     s = np.linspace(0, 1, 201)

@@ -29,8 +29,27 @@ ITEMS: tuple[str, ...] = ("deduplication-and-filtering/2",)
 
 
 @dataclass
+class FilterChecks:
+    """Bounds of the findings that no knob above sets (params ``filter.checks``).
+
+    Attributes:
+        min_clean_keep_rate: share of the clean documents (``clean_sources``) the heuristic rules
+            keep.
+        min_shuffled_perplexity_auc: rank AUC of word-shuffled junk's perplexity over the clean
+            documents'.
+        min_combined_drop_rate: share of all injected junk that heuristics + perplexity drop.
+        min_loud_junk_drop_rate: share of garbage and repeated-line junk the heuristic rules drop.
+    """
+
+    min_clean_keep_rate: float = 0.85
+    min_shuffled_perplexity_auc: float = 0.9
+    min_combined_drop_rate: float = 0.9
+    min_loud_junk_drop_rate: float = 0.9
+
+
+@dataclass
 class FilterStageConfig:
-    """The ``filter`` section of params.yaml.
+    """The ``filter`` section of params/deduplication_and_filtering.yaml.
 
     Attributes:
         quality: the heuristic rules' thresholds.
@@ -40,6 +59,7 @@ class FilterStageConfig:
         junk_per_kind: injected junk documents per kind (made from held-out clean reference
             documents) for the benchmark.
         seed: seeds the junk.
+        checks: the other bounds of the findings.
     """
 
     quality: QualityFilterConfig = field(default_factory=QualityFilterConfig)
@@ -47,6 +67,7 @@ class FilterStageConfig:
     clean_sources: list[str] = field(default_factory=lambda: ["pydoc_topics"])
     junk_per_kind: int = 50
     seed: int = 0
+    checks: FilterChecks = field(default_factory=FilterChecks)
 
     def __post_init__(self) -> None:
         if self.junk_per_kind < 1:
@@ -136,8 +157,9 @@ def run(cfg: FilterStageConfig, inputs: Inputs) -> list[ItemResult]:
     res.metrics["clean.documents"] = int(clean_mask.sum())
     res.metrics["clean.heuristic_keep_rate"] = clean_keep
     res.findings.append(Finding.at_least(
-        f"the heuristic rules keep >= 85% of the clean documents ({', '.join(cfg.clean_sources)})",
-        "clean.heuristic_keep_rate", clean_keep, 0.85))
+        f"the heuristic rules keep >= {cfg.checks.min_clean_keep_rate:.0%} of the clean documents "
+        f"({', '.join(cfg.clean_sources)})", "clean.heuristic_keep_rate", clean_keep,
+        cfg.checks.min_clean_keep_rate))
 
     # Junk benchmark: junk made from held-out reference documents, scored by the fold model
     # that never saw the source document, so clean and junk are judged by the same model.
@@ -167,17 +189,18 @@ def run(cfg: FilterStageConfig, inputs: Inputs) -> list[ItemResult]:
         res.findings.append(Finding.at_least(
             "word-shuffled documents get higher Kneser-Ney perplexity than the clean documents "
             "they came from (rank AUC)", "junk.shuffled.perplexity_auc",
-            res.metrics["junk.shuffled.perplexity_auc"], 0.9))
+            res.metrics["junk.shuffled.perplexity_auc"], cfg.checks.min_shuffled_perplexity_auc))
         combined_all = np.mean([res.metrics[f"junk.{k}.combined_drop_rate"] for k in JUNK_KINDS])
         res.metrics["junk.all.combined_drop_rate"] = float(combined_all)
         res.findings.append(Finding.at_least(
-            "heuristics + perplexity drop >= 90% of all injected junk", "junk.all.combined_drop_rate",
-            combined_all, 0.9))
+            f"heuristics + perplexity drop >= {cfg.checks.min_combined_drop_rate:.0%} of all injected "
+            "junk", "junk.all.combined_drop_rate", combined_all, cfg.checks.min_combined_drop_rate))
     loud = np.mean([junk_heur_drop[k] for k in ("garbage", "repeated_line")])
     res.metrics["junk.garbage_and_repeated.heuristic_drop_rate"] = float(loud)
     res.findings.append(Finding.at_least(
-        "the heuristic rules drop >= 90% of garbage and repeated-line junk",
-        "junk.garbage_and_repeated.heuristic_drop_rate", loud, 0.9))
+        f"the heuristic rules drop >= {cfg.checks.min_loud_junk_drop_rate:.0%} of garbage and "
+        "repeated-line junk", "junk.garbage_and_repeated.heuristic_drop_rate", loud,
+        cfg.checks.min_loud_junk_drop_rate))
 
     # Figures: drops per reason, and the perplexity histogram with the threshold.
     fig, ax = plt.subplots(figsize=(6, 4))

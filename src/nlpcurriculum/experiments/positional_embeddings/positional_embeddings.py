@@ -165,8 +165,22 @@ class AblationConfig:
 
 
 @dataclass
+class PositionalChecks:
+    """Bounds of the findings that no knob above sets (params ``positional_embeddings.checks``).
+
+    Attributes:
+        max_degradation_minus_best_other: item 4: ALiBi's degradation at the longest context minus
+            the best other scheme's.
+        max_same_token_distance_before: item 5: largest min same-token distance before encoding.
+    """
+
+    max_degradation_minus_best_other: float = 0.0
+    max_same_token_distance_before: float = 0.0
+
+
+@dataclass(kw_only=True)
 class PositionalConfig:
-    """The whole stage (maps 1:1 onto the ``positional_embeddings`` section of params.yaml).
+    """The whole stage: the ``positional_embeddings`` section of params/positional_embeddings.yaml.
 
     Attributes:
         model: the shared architecture; ``max_seq_len`` is the training context T (and the
@@ -191,13 +205,11 @@ class PositionalConfig:
         num_threads: torch CPU threads, set by the stage (not by the library). 1 by default:
             these matmuls are too small to gain from a second thread, and on a shared machine
             two contending threads run several times slower.
+        checks: the other bounds of the findings.
     """
 
-    model: MiniFormerConfig = field(default_factory=lambda: MiniFormerConfig(
-        d_model=64, n_layers=2, n_heads=4, max_seq_len=64))
-    train: TrainerConfig = field(default_factory=lambda: TrainerConfig(
-        lr=3e-3, max_steps=1200, batch_size=16, warmup_steps=20, eval_every=100, eval_batches=8,
-        progress=False))
+    model: MiniFormerConfig
+    train: TrainerConfig
     ablation: AblationConfig = field(default_factory=AblationConfig)
     context_multiples: list[int] = field(default_factory=lambda: [1, 2, 4])
     eval_tokens: int = 16384
@@ -211,6 +223,7 @@ class PositionalConfig:
     alibi_max_degradation: float = 0.05
     min_separation: float = 0.01
     num_threads: int = 1
+    checks: PositionalChecks = field(default_factory=PositionalChecks)
 
     def __post_init__(self) -> None:
         multiples = list(self.context_multiples)
@@ -631,7 +644,8 @@ def scheme_item(
             findings.append(Finding.at_most(
                 f"ALiBi degrades least at {longest // T}x of the schemes that can run there "
                 f"({', '.join(others)}): its degradation minus the best other's",
-                "degradation_minus_best_other", degradation - best_other, 0.0))
+                "degradation_minus_best_other", degradation - best_other,
+                cfg.checks.max_degradation_minus_best_other))
         per_position = {n: r.per_position for n, r in runs.items() if r.per_position is not None}
         figures["per_position.png"] = plot_loss_by_position(per_position, T)
     return ItemResult(item=ITEM[scheme], metrics=metrics, series=series, figures=figures,
@@ -682,7 +696,8 @@ def animation_item(runs: dict[str, SchemeRun], cfg: PositionalConfig) -> ItemRes
         before = max(before, first)
     findings.append(Finding.at_most(
         "before encoding, repeated tokens are the same vector: largest min same-token distance "
-        "(sinusoidal embeddings, RoPE queries)", "min_same_token_distance.before", before, 0.0))
+        "(sinusoidal embeddings, RoPE queries)", "min_same_token_distance.before", before,
+        cfg.checks.max_same_token_distance_before))
     for name, what in (("sinusoidal", "adding PE(p)"), ("rope", "rotating by p * theta")):
         findings.append(Finding.at_least(
             f"after {what}, every repeated token is distinguishable: min same-token distance / "

@@ -43,7 +43,8 @@ def run(cfg: SyntheticCorporaConfig, inputs: Inputs) -> list[ItemResult]:
 
     Findings: dedup finds the planted duplicates (pairwise recall against the ground truth),
     no near duplicate spans two splits (a fresh LSH pass over the union of the splits), and the
-    measured typo rate matches the configured one within 4 binomial standard errors.
+    measured typo rate matches the configured one within ``checks.max_typo_rate_z`` binomial
+    standard errors.
     """
     import matplotlib.pyplot as plt
 
@@ -61,13 +62,14 @@ def run(cfg: SyntheticCorporaConfig, inputs: Inputs) -> list[ItemResult]:
         planted_idx = np.flatnonzero(truth != np.arange(len(truth)))
         planted = len(planted_idx)
         # Recall where the claim applies: planted copies whose true Jaccard with their source is
-        # >= 0.8 (one letter changed in a 20-character copy task is not a near duplicate).
+        # >= checks.near_duplicate_jaccard (one letter changed in a 20-character copy task is not a
+        # near duplicate).
         mh = cfg.lsh.minhash
         true_j = np.array([jaccard(shingles(corpus.records[i]["text"], mh),
                                    shingles(corpus.records[truth[i]]["text"], mh))
                            for i in planted_idx])
         found = corpus.cluster[planted_idx] == corpus.cluster[truth[planted_idx]]
-        above = true_j >= 0.8
+        above = true_j >= cfg.checks.near_duplicate_jaccard
         recalls.append(float(found[above].mean()) if above.any() else 1.0)
         res.metrics[f"{task}.planted_above_threshold"] = int(above.sum())
         res.metrics[f"{task}.recall_above_threshold"] = recalls[-1]
@@ -98,12 +100,13 @@ def run(cfg: SyntheticCorporaConfig, inputs: Inputs) -> list[ItemResult]:
     recall = float(np.min(recalls))
     res.metrics["dedup_recall_above_threshold_min"] = recall
     res.findings.append(Finding.at_least(
-        "MinHash LSH removes the planted duplicates (true Jaccard >= 0.8) of every task "
-        "corpus (lowest recall over tasks)", "dedup_recall_above_threshold_min", recall, 0.95))
+        f"MinHash LSH removes the planted duplicates (true Jaccard >= "
+        f"{cfg.checks.near_duplicate_jaccard:g}) of every task corpus (lowest recall over tasks)",
+        "dedup_recall_above_threshold_min", recall, cfg.checks.min_dedup_recall))
     res.metrics["cross_split_near_duplicates"] = leaks
     res.findings.append(Finding.at_most(
         "no near duplicate is shared between train, val and test (fresh LSH pass over all "
-        "splits)", "cross_split_near_duplicates", leaks, 0))
+        "splits)", "cross_split_near_duplicates", leaks, cfg.checks.max_cross_split_near_duplicates))
     p = cfg.noise.typo_rate
     measured = typos / max(eligible, 1)
     z = abs(measured - p) / np.sqrt(max(p * (1 - p), 1e-12) / max(eligible, 1))
@@ -112,8 +115,8 @@ def run(cfg: SyntheticCorporaConfig, inputs: Inputs) -> list[ItemResult]:
                         "noise.noisy_fraction_configured": cfg.noisy_fraction,
                         "noise.noisy_fraction_measured": noisy / max(total, 1)})
     res.findings.append(Finding.at_most(
-        "the measured typo rate equals the configured one within 4 binomial standard errors",
-        "noise.typo_rate_z", float(z), 4.0))
+        f"the measured typo rate equals the configured one within {cfg.checks.max_typo_rate_z:g} "
+        "binomial standard errors", "noise.typo_rate_z", float(z), cfg.checks.max_typo_rate_z))
 
     fig, ax = plt.subplots(figsize=(7, 4))
     names = [r[0] for r in rows]

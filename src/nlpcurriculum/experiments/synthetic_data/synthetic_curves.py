@@ -37,6 +37,18 @@ ITEMS: tuple[str, ...] = ("synthetic-data/2",)
 
 
 @dataclass
+class SyntheticCurvesChecks:
+    """Bounds of the findings that no knob above sets (params ``synthetic_curves.checks``).
+
+    Attributes:
+        max_own_val_loss_difference: the synthetic model's loss on its own val minus the real
+            model's on real val (nats/byte).
+    """
+
+    max_own_val_loss_difference: float = 0.0
+
+
+@dataclass
 class SyntheticCurvesConfig:
     """Knobs of :func:`run` (the ``synthetic_curves`` params section).
 
@@ -48,6 +60,7 @@ class SyntheticCurvesConfig:
             least this many nats/byte for "transfers poorly" to pass.
         mix_tolerance: the mix model's loss on each val set must be within this many nats/byte of
             the specialist trained only on that data.
+        checks: the other bounds of the findings.
     """
 
     budget: LMBudget = field(default_factory=LMBudget)
@@ -55,6 +68,7 @@ class SyntheticCurvesConfig:
     seed: int = 0
     transfer_gap: float = 0.25
     mix_tolerance: float = 0.15
+    checks: SyntheticCurvesChecks = field(default_factory=SyntheticCurvesChecks)
 
     def __post_init__(self) -> None:
         if self.transfer_gap < 0 or self.mix_tolerance < 0:
@@ -153,7 +167,8 @@ def run(cfg: SyntheticCurvesConfig, inputs: Inputs) -> list[ItemResult]:
             "synthetic text is learned faster: at equal tokens the synthetic model's loss on its "
             "own val is lower than the real model's on real val (difference < 0)",
             "synthetic_own_minus_real_own_val_loss",
-            final[("synthetic", "synthetic")] - final[("real", "real")], 0.0),
+            final[("synthetic", "synthetic")] - final[("real", "real")],
+            cfg.checks.max_own_val_loss_difference),
         Finding.at_least(
             "the synthetic-trained model transfers poorly to real text: its real-val loss exceeds "
             f"the real model's by at least {cfg.transfer_gap} nats/byte",

@@ -14,26 +14,40 @@ Left out: nothing beyond what the stage needs; the library function does no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.viz.token_viz import _encode, render_html, render_terminal, token_chunks
 
-__all__ = ["ITEMS", "Inputs", "TokenVizConfig", "run", "sample_paragraphs", "token_viz_item"]
+__all__ = ["ITEMS", "Inputs", "TokenVizChecks", "TokenVizConfig", "run", "sample_paragraphs", "token_viz_item"]
 
 #: Curriculum item ids this module covers, in the order :func:`run` returns them.
 ITEMS: tuple[str, ...] = ("tokenization-and-embeddings/7",)
 
 
+@dataclass(frozen=True)
+class TokenVizChecks:
+    """Bounds of the item's findings (params ``token_viz.checks``).
+
+    Attributes:
+        min_ids_match: 1 when the ids shown are exactly ``encode(text)``.
+        min_chunks_cover: 1 when the coloured chunks join back to the text.
+    """
+
+    min_ids_match: float = 1.0
+    min_chunks_cover: float = 1.0
+
+
 @dataclass
 class TokenVizConfig:
-    """The `token_viz` section: how many val paragraphs, how long, an extra line, tiktoken or not."""
+    """The `token_viz` section: val paragraphs, their length, an extra line, tiktoken, `checks`."""
 
     n_samples: int = 3
     max_chars: int = 300
     extra_text: str = ""
     include_tiktoken: bool = True
+    checks: TokenVizChecks = field(default_factory=TokenVizChecks)
 
 
 def sample_paragraphs(groups: Mapping[str, Sequence[str]], n: int, max_chars: int = 300,
@@ -74,13 +88,15 @@ def sample_paragraphs(groups: Mapping[str, Sequence[str]], n: int, max_chars: in
     return out
 
 
-def token_viz_item(item: str, text: str, tokenizers: Mapping[str, Any]) -> ItemResult:
+def token_viz_item(item: str, text: str, tokenizers: Mapping[str, Any],
+                   checks: TokenVizChecks | None = None) -> ItemResult:
     """Visualise ``text`` under each tokenizer and check ids and chunk coverage.
 
     Args:
         item: the curriculum item id.
         text: the sample text (mix in rare words, digits, non-ASCII to make it interesting).
         tokenizers: ``{name: tokenizer}`` (anything :func:`token_chunks` accepts).
+        checks: the findings' bounds (default: :class:`TokenVizChecks`).
 
     Returns:
         An :class:`ItemResult` with ``token_viz.html`` and ``token_viz.txt`` (plain terminal view),
@@ -88,6 +104,7 @@ def token_viz_item(item: str, text: str, tokenizers: Mapping[str, Any]) -> ItemR
     """
     if not tokenizers:
         raise ValueError("need at least one tokenizer")
+    checks = checks or TokenVizChecks()
     metrics: dict[str, float] = {"chars": float(len(text))}
     findings = []
     views = []
@@ -100,9 +117,10 @@ def token_viz_item(item: str, text: str, tokenizers: Mapping[str, Any]) -> ItemR
         ids_match = float([c.id for c in chunks] == ids)
         covered = float("".join(c.text for c in chunks) == text)
         findings.append(Finding.at_least(f"{name}: the ids shown are exactly encode(text)",
-                                         f"{name}/ids_match", ids_match, 1.0))
+                                         f"{name}/ids_match", ids_match, checks.min_ids_match))
         findings.append(Finding.at_least(f"{name}: the coloured chunks join back to the text",
-                                         f"{name}/chunks_cover_text", covered, 1.0))
+                                         f"{name}/chunks_cover_text", covered,
+                                         checks.min_chunks_cover))
         views.append(f"== {name}\n" + render_terminal(text, tok, color=False))
     return ItemResult(item=item, metrics=metrics, findings=findings,
                       texts={"token_viz.html": render_html(text, dict(tokenizers)),
@@ -132,4 +150,4 @@ def run(cfg: TokenVizConfig, inputs: Inputs) -> list[ItemResult]:
     Returns:
         ``[item 7]``.
     """
-    return [token_viz_item(ITEMS[0], inputs.text, inputs.tokenizers)]
+    return [token_viz_item(ITEMS[0], inputs.text, inputs.tokenizers, cfg.checks)]

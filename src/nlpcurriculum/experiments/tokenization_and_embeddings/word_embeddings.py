@@ -14,7 +14,7 @@ be checked against ground truth:
   words closer than unrelated ones.
 
 The stage runs all three from one :class:`WordEmbeddingsConfig` (the ``word_embeddings`` section of
-params.yaml) with :func:`run`. It can also train skip-gram on real text (the
+params/tokenization_and_embeddings.yaml) with :func:`run`. It can also train skip-gram on real text (the
 project's corpus) and list nearest neighbours of a few words there: shown, not checked, because real
 text comes with no list of true relations.
 
@@ -78,8 +78,24 @@ PROBE_WORDS: tuple[str, ...] = (
 
 
 @dataclass
+class WordEmbeddingsChecks:
+    """Bounds of the findings that no knob above sets (params ``word_embeddings.checks``).
+
+    Attributes:
+        max_onehot_distance_error: item 8: max |cosine distance - 1| between one-hot vectors of
+            distinct words.
+        max_onehot_auc_error: item 8: |one-hot similarity AUC - 0.5|.
+    """
+
+    max_onehot_distance_error: float = 1e-6
+    max_onehot_auc_error: float = 1e-9
+
+
+@dataclass
 class WordEmbeddingsConfig:
-    """The ``word_embeddings`` section of params.yaml: the data, the two models, the finding bounds.
+    """The ``word_embeddings`` section of params/tokenization_and_embeddings.yaml.
+
+    The data, the two models, the finding bounds.
 
     Attributes:
         stories: generated stories to train on (about 60 words each); they carry the relations
@@ -101,6 +117,7 @@ class WordEmbeddingsConfig:
         min_auc: items 5 and 6: the similarity ROC AUC the trained vectors must reach (0.5 is chance).
         min_distance_gap: item 8: the (unrelated - related) mean cosine distance the learned
             vectors must show (one-hot vectors have 0).
+        checks: the other bounds of the findings.
     """
 
     stories: int = 4000
@@ -115,6 +132,7 @@ class WordEmbeddingsConfig:
     min_analogy_gain: float = 0.2
     min_auc: float = 0.9
     min_distance_gap: float = 0.2
+    checks: WordEmbeddingsChecks = field(default_factory=WordEmbeddingsChecks)
 
     def __post_init__(self) -> None:
         for arch in ("cbow", "skipgram"):
@@ -218,6 +236,8 @@ def one_hot_vs_learned_item(
     words: Sequence[str] = PROBE_WORDS,
     pairs: Sequence[tuple[str, str, bool]] | None = None,
     min_distance_gap: float = 0.2,
+    max_onehot_distance_error: float = 1e-6,
+    max_onehot_auc_error: float = 1e-9,
 ) -> ItemResult:
     """Compare cosine distances under one-hot vectors and learned vectors.
 
@@ -227,6 +247,8 @@ def one_hot_vs_learned_item(
         words: the words of the heatmaps; all must be in every learned table.
         pairs: labelled similarity pairs; defaults to ``stories.similarity_pairs()``.
         min_distance_gap: required (unrelated - related) mean cosine distance for learned vectors.
+        max_onehot_distance_error: allowed max |one-hot cosine distance - 1| (distinct words).
+        max_onehot_auc_error: allowed |one-hot similarity AUC - 0.5|.
 
     Raises:
         KeyError: a heatmap word is missing from a learned table.
@@ -246,7 +268,7 @@ def one_hot_vs_learned_item(
     metrics["one-hot/max_abs_distance_minus_1"] = onehot_dev
     findings.append(Finding.at_most(
         "one-hot vectors put every pair of distinct words at cosine distance exactly 1",
-        "one-hot/max_abs_distance_minus_1", onehot_dev, 1e-6))
+        "one-hot/max_abs_distance_minus_1", onehot_dev, max_onehot_distance_error))
     for name, v in tables.items():
         rel = _mean_pair_distance(v, pairs, True)
         unrel = _mean_pair_distance(v, pairs, False)
@@ -255,7 +277,8 @@ def one_hot_vs_learned_item(
         metrics[f"{name}/similarity_auc"] = similarity_auc(v, pairs)
     findings.append(Finding.at_most(
         "one-hot similarity cannot tell related from unrelated pairs (AUC = 0.5)",
-        "one-hot/abs_auc_minus_half", abs(metrics["one-hot/similarity_auc"] - 0.5), 1e-9))
+        "one-hot/abs_auc_minus_half", abs(metrics["one-hot/similarity_auc"] - 0.5),
+        max_onehot_auc_error))
     for name in learned:
         gap = metrics[f"{name}/mean_distance_unrelated"] - metrics[f"{name}/mean_distance_related"]
         metrics[f"{name}/distance_gap"] = gap
@@ -341,7 +364,10 @@ def run(cfg: WordEmbeddingsConfig, inputs: Inputs, outputs: Outputs | None = Non
         skipgram.texts["corpus_neighbours.txt"] = header + neighbours_text(found, cfg.corpus_words, cfg.neighbours)
 
     learned = {ARCH_NAMES[a]: vectors[a] for a in ("cbow", "skipgram")}
-    onehot = one_hot_vs_learned_item(ITEM["one_hot_vs_learned"], learned, min_distance_gap=cfg.min_distance_gap)
+    onehot = one_hot_vs_learned_item(
+        ITEM["one_hot_vs_learned"], learned, min_distance_gap=cfg.min_distance_gap,
+        max_onehot_distance_error=cfg.checks.max_onehot_distance_error,
+        max_onehot_auc_error=cfg.checks.max_onehot_auc_error)
     if outputs is not None:
         outputs.vectors = vectors
     return [results["cbow"], results["skipgram"], onehot]
