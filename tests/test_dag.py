@@ -54,3 +54,17 @@ def test_report_reads_every_stage_metrics():
         if name != "report" and f"metrics/{name}.json" not in report_deps
     ]
     assert not missing, f"report's deps lack the metrics of: {missing}"
+
+
+def test_stage_table_rows_follow_the_dag(tmp_path):
+    path = write(tmp_path, """
+stages:
+  ingest: {cmd: x, outs: [data/a.parquet]}
+  moe: {cmd: x, deps: [data/a.parquet], outs: [reports/moe], metrics: [{metrics/moe.json: {cache: false}}]}
+""")
+    assert dag.outputs(path) == {"ingest": ["data/a.parquet"], "moe": ["reports/moe", "metrics/moe.json"]}
+    rows = dag.stage_table(path).splitlines()
+    assert rows[2] == "| Pipeline (the spine) | - | `ingest` | - | `data/a.parquet` |"
+    # the registry names moe's section and module; metrics files are left out of "writes"
+    assert rows[3] == ("| Mixture of Experts (MoE) | `experiments/mixture_of_experts.py` | `moe` | "
+                       "`ingest` | `reports/moe` |")

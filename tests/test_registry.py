@@ -7,7 +7,7 @@ import sys
 import yaml
 
 from nlpcurriculum import registry
-from nlpcurriculum.__main__ import render_readme
+from nlpcurriculum.__main__ import render_architecture, render_readme
 from tests.conftest import REPO
 
 
@@ -56,6 +56,14 @@ def test_readme_status_table_is_generated_from_registry():
     readme = (REPO / "README.md").read_text()
     assert render_readme(readme) == readme, "run `python -m nlpcurriculum readme`"
     assert registry.markdown_table() in readme
+
+
+def test_architecture_stage_table_is_generated_from_registry_and_dvc_yaml():
+    doc = (REPO / "docs" / "ARCHITECTURE.md").read_text()
+    assert render_architecture(doc, REPO / "dvc.yaml") == doc, "run `python -m nlpcurriculum readme`"
+    # one row per stage, each implemented section's module beside its stages
+    assert "| Mixture of Experts (MoE) | `experiments/mixture_of_experts.py` | `moe` | `splits` |" in doc
+    assert "| Pipeline (the spine) | - | `report` | every other stage | `reports/index.html` |" in doc
 
 
 def _stage_modules(package) -> dict[str, object]:
