@@ -51,7 +51,11 @@ def main() -> None:
     arrays, meta = load_tokens(TOKENS, splits=["val", "test"])
     metrics = {}
     for split, tokens in arrays.items():
-        n_bytes = sum(len(t.encode("utf-8")) for t in read_table(f"{SPLITS_DIR}/{split}.parquet", SPLITS)["text"])
+        texts = read_table(f"{SPLITS_DIR}/{split}.parquet", SPLITS)["text"]
+        # The stream ends every document with the end-of-text token, whose loss counts: it stands
+        # for one byte (the document separator of the byte-level models), so bits per byte
+        # compare across tokenizers and with those models.
+        n_bytes = sum(len(t.encode("utf-8")) + 1 for t in texts)
         score = evaluate_lm(model, tokens, model.config.max_seq_len, cfg.batch_size)
         metrics |= {f"{split}.loss": score.loss, f"{split}.perplexity": score.perplexity,
                     f"{split}.bits_per_byte": bits_per_byte(score.loss, len(tokens) / n_bytes),

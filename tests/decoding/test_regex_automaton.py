@@ -1,7 +1,13 @@
-"""The regex engine against Python's re.fullmatch (re.ASCII): random strings and DFA samples."""
+"""The regex engine against Python's re.fullmatch (re.ASCII): random strings (mostly rejected),
+strings generated from the pattern by an independent walker over Python's own parse of it (every
+one must be accepted), and DFA samples (every one must be accepted by Python). Seeds are fixed."""
 
 import random
 import re
+import string
+import zlib
+from re import _constants as sre
+from re import _parser as sre_parse
 
 import pytest
 
@@ -34,10 +40,89 @@ def _sample(dfa, rng: random.Random, max_len: int = 12) -> str:
     return "".join(out) if state in dfa.accepting else None
 
 
+# Characters the pattern walker draws from: printable ASCII, tab, newline and two non-ASCII ones.
+POOL = string.printable.replace("\x0b", "").replace("\x0c", "") + "\u00e9\u4e2d"
+CATEGORIES = {
+    sre.CATEGORY_DIGIT: lambda c: c in string.digits,
+    sre.CATEGORY_SPACE: lambda c: c in " \t\n\r\f\v",
+    sre.CATEGORY_WORD: lambda c: c in string.ascii_letters + string.digits + "_",
+}
+CATEGORIES |= {
+    sre.CATEGORY_NOT_DIGIT: lambda c: not CATEGORIES[sre.CATEGORY_DIGIT](c),
+    sre.CATEGORY_NOT_SPACE: lambda c: not CATEGORIES[sre.CATEGORY_SPACE](c),
+    sre.CATEGORY_NOT_WORD: lambda c: not CATEGORIES[sre.CATEGORY_WORD](c),
+}
+
+
+def _in_set(items, c: str) -> bool:
+    """Whether ``c`` is in a parsed character class (``[...]``, ``\\d``...)."""
+    negate = bool(items) and items[0][0] is sre.NEGATE
+    hit = False
+    for op, arg in items[negate:]:
+        if op is sre.LITERAL:
+            hit |= ord(c) == arg
+        elif op is sre.RANGE:
+            hit |= arg[0] <= ord(c) <= arg[1]
+        elif op is sre.CATEGORY:
+            hit |= CATEGORIES[arg](c)
+        else:
+            raise NotImplementedError(op)
+    return hit != negate
+
+
+def _walk(nodes, rng: random.Random) -> str:
+    """A random string that Python's parse of a pattern matches (repeats capped at 4 extra)."""
+    out = []
+    for op, arg in nodes:
+        if op is sre.LITERAL:
+            out.append(chr(arg))
+        elif op is sre.NOT_LITERAL:
+            out.append(rng.choice([c for c in POOL if ord(c) != arg]))
+        elif op is sre.ANY:
+            out.append(rng.choice([c for c in POOL if c != "\n"]))
+        elif op is sre.IN:
+            out.append(rng.choice([c for c in POOL if _in_set(arg, c)]))
+        elif op is sre.BRANCH:
+            out.append(_walk(rng.choice(arg[1]), rng))
+        elif op is sre.SUBPATTERN:
+            out.append(_walk(arg[3], rng))
+        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT):
+            lo, hi, body = arg
+            hi = lo + 4 if hi is sre.MAXREPEAT else hi
+            out.extend(_walk(body, rng) for _ in range(rng.randint(lo, hi)))
+        else:
+            raise NotImplementedError(op)
+    return "".join(out)
+
+
+def _seed(pattern: str) -> int:
+    """A seed fixed per pattern (``hash`` of a str changes from process to process)."""
+    return zlib.crc32(pattern.encode())
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_accepts_what_the_pattern_generates(pattern):
+    dfa = compile_regex(pattern)
+    rng = random.Random(_seed(pattern))
+    parsed = list(sre_parse.parse(pattern, re.ASCII))
+    for _ in range(300):
+        s = _walk(parsed, rng)
+        assert re.fullmatch(pattern, s, re.ASCII), (pattern, s)  # the walker is right
+        assert dfa.fullmatch(s), (pattern, s)
+
+
+def test_pattern_walk_catches_an_automaton_that_accepts_too_little():
+    """The generated strings would expose a DFA of a narrower pattern (a class missing a digit)."""
+    narrow = compile_regex(r"[0-8]{4}-[0-8]{2}")
+    rng = random.Random(0)
+    parsed = list(sre_parse.parse(r"\d{4}-\d{2}", re.ASCII))
+    assert not all(narrow.fullmatch(_walk(parsed, rng)) for _ in range(300))
+
+
 @pytest.mark.parametrize("pattern", PATTERNS)
 def test_matches_python_re(pattern):
     dfa = compile_regex(pattern)
-    rng = random.Random(hash(pattern) % 1000)
+    rng = random.Random(_seed(pattern))
     for _ in range(1500):  # random strings: mostly rejections
         s = "".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 8)))
         assert dfa.fullmatch(s) == (re.fullmatch(pattern, s, re.ASCII) is not None), (pattern, s)
