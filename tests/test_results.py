@@ -64,3 +64,20 @@ def test_thresholds_and_invariants():
 def test_item_result_rejects_non_numeric_metrics():
     with pytest.raises(TypeError, match="not a number"):
         ItemResult("x/1", metrics={"m": "high"})
+
+
+def test_timing_ratio_worked_example_from_the_docstring():
+    f = Finding.timing_ratio("cache is faster", "speedup", [0.010, 0.011, 0.010, 0.030],
+                             [0.005] * 4, min_ratio=1.5)
+    assert f.value == pytest.approx(2.1) and f.n == 4
+    assert f.se == pytest.approx(1.2533 * 1.4826 * 0.1 / 2, rel=1e-6)
+    assert f.passed and f.threshold == 1.5
+
+
+def test_timing_ratio_fails_on_a_tie_and_within_its_spread():
+    assert not Finding.timing_ratio("c", "m", [1.0] * 5, [1.0] * 5, min_ratio=1.0).passed
+    # ratios 0.8 .. 1.6 around a median of 1.2: not 2 robust SE above 1.0
+    noisy = Finding.timing_ratio("c", "m", [0.8, 1.6, 1.2, 0.9, 1.5], [1.0] * 5, min_ratio=1.0)
+    assert noisy.value == pytest.approx(1.2) and not noisy.passed
+    with pytest.raises(ValueError, match="paired rounds"):
+        Finding.timing_ratio("c", "m", [1.0], [1.0, 2.0], min_ratio=1.0)

@@ -141,6 +141,46 @@ class Finding:
         return cls(claim, metric, mean, passed, sign * float(margin), FINDING, n, se)
 
 
+    @classmethod
+    def timing_ratio(
+        cls,
+        claim: str,
+        metric: str,
+        baseline_s: Sequence[float],
+        treatment_s: Sequence[float],
+        min_ratio: float,
+    ) -> "Finding":
+        """A speed-up measured over interleaved rounds: baseline time / treatment time, per round.
+
+        ``baseline_s[i]`` and ``treatment_s[i]`` come from the same round
+        (:func:`nlpcurriculum.metrics.timing.interleaved_rounds`). The value is the median of the
+        per-round ratios; its standard error is the robust one, ``1.2533 * 1.4826 * MAD /
+        sqrt(n)`` (the median's SE for normal data, with the spread from the median absolute
+        deviation so that a few disturbed rounds do not inflate it). It passes when the median
+        exceeds ``min_ratio`` by at least two of those standard errors, and strictly.
+
+        Example: rounds of 10, 11, 10, 30 ms against 5, 5, 5, 5 ms give ratios 2, 2.2, 2, 6:
+        median 2.1, MAD 0.1, SE 0.093; against ``min_ratio=1.5`` it passes (6.4 SE).
+        """
+        if len(baseline_s) != len(treatment_s) or not baseline_s:
+            raise ValueError(f"finding {metric!r}: need paired rounds, got {len(baseline_s)} "
+                             f"baseline and {len(treatment_s)} treatment times")
+        ratios = [b / t for b, t in zip(baseline_s, treatment_s)]
+        n = len(ratios)
+        median = _median(ratios)
+        mad = _median([abs(r - median) for r in ratios])
+        se = 1.2533 * 1.4826 * mad / math.sqrt(n) if n > 1 else math.nan
+        clearance = median - min_ratio
+        passed = bool(n > 1 and clearance > 0 and clearance >= STANDARD_ERRORS * se)
+        return cls(claim, metric, median, passed, float(min_ratio), FINDING, n, se)
+
+
+def _median(xs: Sequence[float]) -> float:
+    ys = sorted(xs)
+    mid = len(ys) // 2
+    return ys[mid] if len(ys) % 2 else (ys[mid - 1] + ys[mid]) / 2
+
+
 def _mean(xs: Sequence[float]) -> float:
     return sum(xs) / len(xs)
 

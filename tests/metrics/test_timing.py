@@ -5,7 +5,7 @@ import time
 import pytest
 import torch
 
-from nlpcurriculum.metrics.timing import best_of, torch_threads
+from nlpcurriculum.metrics.timing import best_of, interleaved_rounds, torch_threads
 
 
 def test_best_of_returns_the_last_result_and_the_fastest_call():
@@ -36,3 +36,13 @@ def test_torch_threads_restores_the_previous_setting():
     with pytest.raises(ValueError, match="num_threads"):
         with torch_threads(0):
             pass
+
+
+def test_interleaved_rounds_alternate_the_arms_and_skip_warmup():
+    calls = []
+    times = interleaved_rounds({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
+                               rounds=3, warmup=1)
+    assert calls == ["a", "b", "b", "a", "a", "b", "b", "a"]  # warmup round, then 3 timed
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
+    with pytest.raises(ValueError, match="one round"):
+        interleaved_rounds({"a": lambda: None}, rounds=0)
