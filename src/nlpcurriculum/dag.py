@@ -18,30 +18,44 @@ class DagError(ValueError):
     """dvc.yaml is missing, malformed or names an unknown stage."""
 
 
-def _paths(entries: list | None) -> list[str]:
-    """Entries are plain paths or one-key mappings ``{path: {options}}``."""
+def entry_paths(entries: list | None) -> list[str]:
+    """The paths of a stage's ``deps`` / ``outs`` / ``metrics`` / ``plots`` list.
+
+    Entries are plain paths or one-key mappings ``{path: {options}}``.
+    """
     out = []
     for entry in entries or []:
         out.extend(entry.keys() if isinstance(entry, dict) else [entry])
     return [str(PurePosixPath(p)) for p in out]
 
 
-def load(dvc_yaml: str | Path = "dvc.yaml") -> dict[str, set[str]]:
-    """``{stage: {upstream stages}}`` in dvc.yaml's order."""
+def outputs(spec: dict) -> list[str]:
+    """Every path a stage writes: its ``outs``, ``metrics`` and ``plots``."""
+    return entry_paths(spec.get("outs")) + entry_paths(spec.get("metrics")) + entry_paths(spec.get("plots"))
+
+
+def read_stages(dvc_yaml: str | Path = "dvc.yaml") -> dict[str, dict]:
+    """dvc.yaml's ``stages`` mapping, ``{stage: {cmd, deps, params, outs, ...}}``, in its order."""
     path = Path(dvc_yaml)
     if not path.exists():
         raise DagError(f"{path}: not found")
     stages = (yaml.safe_load(path.read_text()) or {}).get("stages")
     if not isinstance(stages, dict):
         raise DagError(f"{path}: no 'stages' mapping")
+    return stages
+
+
+def load(dvc_yaml: str | Path = "dvc.yaml") -> dict[str, set[str]]:
+    """``{stage: {upstream stages}}`` in dvc.yaml's order."""
+    stages = read_stages(dvc_yaml)
     produced: dict[str, str] = {}
     for name, spec in stages.items():
-        for out in _paths(spec.get("outs")) + _paths(spec.get("metrics")) + _paths(spec.get("plots")):
+        for out in outputs(spec):
             produced[out] = name
     graph: dict[str, set[str]] = {}
     for name, spec in stages.items():
         upstream = set()
-        for dep in _paths(spec.get("deps")):
+        for dep in entry_paths(spec.get("deps")):
             for out, producer in produced.items():
                 if dep == out or dep.startswith(out + "/") or out.startswith(dep + "/"):
                     upstream.add(producer)
