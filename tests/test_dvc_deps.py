@@ -203,14 +203,15 @@ FAKE_CODE = {
 }
 
 
+def _fake_stage(root: Path, deps: list[str], more: str = "") -> Path:
+    """The fake project with its ``train`` stage reading ``deps`` (and ``more`` stages)."""
+    stage = f"  train:\n    cmd: python stages/train.py\n    deps: {deps}\n    outs: [models/train]\n"
+    return _fake_project(root, {**FAKE_CODE, "dvc.yaml": "stages:\n" + stage + more})
+
+
 def test_checker_names_each_file_no_dep_covers(tmp_path):
-    root = _fake_project(tmp_path, {**FAKE_CODE, "dvc.yaml": """
-stages:
-  train:
-    cmd: python stages/train.py
-    deps: [stages/train.py, src/nlpcurriculum/nn/attention.py, src/nlpcurriculum/tools/job.py]
-    outs: [models/train]
-"""})
+    root = _fake_stage(tmp_path, ["stages/train.py", "src/nlpcurriculum/nn/attention.py",
+                                  "src/nlpcurriculum/tools/job.py"])
     # a late import pulls in nn/__init__ (run on the way), nn/fast/ (imported by attention);
     # tools/job.py starts tools/worker.py as a subprocess, which imports io
     assert uncovered_code(root) == {"train": [
@@ -225,16 +226,9 @@ stages:
 
 
 def test_checker_accepts_files_or_folders_that_cover_the_code(tmp_path):
-    root = _fake_project(tmp_path, {**FAKE_CODE, "dvc.yaml": """
-stages:
-  train:
-    cmd: python stages/train.py
-    deps: [stages/train.py, src/nlpcurriculum/__init__.py, src/nlpcurriculum/io.py,
-           src/nlpcurriculum/nn, src/nlpcurriculum/tools, data/a.parquet]
-    outs: [models/train]
-  other:
-    cmd: python -m nlpcurriculum.tools.worker
-"""})
+    root = _fake_stage(tmp_path, ["stages/train.py", "src/nlpcurriculum/__init__.py", "src/nlpcurriculum/io.py",
+                                  "src/nlpcurriculum/nn", "src/nlpcurriculum/tools", "data/a.parquet"],
+                       more="  other:\n    cmd: python -m nlpcurriculum.tools.worker\n")
     assert uncovered_code(root) == {
         "other": ["cmd 'python -m nlpcurriculum.tools.worker' does not run `python stages/<x>.py`"]}
     # DATA's second path is neither a dep nor an output of the stage
