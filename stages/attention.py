@@ -3,8 +3,8 @@
 Reads params `attention` and the corpus splits `data/processed/splits/{train,val}.parquet` (the
 `splits` contract), tokenized as UTF-8 bytes. Trains a small mini-former, hand-wires one query of
 it, plots every head and tests the causal mask; writes the trained model to
-`models/attention/miniformer.pt` (+ `.json` sidecar) with the item tables in
-`models/attention/tables.txt`, the plots to `plots/attention/` and `metrics/attention.json`.
+`models/attention/miniformer.pt` (+ `.json` sidecar), the item tables to
+`reports/attention/tables.txt`, the plots to `plots/attention/` and `metrics/attention.json`.
 """
 
 import time
@@ -12,10 +12,11 @@ import time
 from nlpcurriculum.data.schemas import split_texts
 from nlpcurriculum.io import atomic_path
 from nlpcurriculum.params import load_section
-from nlpcurriculum.stage import item_tables, main_guard, print_findings, publish
+from nlpcurriculum.stage import main_guard, print_findings, publish, save_item_texts
 
 STAGE = "attention"
 OUTPUT = "models/attention"
+REPORTS = "reports/attention"
 
 
 def main() -> None:
@@ -39,7 +40,7 @@ def main() -> None:
     with atomic_path(OUTPUT, is_dir=True) as tmp:
         save_checkpoint(tmp / "miniformer.pt", model=model, model_config=asdict(model.config),
                         trainer_config=asdict(cfg.train))
-        (tmp / "tables.txt").write_text(item_tables(results), encoding="utf-8")
+    save_item_texts(REPORTS, results)
     publish(STAGE, {STAGE: cfg}, results=results, started=started)
     print_findings(STAGE, results)
 

@@ -6,8 +6,9 @@ Reads params `augmentation`, the synthetic classification task
 EDA, embedding-synonym, back-translation (a translator trained here on a rule pseudo-language)
 and LM-paraphrase (a byte LM trained here) augmentations of few-label training sets and sweeps
 the augmentation ratio; writes the first seed's augmented set to
-`data/augmented/train.parquet` (the `augmented` contract) with `data/augmented/samples.txt`,
-the plots to `plots/augmentation/` and `metrics/augmentation.json`.
+`data/augmented/train.parquet` (the `augmented` contract), the items' samples and tables to
+`reports/augmentation/tables.txt`, the plots to `plots/augmentation/` and
+`metrics/augmentation.json`.
 """
 
 import json
@@ -16,12 +17,13 @@ from pathlib import Path
 
 from nlpcurriculum.io import atomic_path
 from nlpcurriculum.params import load_section
-from nlpcurriculum.stage import main_guard, print_findings, publish
+from nlpcurriculum.stage import main_guard, print_findings, publish, save_item_texts
 
 STAGE = "augmentation"
 TASK = Path("data/synthetic/classification")
 VECTORS = Path("models/word_embeddings")
 OUTPUT = "data/augmented"
+REPORTS = "reports/augmentation"
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -66,9 +68,7 @@ def main() -> None:
     with atomic_path(OUTPUT, is_dir=True) as tmp:
         write_table(pd.DataFrame(rows, columns=["text", "label", "op", "parent_id"]),
                     tmp / "train.parquet", AUGMENTED)
-        (tmp / "samples.txt").write_text("".join(
-            f"== {r.item} {name}\n{text}\n" for r in results for name, text in r.texts.items()),
-            encoding="utf-8")
+    save_item_texts(REPORTS, results)
     publish(STAGE, {STAGE: cfg}, results=results, started=started,
             metrics={"augmented_rows": float(len(rows))})
     print_findings(STAGE, results)

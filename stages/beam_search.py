@@ -11,9 +11,8 @@ machine: rerun on a quiet machine before quoting them.
 
 import time
 
-from nlpcurriculum.io import atomic_path
 from nlpcurriculum.params import load_section
-from nlpcurriculum.stage import main_guard, print_findings, publish
+from nlpcurriculum.stage import main_guard, print_findings, publish, save_item_texts
 from nlpcurriculum.tokenizers import eos_id, load_tokenizer
 from nlpcurriculum.tokenizers.corpus import load_tokens
 
@@ -39,10 +38,7 @@ def main() -> None:
 
         hf_model = to_hf_llama(model)
     results = run(cfg, Inputs(model, arrays["val"], tok.encode, tok.decode, eos_id(tok), hf_model))
-    with atomic_path(REPORTS, is_dir=True) as tmp:
-        for r in results:
-            for name, text in r.texts.items():
-                (tmp / name).write_text(text, encoding="utf-8")
+    save_item_texts(REPORTS, results, separate=True)
     publish(STAGE, {STAGE: cfg}, results=results, started=started)
     print_findings(STAGE, results)
     print(results[1].texts["constrained.txt"].split("\n\n")[0])

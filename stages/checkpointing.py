@@ -4,7 +4,7 @@ Reads params `checkpointing` and the train split `data/processed/splits/train.pa
 `splits` contract), tokenized as UTF-8 bytes. Measures activation checkpointing per block (ours
 vs torch.utils.checkpoint vs none: exactness, saved bytes, peak RSS, step time), resumes a run
 with and without its optimizer / scheduler / RNG / data state, and SIGKILLs a training
-subprocess mid-run and restarts it; writes the item tables to `models/checkpointing/tables.txt`,
+subprocess mid-run and restarts it; writes the item tables to `reports/checkpointing/tables.txt`,
 the plots to `plots/checkpointing/` and `metrics/checkpointing.json`.
 """
 
@@ -15,7 +15,7 @@ from nlpcurriculum.params import load_section
 from nlpcurriculum.stage import main_guard, print_findings, publish, save_item_texts
 
 STAGE = "checkpointing"
-OUTPUT = "models/checkpointing"
+OUTPUT = "reports/checkpointing"
 
 
 def main() -> None:

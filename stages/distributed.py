@@ -3,8 +3,8 @@
 Reads params `distributed` and the corpus's train split `data/processed/splits/train.parquet`
 (UTF-8 bytes). Launches one torchrun run (2 processes, gloo on CPU / nccl on GPU) with every
 job: the by-hand all-reduce, DDP and FSDP2 parity runs, the GPipe pipeline at each micro-batch
-count, and the communication profiles; runs the single-process reference; writes the per-rank
-results and tables to `models/distributed/`, the plots to `plots/distributed/` and
+count, and the communication profiles; runs the single-process reference; writes the item
+tables and the per-rank results (`tables.txt`, `rank<r>.json`) to `reports/distributed/`, the plots to `plots/distributed/` and
 `metrics/distributed.json`.
 """
 
@@ -17,7 +17,7 @@ from nlpcurriculum.params import load_section
 from nlpcurriculum.stage import item_tables, main_guard, print_findings, publish
 
 STAGE = "distributed"
-OUTPUT = "models/distributed"
+OUTPUT = "reports/distributed"
 
 
 def main() -> None:

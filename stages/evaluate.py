@@ -3,7 +3,7 @@
 Reads `models/base/model.pt` (`load_model`), `data/processed/tokens/` (val and test streams),
 `data/processed/splits/` (UTF-8 bytes per split, for bits per byte), the tokenizer
 `models/tokenizer/tokenizer.json` and params `evaluate`; writes `metrics/evaluate.json` (loss,
-perplexity and bits per byte on val and test) and `reports/samples.txt` (greedy and sampled
+perplexity and bits per byte on val and test) and `reports/evaluate/samples.txt` (greedy and sampled
 continuations of the prompts), also logged to MLflow. Serves no item: MLflow experiment `Pipeline`.
 """
 
@@ -21,7 +21,7 @@ MODEL = "models/base/model.pt"
 TOKENS = "data/processed/tokens"
 SPLITS_DIR = "data/processed/splits"
 TOKENIZER = "models/tokenizer/tokenizer.json"
-OUTPUT = "reports/samples.txt"
+OUTPUT = "reports/evaluate/samples.txt"
 
 
 @dataclass

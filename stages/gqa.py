@@ -3,7 +3,7 @@
 Reads params `gqa` and the corpus splits `data/processed/splits/{train,val}.parquet` (the `splits`
 contract), tokenized as UTF-8 bytes. Trains a multi-head mini-former, converts it to grouped-query
 layout for every K/V head count (mean-pooled heads), uptrains each briefly, and times batched
-cached greedy decoding (one thread); writes the tables to `models/gqa/`, the plots to
+cached greedy decoding (one thread); writes the tables to `reports/gqa/`, the plots to
 `plots/gqa/` and `metrics/gqa.json`.
 
 Reproduce the decode-speed figure: `python -m nlpcurriculum profile default && dvc repro gqa`.
@@ -16,7 +16,7 @@ from nlpcurriculum.params import load_section
 from nlpcurriculum.stage import main_guard, print_findings, publish, save_item_texts
 
 STAGE = "gqa"
-OUTPUT = "models/gqa"
+OUTPUT = "reports/gqa"
 
 
 def main() -> None:

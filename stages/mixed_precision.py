@@ -3,7 +3,7 @@
 Reads params `mixed_precision` and the corpus's train split `data/processed/splits/train.parquet`
 (UTF-8 bytes). Checks our dynamic loss scaler against torch.amp.GradScaler, trains fp32 / bf16 /
 fp16 autocast, proves gradient accumulation equal to one big batch, and measures throughput and
-saved-activation memory on this CPU; writes the tables to `models/mixed_precision/tables.txt`,
+saved-activation memory on this CPU; writes the tables to `reports/mixed_precision/tables.txt`,
 the plots to `plots/mixed_precision/` and `metrics/mixed_precision.json`.
 """
 
@@ -14,7 +14,7 @@ from nlpcurriculum.params import load_section
 from nlpcurriculum.stage import main_guard, print_findings, publish, save_item_texts
 
 STAGE = "mixed_precision"
-OUTPUT = "models/mixed_precision"
+OUTPUT = "reports/mixed_precision"
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ Reads params `moe` and the corpus splits `data/processed/splits/{train,val}.parq
 `splits` contract), tokenized as UTF-8 bytes. Trains MoE mini-formers (the main one, one
 without the balancing loss, the `variants`) and a sweep of dense ones, measures routing by byte
 kind, expert utilization, FLOPs per token (counted and by hand) and wall time per step; writes
-the item tables to `models/moe/tables.txt`, the plots to `plots/moe/` and `metrics/moe.json`.
+the item tables to `reports/moe/tables.txt`, the plots to `plots/moe/` and `metrics/moe.json`.
 Item 3's wall times (`*.ms_per_step`, `wall_ratio*`, `equal_quality.ms_per_step`, its figure's
 right panel) differ from run to run and machine to machine: rerun on a quiet machine before
 quoting them.
@@ -17,7 +17,7 @@ from nlpcurriculum.params import load_section
 from nlpcurriculum.stage import main_guard, print_findings, publish, save_item_texts
 
 STAGE = "moe"
-OUTPUT = "models/moe"
+OUTPUT = "reports/moe"
 
 
 def main() -> None:

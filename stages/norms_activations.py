@@ -3,7 +3,7 @@
 Reads params `norms_activations` and the corpus splits `data/processed/splits/{train,val,test}.parquet`
 (the `splits` contract), tokenized as UTF-8 bytes. Checks the by-hand norms and activations
 against torch, trains one mini-former per norm and per activation, and records their activations
-layer by layer; writes the item tables to `models/norms_activations/tables.txt`, the plots to
+layer by layer; writes the item tables to `reports/norms_activations/tables.txt`, the plots to
 `plots/norms_activations/` and `metrics/norms_activations.json`.
 """
 
@@ -14,7 +14,7 @@ from nlpcurriculum.params import load_section
 from nlpcurriculum.stage import main_guard, print_findings, publish, save_item_texts
 
 STAGE = "norms_activations"
-OUTPUT = "models/norms_activations"
+OUTPUT = "reports/norms_activations"
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ Reads params `pretraining_objectives` and the corpus splits `data/processed/spli
 (the `splits` contract), tokenized as UTF-8 bytes. Trains a masked LM, a causal LM and a prefix LM
 of the same shape on the same windows for the same steps, probes them on held-out text (next-byte
 accuracy, continuation loss, two-sided cloze) and samples from each; writes the tables and samples
-to `models/pretraining_objectives/`, the plots to `plots/pretraining_objectives/` and
+to `reports/pretraining_objectives/`, the plots to `plots/pretraining_objectives/` and
 `metrics/pretraining_objectives.json`.
 """
 
@@ -15,7 +15,7 @@ from nlpcurriculum.params import load_section
 from nlpcurriculum.stage import main_guard, print_findings, publish, save_item_texts
 
 STAGE = "pretraining_objectives"
-OUTPUT = "models/pretraining_objectives"
+OUTPUT = "reports/pretraining_objectives"
 
 
 def main() -> None:

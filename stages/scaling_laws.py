@@ -4,7 +4,7 @@ Reads params `scaling_laws` and the corpus splits `data/processed/splits/{train,
 (the `splits` contract), tokenized as UTF-8 bytes. Trains a ladder of mini-former sizes at one
 token budget, fits L(N) = E + A N^-alpha, benchmarks time / throughput / memory per size, and
 predicts and verifies the smallest size that reaches a target loss; writes the item tables to
-`models/scaling_laws/tables.txt`, the plots to `plots/scaling_laws/` and
+`reports/scaling_laws/tables.txt`, the plots to `plots/scaling_laws/` and
 `metrics/scaling_laws.json`.
 """
 
@@ -15,7 +15,7 @@ from nlpcurriculum.params import load_section
 from nlpcurriculum.stage import main_guard, print_findings, publish, save_item_texts
 
 STAGE = "scaling_laws"
-OUTPUT = "models/scaling_laws"
+OUTPUT = "reports/scaling_laws"
 
 
 def main() -> None:

@@ -11,15 +11,14 @@ rerun on a quiet machine before quoting them.
 
 import time
 
-from nlpcurriculum.io import write_text
 from nlpcurriculum.params import load_section
-from nlpcurriculum.stage import item_tables, main_guard, print_findings, publish
+from nlpcurriculum.stage import main_guard, print_findings, publish, save_item_texts
 from nlpcurriculum.tokenizers.corpus import load_tokens
 
 STAGE = "speculative"
 MODEL = "models/base/model.pt"
 TOKENS = "data/processed/tokens"
-TABLES = "reports/speculative/tables.txt"
+OUTPUT = "reports/speculative"
 
 
 def main() -> None:
@@ -31,8 +30,8 @@ def main() -> None:
     target = load_model(MODEL).eval()
     arrays, _ = load_tokens(TOKENS, splits=["train", "val"])
     results = run(cfg, Inputs(target, arrays["train"], arrays["val"]))
-    write_text(TABLES, item_tables(results))
-    publish(STAGE, {STAGE: cfg}, results=results, started=started, artifacts=[TABLES])
+    save_item_texts(OUTPUT, results)
+    publish(STAGE, {STAGE: cfg}, results=results, started=started, artifacts=[f"{OUTPUT}/tables.txt"])
     print_findings(STAGE, results)
     for r in results:
         for text in r.texts.values():

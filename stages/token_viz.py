@@ -3,7 +3,7 @@
 Item tokenization-and-embeddings/7. Reads the four tokenizers `tokenizer_compare` saved
 (`models/tokenizer_compare/<kind>.json`), sample paragraphs of `data/processed/splits/val.parquet`
 and params `token_viz`; renders them side by side (plus a `tiktoken.Encoding` built from our BPE
-ranks, which must show the same ids), writes the self-contained page `reports/token_viz.html`,
+ranks, which must show the same ids), writes the self-contained page `reports/token_viz/token_viz.html`,
 logs it and the terminal rendering to MLflow, and writes `metrics/token_viz.json`.
 """
 
@@ -17,7 +17,7 @@ from nlpcurriculum.tokenizers import load_tokenizer
 
 VAL = "data/processed/splits/val.parquet"
 MODELS = "models/tokenizer_compare"
-OUTPUT = "reports/token_viz.html"
+OUTPUT = "reports/token_viz/token_viz.html"
 NAMES = {"wordpiece": "WordPiece", "bpe": "BPE", "unigram": "Unigram", "sentencepiece": "SentencePiece"}
 
 

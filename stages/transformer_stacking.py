@@ -3,8 +3,8 @@
 Reads params `transformer_stacking`; its data is generated in code (the repeated-block toy task of
 `nlpcurriculum.data.synthetic.repeats`), so the stage has no data dependency. Trains a bigram
 baseline and mini-formers of each depth, dissects Q/K/V of one of them; writes the trained models
-to `models/transformer_stacking/depth<n>.pt` (+ `.json` sidecars) with the item tables in
-`models/transformer_stacking/tables.txt`, the plots to `plots/transformer_stacking/` and
+to `models/transformer_stacking/depth<n>.pt` (+ `.json` sidecars), the item tables to
+`reports/transformer_stacking/tables.txt`, the plots to `plots/transformer_stacking/` and
 `metrics/transformer_stacking.json`.
 """
 
@@ -12,10 +12,11 @@ import time
 
 from nlpcurriculum.io import atomic_path
 from nlpcurriculum.params import load_section
-from nlpcurriculum.stage import item_tables, main_guard, print_findings, publish
+from nlpcurriculum.stage import main_guard, print_findings, publish, save_item_texts
 
 STAGE = "transformer_stacking"
 OUTPUT = "models/transformer_stacking"
+REPORTS = "reports/transformer_stacking"
 
 
 def main() -> None:
@@ -34,7 +35,7 @@ def main() -> None:
         for depth, model in models.items():
             save_checkpoint(tmp / f"depth{depth}.pt", model=model, model_config=asdict(model.config),
                             trainer_config=asdict(cfg.train), extra={"task": asdict(cfg.task)})
-        (tmp / "tables.txt").write_text(item_tables(results), encoding="utf-8")
+    save_item_texts(REPORTS, results)
     publish(STAGE, {STAGE: cfg}, results=results, started=started)
     print_findings(STAGE, results)
 

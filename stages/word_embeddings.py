@@ -4,7 +4,8 @@ Reads params `word_embeddings` and, for the real-corpus neighbour lists, the tra
 `data/processed/splits/train.parquet` (the `splits` contract). Generates the stories with known
 word relations, trains both word2vec architectures on them and checks the findings; writes the
 vectors to `models/word_embeddings/` (`cbow.npz`, `skipgram.npz`, `corpus_skipgram.npz`, plus
-`vectors.json` describing them and `neighbours.txt`), the plots to `plots/word_embeddings/` and
+`vectors.json` describing them), the items' neighbour lists and training times to
+`reports/word_embeddings/tables.txt`, the plots to `plots/word_embeddings/` and
 `metrics/word_embeddings.json`.
 """
 
@@ -13,11 +14,12 @@ import time
 from nlpcurriculum.data.schemas import SPLITS, read_table
 from nlpcurriculum.io import atomic_path, write_json
 from nlpcurriculum.params import load_section
-from nlpcurriculum.stage import main_guard, publish
+from nlpcurriculum.stage import main_guard, publish, save_item_texts
 
 STAGE = "word_embeddings"
 CORPUS = "data/processed/splits/train.parquet"
 OUTPUT = "models/word_embeddings"
+REPORTS = "reports/word_embeddings"
 
 
 def main() -> None:
@@ -44,9 +46,7 @@ def main() -> None:
         write_json(tmp / "vectors.json", {  # the human-readable sidecar of the .npz files
             name: {"words": len(table), "dim": table.dim, "load": "WordVectors.load(path)"}
             for name, table in vectors.items()})
-        (tmp / "neighbours.txt").write_text("".join(
-            f"== {r.item} {name}\n{text}\n" for r in results for name, text in r.texts.items()
-            if "neighbours" in name), encoding="utf-8")
+    save_item_texts(REPORTS, results)
     publish(STAGE, {STAGE: cfg}, results=results, started=started)
     for r in results:
         print(f"{STAGE}: {r.item}: " + "; ".join(

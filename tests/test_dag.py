@@ -62,7 +62,8 @@ stages:
   ingest: {cmd: x, outs: [data/a.parquet]}
   moe: {cmd: x, deps: [data/a.parquet], outs: [reports/moe], metrics: [{metrics/moe.json: {cache: false}}]}
 """)
-    assert dag.outputs(path) == {"ingest": ["data/a.parquet"], "moe": ["reports/moe", "metrics/moe.json"]}
+    assert {name: dag.outputs(spec) for name, spec in dag.read_stages(path).items()} == {
+        "ingest": ["data/a.parquet"], "moe": ["reports/moe", "metrics/moe.json"]}
     rows = dag.stage_table(path).splitlines()
     assert rows[2] == "| Pipeline (the spine) | - | `ingest` | - | `data/a.parquet` |"
     # the registry names moe's section and module; metrics files are left out of "writes"

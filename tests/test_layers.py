@@ -1,10 +1,8 @@
 """Imports run one way: the layer table of docs/ARCHITECTURE.md, checked from the source.
 
 The checker reads every ``.py`` file under ``src/nlpcurriculum`` with :mod:`ast` (nothing is
-imported or run), collects every ``import`` / ``from ... import`` (also those inside functions,
-where heavy modules are imported late; relative imports resolved against the importing module's
-package) and builds the graph module -> imported module. ``from pkg import name`` points at
-``pkg.name`` when that is a module, else at ``pkg`` itself (its ``__init__``).
+imported or run) and builds the graph module -> imported module (``tests/source_imports.py``,
+shared with the DVC deps test: also imports inside functions, relative imports resolved).
 
 Two rules:
 
@@ -17,14 +15,11 @@ A top-level unit missing from ``LAYERS`` fails too: a new package gets its rank 
 
 from __future__ import annotations
 
-import ast
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-SRC = Path(__file__).resolve().parents[1] / "src"
-PACKAGE = "nlpcurriculum"
+from tests.source_imports import PACKAGE, SRC, Import, import_graph
 
 # The layers, bottom to top. A unit may import units of its own rank or below.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
@@ -46,67 +41,6 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 ]
 RANK = {unit: rank for rank, (_, units) in enumerate(LAYERS) for unit in units}
 LAYER_NAME = {unit: name for name, units in LAYERS for unit in units}
-
-@dataclass(frozen=True)
-class Import:
-    """One import statement's edge: ``source`` imports ``target`` at ``line`` of ``path``."""
-
-    source: str  # dotted module name of the importer
-    target: str  # dotted module name of what it imports
-    path: str  # the importer's file, relative to the source root
-    line: int
-
-    def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.source} imports {self.target}"
-
-
-def module_files(root: Path, package: str) -> dict[str, Path]:
-    """Dotted module name -> file, for every ``.py`` file of ``package`` under ``root``."""
-    files = {}
-    for path in sorted((root / package).rglob("*.py")):
-        parts = list(path.relative_to(root).with_suffix("").parts)
-        if parts[-1] == "__init__":
-            parts.pop()
-        files[".".join(parts)] = path
-    return files
-
-
-def _resolve(node: ast.ImportFrom, module: str, is_package: bool) -> str:
-    """The absolute module a ``from`` import names (``from ..a import b`` -> ``pkg.a``)."""
-    if node.level == 0:
-        return node.module or ""
-    base = module.split(".") if is_package else module.split(".")[:-1]
-    base = base[: len(base) - (node.level - 1)]
-    return ".".join(base + ([node.module] if node.module else []))
-
-
-def import_graph(root: Path, package: str = PACKAGE) -> dict[str, list[Import]]:
-    """Module -> the imports of ``package``'s own modules it makes (stdlib and third party left out).
-
-    Every statement counts, at any depth (inside functions, ``try``, ``if``).
-    """
-    files = module_files(root, package)
-    graph: dict[str, list[Import]] = {}
-    for module, path in files.items():
-        rel = str(path.relative_to(root))
-        is_package = path.name == "__init__.py"
-        edges: list[Import] = []
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=rel)):
-            targets: list[str] = []
-            if isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                base = _resolve(node, module, is_package)
-                for alias in node.names:
-                    sub = f"{base}.{alias.name}"
-                    targets.append(sub if sub in files else base)
-            for target in targets:
-                while target and target not in files:  # `import pkg.a.b` of a name in pkg.a
-                    target = target.rpartition(".")[0]
-                if target.split(".")[0] == package and target != module:
-                    edges.append(Import(module, target, rel, node.lineno))
-        graph[module] = sorted(set(edges), key=lambda e: (e.line, e.target))
-    return graph
 
 
 def unit_of(module: str) -> str:

@@ -49,6 +49,22 @@ def test_repro_writes_outputs_lock_and_mlflow_runs(reproduced: Path):
         assert record["items"][item_id]["findings"], f"{item_id} checks no expected finding"
 
 
+def test_text_and_html_outputs_sit_under_reports(reproduced: Path):
+    """Weights under models/, data under data/, tables, text and HTML under reports/<stage>/
+    (tests/test_dvc_deps.py checks the declared outputs; this checks what the stages wrote)."""
+    stages = dag.read_stages(reproduced / "dvc.yaml")
+    misplaced = [
+        f"{name}: {path.relative_to(reproduced)}"
+        for name, spec in stages.items()
+        for out in dag.entry_paths(spec.get("outs")) if out.startswith(("models/", "data/"))
+        for path in [reproduced / out, *(reproduced / out).rglob("*")]
+        if path.is_file() and path.suffix in {".txt", ".html", ".md"}
+    ]
+    assert not misplaced, "text or HTML outputs outside reports/<stage>/:\n" + "\n".join(misplaced)
+    assert (reproduced / "reports/moe/tables.txt").is_file()
+    assert (reproduced / "reports/evaluate/samples.txt").is_file()
+
+
 def test_second_repro_does_nothing(reproduced: Path):
     out = run([DVC, "repro"], reproduced).stdout
     assert "Running stage" not in out
