@@ -50,6 +50,7 @@ from prefect.states import Failed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from nlpcurriculum import dag  # noqa: E402
+from nlpcurriculum.io import pid_alive  # noqa: E402
 
 
 def _env() -> dict[str, str]:
@@ -88,16 +89,6 @@ def _shorten(cmd: str) -> str:
     return " ".join(filter(None, [Path(head).name, rest]))
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def dvc_runs(root: Path) -> dict[int, str]:
     """DVC processes working in the checkout at ``root`` now: ``{pid: command}``.
 
@@ -115,7 +106,7 @@ def dvc_runs(root: Path) -> dict[int, str]:
         for infos in (locks.get(mode) or {}).values():
             for info in infos if isinstance(infos, list) else [infos]:
                 pid = int(info.get("pid", 0))
-                if pid and pid != os.getpid() and _alive(pid):
+                if pid and pid != os.getpid() and pid_alive(pid):
                     runs[pid] = _shorten(str(info.get("cmd", "?")))
     holder = _lock_holder(tmp / "lock")
     if holder and holder != os.getpid() and holder not in runs:

@@ -246,3 +246,33 @@ def test_flow_refuses_a_checkout_another_flow_or_dvc_holds(project: Path, tmp_pa
     assert proc.stderr.strip() == (f"error: {other} in {project} (PID {holder.pid}: python "
                                    f"{path}); wait for it to finish or stop it, then rerun")
     assert not (project / "metrics" / "ingest.json").exists()
+
+
+CLASSIFY = r"""
+import sys
+sys.path.insert(0, "flows")
+import pipeline
+outputs = [
+    "ERROR: failed to reproduce 'x': '/p/a' is busy, it is being blocked by:\n"
+    "  (PID 12): /venv/bin/dvc repro x\n\nIf there are no processes with such PIDs, ...",
+    "> python stages/x.py\nerror: params/pipeline.yaml: x.seed: expected int, got str 'zero'\n"
+    "ERROR: failed to reproduce 'x': failed to run: python stages/x.py, exited with 2",
+    "Traceback (most recent call last):\nKeyError: 'a'\n"
+    "ERROR: failed to reproduce 'x': failed to run: python stages/x.py, exited with 1",
+]
+for output in outputs:
+    error = pipeline.stage_failure("x", 255, output)
+    retried = pipeline._retry_unless_final(None, None, type("S", (), {"data": error})())
+    print(type(error).__name__, retried, str(error).splitlines()[0], sep=" | ")
+"""
+
+
+def test_only_failures_a_retry_can_fix_are_retried(project: Path):
+    """A busy checkout and a stage's user error (exit 2) end the task at once, in one line."""
+    lines = run([PY, "-c", CLASSIFY], project).stdout.splitlines()
+    assert lines == [
+        "CheckoutBusy | False | stage 'x' did not run: its files are in use by another DVC run "
+        "(PID 12: dvc repro x); wait for it to finish or stop it, then rerun",
+        "StageError | False | stage 'x': params/pipeline.yaml: x.seed: expected int, got str 'zero'",
+        "RuntimeError | True | stage 'x' failed (exit 255):",
+    ]

@@ -185,7 +185,7 @@ def _clean_leftovers(target: Path) -> None:
         return
     for name in names:
         match = _LEFTOVER.fullmatch(name[len(head):])
-        if match is None or _alive(int(match.group(1))):
+        if match is None or pid_alive(int(match.group(1))):
             continue
         path = target.parent / name
         if name.endswith(".old") and not target.exists():
@@ -194,7 +194,8 @@ def _clean_leftovers(target: Path) -> None:
             _remove(path)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (this process, and another user's, count as alive)."""
     if pid == os.getpid():
         return True
     try:
