@@ -134,3 +134,145 @@ def test_scheduled_deployment_runs_on_a_local_server(project: Path):
         if serve is not None:
             _stop(serve)  # stop the runner before the server it talks to, or it hangs
         _stop(server)
+
+
+# -- two runs in one checkout -----------------------------------------------------------------
+
+# A stage that reads ingest's output and runs until the test creates `release`: while it runs,
+# its `dvc repro` holds DVC's stage lock on data/interim/documents.parquet.
+HOLD_STAGE = """
+  hold:
+    cmd: touch holding && while [ ! -e release ]; do sleep 0.2; done && echo held > held.txt
+    deps:
+      - data/interim/documents.parquet
+    outs:
+      - held.txt
+"""
+# The flow, as if the other run started after the flow's own check of the checkout.
+MID_FLOW = """
+import sys
+sys.path.insert(0, "flows")
+import pipeline
+pipeline.check_idle = lambda root: None
+sys.exit(pipeline.main(["run", "--stages", "ingest", "--force"]))
+"""
+INGEST_OUTPUTS = ["data/interim/documents.parquet", "metrics/ingest.json"]
+
+
+def _ingest_state(root: Path) -> dict:
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]["ingest"]
+    return {"lock": lock, **{p: (root / p).read_bytes() for p in INGEST_OUTPUTS}}
+
+
+def test_runs_started_beside_a_running_dvc_repro_fail_in_one_line_and_corrupt_nothing(project: Path):
+    dvc = str(BIN / "dvc")
+    run([dvc, "repro", "ingest"], project)
+    with open(project / "dvc.yaml", "a") as f:
+        f.write(HOLD_STAGE)
+    before = _ingest_state(project)
+    holder = subprocess.Popen([dvc, "repro", "hold"], cwd=project, env=stage_env(project),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    busy = (f"another DVC run (PID {holder.pid}: dvc repro hold); wait for it to finish or stop "
+            "it, then rerun")
+    try:
+        _wait(lambda: (project / "holding").exists() or holder.poll() is not None, 120,
+              "the other `dvc repro` to start its stage")
+        assert holder.poll() is None, holder.stdout.read()
+
+        # dvc repro + dvc repro: DVC's own stage lock names the other run.
+        proc = run([dvc, "repro", "--force", "ingest"], project, check=False)
+        assert proc.returncode != 0
+        assert "is busy, it is being blocked by" in proc.stderr
+        assert f"(PID {holder.pid}): " in proc.stderr
+
+        # The flow checks the checkout before Prefect starts: one line, exit status 2.
+        proc = run([PY, "flows/pipeline.py", "run", "--stages", "dedup"], project, check=False)
+        assert proc.returncode == 2
+        assert proc.stderr.strip() == (f"error: another DVC run is working in {project} "
+                                       f"(PID {holder.pid}: dvc repro hold); wait for it to "
+                                       "finish or stop it, then rerun")
+        assert proc.stdout == ""  # no Prefect server was started
+
+        # A run that starts after that check: the task fails once (no retries), one line.
+        proc = run([PY, "-c", MID_FLOW], project, check=False)
+        output = proc.stdout + proc.stderr
+        assert proc.returncode == 1
+        assert [line for line in proc.stderr.splitlines() if line.startswith("error:")] == [
+            f"error: stage 'ingest' did not run: its files are in use by {busy}"]
+        assert output.count("repro --single-item ingest") == 1
+        assert "Retry" not in output and "Traceback" not in output
+    finally:
+        (project / "release").touch()
+        holder.wait(timeout=120)
+    assert holder.returncode == 0
+    assert _ingest_state(project) == before  # outputs and their dvc.lock entry untouched
+    assert "up to date" in run([dvc, "status", "hold"], project).stdout
+
+
+HOLD_FLOW_LOCK = """
+import sys, time
+sys.path.insert(0, "flows")
+import pipeline
+with pipeline.flow_lock(pipeline.ROOT):
+    print("LOCKED", flush=True)
+    time.sleep(120)
+"""
+HOLD_REPO_LOCK = """
+import time, zc.lockfile
+lock = zc.lockfile.LockFile(".dvc/tmp/lock")  # as DVC takes its repo lock
+print("LOCKED", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("script, other", [
+    (HOLD_FLOW_LOCK, "another pipeline flow is running"),
+    (HOLD_REPO_LOCK, "another DVC run is working"),
+], ids=["second-flow", "dvc-between-stages"])
+def test_flow_refuses_a_checkout_another_flow_or_dvc_holds(project: Path, tmp_path: Path,
+                                                           script: str, other: str):
+    (project / ".dvc" / "tmp").mkdir(exist_ok=True)
+    path = tmp_path / "hold.py"
+    path.write_text(script)
+    holder = subprocess.Popen([PY, str(path)], cwd=project, env=stage_env(project),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "LOCKED", holder.stderr.read()
+        proc = run([PY, "flows/pipeline.py", "run", "--stages", "ingest"], project, check=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (f"error: {other} in {project} (PID {holder.pid}: python "
+                                   f"{path}); wait for it to finish or stop it, then rerun")
+    assert not (project / "metrics" / "ingest.json").exists()
+
+
+CLASSIFY = r"""
+import sys
+sys.path.insert(0, "flows")
+import pipeline
+outputs = [
+    "ERROR: failed to reproduce 'x': '/p/a' is busy, it is being blocked by:\n"
+    "  (PID 12): /venv/bin/dvc repro x\n\nIf there are no processes with such PIDs, ...",
+    "> python stages/x.py\nerror: params/pipeline.yaml: x.seed: expected int, got str 'zero'\n"
+    "ERROR: failed to reproduce 'x': failed to run: python stages/x.py, exited with 2",
+    "Traceback (most recent call last):\nKeyError: 'a'\n"
+    "ERROR: failed to reproduce 'x': failed to run: python stages/x.py, exited with 1",
+]
+for output in outputs:
+    error = pipeline.stage_failure("x", 255, output)
+    retried = pipeline._retry_unless_final(None, None, type("S", (), {"data": error})())
+    print(type(error).__name__, retried, str(error).splitlines()[0], sep=" | ")
+"""
+
+
+def test_only_failures_a_retry_can_fix_are_retried(project: Path):
+    """A busy checkout and a stage's user error (exit 2) end the task at once, in one line."""
+    lines = run([PY, "-c", CLASSIFY], project).stdout.splitlines()
+    assert lines == [
+        "CheckoutBusy | False | stage 'x' did not run: its files are in use by another DVC run "
+        "(PID 12: dvc repro x); wait for it to finish or stop it, then rerun",
+        "StageError | False | stage 'x': params/pipeline.yaml: x.seed: expected int, got str 'zero'",
+        "RuntimeError | True | stage 'x' failed (exit 255):",
+    ]

@@ -53,3 +53,122 @@ def test_save_item_texts_writes_one_tables_file_or_one_file_per_text_and_replace
     save_item_texts(out, results, separate=True)  # the old tables.txt does not survive
     assert sorted(p.name for p in out.iterdir()) == ["a.txt", "b.txt"]
     assert (out / "b.txt").read_text() == "beta"
+
+
+# -- faults while a real stage runs (a smoke-profile copy of the project) ----------------------
+
+STAGE_OUTPUTS = ["data/interim/documents.parquet", "metrics/ingest.json"]
+# Runs stages/ingest.py with pandas' parquet writer replaced by FAULT (a statement run first).
+PATCHED_STAGE = """
+import errno, io, runpy, sys, time
+import pandas as pd
+real = pd.DataFrame.to_parquet
+def to_parquet(self, path, **kw):
+    buffer = io.BytesIO()
+    real(self, buffer, **kw)
+    data = buffer.getvalue()
+    open(path, "wb").write(data[: len(data) // 2])  # half the table is on disk
+    {fault}
+pd.DataFrame.to_parquet = to_parquet
+runpy.run_path("stages/ingest.py", run_name="__main__")
+"""
+HANG = 'print("WRITING", flush=True); time.sleep(120)'
+DISK_FULL = 'raise OSError(errno.ENOSPC, "No space left on device")'
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory):
+    """A project copy where `ingest` ran once: ``(root, env, {output: bytes})``."""
+    from tests.conftest import BIN, make_project_copy, run, stage_env
+
+    root = make_project_copy(tmp_path_factory.mktemp("faults") / "project")
+    run([str(BIN / "python"), "stages/ingest.py"], root)
+    return root, stage_env(root), {p: (root / p).read_bytes() for p in STAGE_OUTPUTS}
+
+
+def _outputs(root):
+    return {p: (root / p).read_bytes() for p in STAGE_OUTPUTS}
+
+
+def _temporaries(root):
+    return sorted(str(p.relative_to(root)) for p in root.glob("**/.*.tmp"))
+
+
+def test_stage_killed_while_writing_keeps_its_previous_outputs(ingested):
+    import signal
+    import subprocess
+    import sys
+
+    root, env, before = ingested
+    child = subprocess.Popen([sys.executable, "-c", PATCHED_STAGE.format(fault=HANG)], cwd=root,
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "WRITING", child.stderr.read()
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    assert _outputs(root) == before
+    (left,) = _temporaries(root)  # the dead stage's half table, under its pid
+    assert left.startswith(f"data/interim/.documents.parquet.{child.pid}.")
+    proc = subprocess.run([sys.executable, "stages/ingest.py"], cwd=root, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert _outputs(root) == before  # the rerun writes the same bytes, and cleans up
+    assert _temporaries(root) == []
+
+
+def test_full_disk_fails_in_one_line_naming_the_output_and_keeps_it(ingested):
+    import subprocess
+    import sys
+
+    root, env, before = ingested
+    proc = subprocess.run([sys.executable, "-c", PATCHED_STAGE.format(fault=DISK_FULL)],
+                          cwd=root, env=env, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        "error: no space left on device while writing data/interim/documents.parquet; the "
+        "previous documents.parquet is kept. Free some space and rerun")
+    assert _outputs(root) == before
+    assert _temporaries(root) == []
+
+
+def test_tracking_server_down_fails_fast_in_one_line_before_the_work(ingested):
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    root, env, before = ingested
+    with socket.socket() as s:  # a port on which nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mtimes = {p: (root / p).stat().st_mtime_ns for p in STAGE_OUTPUTS}
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "stages/ingest.py"], cwd=root,
+                          env={**env, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}"},
+                          capture_output=True, text=True, timeout=120)
+    took = time.monotonic() - started
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == (
+        f"error: MLFLOW_TRACKING_URI http://127.0.0.1:{port} does not answer (connection "
+        "refused); start the server or unset the variable")
+    assert took < 30, f"took {took:.0f} s"  # MLflow's own retries take about 4 minutes
+    assert _outputs(root) == before
+    assert {p: (root / p).stat().st_mtime_ns for p in STAGE_OUTPUTS} == mtimes  # not even rewritten
+
+
+def test_user_error_lines_for_a_full_disk_and_a_server_lost_mid_stage():
+    import errno
+
+    from mlflow.exceptions import MlflowException
+
+    from nlpcurriculum.stage import user_error
+
+    assert user_error(OSError(errno.ENOSPC, "No space left on device", "mlruns/0/x.png")) == (
+        "no space left on device while writing mlruns/0/x.png. Free some space and rerun")
+    lost = MlflowException("API request to http://127.0.0.1:5999/api/2.0/mlflow/runs/create "
+                           "failed with exception HTTPConnectionPool(host='127.0.0.1', "
+                           "port=5999): Max retries exceeded")
+    assert user_error(lost).startswith("the MLflow tracking server stopped answering while the "
+                                       "stage logged its results; the stage is not recorded: "
+                                       "API request to http://127.0.0.1:5999/")
+    assert user_error(MlflowException("RESOURCE_DOES_NOT_EXIST: run 'x' not found")) is None
+    assert user_error(KeyError("a bug")) is None  # a traceback, not a line

@@ -68,3 +68,94 @@ def test_stage_run_logs_parent_and_item_child_with_tags_params_series_and_findin
 def test_item_result_rejects_non_numeric_metrics():
     with pytest.raises(TypeError, match="not a number"):
         ItemResult(item="x/1", metrics={"a": "high"})
+
+
+# -- a tracking server that is down -------------------------------------------------------------
+
+
+@pytest.fixture
+def http_server():
+    """A local HTTP server answering every GET with the status in ``server.status``."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.server.paths.append(self.path)
+            self.send_response(self.server.status)
+            self.end_headers()
+            self.wfile.write(b"OK")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    server.status, server.paths = 200, []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_check_server_names_a_refused_connection(monkeypatch):
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    with pytest.raises(tracking.TrackingServerError) as caught:
+        tracking.check_server()
+    assert str(caught.value) == (f"MLFLOW_TRACKING_URI {uri} does not answer (connection refused); "
+                                 "start the server or unset the variable")
+
+
+def test_check_server_gives_up_on_a_silent_server_after_its_timeout():
+    import socket
+    import time
+
+    with socket.socket() as s:  # accepts connections (the backlog) but never answers
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        uri = f"http://127.0.0.1:{s.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(tracking.TrackingServerError, match=r"\(no answer within 0.5 s\)"):
+            tracking.check_server(uri, timeout=0.5)
+        assert time.monotonic() - started < 5
+
+
+def test_check_server_accepts_a_server_that_answers_and_refuses_a_failing_one(http_server):
+    uri = f"http://127.0.0.1:{http_server.server_port}"
+    tracking.check_server(uri)
+    http_server.status = 404  # e.g. /health under a static prefix: the server still answers
+    tracking.check_server(uri + "/")
+    assert http_server.paths == ["/health", "/health"]
+    http_server.status = 503  # a proxy in front of a stopped MLflow
+    with pytest.raises(tracking.TrackingServerError, match=r"\(HTTP 503 from .*/health\)"):
+        tracking.check_server(uri)
+
+
+def test_check_server_checks_a_database_host_and_skips_local_stores(store):
+    port = _closed_port()
+    with pytest.raises(tracking.TrackingServerError, match="connection refused"):
+        tracking.check_server(f"postgresql+psycopg2://u:p@127.0.0.1:{port}/mlflow")
+    for uri in ("", f"sqlite:///{store / 'mlflow.db'}", str(store / "mlruns"), "file:///tmp/x"):
+        tracking.check_server(uri)  # nothing to reach: no error, no waiting
+
+
+def test_mlflow_http_retries_are_bounded_unless_the_user_sets_them(store, monkeypatch):
+    for name in tracking.HTTP_DEFAULTS:
+        monkeypatch.setenv(name, "unset")  # so that monkeypatch restores the variable after
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "5")
+    tracking._client()
+    from mlflow.environment_variables import (MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR,
+                                              MLFLOW_HTTP_REQUEST_MAX_RETRIES)
+
+    assert MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == 2
+    assert MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get() == 5  # the user's value wins

@@ -9,12 +9,14 @@ writes its outputs atomically and then calls :func:`publish`, which writes, in t
 3. ``metrics/<stage>.json`` — the stage's and each item's metrics and checked findings.
 
 The metrics file comes last, so its presence means the stage finished. :func:`main_guard` turns
-the errors a user can cause (bad params, a broken contract, a missing file) into one clear line on
-stderr and exit status 2, instead of a traceback.
+the errors a user can cause (bad params, a broken contract, a missing file, a tracking server
+that is down, a full disk) into one clear line on stderr and exit status 2, instead of a
+traceback.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -23,7 +25,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from nlpcurriculum.io import atomic_path, write_json
+from nlpcurriculum.io import DiskFullError, atomic_path, write_json
 from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 
 METRICS_DIR = Path("metrics")
@@ -42,7 +44,15 @@ def offline_defaults() -> None:
 
 
 def main_guard(main: Callable[[], Any]) -> None:
-    """Run a stage's ``main``; user errors become one line on stderr and exit status 2."""
+    """Run a stage's ``main``; user errors become one line on stderr and exit status 2.
+
+    Before ``main`` starts, a tracking server named by ``MLFLOW_TRACKING_URI`` must answer
+    (:func:`tracking.check_server`): a server that is down fails the stage in a moment instead of
+    after its work, and no output is touched. A full disk while an output is written
+    (:class:`~nlpcurriculum.io.DiskFullError`) is reported with the output's path; the previous
+    output is kept.
+    """
+    from nlpcurriculum import tracking
     from nlpcurriculum.data.schemas import ContractError
     from nlpcurriculum.data.sources import SourceError
     from nlpcurriculum.params import ParamsError
@@ -51,19 +61,43 @@ def main_guard(main: Callable[[], Any]) -> None:
 
     offline_defaults()
     try:
+        tracking.check_server()
         main()
     except Exception as exc:
-        handled = [ParamsError, ContractError, SourceError, FileNotFoundError, TokenizerFileError,
-                   TokensFileError]
-        # CheckpointError lives beside torch; importing it here would make every stage pay for
-        # torch. If its module was never imported, no checkpoint error can have been raised.
-        checkpoint = sys.modules.get("nlpcurriculum.models.checkpoint")
-        if checkpoint is not None:
-            handled.append(checkpoint.CheckpointError)
-        if not isinstance(exc, tuple(handled)):
+        message = user_error(exc, (ParamsError, ContractError, SourceError, FileNotFoundError,
+                                   TokenizerFileError, TokensFileError,
+                                   tracking.TrackingServerError))
+        if message is None:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
+
+
+def user_error(exc: Exception, handled: tuple[type[Exception], ...] = ()) -> str | None:
+    """The one-line message for an error the user can fix, or ``None`` for a bug (a traceback).
+
+    Args:
+        exc: the error a stage raised.
+        handled: the error types whose message is already that line.
+    """
+    # CheckpointError lives beside torch; importing it here would make every stage pay for
+    # torch. If its module was never imported, no checkpoint error can have been raised.
+    checkpoint = sys.modules.get("nlpcurriculum.models.checkpoint")
+    if checkpoint is not None:
+        handled = (*handled, checkpoint.CheckpointError)
+    if isinstance(exc, handled + (DiskFullError,)):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        where = f" while writing {exc.filename}" if exc.filename else ""
+        return f"no space left on device{where}. Free some space and rerun"
+    mlflow_errors = sys.modules.get("mlflow.exceptions")
+    if mlflow_errors is not None and isinstance(exc, mlflow_errors.MlflowException):
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "API request to" in first and "failed with exception" in first:
+            # The server answered check_server but went away while the stage logged.
+            return (f"the MLflow tracking server stopped answering while the stage logged its "
+                    f"results; the stage is not recorded: {first[:300]}")
+    return None
 
 
 def item_slug(item_id: str) -> str:

@@ -16,6 +16,12 @@ The tracking contract (docs/CONVENTIONS.md):
   can register it in the model registry (the sqlite store supports it; the base LM is
   ``nlpcurriculum-base``).
 * Telemetry is off unless the user turns it on.
+* A server that is down fails the stage before its work: :func:`check_server` (called by
+  ``stage.main_guard``) asks ``MLFLOW_TRACKING_URI`` once, with a short timeout, and raises
+  :class:`TrackingServerError` (one line, exit status 2, no output touched). A server that stops
+  answering later costs at most a few seconds of retries, not MLflow's default of minutes
+  (``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` and ``..._BACKOFF_FACTOR`` get small defaults; set them
+  to override).
 
 MLflow is imported lazily (it costs 2-3 s): a stage does its work first, then logs.
 """
@@ -23,6 +29,7 @@ MLflow is imported lazily (it costs 2-3 s): a stage does its work first, then lo
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,11 +62,91 @@ def tracking_uri(root: str | Path | None = None) -> str:
     return f"sqlite:///{project_root(root) / 'mlflow.db'}"
 
 
+# MLflow's HTTP client retries 7 times with exponential backoff by default: about 4 minutes
+# before a refused connection becomes an error. A stage logs after its work is done, so a server
+# lost mid-stage should cost seconds: 2 retries, 1 s and 2 s apart.
+HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+}
+PROBE_TIMEOUT_S = 5.0  # how long check_server waits for the server's first answer
+_DEFAULT_PORTS = {"http": 80, "https": 443, "postgresql": 5432, "mysql": 3306, "mssql": 1433}
+
+
+class TrackingServerError(RuntimeError):
+    """``MLFLOW_TRACKING_URI`` names a server that does not answer."""
+
+
 def _quiet_defaults() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     os.environ.setdefault("GIT_PYTHON_REFRESH", "quiet")
+    for name, value in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def check_server(uri: str | None = None, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Fail at once when the tracking store is a server that does not answer.
+
+    An ``http(s)`` URI gets one ``GET <uri>/health`` (any answer below HTTP 500 counts: a proxy or
+    an auth layer in front of MLflow may answer 404 or 401 there); a database URI with a host
+    gets one TCP connection. File and sqlite stores (the default) need no server.
+
+    Args:
+        uri: the tracking URI; default ``MLFLOW_TRACKING_URI`` (nothing to check when unset).
+        timeout: seconds to wait for the answer.
+
+    Raises:
+        TrackingServerError: one line naming the URI, why it failed, and what to do.
+    """
+    from urllib.parse import urlsplit
+
+    uri = uri if uri is not None else os.environ.get("MLFLOW_TRACKING_URI", "")
+    parts = urlsplit(uri)
+    scheme = parts.scheme.split("+")[0].lower()  # postgresql+psycopg2 -> postgresql
+    if not parts.hostname or scheme in ("file", "sqlite", "databricks", "uc"):
+        return
+    problem = None
+    try:
+        if scheme in ("http", "https"):
+            problem = _http_problem(uri.rstrip("/") + "/health", timeout)
+        else:
+            port = parts.port or _DEFAULT_PORTS.get(scheme)
+            if port is None:
+                return
+            socket.create_connection((parts.hostname, port), timeout=timeout).close()
+    except OSError as exc:
+        problem = _network_problem(exc, timeout)
+    if problem:
+        raise TrackingServerError(f"MLFLOW_TRACKING_URI {uri} does not answer ({problem}); "
+                                  "start the server or unset the variable")
+
+
+def _http_problem(url: str, timeout: float) -> str | None:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return None
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code} from {url}" if exc.code >= 500 else None
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, OSError):
+            raise reason from exc
+        return str(reason)
+
+
+def _network_problem(exc: OSError, timeout: float) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, socket.gaierror):
+        return f"host not found: {exc.strerror}"
+    return exc.strerror or str(exc)
 
 
 def git_commit(root: str | Path | None = None) -> str:

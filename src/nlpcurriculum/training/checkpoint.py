@@ -9,9 +9,10 @@ incompatible version is rejected with a clear message instead of a cryptic ``Key
 file format and its reading live below training, in :mod:`nlpcurriculum.models.checkpoint`
 (``load_model`` reads checkpoints too); they are re-exported here.
 
-Writes are atomic: the payload goes to a temporary file in the same directory, is flushed and
-fsynced, then ``os.replace``d over the target. A crash mid-write leaves the previous checkpoint
-intact, never a half-written one under the real name. A human-readable JSON sidecar
+Writes are atomic (:func:`nlpcurriculum.io.atomic_path`): the payload goes to a temporary file in
+the same directory, is flushed and fsynced, then ``os.replace``d over the target. A crash
+mid-write leaves the previous checkpoint intact, never a half-written one under the real name; a
+full disk raises ``io.DiskFullError``. A human-readable JSON sidecar
 (``<name>.json``) records the header, the step and the configs.
 
 Loading uses ``torch.load(weights_only=True)``: only tensors and plain containers are unpickled,
@@ -23,9 +24,7 @@ Left out: sharded / distributed checkpoints, asynchronous saving, keeping the la
 from __future__ import annotations
 
 import json
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nlpcurriculum.io import atomic_path
 from nlpcurriculum.models.checkpoint import (
     CHECKPOINT_FORMAT,
     CHECKPOINT_VERSION,
@@ -139,19 +139,9 @@ def save_checkpoint(
 
 
 def _atomic_write(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private (0600); outputs get the usual mode
-        os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new, never half
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``write(f)`` into a binary file that replaces ``path`` atomically (``io.atomic_path``)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        write(f)
 
 
 def load_checkpoint(
