@@ -12,7 +12,7 @@ import time
 
 from nlpcurriculum.io import write_text
 from nlpcurriculum.params import load_section
-from nlpcurriculum.stage import main_guard, publish
+from nlpcurriculum.stage import main_guard, print_findings, publish
 from nlpcurriculum.tokenizers import load_tokenizer
 from nlpcurriculum.tokenizers.corpus import load_tokens
 
@@ -40,9 +40,7 @@ def main() -> None:
     results = run(cfg, Inputs(model, prompt, lambda t: tok.decode([t]), hf_model))
     write_text(VIZ, results[1].texts["cache_viz.html"])
     publish("kv_cache", {"kv_cache": cfg}, results=results, started=started, artifacts=[VIZ])
-    for r in results:
-        print(f"{r.item}: " + "; ".join(f"{f.metric}={f.value:.4g} {'ok' if f.passed else 'FAILED'}"
-                                        for f in r.findings))
+    print_findings("kv_cache", results)
     print(results[0].texts["speed.txt"])
 
 

@@ -1,6 +1,13 @@
-"""`publish`: binary item files (e.g. an animated GIF) land in plots/<stage>/ and in MLflow."""
+"""`publish`: binary item files (e.g. an animated GIF) land in plots/<stage>/ and in MLflow;
+`main_guard`: a stage answers --help with its docstring and ends with its wall time."""
 
+import ast
 import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -172,3 +179,45 @@ def test_user_error_lines_for_a_full_disk_and_a_server_lost_mid_stage():
                                        "API request to http://127.0.0.1:5999/")
     assert user_error(MlflowException("RESOURCE_DOES_NOT_EXIST: run 'x' not found")) is None
     assert user_error(KeyError("a bug")) is None  # a traceback, not a line
+
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = sorted((REPO / "stages").glob("*.py"))
+
+
+def _python(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "MPLBACKEND": "Agg"}
+    env = {k: v for k, v in env.items() if not k.startswith("MLFLOW_")}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_stage_help_prints_its_docstring_and_does_no_work(tmp_path, flag):
+    proc = _python([str(REPO / "stages/splits.py"), flag], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("Stage `splits`") and "done in" not in proc.stdout
+    assert "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # no params read, no outputs, no mlflow.db
+
+
+@pytest.mark.parametrize("script", STAGES, ids=lambda p: p.stem)
+def test_every_stage_runs_through_main_guard_and_has_a_docstring(script):
+    """--help works for a stage when its ``__main__`` block is ``main_guard(main)`` (checked here
+    from the source, without running 30 stages)."""
+    tree = ast.parse(script.read_text(encoding="utf-8"))
+    assert (ast.get_docstring(tree) or "").startswith(f"Stage `{script.stem}`")
+    guard = tree.body[-1]
+    assert isinstance(guard, ast.If) and ast.unparse(guard.test) == "__name__ == '__main__'"
+    assert [ast.unparse(s) for s in guard.body] == ["main_guard(main)"]
+
+
+def test_main_guard_prints_the_wall_time_last(tmp_path):
+    script = tmp_path / "toy.py"
+    script.write_text('"""Stage `toy`: sleeps."""\nimport time\nfrom nlpcurriculum.stage import main_guard\n\n'
+                      'def main():\n    time.sleep(0.2)\n    print("toy: 1 item")\n\n'
+                      'if __name__ == "__main__":\n    main_guard(main)\n')
+    lines = _python([str(script)], tmp_path).stdout.splitlines()
+    assert lines[0] == "toy: 1 item"
+    assert re.fullmatch(r"toy: done in \d+\.\d s", lines[1]) and float(lines[1].split()[3]) >= 0.2
+    assert _python([str(script), "--help"], tmp_path).stdout == "Stage `toy`: sleeps.\n"

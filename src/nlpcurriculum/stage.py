@@ -51,7 +51,16 @@ def main_guard(main: Callable[[], Any]) -> None:
     after its work, and no output is touched. A full disk while an output is written
     (:class:`~nlpcurriculum.io.DiskFullError`) is reported with the output's path; the previous
     output is kept.
+
+    ``python stages/<stage>.py --help`` (or ``-h``) prints the script's docstring and exits 0
+    without running it. A stage that finishes prints its wall time as its last line
+    (``moe: done in 93.4 s``).
     """
+    script = main.__globals__  # the stage script's namespace: its docstring and file
+    if main.__module__ == "__main__" and {"-h", "--help"} & set(sys.argv[1:]):
+        print((script.get("__doc__") or "").strip())
+        sys.exit(0)
+    started = time.perf_counter()
     from nlpcurriculum import tracking
     from nlpcurriculum.data.schemas import ContractError
     from nlpcurriculum.data.sources import SourceError
@@ -71,6 +80,8 @@ def main_guard(main: Callable[[], Any]) -> None:
             raise
         print(f"error: {message}", file=sys.stderr)
         sys.exit(2)
+    name = Path(script.get("__file__") or main.__module__).stem
+    print(f"{name}: done in {time.perf_counter() - started:.1f} s", flush=True)
 
 
 def user_error(exc: Exception, handled: tuple[type[Exception], ...] = ()) -> str | None:

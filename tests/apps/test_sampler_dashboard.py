@@ -64,15 +64,22 @@ def test_sampler_view_table(artifacts):
     again = sampler_view(model, tok, "The quick", SamplerConfig(temperature=0.7, top_k=5), 10, seed=1,
                          top_n=4, stop_id=stop)
     assert again.sample_ids == view.sample_ids  # seeded
-    greedy = sampler_view(model, tok, "", SamplerConfig(temperature=0), 5, stop_id=stop)
-    assert greedy.prompt_ids == [stop] and all(st.entropy_after == 0 and st.kept == 1 for st in greedy.steps)
+    greedy = sampler_view(model, tok, "The", SamplerConfig(temperature=0), 5, stop_id=stop)
+    assert all(st.entropy_after == 0 and st.kept == 1 for st in greedy.steps)
     html = render_view_html(view)
     assert html.count('class="cand"') == sum(len(s.rows) for s in view.steps) and "sampler-table" in html
     assert render_page([view, greedy]).count("sampler-view") == 2
     with pytest.raises(ValueError, match="max_new_tokens"):
         sampler_view(model, tok, "x", SamplerConfig(), 48)
-    with pytest.raises(ValueError, match="empty"):
-        sampler_view(model, tok, "", SamplerConfig(), 4)
+
+
+def test_empty_prompt_is_a_message_not_a_sample(artifacts):
+    """An empty prompt used to start from the end-of-text id and show `<|endoftext|>` plus
+    whatever the model made of it; now the dashboard shows this message instead."""
+    _, model, tok = artifacts
+    for stop in (eos_id(tok), None):
+        with pytest.raises(ValueError, match=r"^the prompt is empty: type a few words"):
+            sampler_view(model, tok, "", SamplerConfig(), 4, stop_id=stop)
 
 
 def test_cli_reports_missing_files(tmp_path):
@@ -147,6 +154,16 @@ def test_dashboard_in_headless_chromium(artifacts, tmp_path):
                 after = [float(x) for x in page.locator("#table td.p-after").all_inner_texts()]
                 assert sorted(set(after)) == [0.0, 1.0] and after.count(1.0) == 6
                 assert table.inner_text() != first
+
+                # an empty prompt: a message, and the last sample stays as it was
+                shown = page.locator("#sample textarea").input_value()
+                page.locator("#prompt textarea").fill("")
+                page.locator("#generate").click()
+                message = page.locator("#table .sampler-error")
+                expect(message).to_be_visible()
+                assert message.inner_text().startswith("the prompt is empty: type a few words")
+                assert page.locator("#sample textarea").input_value() == shown
+                assert "endoftext" not in page.locator("#table").inner_text()
             finally:
                 browser.close()
     finally:

@@ -168,3 +168,25 @@ def test_bad_tokenizers_raise_clear_errors():
         token_chunks("x", OnlyEncode())
     with pytest.raises(ValueError, match="at least one tokenizer"):
         render_html("x", {})
+
+
+def test_a_long_token_stays_inside_its_column_in_chromium(tmp_path, bpe):
+    """A WordPiece [UNK] covers a whole unknown word; a 135-character one used to overflow its
+    box across the next columns. It wraps inside its own column now."""
+    from tests.browser import offline_page
+
+    word = "Pneumonoultramicroscopicsilicovolcanoconiosis" * 3
+    text = f"the queen {word} said hello"
+    pieces = ["the", "qu", "##een", "[UNK]", "said", "hello"]
+    wordpiece = FunctionTokenizer(lambda t: list(range(len(pieces))), lambda i: pieces[i])
+    assert max(len(c.text) for c in token_chunks(text, wordpiece)) > 130
+    page = tmp_path / "tokens.html"
+    page.write_text(render_html(text, {"WordPiece": wordpiece, "BPE": bpe, "BPE again": bpe, "BPE 3": bpe}))
+    with offline_page(page, width=1000) as view:
+        overflow = view.page.evaluate("""() => [...document.querySelectorAll('section')].map(s => {
+            const edge = s.getBoundingClientRect().right;
+            return [...s.querySelectorAll('.tok')].filter(t => t.getBoundingClientRect().right > edge).length;
+        })""")
+        longest = view.page.locator("section").first.locator(".tok .t", has_text=word[:50])
+        assert longest.bounding_box()["height"] > 2 * view.page.locator(".tok .t").first.bounding_box()["height"]
+    assert overflow == [0, 0, 0, 0]

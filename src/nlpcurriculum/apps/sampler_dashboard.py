@@ -105,8 +105,9 @@ def sampler_view(
     Args:
         model: a MiniFormer.
         tokenizer: encodes the prompt and labels tokens (``encode`` / ``decode``).
-        prompt: text; an empty prompt starts from ``stop_id`` (a document boundary). A prompt
-            longer than ``max_seq_len - max_new_tokens`` tokens keeps its last tokens.
+        prompt: text to continue, not empty (an empty one is a ``ValueError`` whose message the
+            dashboard shows). A prompt longer than ``max_seq_len - max_new_tokens`` tokens keeps
+            its last tokens.
         cfg: the sampler settings.
         max_new_tokens: tokens to generate (``1 .. max_seq_len - 1``).
         seed: seeds the draw (same seed and settings -> same sample).
@@ -121,9 +122,7 @@ def sampler_view(
         raise ValueError(f"top_n must be >= 1, got {top_n}")
     ids = tokenizer.encode(prompt) if prompt else []
     if not ids:
-        if stop_id is None:
-            raise ValueError("the prompt is empty (and there is no end-of-text id to start from)")
-        ids = [stop_id]
+        raise ValueError("the prompt is empty: type a few words for the model to continue")
     ids = ids[-(limit - max_new_tokens):]
     gen = torch.Generator().manual_seed(int(seed))
     out = sample(model, ids, max_new_tokens, cfg, generator=gen, stop_id=stop_id,
@@ -211,8 +210,8 @@ def build_app(model: nn.Module, tokenizer: Any, stop_id: int | None = None,
                                 min_p=float(min_p), repetition_penalty=float(penalty))
             view = sampler_view(model, tokenizer, prompt or "", cfg, int(n_tokens), int(seed or 0),
                                 stop_id=stop_id)
-        except ValueError as exc:
-            raise gr.Error(str(exc)) from exc
+        except ValueError as exc:  # e.g. an empty prompt: say so where the table goes, keep the text
+            return gr.update(), f'<p class="sampler-error" role="alert">{html.escape(str(exc))}</p>'
         return view.prompt_text + view.sample_text, render_view_html(view)
 
     with gr.Blocks(title="nlpcurriculum sampler dashboard") as app:

@@ -69,6 +69,7 @@ from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig
 from nlpcurriculum.nn.moe import MoE, MoEConfig
 from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training.data import TokenBatcher
+from nlpcurriculum.training.progress import progress
 from nlpcurriculum.training.trainer import TrainerConfig, TrainResult
 
 __all__ = [
@@ -716,6 +717,7 @@ def run(cfg: MoEExperimentConfig, inputs: Inputs) -> list[ItemResult]:
 
         def fit(name: str, model_cfg: MiniFormerConfig) -> _Run:
             model, result = train_run(model_cfg, cfg.train, train, val, seed=cfg.seed)
+            bar.update(1)  # the sweep's progress bar, opened below
             return _Run(name, model_cfg, model, result, mean_loss(model, val, bs, cfg.val_batches))
 
         m = cfg.model
@@ -723,8 +725,10 @@ def run(cfg: MoEExperimentConfig, inputs: Inputs) -> list[ItemResult]:
         for experts, k in cfg.variants:
             if (experts, k) != (m.moe.experts, m.moe.top_k):
                 moe_cfgs[f"E{experts}_top{k}"] = replace(m, moe=replace(m.moe, experts=experts, top_k=k))
-        moes = {name: fit(name, c) for name, c in moe_cfgs.items()}
-        dense = [fit(f"dense_{w}", replace(m, moe=None, d_ff=w)) for w in cfg.dense_widths()]
+        widths = cfg.dense_widths()
+        with progress(total=len(moe_cfgs) + len(widths), desc="moe: models", unit="model") as bar:
+            moes = {name: fit(name, c) for name, c in moe_cfgs.items()}
+            dense = [fit(f"dense_{w}", replace(m, moe=None, d_ff=w)) for w in widths]
         routing = {name: collect_routing(r.model, val_x) for name, r in moes.items()}
 
         main = moes["main"]

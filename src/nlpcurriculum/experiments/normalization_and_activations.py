@@ -51,6 +51,7 @@ from nlpcurriculum.nn.activations import SwiGLU, gelu, relu, silu
 from nlpcurriculum.nn.norms import NORMS, LayerNorm, RMSNorm
 from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training.data import TokenBatcher
+from nlpcurriculum.training.progress import progress
 from nlpcurriculum.training.trainer import TrainerConfig, TrainResult
 
 __all__ = [
@@ -501,16 +502,20 @@ def run(cfg: NormsActivationsConfig, inputs: Inputs) -> list[ItemResult]:
         val = TokenBatcher(byte_tokens(val_texts), cfg.seq_len, mode="sequential")
         test = TokenBatcher(byte_tokens(test_texts), cfg.seq_len, mode="sequential")
         trained: dict[tuple[str, str], _Variant] = {}
+        pairs = {(n, cfg.model.mlp) for n in cfg.norms} | {(cfg.model.norm, m) for m in cfg.mlps}
+        bar = progress(total=len(pairs), desc="norms_activations: models", unit="model")
 
         def variant(norm: str, mlp: str) -> _Variant:
             if (norm, mlp) not in trained:
                 d_ff = matched_d_ff(mlp, cfg.model.d_model)
                 model_cfg = replace(cfg.model, norm=norm, mlp=mlp, d_ff=d_ff)
                 trained[(norm, mlp)] = _train_variant(f"{norm}+{mlp}", model_cfg, cfg, train, val, test)
+                bar.update(1)
             return trained[(norm, mlp)]
 
         norm_runs = {n: variant(n, cfg.model.mlp) for n in cfg.norms}
         mlp_runs = {m: variant(cfg.model.norm, m) for m in cfg.mlps}
+        bar.close()
         ablation = ablation_item(cfg, norm_runs, mlp_runs)
         x = torch.cat([xb for xb, _ in val.eval_batches(cfg.stat_windows, 1)])  # (N, T)
         activations = activations_item(cfg, norm_runs, x)

@@ -54,6 +54,7 @@ from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
 from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training.activation_checkpointing import peak_rss_delta, saved_tensor_bytes
 from nlpcurriculum.training.data import TokenBatcher
+from nlpcurriculum.training.progress import progress
 from nlpcurriculum.training.trainer import Trainer, TrainerConfig, seed_everything
 
 __all__ = [
@@ -593,7 +594,9 @@ def run(cfg: ScalingConfig, inputs: Inputs) -> list[ItemResult]:
     train = TokenBatcher(byte_tokens(train_texts), T, seed=cfg.train.seed)
     val = TokenBatcher(byte_tokens(val_texts), T, seed=cfg.train.seed)
     with torch_threads(cfg.num_threads):
-        runs = [train_size(cfg, size, seed, train, val) for size in cfg.sizes for seed in cfg.seeds]
+        grid = [(size, seed) for size in cfg.sizes for seed in cfg.seeds]
+        runs = [train_size(cfg, size, seed, train, val)
+                for size, seed in progress(grid, desc="scaling_laws: models", unit="model")]
         fit = fit_power_law([r.n_params for r in runs], [r.val_loss for r in runs])
         return [loss_item(cfg, runs, fit), benchmark_item(cfg, runs),
                 extrapolate_item(cfg, runs, fit, train, val)]

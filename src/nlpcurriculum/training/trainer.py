@@ -39,11 +39,11 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from nlpcurriculum.models.miniformer import MiniFormer
 from nlpcurriculum.training.checkpoint import load_checkpoint, save_checkpoint
 from nlpcurriculum.training.lr_schedule import build_scheduler
+from nlpcurriculum.training.progress import progress
 
 __all__ = [
     "BatchSource",
@@ -77,7 +77,8 @@ class TrainerConfig:
         checkpoint_every: checkpoint every this many updates (needs a checkpoint path); 0: only at
             the end.
         seed: seeds Python, NumPy and torch when the trainer is created.
-        progress: show a tqdm progress bar.
+        progress: show a progress bar on stderr (:func:`~nlpcurriculum.training.progress.progress`:
+            live on a terminal, a line every 30 s in a log; display only).
         fused_optimizer: use torch's fused AdamW kernel (same math, one kernel for all params).
     """
 
@@ -292,9 +293,8 @@ class Trainer:
         """
         cfg = self.cfg
         end = cfg.max_steps if stop_at is None else min(stop_at, cfg.max_steps)
-        bar = tqdm(
-            total=cfg.max_steps, initial=self.step, disable=not cfg.progress, desc="train", unit="step"
-        )
+        bar = progress(total=cfg.max_steps, initial=self.step, enabled=cfg.progress, desc="train",
+                       unit="step")
         val_loss = next((h["val_loss"] for h in reversed(self.history) if "val_loss" in h), None)
         try:
             while self.step < end:
@@ -310,8 +310,9 @@ class Trainer:
                     last or (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0)
                 ):
                     self.save(self.checkpoint_path)
+                # refresh=False: the bar redraws on its own schedule, not once per step
+                bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}", refresh=False)
                 bar.update(1)
-                bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}")
         finally:
             bar.close()
         return TrainResult(list(self.history), self.step, val_loss, self.tokens_seen)

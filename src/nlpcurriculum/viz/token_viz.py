@@ -295,8 +295,9 @@ section { border: 1px solid #ddd; border-radius: 6px; padding: 0.6em; min-width:
 h2 { font-size: 1em; margin: 0 0 0.5em 0; }
 h2 .n { font-weight: normal; color: #666; }
 .toks { line-height: 1.1; font-family: ui-monospace, monospace; font-size: 0.9em; }
-.tok { display: inline-block; vertical-align: top; margin: 0 1px 4px 0; border-radius: 3px; }
-.tok .t { display: block; white-space: pre; padding: 1px 2px; }
+.tok { display: inline-block; vertical-align: top; margin: 0 1px 4px 0; border-radius: 3px;
+       max-width: 100%; }
+.tok .t { display: block; white-space: pre-wrap; overflow-wrap: anywhere; padding: 1px 2px; }
 .tok .i { display: block; font-size: 0.7em; color: #555; text-align: center; padding: 0 2px; }
 .tok.partial .t { border: 1px dashed #c00; color: #900; }
 .nl { color: #999; }

@@ -24,6 +24,7 @@ import numpy as np
 from nlpcurriculum.experiments.harness import LMBudget, byte_stream, evaluate_stream, train_and_track
 from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training import TokenBatcher
+from nlpcurriculum.training.progress import progress
 
 __all__ = ["ITEMS", "DedupImpactConfig", "Inputs", "run"]
 
@@ -90,18 +91,21 @@ def run(cfg: DedupImpactConfig, inputs: Inputs) -> list[ItemResult]:
     acc: dict[str, list[float]] = {n: [] for n in names}
     curves: dict[str, list[tuple[int, float]]] = {}
     words = 0.0
+    bar = progress(total=len(names) * len(cfg.seeds), desc="dedup_impact: models", unit="model")
     for name in names:
         stream = byte_stream(train_sets[name])
         for seed in cfg.seeds:
             data = TokenBatcher(stream, b.seq_len, seed=seed)
             hook = (lambda s, m, _n=f"{name}_seed{seed}": on_step(_n, s, m)) if on_step else None
             model, curve = train_and_track(b, data, {"heldout": heldout_data}, seed, hook)
+            bar.update(1)
             ev = evaluate_stream(model, heldout_data, b.batch_size, b.eval_batches, words=True)
             ppl[name].append(float(np.exp(ev["loss"])))
             acc[name].append(ev["word_acc"])
             words = ev["words"]
             if seed == cfg.seeds[0]:
                 curves[name] = curve["heldout"]
+    bar.close()
 
     metrics: dict[str, float] = {"heldout_words": words,
                                  "tokens_per_run": float(b.steps * b.tokens_per_step)}

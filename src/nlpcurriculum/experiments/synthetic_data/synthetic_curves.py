@@ -29,6 +29,7 @@ import numpy as np
 from nlpcurriculum.experiments.harness import LMBudget, MixedBatcher, byte_stream, train_and_track
 from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training import TokenBatcher
+from nlpcurriculum.training.progress import progress
 
 __all__ = ["ITEMS", "Inputs", "SyntheticCurvesConfig", "run"]
 
@@ -117,7 +118,7 @@ def run(cfg: SyntheticCurvesConfig, inputs: Inputs) -> list[ItemResult]:
         runs["mix"] = MixedBatcher(mix_sources, [0.5, 0.5])
 
     curves: dict[str, dict[str, list[tuple[int, float]]]] = {}
-    for name, data in runs.items():
+    for name, data in progress(runs.items(), desc="synthetic_curves: models", unit="model"):
         hook = (lambda s, m, _n=name: on_step(_n, s, m)) if on_step else None
         _, curves[name] = train_and_track(b, data, evals, cfg.seed, hook)
 
