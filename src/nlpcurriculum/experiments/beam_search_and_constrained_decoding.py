@@ -43,7 +43,7 @@ from nlpcurriculum.decoding.constrained import (
 )
 from nlpcurriculum.decoding.regex_automaton import compile_regex
 from nlpcurriculum.metrics.timing import torch_threads
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 
 __all__ = ["CONSTRAINTS", "ITEMS", "BeamSearchConfig", "Inputs", "repetition_rate", "run"]
 
@@ -265,7 +265,7 @@ def beam_vs_greedy_item(model: nn.Module, prompts: list[list[int]], stop_id: int
         findings.append(Finding.at_least(
             "our best beam equals transformers generate(num_beams=k, do_sample=False, "
             "length_penalty=alpha, early_stopping=%r) on the same weights" % (es,),
-            "hf_parity_frac", same / total, cfg.checks.min_hf_parity))
+            "hf_parity_frac", same / total, cfg.checks.min_hf_parity, kind=INVARIANT))
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     alphas = list(rows)
@@ -412,7 +412,7 @@ def constrained_item(model: nn.Module, encode: Callable[[str], list[int]],
     findings = [
         Finding.at_least(f"constrained decoding: every one of {tot['n']} samples parses and "
                          "validates (JSON schema, XML grammar, regexes)", "valid_rate",
-                         metrics["valid_rate"], cfg.checks.min_valid_rate),
+                         metrics["valid_rate"], cfg.checks.min_valid_rate, kind=INVARIANT),
         Finding.at_least("constraints matter: constrained samples validate more often than "
                          "unconstrained ones", "valid_rate_gain",
                          metrics["valid_rate"] - metrics["baseline_valid_rate"],
@@ -575,7 +575,7 @@ def divergence_item(model: nn.Module, prompt: list[int], stop_id: int, label: Ca
     findings = [Finding.at_least(
         "the recorded trace is complete: following parents from the best hypothesis back to the "
         "prompt rebuilds its tokens", "trace_reconstructs_best", metrics["trace_reconstructs_best"],
-        cfg.checks.min_trace_reconstructs_best)]
+        cfg.checks.min_trace_reconstructs_best, kind=INVARIANT)]
     return ItemResult(ITEMS[2], metrics=metrics, series=series,
                       figures={"tree.png": tree_figure(res, label)}, texts={"beam_trace.html": page},
                       findings=findings)

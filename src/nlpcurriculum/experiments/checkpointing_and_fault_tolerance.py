@@ -51,7 +51,7 @@ from matplotlib.figure import Figure
 from nlpcurriculum.experiments.harness import BYTE_VOCAB, byte_tokens, mean_loss, torch_threads
 from nlpcurriculum.metrics.timing import best_of
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 from nlpcurriculum.training import crash_demo
 from nlpcurriculum.training.activation_checkpointing import (
     checkpoint_blocks,
@@ -276,11 +276,13 @@ def activation_item(cfg: CheckpointingConfig, tokens: torch.Tensor) -> ItemResul
         Finding.at_most(
             f"our recompute-in-backward gives the same loss and gradients as no checkpointing "
             f"(dropout {cfg.ac_dropout:g}: the RNG state is replayed; max abs gradient diff)",
-            "ours_vs_none.grad_max_abs_diff", parity["ours_vs_none.grad_max_abs_diff"], cfg.grad_tol),
+            "ours_vs_none.grad_max_abs_diff", parity["ours_vs_none.grad_max_abs_diff"], cfg.grad_tol,
+            kind=INVARIANT),
         Finding.at_most(
             "our recompute-in-backward matches torch.utils.checkpoint(use_reentrant=False) "
             "(max abs gradient diff)",
-            "ours_vs_torch.grad_max_abs_diff", parity["ours_vs_torch.grad_max_abs_diff"], cfg.grad_tol),
+            "ours_vs_torch.grad_max_abs_diff", parity["ours_vs_torch.grad_max_abs_diff"], cfg.grad_tol,
+            kind=INVARIANT),
         Finding.at_most(
             "checkpointing every block cuts the peak memory growth of a forward + backward "
             f"(process peak RSS, CPU) to <= {cfg.max_memory_ratio:g}x (ours / none)",
@@ -469,7 +471,7 @@ def resume_item(cfg: CheckpointingConfig, tokens: torch.Tensor, workdir: Path) -
         Finding.at_most(
             "resuming with weights, AdamW moments, LR schedule, RNG and data-loader state "
             "continues the loss curve exactly (max abs diff after the resume)",
-            "full.max_abs_diff", metrics["full.max_abs_diff"], cfg.max_loss_diff),
+            "full.max_abs_diff", metrics["full.max_abs_diff"], cfg.max_loss_diff, kind=INVARIANT),
         Finding.at_least(
             "resuming with the weights only (fresh AdamW moments, warmup again, new RNG and "
             "batches) leaves the uninterrupted curve (mean abs loss diff after the resume, nats)",
@@ -632,11 +634,12 @@ def crash_item(cfg: CheckpointingConfig, tokens: torch.Tensor, ref: dict[int, fl
         Finding.at_most(
             "after a SIGKILL mid-run and a restart from the last checkpoint, the stitched loss "
             "curve equals the uninterrupted run's (max abs diff over every step)",
-            "max_abs_diff", metrics["max_abs_diff"], cfg.max_loss_diff),
+            "max_abs_diff", metrics["max_abs_diff"], cfg.max_loss_diff, kind=INVARIANT),
         Finding.at_least(
             "a truncated checkpoint stops the restart with a one-line CheckpointError "
             "('truncated or corrupt', exit status 2)",
-            "corrupt_checkpoint_clear_error", clear, cfg.checks.min_corrupt_checkpoint_clear_error),
+            "corrupt_checkpoint_clear_error", clear, cfg.checks.min_corrupt_checkpoint_clear_error,
+            kind=INVARIANT),
     ]
     lines = [
         f"killed (SIGKILL) at step ~{info['killed_at_step']:.0f} (last logged update); the last "

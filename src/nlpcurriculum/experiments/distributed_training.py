@@ -38,7 +38,7 @@ from matplotlib.figure import Figure
 
 from nlpcurriculum.experiments.harness import BYTE_VOCAB, byte_tokens, torch_threads
 from nlpcurriculum.models.miniformer import MiniFormerConfig
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 from nlpcurriculum.training.distributed import DistJob, DistSetup, launch, reference_losses
 from nlpcurriculum.training.distributed.pipeline_parallel import bubble_fraction
 
@@ -188,7 +188,8 @@ def data_parallel_item(cfg: DistributedConfig, ref: list[float], ranks: list[dic
         findings.append(Finding.at_most(
             f"{label} with {len(ranks)} processes matches single-process training at the same "
             f"global batch ({cfg.global_batch}) at every one of {cfg.steps} steps "
-            "(max |loss difference|, nats)", f"{mode}.max_abs_loss_diff", diff, cfg.parity_tol))
+            "(max |loss difference|, nats)", f"{mode}.max_abs_loss_diff", diff, cfg.parity_tol,
+            kind=INVARIANT))
     rank_losses = [r["jobs"]["ddp"]["losses"][0] for r in ranks]
     lines += ["", f"backend: {ranks[0]['backend']}; first-step local losses per rank (DDP): "
               + ", ".join(f"{v:.5f}" for v in rank_losses)
@@ -247,7 +248,7 @@ def pipeline_item(cfg: DistributedConfig, ref: list[float], ranks: list[dict[str
         f"the {p}-stage GPipe pipeline (m in {cfg.micro_batches}, gradients accumulated over "
         "micro-batches, tied embedding gradient summed across the ends) matches single-process "
         "training (max |loss difference| over all m and steps, nats)",
-        "max_abs_loss_diff", max(diffs), cfg.parity_tol)]
+        "max_abs_loss_diff", max(diffs), cfg.parity_tol, kind=INVARIANT)]
     if hi > lo:
         shrink = metrics[f"m{lo}.idle_fraction"] - metrics[f"m{hi}.idle_fraction"]
         metrics["idle_shrink"] = shrink

@@ -32,7 +32,7 @@ from torch import nn
 from nlpcurriculum.decoding.kv_decode import CacheStep, greedy_cached, greedy_no_cache
 from nlpcurriculum.metrics.timing import best_of, torch_threads
 from nlpcurriculum.nn.kv_cache import KVCache
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 
 __all__ = [
     "ITEMS",
@@ -228,7 +228,7 @@ def speed_item(model: nn.Module, prompt: Sequence[int], cfg: KVCacheConfig,
                              "on the same weights", "cached_vs_hf_generate",
                              metrics["cached_vs_hf_generate"], cfg.min_vs_hf),
             Finding.at_least("generate makes the same greedy tokens", "hf_same_tokens",
-                             metrics["hf_same_tokens"], cfg.checks.min_hf_same_tokens),
+                             metrics["hf_same_tokens"], cfg.checks.min_hf_same_tokens, kind=INVARIANT),
         ]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
     ns = [r.new_tokens for r in rows]
@@ -258,7 +258,7 @@ def speed_item(model: nn.Module, prompt: Sequence[int], cfg: KVCacheConfig,
             Finding.at_most("greedy output with the cache is identical, token for token, to "
                             "recomputing the whole sequence (number of lengths that differ)",
                             "lengths_with_different_output", mismatches,
-                            cfg.checks.max_lengths_with_different_output),
+                            cfg.checks.max_lengths_with_different_output, kind=INVARIANT),
             Finding.at_least(f"the cache speeds up greedy decoding of {last.new_tokens} tokens "
                              f"by >= {cfg.min_speedup:g}x", f"speedup.{last.new_tokens}",
                              last.speedup, cfg.min_speedup),
@@ -358,10 +358,10 @@ def visualizer_item(model: nn.Module, prompt: Sequence[int], cfg: KVCacheConfig,
         findings=[
             Finding.at_most("after prefill, step t reuses exactly the t-1 + prompt earlier positions "
                             "(sum of |hits - expected| over steps)", "hit_count_errors", hit_errors,
-                            cfg.checks.max_hit_count_errors),
+                            cfg.checks.max_hit_count_errors, kind=INVARIANT),
             Finding.at_most("after prefill, each step computes exactly one new key/value "
                             "(sum of |misses - 1| over steps)", "miss_count_errors", extra_misses,
-                            cfg.checks.max_miss_count_errors),
+                            cfg.checks.max_miss_count_errors, kind=INVARIANT),
         ],
     )
 
@@ -441,13 +441,13 @@ def memory_item(model: nn.Module, cfg: KVCacheConfig) -> ItemResult:
         findings=[
             Finding.at_most("measured cache bytes equal 2*n_layers*n_kv_heads*head_dim*bytes*T "
                             "exactly (total absolute error in bytes)", "formula_abs_error_bytes",
-                            formula_errors, cfg.checks.max_formula_abs_error_bytes),
+                            formula_errors, cfg.checks.max_formula_abs_error_bytes, kind=INVARIANT),
             Finding.at_most("cache memory is linear in T: bytes per token is the same for short and "
                             "long sequences (relative spread)", "per_token_spread", nonlinearity,
-                            cfg.checks.max_per_token_spread),
+                            cfg.checks.max_per_token_spread, kind=INVARIANT),
             Finding.at_most("GQA cache = MHA cache * n_kv_heads / n_heads (|measured - expected| "
                             "ratio)", "gqa_ratio_error", abs(ratio - expected_ratio),
-                            cfg.checks.max_gqa_ratio_error),
+                            cfg.checks.max_gqa_ratio_error, kind=INVARIANT),
         ],
     )
 

@@ -49,7 +49,7 @@ from nlpcurriculum.experiments.harness import (
 from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig, record_activations
 from nlpcurriculum.nn.activations import SwiGLU, gelu, relu, silu
 from nlpcurriculum.nn.norms import NORMS, LayerNorm, RMSNorm
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.trainer import TrainerConfig, TrainResult
 
@@ -235,7 +235,7 @@ def parity_item(cfg: NormsActivationsConfig) -> ItemResult:
         findings.append(Finding.at_most(
             f"by-hand {name} equals {reference[name]} (max abs difference of outputs and "
             "gradients, relative to their largest magnitude; fp32)",
-            f"{name}.relative_diff", relative, cfg.parity_tol))
+            f"{name}.relative_diff", relative, cfg.parity_tol, kind=INVARIANT))
     xs = torch.linspace(-6, 6, 2001)
     tanh_gap = float((gelu(xs) - gelu(xs, "tanh")).abs().max())
     metrics["gelu_exact_vs_tanh_max_abs_diff"] = tanh_gap

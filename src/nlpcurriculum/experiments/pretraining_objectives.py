@@ -53,7 +53,7 @@ from nlpcurriculum.decoding.generate import generate
 from nlpcurriculum.decoding.samplers import SamplerConfig
 from nlpcurriculum.experiments.harness import BYTE_VOCAB, CorpusSplits, byte_tokens, torch_threads
 from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig, build_model
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.objectives import (
     MASK_ID,
@@ -452,10 +452,11 @@ def training_item(cfg: PretrainingObjectivesConfig, runs: dict[str, ObjectiveRun
         findings=[
             Finding.at_most("equal compute: the three runs process the same number of tokens "
                             "(max - min tokens seen)", "tokens_seen_spread",
-                            metrics["tokens_seen_spread"], cfg.checks.max_tokens_seen_spread),
+                            metrics["tokens_seen_spread"], cfg.checks.max_tokens_seen_spread,
+                            kind=INVARIANT),
             Finding.at_most("equal model size: the three models have the same parameter count "
                             "(max - min)", "params_spread", metrics["params_spread"],
-                            cfg.checks.max_params_spread),
+                            cfg.checks.max_params_spread, kind=INVARIANT),
         ],
     )
 

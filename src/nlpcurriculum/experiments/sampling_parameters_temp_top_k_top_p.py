@@ -38,7 +38,7 @@ from nlpcurriculum.decoding.samplers import SamplerConfig, sample
 from nlpcurriculum.metrics.stats import spearman
 from nlpcurriculum.metrics.text import distinct_n, longest_repeated_span, ngrams, repetition_rate, self_bleu
 from nlpcurriculum.metrics.timing import torch_threads
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 
 __all__ = [
     "ITEMS",
@@ -256,13 +256,14 @@ def dashboard_item(model: nn.Module, tokenizer: Any, prompt_text: str, cfg: Samp
                             f"smallest most-likely set with mass >= p, min-p={cfg.view_min_p:g} exactly the "
                             f"ids with p >= min_p * max p, top-k={cfg.view_top_k} exactly k ids and argmax a "
                             "one-hot (steps that differ)", "violating_steps", violations,
-                            cfg.checks.max_violating_steps),
+                            cfg.checks.max_violating_steps, kind=INVARIANT),
             Finding.at_most("every filtered distribution is renormalized (max |sum - 1|)",
                             "max_renormalization_error", renorm_error,
-                            cfg.checks.max_renormalization_error),
+                            cfg.checks.max_renormalization_error, kind=INVARIANT),
             Finding.at_most(f"temperature {cfg.view_temperature:g} moves the entropy of the first step "
                             f"{'down' if cfg.view_temperature < 1 else 'up'} from T=1 (signed change)",
-                            "first_step.entropy_shift", lower_t_sharper, cfg.checks.max_entropy_shift),
+                            "first_step.entropy_shift", lower_t_sharper, cfg.checks.max_entropy_shift,
+                            kind=INVARIANT),
         ],
     )
 

@@ -63,7 +63,7 @@ from nlpcurriculum.interpret.heads import (
 from nlpcurriculum.interpret.qkv import capture_qkv
 from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig, build_model, record_activations
 from nlpcurriculum.nn.attention import single_token_attention
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.trainer import TrainerConfig, TrainResult, seed_everything
 
@@ -227,8 +227,9 @@ def single_token_item(
         Finding.at_most(
             "the hand-wired output (scores -> scale -> softmax -> weighted sum) equals "
             "torch.nn.functional.scaled_dot_product_attention",
-            "max_abs_diff_vs_torch_sdpa", diff_sdpa, tol),
-        Finding.at_most("the attention weights sum to 1", "weight_sum_error", sum_error, tol),
+            "max_abs_diff_vs_torch_sdpa", diff_sdpa, tol, kind=INVARIANT),
+        Finding.at_most("the attention weights sum to 1", "weight_sum_error", sum_error, tol,
+        kind=INVARIANT),
     ]
     metrics = {
         "max_abs_diff_vs_torch_sdpa": diff_sdpa,
@@ -246,7 +247,7 @@ def single_token_item(
         metrics["max_abs_diff_vs_model_weights"] = diff_model
         findings.append(Finding.at_most(
             "the hand-wired weights equal the trained model's own attention row",
-            "max_abs_diff_vs_model_weights", diff_model, tol))
+            "max_abs_diff_vs_model_weights", diff_model, tol, kind=INVARIANT))
 
     labels = [byte_label(int(b)) for b in sample]
     return ItemResult(
@@ -416,7 +417,8 @@ def multi_head_item(
     if math.isfinite(diff_out):
         findings.append(Finding.at_most(
             "our multi-head attention equals torch.nn.MultiheadAttention with the same weights "
-            "(fp32, outputs)", "max_abs_diff_vs_nn_multihead", diff_out, cfg.mha_parity_tol))
+            "(fp32, outputs)", "max_abs_diff_vs_nn_multihead", diff_out, cfg.mha_parity_tol,
+            kind=INVARIANT))
     labels = [byte_label(int(b)) for b in sample]
     return ItemResult(
         item=ITEM["multi_head"],
@@ -546,14 +548,15 @@ def causal_item(model: MiniFormer, windows: Tensor, cfg: AttentionConfig) -> Ite
         Finding.at_most(
             "with the causal mask, replacing future tokens leaves every past logit exactly "
             "unchanged (fused attention kernel)", "max_abs_past_logit_change_masked", past_fused,
-            cfg.checks.max_past_logit_change_masked),
+            cfg.checks.max_past_logit_change_masked, kind=INVARIANT),
         Finding.at_most(
             "... and on the by-hand attention path (the one that returns weights)",
             "max_abs_past_logit_change_masked_by_hand", past_hand,
-            cfg.checks.max_past_logit_change_masked_by_hand),
+            cfg.checks.max_past_logit_change_masked_by_hand, kind=INVARIANT),
         Finding.at_most(
             "with the mask, the gradient of every past prediction w.r.t. future inputs is exactly 0",
-            "max_future_gradient_masked", future_grad, cfg.checks.max_future_gradient_masked),
+            "max_future_gradient_masked", future_grad, cfg.checks.max_future_gradient_masked,
+            kind=INVARIANT),
         Finding.at_least(
             "without the mask, the same weights and perturbation change past logits",
             "max_abs_past_logit_change_unmasked", past_unmasked, cfg.min_unmasked_change),

@@ -34,7 +34,7 @@ from nlpcurriculum.data.synthetic.duplicates import (
     pseudo_vocabulary,
     random_documents,
 )
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 
 __all__ = ["ITEMS", "DedupStageConfig", "Inputs", "run", "s_curve_pairs"]
 
@@ -196,7 +196,7 @@ def run(cfg: DedupStageConfig, inputs: Inputs) -> list[ItemResult]:
     res.findings.append(Finding.at_most(
         "our MinHash Jaccard estimates agree with datasketch within sampling error "
         f"({cfg.checks.parity_sds:g} sd of the difference of two estimates)", "parity.max_abs_diff",
-        diff, float(tol)))
+        diff, float(tol), kind=INVARIANT))
 
     # 3. The S-curve, measured on pairs of known Jaccard.
     a_docs, c_docs, j = s_curve_pairs(cfg.scurve_pairs, cfg.seed + 1, cfg.benchmark)
@@ -218,7 +218,7 @@ def run(cfg: DedupStageConfig, inputs: Inputs) -> list[ItemResult]:
     res.findings.append(Finding.at_most(
         "the measured LSH candidate rate follows the theoretical S-curve 1 - (1 - s^r)^b "
         "(largest bin deviation in binomial standard errors)", "scurve.max_z", z_max,
-        cfg.checks.max_scurve_z))
+        cfg.checks.max_scurve_z, kind=INVARIANT))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     s = np.linspace(0, 1, 201)

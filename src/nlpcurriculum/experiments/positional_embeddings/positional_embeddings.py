@@ -72,7 +72,7 @@ from nlpcurriculum.experiments.positional_embeddings.plots import (
 from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig, build_model, record_activations
 from nlpcurriculum.nn.attention import repeat_kv
 from nlpcurriculum.nn.positional import RotaryPositions, sinusoidal_table
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 from nlpcurriculum.tokenizers.bytes import byte_tokens
 from nlpcurriculum.training import TokenBatcher, Trainer, TrainerConfig, seed_everything
 from nlpcurriculum.viz.position_3d import (
@@ -593,7 +593,7 @@ def scheme_item(
         findings.append(Finding.at_most(
             f"PE(p) . PE(p+k) depends only on the offset k: spread over p (k = 1..{cfg.max_offset}, "
             f"{n_positions} positions), relative to |PE|^2", "offset_dot_spread", spread,
-            cfg.sinusoidal_tolerance))
+            cfg.sinusoidal_tolerance, kind=INVARIANT))
         figures["table.png"] = plot_sinusoidal_table(table[:longest], cfg.max_offset)
         notes.append(
             f"The table's entries have RMS {metrics['pe_to_token_rms']:.1f}x that of the trained token "
@@ -618,7 +618,7 @@ def scheme_item(
         findings.append(Finding.at_most(
             f"RoPE scores depend only on relative position: max change when every position of the "
             f"trained layer-0 q, k shifts by s in {list(errors)}, relative to the largest score",
-            "shift_error.max", worst, cfg.rope_tolerance))
+            "shift_error.max", worst, cfg.rope_tolerance, kind=INVARIANT))
         findings.append(gain)
         s = max(errors)
         rope = run.model.position
@@ -697,11 +697,12 @@ def animation_item(runs: dict[str, SchemeRun], cfg: PositionalConfig) -> ItemRes
     findings.append(Finding.at_most(
         "before encoding, repeated tokens are the same vector: largest min same-token distance "
         "(sinusoidal embeddings, RoPE queries)", "min_same_token_distance.before", before,
-        cfg.checks.max_same_token_distance_before))
+        cfg.checks.max_same_token_distance_before, kind=INVARIANT))
     for name, what in (("sinusoidal", "adding PE(p)"), ("rope", "rotating by p * theta")):
         findings.append(Finding.at_least(
             f"after {what}, every repeated token is distinguishable: min same-token distance / "
-            "mean vector norm", f"{name}.separation", metrics[f"{name}.separation"], cfg.min_separation))
+            "mean vector norm", f"{name}.separation", metrics[f"{name}.separation"], cfg.min_separation,
+            kind=INVARIANT))
     panels = [
         Panel("sinusoidal (added)", projected["sinusoidal"],
               "token embedding + a * PE(p): each token slides along a straight line."),

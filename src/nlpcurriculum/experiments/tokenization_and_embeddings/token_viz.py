@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 from nlpcurriculum.viz.token_viz import _encode, render_html, render_terminal, token_chunks
 
 __all__ = ["ITEMS", "Inputs", "TokenVizChecks", "TokenVizConfig", "run", "sample_paragraphs", "token_viz_item"]
@@ -117,10 +117,11 @@ def token_viz_item(item: str, text: str, tokenizers: Mapping[str, Any],
         ids_match = float([c.id for c in chunks] == ids)
         covered = float("".join(c.text for c in chunks) == text)
         findings.append(Finding.at_least(f"{name}: the ids shown are exactly encode(text)",
-                                         f"{name}/ids_match", ids_match, checks.min_ids_match))
+                                         f"{name}/ids_match", ids_match, checks.min_ids_match,
+                                         kind=INVARIANT))
         findings.append(Finding.at_least(f"{name}: the coloured chunks join back to the text",
                                          f"{name}/chunks_cover_text", covered,
-                                         checks.min_chunks_cover))
+                                         checks.min_chunks_cover, kind=INVARIANT))
         views.append(f"== {name}\n" + render_terminal(text, tok, color=False))
     return ItemResult(item=item, metrics=metrics, findings=findings,
                       texts={"token_viz.html": render_html(text, dict(tokenizers)),
