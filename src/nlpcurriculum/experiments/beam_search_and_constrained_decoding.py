@@ -106,10 +106,10 @@ class BeamSearchChecks:
     not_worse_tolerance: float = 1e-4
     min_not_worse_than_greedy: float = 0.75
     min_length_gain: float = 1e-9
-    min_coverage_gain: float = 0.0
+    min_coverage_gain: float = 0.1
     min_hf_parity: float = 1.0
     min_valid_rate: float = 1.0
-    min_valid_rate_gain: float = 1e-9
+    min_valid_rate_gain: float = 0.5
     min_trace_reconstructs_best: float = 1.0
 
 

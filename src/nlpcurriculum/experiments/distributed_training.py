@@ -73,7 +73,7 @@ class DistributedChecks:
             most.
     """
 
-    min_idle_shrink: float = 0.0
+    min_idle_shrink: float = 0.05
 
 
 @dataclass(kw_only=True)

@@ -88,10 +88,10 @@ class GQAChecks:
 
     max_identity_diff: float = 1e-5
     max_identical_heads_diff: float = 1e-4
-    min_uptraining_recovery: float = 0.0
+    min_uptraining_recovery: float = 0.01
     min_cached_match_rate: float = 1.0
     max_kv_bytes_formula_error: float = 0.0
-    min_latency_ratio: float = 1.0
+    min_latency_ratio: float = 1.05
 
 
 @dataclass(kw_only=True)
