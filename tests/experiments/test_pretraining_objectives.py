@@ -46,7 +46,8 @@ def test_run_trains_three_objectives_at_equal_compute():
     # values are the main runs' last continuation probe
     diff = train.findings[-1]
     assert diff.kind == "finding" and diff.metric == "prefix_minus_causal_continuation_loss" and diff.n == 3
-    per_seed = [m[f"prefix.seed{s}.continuation_loss"] - m[f"causal.seed{s}.continuation_loss"] for s in range(3)]
+    per_seed = [m[f"prefix.seed{s}.continuation_loss"] - m[f"causal.seed{s}.continuation_loss"]
+                for s in range(3)]
     assert diff.value == pytest.approx(sum(per_seed) / 3)
     assert m["causal.seed0.continuation_loss"] == probes.series["causal.continuation_loss"][-1][1]
     # probe curves: steps 0, 2, 4 for every objective; no continuation loss for the MLM

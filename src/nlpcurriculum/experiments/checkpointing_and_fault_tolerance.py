@@ -623,7 +623,8 @@ def crash_item(cfg: CheckpointingConfig, tokens: torch.Tensor, ref: dict[int, fl
     replay_diffs = [abs(replayed[s] - stitched[s]) for s in replayed if s in stitched]
     # the control: the same checkpoint restarted with its weights only (item 2's naive resume)
     naive_from = int(info["checkpoint_step_at_kill"])
-    naive, _ = resumed_run(replace(cfg, resume_step=naive_from), tokens, run_dir / "at_kill.pt", "weights_only")
+    naive, _ = resumed_run(replace(cfg, resume_step=naive_from), tokens, run_dir / "at_kill.pt",
+                           "weights_only")
     naive_diffs = [abs(naive[s] - ref[s]) for s in steps if s in naive]
     status, message = corrupt_restart(run_dir)
     clear = float(status == 2 and "truncated or corrupt" in message)

@@ -242,7 +242,8 @@ def data_parallel_item(cfg: DistributedConfig, ref: list[float], ranks: list[dic
             f"without the all-reduce, rank 0 training on its {cfg.global_batch // cfg.nproc} of "
             f"{cfg.global_batch} windows leaves the single-process curve: max |global-batch loss "
             f"difference| over {cfg.steps} steps, at least {cfg.checks.min_unsynced_factor:g}x the parity "
-            "tolerance", "unsynced.max_abs_loss_diff", drift, cfg.checks.min_unsynced_factor * cfg.parity_tol))
+            "tolerance", "unsynced.max_abs_loss_diff", drift,
+            cfg.checks.min_unsynced_factor * cfg.parity_tol))
     rank_losses = [r["jobs"]["ddp"]["losses"][0] for r in ranks]
     lines += ["", f"backend: {ranks[0]['backend']}; first-step local losses per rank (DDP): "
               + ", ".join(f"{v:.5f}" for v in rank_losses)

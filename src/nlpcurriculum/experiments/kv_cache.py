@@ -371,7 +371,8 @@ def cached_step(model: nn.Module, cached: Sequence[int], token: int) -> Callable
 
 
 @torch.inference_mode()
-def timed_rounds(model: nn.Module, arms: dict[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
+def timed_rounds(model: nn.Module, arms: dict[str, Callable[[], object]],
+                 rounds: int) -> dict[str, list[float]]:
     """:func:`~nlpcurriculum.metrics.timing.interleaved_rounds` of decoding passes, in eval mode,
     with the decoding weight layout the greedy decoders use (one warm-up round)."""
     model.eval()
@@ -396,8 +397,8 @@ def visualizer_item(model: nn.Module, prompt: Sequence[int], cfg: KVCacheConfig,
     times = timed_rounds(model, {"recompute": lambda: model(full),
                                  "cached": cached_step(model, stream[:-1], stream[-1])}, cfg.timing_rounds)
     speedup = Finding.timing_ratio(
-        f"a hit costs less than a miss: the stream's last pass with its {len(stream) - 1} earlier keys/values "
-        f"read from the cache is faster than recomputing all {len(stream)} (median time ratio, "
+        f"a hit costs less than a miss: the stream's last pass with its {len(stream) - 1} earlier "
+        f"keys/values read from the cache is faster than recomputing all {len(stream)} (median time ratio, "
         f"{cfg.timing_rounds} interleaved rounds)", "hit_pass_speedup", times["recompute"], times["cached"],
         cfg.checks.min_hit_pass_speedup)
     return ItemResult(
@@ -481,7 +482,8 @@ def memory_item(model: nn.Module, cfg: KVCacheConfig) -> ItemResult:
                 "gqa_ratio_error": abs(ratio - expected_ratio)}
     # the time a long cache costs: one decoding step on the longest cache vs on the shortest
     gen = torch.Generator().manual_seed(1)
-    short, long = (torch.randint(0, mc.vocab_size, (n,), generator=gen).tolist() for n in (lengths[0], lengths[-1]))
+    short, long = (torch.randint(0, mc.vocab_size, (n,), generator=gen).tolist()
+                   for n in (lengths[0], lengths[-1]))
     times = timed_rounds(model, {"long": cached_step(model, long, long[-1]),
                                  "short": cached_step(model, short, short[-1])}, cfg.timing_rounds)
     slower = Finding.timing_ratio(

@@ -165,7 +165,8 @@ class NormsActivationsConfig:
                 raise ValueError(f"unknown mlp {name!r} in mlps; choose from {ABLATION_MLPS}")
         if "none" not in self.norms or len([n for n in self.norms if n != "none"]) < 1:
             raise ValueError("norms must contain 'none' and at least one real norm (items 2 and 3)")
-        for name in ("test_batches", "parity_rows", "parity_dim", "stat_windows", "num_threads", "timing_rounds"):
+        for name in ("test_batches", "parity_rows", "parity_dim", "stat_windows", "num_threads",
+                     "timing_rounds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 

@@ -142,7 +142,8 @@ def test_offset_distance_rank_correlation_on_a_line_a_circle_and_repeated_tokens
     # two tokens alternating, no positions: distance says "same token or not" (0 at even offsets);
     # adding a position term that grows along a line makes it follow the offset
     tokens = np.array([[0.0, 1.0], [1.0, 0.0]] * 3)
-    assert offset_distance_rank_correlation(tokens) < 0 < 0.9 < offset_distance_rank_correlation(tokens + line)
+    assert offset_distance_rank_correlation(tokens) < 0
+    assert offset_distance_rank_correlation(tokens + line) > 0.9
 
 
 def test_scaled_sinusoid_multiplies_the_embeddings_by_sqrt_d_model_then_adds_the_table():
@@ -224,7 +225,8 @@ def test_tiny_end_to_end_run_returns_six_items_with_checked_findings():
     assert all(f.passed for f in animation.findings if f.kind == "invariant")
     rho = [f for f in animation.findings if f.kind == "finding"]
     assert [f.metric for f in rho] == ["sinusoidal.offset_distance_rho_gain", "rope.offset_distance_rho_gain"]
-    assert sinusoidal.findings[-1].metric == "sqrt_scaled_minus_plain_val_loss" and sinusoidal.findings[-1].n == 2
+    cause = sinusoidal.findings[-1]
+    assert cause.metric == "sqrt_scaled_minus_plain_val_loss" and cause.n == 2
     assert animation.files["position_encoding_3d.gif"][:6] == b"GIF89a"
     page = animation.texts["position_encoding_3d.html"]
     assert 'createElement("canvas")' in page and "http" not in page

@@ -271,8 +271,9 @@ class PositionalConfig:
             raise ValueError(f"num_threads must be >= 1, got {self.num_threads}")
         if not self.rope_shifts or min(self.rope_shifts) < 1:
             raise ValueError(f"rope_shifts must be positive ints, got {self.rope_shifts}")
-        if len(set(self.sinusoidal_seeds)) < 2 or len(set(self.sinusoidal_seeds)) != len(self.sinusoidal_seeds):
-            raise ValueError(f"sinusoidal_seeds must be at least 2 distinct seeds, got {self.sinusoidal_seeds}")
+        seeds = self.sinusoidal_seeds
+        if len(set(seeds)) < 2 or len(set(seeds)) != len(seeds):
+            raise ValueError(f"sinusoidal_seeds must be at least 2 distinct seeds, got {seeds}")
 
 
 # --------------------------------------------------------------------------------------- data
@@ -594,8 +595,9 @@ def sinusoidal_scaling_runs(
                 r = train_scheme("sinusoidal", seeded, train_tokens, val_tokens, scale_embeddings=scale)
             out[arm].append(r.losses[T])
             if arm == "scaled" and "scaled_pe_to_token_rms" not in out:
-                token_rms = float(r.model.tok_emb.weight.detach().pow(2).mean().sqrt()) * math.sqrt(cfg.model.d_model)
-                out["scaled_pe_to_token_rms"] = float(r.model.position.table.pow(2).mean().sqrt()) / token_rms
+                scaled_rms = float(r.model.tok_emb.weight.detach().pow(2).mean().sqrt()) * math.sqrt(
+                    cfg.model.d_model)  # the embeddings as the sinusoid meets them
+                out["scaled_pe_to_token_rms"] = float(r.model.position.table.pow(2).mean().sqrt()) / scaled_rms
             if log:
                 log(f"sinusoidal {arm} seed {seed}: val loss {r.losses[T]:.3f} ({r.seconds:.0f} s)")
     return out
@@ -710,7 +712,8 @@ def scheme_item(
             notes.append(
                 f"Scaled by sqrt(d_model) (sinusoid RMS {metrics['sqrt_scaled.pe_to_token_rms']:.1f}x "
                 f"the scaled embeddings'), over seeds {scaling['seeds']}: val loss "
-                f"{np.mean(scaled):.4f} vs {np.mean(plain):.4f} plain ({cause.value:+.4f} +- {cause.se:.4f}); "
+                f"{np.mean(scaled):.4f} vs {np.mean(plain):.4f} plain "
+                f"({cause.value:+.4f} +- {cause.se:.4f}); "
                 f"no positions (seed {cfg.train.seed}): {val_none:.4f}.\n")
     elif scheme == "learned":
         spread, _ = offset_dot_spread(run.model.position.weight.detach(), min(cfg.max_offset, T - 1))
