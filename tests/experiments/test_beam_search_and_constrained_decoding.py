@@ -40,6 +40,15 @@ def test_run_tiny():
     assert "step 1" in r3.texts["beam_trace.html"] and "tree.png" in r3.figures
     for r in (r1, r2, r3):
         assert r.findings
+    # item 3's finding: first-step lineages surviving, over the 2 prompts item 1 cut (stride 200)
+    shares = []
+    for start in (0, 200):
+        traced = beam_search(model, val[start:start + 4], 2, 4, _encode("\n")[0], cfg.coverage_alpha,
+                             early_stopping=cfg.early_stopping, record=True)
+        shares.append(lineages(traced)[0] / 2)
+    collapse = r3.findings[-1]
+    assert collapse.kind == "finding" and collapse.metric == "first_step_lineage_share"
+    assert collapse.value == pytest.approx(sum(shares) / 2)
 
 
 def test_lineages_and_path():
@@ -49,7 +58,8 @@ def test_lineages_and_path():
     path = best_path(res)
     assert len(path) == len(res.best.tokens)
     lin = lineages(res)
-    assert all(0 <= n <= 3 for n in lin)
+    # going back in time lineages can only merge: never more ancestors than descendants, nor than k
+    assert lin == sorted(lin) and lin[-1] <= 3
 
 
 def test_repetition_rate():

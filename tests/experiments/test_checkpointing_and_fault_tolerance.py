@@ -45,7 +45,11 @@ def test_run_gives_three_items_and_exact_resumes():
     assert crash.metrics["max_abs_diff"] == 0.0
     assert crash.metrics["checkpoint_step_at_kill"] < 16
     assert crash.metrics["corrupt_checkpoint_clear_error"] == 1.0
-    assert {f.metric for f in crash.findings} == {"max_abs_diff", "corrupt_checkpoint_clear_error"}
+    kinds = {f.metric: f.kind for f in crash.findings}
+    assert kinds == {"max_abs_diff": "invariant", "corrupt_checkpoint_clear_error": "invariant",
+                     "weights_only_restart.mean_abs_diff": "finding"}
+    # the control restarts the crash's checkpoint with the weights only: it leaves the curve
+    assert crash.metrics["weights_only_restart.mean_abs_diff"] > crash.metrics["max_abs_diff"]
 
 
 def test_demo_resumes_in_process_and_cuts_the_log(tmp_path):

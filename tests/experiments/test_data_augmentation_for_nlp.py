@@ -12,6 +12,7 @@ from nlpcurriculum.data.schemas import AUGMENTED, ContractError, validate
 from nlpcurriculum.data.synthetic.classification import ClassificationConfig, generate
 from nlpcurriculum.embeddings.vectors import WordVectors
 from nlpcurriculum.experiments.data_augmentation_for_nlp import (
+    METHODS,
     AugmentationConfig,
     BowClassifier,
     ClassifierConfig,
@@ -107,4 +108,7 @@ def test_run_tiny_end_to_end():
     assert (df["op"] == "original").sum() == 10  # seed 0's labelled set: 2 per class
     assert set(df["op"]) >= {"original", "eda", "synonym", "backtranslation"}
     sweep = items[2].metrics
-    assert 0.0 <= sweep["baseline_test"] <= 1.0 and "eda_r2_test" in sweep
+    # the baseline is the first method at ratio 0; the gain is the chosen (method, ratio)'s over it
+    assert sweep["baseline_test"] == sweep[f"{_tiny_config().methods[0]}_r0_test"]
+    chosen = f"{METHODS[int(sweep['chosen_method_index'])]}_r{sweep['chosen_ratio']:g}_test"
+    assert sweep["chosen_gain"] == pytest.approx(sweep[chosen] - sweep["baseline_test"])

@@ -7,8 +7,17 @@ from dataclasses import replace
 
 import pytest
 
-from nlpcurriculum.experiments.distributed_training import ITEMS, DistributedConfig, Inputs, Outputs, run
+from nlpcurriculum.experiments.distributed_training import (
+    ITEMS,
+    DistributedConfig,
+    Inputs,
+    Outputs,
+    run,
+    unsynced_losses,
+)
+from nlpcurriculum.experiments.harness import byte_tokens
 from nlpcurriculum.models.miniformer import MiniFormerConfig
+from nlpcurriculum.training.distributed import DistSetup, reference_losses
 
 TEXT = ["It was the best of times, it was the worst of times. " * 40]
 
@@ -30,6 +39,19 @@ def _tiny() -> DistributedConfig:
         ddp_buckets_mb=[0.001, 25.0], timeout_s=150)
 
 
+def test_the_unsynced_control_is_the_reference_on_one_rank_and_drifts_on_two():
+    cfg = _tiny()
+    tokens = byte_tokens(TEXT)
+    setup = DistSetup(model=dict(cfg.model.__dict__), tokens="", seq_len=cfg.seq_len,
+                      global_batch=cfg.global_batch, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ref = reference_losses(setup, 4, tokens)
+    # with one rank its shard is the whole batch: the control is the reference itself
+    assert unsynced_losses(setup, 4, tokens, world=1) == pytest.approx(ref, abs=1e-6)
+    alone = unsynced_losses(setup, 4, tokens, world=2)
+    assert alone[0] == pytest.approx(ref[0], abs=1e-6)  # the same start, before any update
+    assert max(abs(a - b) for a, b in zip(alone, ref)) > 100 * cfg.parity_tol
+
+
 def test_torchrun_launch_matches_single_process(tmp_path):
     built = Outputs()
     results = run(_tiny(), Inputs(TEXT, tmp_path), built)
@@ -41,6 +63,8 @@ def test_torchrun_launch_matches_single_process(tmp_path):
     # data parallel: every mode on the single-process loss curve
     for mode in ("manual", "ddp", "fsdp"):
         assert dp.metrics[f"{mode}.max_abs_loss_diff"] < 1e-5, mode
+    assert [f.kind for f in dp.findings] == ["invariant"] * 3 + ["finding"]
+    assert dp.findings[-1].metric == "unsynced.max_abs_loss_diff"
     # the shards differ, so the ranks' local losses differ; the global loss is their mean
     local = [r["jobs"]["ddp"]["losses"][0] for r in ranks]
     assert local[0] != local[1]

@@ -10,6 +10,7 @@ from nlpcurriculum.experiments.normalization_and_activations import (
     NormsActivationsConfig,
     matched_d_ff,
     parity_errors,
+    rms_norm_backward_timing,
     run,
 )
 from nlpcurriculum.models.miniformer import MiniFormerConfig
@@ -25,13 +26,18 @@ def test_parity_errors_are_at_fp32_rounding():
         assert max(fwd, grad) / scale < 1e-5, name
 
 
+def test_rms_norm_timing_times_both_backward_paths_each_round():
+    times = rms_norm_backward_timing(rows=16, dim=8, rounds=4)
+    assert list(times) == ["autograd", "by_hand"] and all(len(t) == 4 for t in times.values())
+
+
 def _tiny() -> NormsActivationsConfig:
     return NormsActivationsConfig(
         model=MiniFormerConfig(d_model=16, n_layers=2, n_heads=2, max_seq_len=16),
         train=TrainerConfig(lr=3e-3, max_steps=3, batch_size=4, warmup_steps=1, eval_every=3,
                             eval_batches=1, progress=False),
         seq_len=16, norms=["layernorm", "rmsnorm", "none"], mlps=["relu", "swiglu"],
-        test_batches=2, parity_rows=32, parity_dim=8, stat_windows=2,
+        test_batches=2, parity_rows=32, parity_dim=8, stat_windows=2, timing_rounds=3,
     )
 
 
@@ -39,7 +45,9 @@ def test_run_returns_three_items_with_every_variant_measured():
     results = run(_tiny(), Inputs(TEXT, TEXT, TEXT))
     assert [r.item for r in results] == list(ITEMS)
     parity, ablation, activations = results
-    assert all(f.passed for f in parity.findings)
+    assert all(f.passed for f in parity.findings if f.kind == "invariant")
+    timing = parity.findings[-1]  # the item's finding: hand backward vs autograd, 3 rounds
+    assert timing.kind == "finding" and timing.metric == "rmsnorm.hand_backward_speedup" and timing.n == 3
     for key in ("norm.layernorm.test_loss", "norm.rmsnorm.test_loss", "norm.none.test_loss",
                 "mlp.relu.test_loss", "mlp.swiglu.test_loss", "norm_gain", "swiglu_gain_over_relu"):
         assert key in ablation.metrics, key

@@ -4,6 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import pytest
+import scipy.stats
 import torch
 
 from nlpcurriculum.experiments.sampling_parameters_temp_top_k_top_p import (
@@ -12,6 +13,7 @@ from nlpcurriculum.experiments.sampling_parameters_temp_top_k_top_p import (
     make_prompts,
     repeat_profile,
     run,
+    top_p_kept,
 )
 from nlpcurriculum.models import build_model, llama_like
 from nlpcurriculum.tokenizers import TokenizerSpec, eos_id, train_tokenizer
@@ -42,6 +44,12 @@ def test_helpers():
 
 
 @pytest.mark.timeout(120)
+def test_top_p_keeps_the_smallest_set_reaching_the_mass():
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    assert [top_p_kept(probs, p) for p in (0.4, 0.5, 0.8, 0.81, 0.99)] == [1, 1, 2, 3, 4]
+    assert top_p_kept(torch.full((8,), 1 / 8), 0.9) == 8  # uniform: nearly everything
+
+
 def test_run_tiny():
     tok = train_tokenizer(TokenizerSpec(kind="bpe", vocab_size=280), TEXT)
     torch.manual_seed(0)
@@ -55,9 +63,16 @@ def test_run_tiny():
     assert [r.item for r in (r1, r2, r3)] == [f"sampling-parameters-temp-top-k-top-p/{i}" for i in (1, 2, 3)]
     # item 1's filter checks are exact properties: they hold on any model
     assert r1.metrics["violating_steps"] == 0 and r1.findings[0].passed and r1.findings[1].passed
+    assert all(f.passed for f in r1.findings if f.kind == "invariant")
+    top_p = r1.findings[-1]  # the finding: over 6 settings x 5 steps of the model's distributions
+    assert top_p.kind == "finding" and r1.metrics["top_p_adaptivity.distributions"] == 30
     assert "sampler-table" in r1.texts["dashboard.html"]
     assert r2.metrics["settings"] == 5 and "entropy_vs_diversity.png" in r2.figures
-    assert -1 <= r2.metrics["spearman.entropy_distinct2"] <= 1
+    # the rank correlation is scipy's over the settings' (entropy, distinct-2) pairs
+    keys = sorted(k.removeprefix("entropy.") for k in r2.metrics if k.startswith("entropy."))
+    expected = scipy.stats.spearmanr([r2.metrics[f"entropy.{k}"] for k in keys],
+                                     [r2.metrics[f"distinct2.{k}"] for k in keys]).statistic
+    assert len(keys) == 5 and r2.metrics["spearman.entropy_distinct2"] == pytest.approx(expected)
     assert r3.metrics["longest_repeat.argmax"] >= 0 and "repetition.png" in r3.figures
     assert all(r.findings for r in (r1, r2, r3))
     assert all("=" not in k for r in (r1, r2, r3) for k in r.metrics)  # MLflow rejects "=" in keys

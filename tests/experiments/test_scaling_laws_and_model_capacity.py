@@ -71,9 +71,11 @@ def test_run_returns_three_items_with_every_size_measured():
     assert [loss.item, bench.item, extra.item] == list(ITEMS)
     assert cfg.tokens_per_run == 6 * 4 * 16
     for s in "abcde":
-        assert loss.metrics[f"{s}.seed0.n_params"] > 0
-        assert bench.metrics[f"{s}.seed0.tokens_per_s"] > 0
-        assert bench.metrics[f"{s}.seed0.activation_bytes"] > 0
+        # throughput is the run's tokens over its training wall time
+        assert bench.metrics[f"{s}.seed0.tokens_per_s"] == pytest.approx(
+            cfg.tokens_per_run / bench.metrics[f"{s}.seed0.train_seconds"])
+    # a wider model saves more activations for backward on the same batch
+    assert bench.metrics["a.seed0.activation_bytes"] < bench.metrics["e.seed0.activation_bytes"]
     assert loss.metrics["a.seed0.n_params"] < loss.metrics["e.seed0.n_params"]
     assert "fit.r2" in loss.metrics and {"loss_vs_params.png", "loss_vs_compute.png"} <= set(loss.figures)
     assert "target_loss" in extra.metrics and "holdout.rel_error" in extra.metrics

@@ -11,11 +11,13 @@ from nlpcurriculum.experiments.self_attention_and_multihead_attention import (
     Inputs,
     Outputs,
     byte_label,
+    last_query_entropy,
     pick_sample,
     run,
+    single_token_item,
     torch_multihead_parity,
 )
-from nlpcurriculum.models.miniformer import MiniFormerConfig
+from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
 from nlpcurriculum.nn.attention import MultiHeadAttention
 from nlpcurriculum.training.trainer import TrainerConfig
 
@@ -46,10 +48,32 @@ def test_run_returns_the_three_items_with_structural_findings_passing():
         assert by_metric[metric].passed, by_metric[metric]
     assert by_metric["max_abs_past_logit_change_masked"].value == 0.0
     single, multi, causal = results
+    selective = single.findings[-1]  # the item's finding: trained vs untrained, over the 4 windows
+    assert selective.kind == "finding" and selective.metric == "selectivity_gain" and selective.n == 4
+    assert selective.value == pytest.approx(single.metrics["last_query_entropy.untrained"]
+                                            - single.metrics["last_query_entropy.trained"])
     assert "single_token.png" in single.figures and "sum of weights" in single.texts["single_token.txt"]
     assert {"heads.png", "head_divergence.png", "loss.png"} <= set(multi.figures)
     assert causal.metrics["perturb_from"] == 8
     assert not model.training
+
+
+def test_a_zero_query_attends_uniformly_and_a_sharp_one_is_found_selective():
+    torch.manual_seed(0)
+    cfg = MiniFormerConfig(vocab_size=256, d_model=16, n_layers=1, n_heads=2, max_seq_len=16)
+    uniform, sharp = build_model(cfg).eval(), build_model(cfg).eval()
+    with torch.no_grad():
+        uniform.blocks[0].attn.qkv.weight[:16].zero_()  # the query rows: every score 0
+        if uniform.blocks[0].attn.qkv.bias is not None:
+            uniform.blocks[0].attn.qkv.bias[:16].zero_()
+        sharp.blocks[0].attn.qkv.weight[:32] *= 50.0  # query and key rows: large scores, a peaked softmax
+    windows = torch.randint(0, 256, (6, 10))
+    assert last_query_entropy(uniform, windows, 0, 0) == pytest.approx([1.0] * 6)
+    sample = windows[0]
+    found = single_token_item(sharp, sample, 0, 0, 1e-5, control=uniform, windows=windows).findings[-1]
+    assert found.metric == "selectivity_gain" and found.n == 6 and found.passed
+    tie = single_token_item(uniform, sample, 0, 0, 1e-5, control=uniform, windows=windows).findings[-1]
+    assert tie.value == 0.0 and not tie.passed
 
 
 def test_torch_multihead_parity_is_at_float_rounding():

@@ -9,6 +9,9 @@
    unconstrained baseline, and the per-token cost of the mask (ms/token both ways).
 3. The beam's divergence and pruning decisions: a tree figure (PNG), an HTML page listing every
    step's candidates (kept / finished / pruned, with scores and parents), and lineage measures.
+   The finding, over item 1's prompts: beam search collapses onto few lineages (its known lack of
+   diversity), measured as the share of the k beams kept at the first step that still have a
+   descendant among the final hypotheses (k of k if the search kept k distinct paths alive).
 
 The "end of sequence" for item 1 is the end of a line (``stop_text``, default ``"\\n"``): the base
 model almost never predicts the corpus' end-of-document token within a few dozen tokens, and
@@ -43,7 +46,7 @@ from nlpcurriculum.decoding.constrained import (
 )
 from nlpcurriculum.decoding.regex_automaton import compile_regex
 from nlpcurriculum.metrics.timing import torch_threads
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 
 __all__ = ["CONSTRAINTS", "ITEMS", "BeamSearchConfig", "Inputs", "repetition_rate", "run"]
 
@@ -101,16 +104,19 @@ class BeamSearchChecks:
         min_valid_rate: item 2: share of constrained samples that parse and validate.
         min_valid_rate_gain: item 2: valid rate constrained minus unconstrained.
         min_trace_reconstructs_best: item 3: 1 when following parents rebuilds the best hypothesis.
+        max_first_step_lineage_share: item 3: share of the first step's k kept beams with a
+            descendant among the final hypotheses, mean over item 1's prompts.
     """
 
     not_worse_tolerance: float = 1e-4
     min_not_worse_than_greedy: float = 0.75
     min_length_gain: float = 1e-9
-    min_coverage_gain: float = 0.0
+    min_coverage_gain: float = 0.1
     min_hf_parity: float = 1.0
     min_valid_rate: float = 1.0
-    min_valid_rate_gain: float = 1e-9
+    min_valid_rate_gain: float = 0.5
     min_trace_reconstructs_best: float = 1.0
+    max_first_step_lineage_share: float = 0.75
 
 
 @dataclass
@@ -265,7 +271,7 @@ def beam_vs_greedy_item(model: nn.Module, prompts: list[list[int]], stop_id: int
         findings.append(Finding.at_least(
             "our best beam equals transformers generate(num_beams=k, do_sample=False, "
             "length_penalty=alpha, early_stopping=%r) on the same weights" % (es,),
-            "hf_parity_frac", same / total, cfg.checks.min_hf_parity))
+            "hf_parity_frac", same / total, cfg.checks.min_hf_parity, kind=INVARIANT))
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     alphas = list(rows)
@@ -412,7 +418,7 @@ def constrained_item(model: nn.Module, encode: Callable[[str], list[int]],
     findings = [
         Finding.at_least(f"constrained decoding: every one of {tot['n']} samples parses and "
                          "validates (JSON schema, XML grammar, regexes)", "valid_rate",
-                         metrics["valid_rate"], cfg.checks.min_valid_rate),
+                         metrics["valid_rate"], cfg.checks.min_valid_rate, kind=INVARIANT),
         Finding.at_least("constraints matter: constrained samples validate more often than "
                          "unconstrained ones", "valid_rate_gain",
                          metrics["valid_rate"] - metrics["baseline_valid_rate"],
@@ -541,8 +547,9 @@ def render_beam_html(result: BeamResult, label: Callable[[int], str], prompt_tex
 
 
 def divergence_item(model: nn.Module, prompt: list[int], stop_id: int, label: Callable[[int], str],
-                    cfg: BeamSearchConfig) -> ItemResult:
-    """Trace one beam search; tree PNG, HTML page and lineage / divergence measures."""
+                    cfg: BeamSearchConfig, prompts: Sequence[list[int]] = ()) -> ItemResult:
+    """Trace one beam search; tree PNG, HTML page and lineage / divergence measures; with
+    ``prompts``, the lineage-collapse finding over a traced search of each."""
     res = beam_search(model, prompt, cfg.num_beams, cfg.viz_steps, stop_id, cfg.coverage_alpha,
                       early_stopping=cfg.early_stopping, record=True)
     path = best_path(res)
@@ -575,7 +582,21 @@ def divergence_item(model: nn.Module, prompt: list[int], stop_id: int, label: Ca
     findings = [Finding.at_least(
         "the recorded trace is complete: following parents from the best hypothesis back to the "
         "prompt rebuilds its tokens", "trace_reconstructs_best", metrics["trace_reconstructs_best"],
-        cfg.checks.min_trace_reconstructs_best)]
+        cfg.checks.min_trace_reconstructs_best, kind=INVARIANT)]
+    if prompts:
+        shares = []
+        for p in prompts:
+            traced = beam_search(model, p, cfg.num_beams, cfg.viz_steps, stop_id, cfg.coverage_alpha,
+                                 early_stopping=cfg.early_stopping, record=True)
+            first = lineages(traced)[:1]
+            shares.append(first[0] / cfg.num_beams if first else 1.0)
+        metrics["first_step_lineage_share"] = _mean(shares)
+        metrics["first_step_lineage_prompts"] = float(len(shares))
+        findings.append(Finding.at_most(
+            f"beam search collapses onto few lineages: share of the {cfg.num_beams} beams kept at the first "
+            f"step with a descendant among the final hypotheses after {cfg.viz_steps} steps (1 = every "
+            f"first-step path survives), mean over {len(shares)} prompts", "first_step_lineage_share",
+            metrics["first_step_lineage_share"], cfg.checks.max_first_step_lineage_share))
     return ItemResult(ITEMS[2], metrics=metrics, series=series,
                       figures={"tree.png": tree_figure(res, label)}, texts={"beam_trace.html": page},
                       findings=findings)
@@ -622,5 +643,5 @@ def run(cfg: BeamSearchConfig, inputs: Inputs) -> list[ItemResult]:
         torch.manual_seed(cfg.seed)
         r1 = beam_vs_greedy_item(model, prompts, stop[0], cfg, hf_model)
         r2 = constrained_item(model, encode, decode, eos_id, model.config.vocab_size, cfg)
-        r3 = divergence_item(model, prompts[0], stop[0], label, cfg)
+        r3 = divergence_item(model, prompts[0], stop[0], label, cfg, prompts)
     return [r1, r2, r3]

@@ -21,7 +21,9 @@
    resumes from the last checkpoint and finishes. Its stitched loss log is compared with the
    uninterrupted in-process run of the same config (max abs difference), the updates it re-ran
    with those it had logged before the kill, and a truncated checkpoint must stop a restart with
-   a clear :class:`~nlpcurriculum.training.checkpoint.CheckpointError`.
+   a clear :class:`~nlpcurriculum.training.checkpoint.CheckpointError` (invariants). The finding
+   is the continuity check's control: the checkpoint the crash left, restarted with its weights
+   only (the naive restart of item 2), leaves the uninterrupted curve.
 
 Byte tokens (vocabulary 256) from the corpus splits. Left out: multi-process (DDP) checkpoints,
 asynchronous checkpoint writes, keeping the last k checkpoints.
@@ -51,7 +53,7 @@ from matplotlib.figure import Figure
 from nlpcurriculum.experiments.harness import BYTE_VOCAB, byte_tokens, mean_loss, torch_threads
 from nlpcurriculum.metrics.timing import best_of
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 from nlpcurriculum.training import crash_demo
 from nlpcurriculum.training.activation_checkpointing import (
     checkpoint_blocks,
@@ -124,8 +126,9 @@ class CheckpointingConfig:
         max_time_ratio: item 1: step time with / without checkpointing must stay below this.
         grad_tol: item 1: max abs loss / gradient difference between implementations.
         max_loss_diff: items 2-3: max abs loss difference of an exact resume.
-        min_naive_gap: item 2: the weights-only resume's mean abs loss gap (training losses, and
-            losses on fixed batches) must reach this (nats).
+        min_naive_gap: items 2-3: the weights-only resume's mean abs loss gap (training losses,
+            and losses on fixed batches) must reach this (nats); item 3: its training losses after
+            a weights-only restart from the checkpoint the crash left.
         checks: the other bounds of the findings.
     """
 
@@ -276,11 +279,13 @@ def activation_item(cfg: CheckpointingConfig, tokens: torch.Tensor) -> ItemResul
         Finding.at_most(
             f"our recompute-in-backward gives the same loss and gradients as no checkpointing "
             f"(dropout {cfg.ac_dropout:g}: the RNG state is replayed; max abs gradient diff)",
-            "ours_vs_none.grad_max_abs_diff", parity["ours_vs_none.grad_max_abs_diff"], cfg.grad_tol),
+            "ours_vs_none.grad_max_abs_diff", parity["ours_vs_none.grad_max_abs_diff"], cfg.grad_tol,
+            kind=INVARIANT),
         Finding.at_most(
             "our recompute-in-backward matches torch.utils.checkpoint(use_reentrant=False) "
             "(max abs gradient diff)",
-            "ours_vs_torch.grad_max_abs_diff", parity["ours_vs_torch.grad_max_abs_diff"], cfg.grad_tol),
+            "ours_vs_torch.grad_max_abs_diff", parity["ours_vs_torch.grad_max_abs_diff"], cfg.grad_tol,
+            kind=INVARIANT),
         Finding.at_most(
             "checkpointing every block cuts the peak memory growth of a forward + backward "
             f"(process peak RSS, CPU) to <= {cfg.max_memory_ratio:g}x (ours / none)",
@@ -469,7 +474,7 @@ def resume_item(cfg: CheckpointingConfig, tokens: torch.Tensor, workdir: Path) -
         Finding.at_most(
             "resuming with weights, AdamW moments, LR schedule, RNG and data-loader state "
             "continues the loss curve exactly (max abs diff after the resume)",
-            "full.max_abs_diff", metrics["full.max_abs_diff"], cfg.max_loss_diff),
+            "full.max_abs_diff", metrics["full.max_abs_diff"], cfg.max_loss_diff, kind=INVARIANT),
         Finding.at_least(
             "resuming with the weights only (fresh AdamW moments, warmup again, new RNG and "
             "batches) leaves the uninterrupted curve (mean abs loss diff after the resume, nats)",
@@ -616,6 +621,11 @@ def crash_item(cfg: CheckpointingConfig, tokens: torch.Tensor, ref: dict[int, fl
     missing = [s for s in steps if s not in stitched]
     diffs = [abs(stitched[s] - ref[s]) for s in steps if s in stitched]
     replay_diffs = [abs(replayed[s] - stitched[s]) for s in replayed if s in stitched]
+    # the control: the same checkpoint restarted with its weights only (item 2's naive resume)
+    naive_from = int(info["checkpoint_step_at_kill"])
+    naive, _ = resumed_run(replace(cfg, resume_step=naive_from), tokens, run_dir / "at_kill.pt",
+                           "weights_only")
+    naive_diffs = [abs(naive[s] - ref[s]) for s in steps if s in naive]
     status, message = corrupt_restart(run_dir)
     clear = float(status == 2 and "truncated or corrupt" in message)
     metrics = {
@@ -627,16 +637,24 @@ def crash_item(cfg: CheckpointingConfig, tokens: torch.Tensor, ref: dict[int, fl
         "replayed_steps": float(len(replay_diffs)),
         "replayed_max_abs_diff": max(replay_diffs) if replay_diffs else 0.0,
         "corrupt_checkpoint_clear_error": clear,
+        "weights_only_restart.mean_abs_diff": sum(naive_diffs) / len(naive_diffs),
     }
     findings = [
         Finding.at_most(
             "after a SIGKILL mid-run and a restart from the last checkpoint, the stitched loss "
             "curve equals the uninterrupted run's (max abs diff over every step)",
-            "max_abs_diff", metrics["max_abs_diff"], cfg.max_loss_diff),
+            "max_abs_diff", metrics["max_abs_diff"], cfg.max_loss_diff, kind=INVARIANT),
         Finding.at_least(
             "a truncated checkpoint stops the restart with a one-line CheckpointError "
             "('truncated or corrupt', exit status 2)",
-            "corrupt_checkpoint_clear_error", clear, cfg.checks.min_corrupt_checkpoint_clear_error),
+            "corrupt_checkpoint_clear_error", clear, cfg.checks.min_corrupt_checkpoint_clear_error,
+            kind=INVARIANT),
+        Finding.at_least(
+            f"continuity is the saved state's doing: restarted from the same checkpoint (step {naive_from}) "
+            "with the weights only (fresh AdamW moments, warmup again, new RNG and batches), the run "
+            "leaves the uninterrupted curve (mean |loss difference| after the restart, nats)",
+            "weights_only_restart.mean_abs_diff", metrics["weights_only_restart.mean_abs_diff"],
+            cfg.min_naive_gap),
     ]
     lines = [
         f"killed (SIGKILL) at step ~{info['killed_at_step']:.0f} (last logged update); the last "
@@ -647,6 +665,8 @@ def crash_item(cfg: CheckpointingConfig, tokens: torch.Tensor, ref: dict[int, fl
         f"updates logged before the kill and run again after it: {len(replay_diffs)}, max |diff| "
         f"{metrics['replayed_max_abs_diff']:.3e}",
         f"restart on a checkpoint truncated to half: exit status {status}, stderr: {message}",
+        f"control: the same checkpoint restarted with the weights only: mean |diff| "
+        f"{metrics['weights_only_restart.mean_abs_diff']:.3e} over {len(naive_diffs)} steps",
     ]
     fig = Figure(figsize=(7.0, 4.2), layout="constrained")
     ax = fig.subplots()

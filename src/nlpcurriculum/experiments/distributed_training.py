@@ -7,7 +7,10 @@ reference_losses`).
 
 1. *Data parallelism with DDP/FSDP* (:func:`data_parallel_item`): the hand-written all-reduce,
    torch DDP and FSDP2 (``fully_shard``) train the byte-level mini-former; their global-batch
-   losses must match the single process's to ``parity_tol`` at every step.
+   losses must match the single process's to ``parity_tol`` at every step (invariants). The
+   finding is their control: one rank training alone on its shard of each global batch, without
+   the all-reduce, leaves the single-process curve by far more than that tolerance (so the
+   parity shows the synchronisation, not two runs that could not differ).
 2. *Pipeline parallelism* (:func:`pipeline_item`): the blocks split over 2 ranks, GPipe with
    ``m`` micro-batches (Huang et al. 2019, arXiv:1811.06965); loss parity, and the measured idle
    fraction of each stage against the bubble ``(p-1)/(m+p-1)``.
@@ -38,8 +41,18 @@ from matplotlib.figure import Figure
 
 from nlpcurriculum.experiments.harness import BYTE_VOCAB, byte_tokens, torch_threads
 from nlpcurriculum.models.miniformer import MiniFormerConfig
-from nlpcurriculum.results import Finding, ItemResult
-from nlpcurriculum.training.distributed import DistJob, DistSetup, launch, reference_losses
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
+from nlpcurriculum.training.distributed import (
+    DistJob,
+    DistSetup,
+    global_batch_starts,
+    launch,
+    make_optimizer,
+    reference_losses,
+    shard_starts,
+    windows,
+)
+from nlpcurriculum.training.distributed.common import build_seeded
 from nlpcurriculum.training.distributed.pipeline_parallel import bubble_fraction
 
 __all__ = [
@@ -52,6 +65,7 @@ __all__ = [
     "data_parallel_item",
     "pipeline_item",
     "run",
+    "unsynced_losses",
 ]
 
 #: The curriculum item id of each result :func:`run` returns, by short name.
@@ -71,9 +85,12 @@ class DistributedChecks:
     Attributes:
         min_idle_shrink: item 2: measured idle fraction at the fewest micro-batches minus at the
             most.
+        min_unsynced_factor: item 1: rank 0 trained alone (no all-reduce) must leave the
+            single-process curve by at least this many ``parity_tol`` (max |loss difference|).
     """
 
-    min_idle_shrink: float = 0.0
+    min_idle_shrink: float = 0.05
+    min_unsynced_factor: float = 100.0
 
 
 @dataclass(kw_only=True)
@@ -172,9 +189,34 @@ def _slowest_median(ranks: list[dict[str, Any]], job: str, key: str) -> float:
     return statistics.median(max(v) for v in list(per_step)[1:])
 
 
-def data_parallel_item(cfg: DistributedConfig, ref: list[float], ranks: list[dict[str, Any]]
-                       ) -> ItemResult:
-    """Item 1: hand-written all-reduce, DDP and FSDP against the single process."""
+def unsynced_losses(setup: DistSetup, steps: int, tokens: torch.Tensor, world: int,
+                    rank: int = 0) -> list[float]:
+    """Item 1's control: rank ``rank`` training alone on its shard of every global batch.
+
+    The same start as every mode (:func:`~nlpcurriculum.training.distributed.common.build_seeded`)
+    and the same optimizer, but each update uses the rank's ``G / world`` windows only, as data
+    parallelism would without its all-reduce. The loss reported at each step is the one the
+    single-process reference reports: the whole global batch's, before the update.
+    """
+    model = build_seeded(setup).train()
+    opt = make_optimizer(model, setup.lr, setup.weight_decay)
+    losses = []
+    for step in range(steps):
+        starts = global_batch_starts(step, setup.global_batch, len(tokens), setup.seq_len, setup.seed)
+        with torch.no_grad():
+            x, y = windows(tokens, starts, setup.seq_len)  # (G, T) each: the whole global batch
+            losses.append(float(model(x, targets=y).loss))
+        x, y = windows(tokens, shard_starts(starts, rank, world), setup.seq_len)  # (G / W, T) each
+        model(x, targets=y).loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return losses
+
+
+def data_parallel_item(cfg: DistributedConfig, ref: list[float], ranks: list[dict[str, Any]],
+                       unsynced: list[float] | None = None) -> ItemResult:
+    """Item 1: hand-written all-reduce, DDP and FSDP against the single process; with
+    ``unsynced`` (:func:`unsynced_losses`), the finding on rank 0 trained without synchronising."""
     metrics = {"world_size": float(len(ranks))}
     findings, lines = [], [f"{'mode':<8} {'max |loss - single|':>20} {'final loss':>11}"]
     curves = {"single process": ref[:cfg.steps]}
@@ -188,7 +230,20 @@ def data_parallel_item(cfg: DistributedConfig, ref: list[float], ranks: list[dic
         findings.append(Finding.at_most(
             f"{label} with {len(ranks)} processes matches single-process training at the same "
             f"global batch ({cfg.global_batch}) at every one of {cfg.steps} steps "
-            "(max |loss difference|, nats)", f"{mode}.max_abs_loss_diff", diff, cfg.parity_tol))
+            "(max |loss difference|, nats)", f"{mode}.max_abs_loss_diff", diff, cfg.parity_tol,
+            kind=INVARIANT))
+    if unsynced is not None:
+        drift = _max_diff(unsynced, ref[:cfg.steps])
+        metrics["unsynced.max_abs_loss_diff"] = drift
+        metrics["unsynced.final_loss"] = unsynced[-1]
+        curves["rank 0 alone (no all-reduce)"] = unsynced
+        lines.append(f"{'unsynced':<8} {drift:>20.3e} {unsynced[-1]:>11.5f}  (rank 0's shard only)")
+        findings.append(Finding.at_least(
+            f"without the all-reduce, rank 0 training on its {cfg.global_batch // cfg.nproc} of "
+            f"{cfg.global_batch} windows leaves the single-process curve: max |global-batch loss "
+            f"difference| over {cfg.steps} steps, at least {cfg.checks.min_unsynced_factor:g}x the parity "
+            "tolerance", "unsynced.max_abs_loss_diff", drift,
+            cfg.checks.min_unsynced_factor * cfg.parity_tol))
     rank_losses = [r["jobs"]["ddp"]["losses"][0] for r in ranks]
     lines += ["", f"backend: {ranks[0]['backend']}; first-step local losses per rank (DDP): "
               + ", ".join(f"{v:.5f}" for v in rank_losses)
@@ -247,7 +302,7 @@ def pipeline_item(cfg: DistributedConfig, ref: list[float], ranks: list[dict[str
         f"the {p}-stage GPipe pipeline (m in {cfg.micro_batches}, gradients accumulated over "
         "micro-batches, tied embedding gradient summed across the ends) matches single-process "
         "training (max |loss difference| over all m and steps, nats)",
-        "max_abs_loss_diff", max(diffs), cfg.parity_tol)]
+        "max_abs_loss_diff", max(diffs), cfg.parity_tol, kind=INVARIANT)]
     if hi > lo:
         shrink = metrics[f"m{lo}.idle_fraction"] - metrics[f"m{hi}.idle_fraction"]
         metrics["idle_shrink"] = shrink
@@ -391,15 +446,17 @@ def run(cfg: DistributedConfig, inputs: Inputs, outputs: Outputs | None = None) 
                           global_batch=cfg.global_batch, lr=cfg.lr, weight_decay=cfg.weight_decay,
                           seed=cfg.seed, jobs=_jobs(cfg))
         ref: list[float] = []
+        unsynced: list[float] = []
 
         def reference() -> None:  # runs while the ranks start up
             with torch_threads(cfg.num_threads):
                 n = max(cfg.steps, cfg.pipeline_steps, cfg.profile_steps)
                 ref.extend(reference_losses(setup, n, tokens))
+                unsynced.extend(unsynced_losses(setup, cfg.steps, tokens, cfg.nproc))
 
         ranks = launch(setup, work, nproc=cfg.nproc, timeout=cfg.timeout_s, while_waiting=reference)
         load = os.getloadavg()[0]  # how busy the machine was: timings mean little when > cores
-    results = [data_parallel_item(cfg, ref, ranks), pipeline_item(cfg, ref, ranks),
+    results = [data_parallel_item(cfg, ref, ranks, unsynced), pipeline_item(cfg, ref, ranks),
                communication_item(cfg, ref, ranks)]
     note = (f"machine: {os.cpu_count()} CPU cores, 1-minute load average {load:.1f} after the "
             "launch (other processes share the cores; above the core count, ranks are "

@@ -7,11 +7,17 @@
   ``generate(use_cache=True)`` on a weight-identical ``LlamaForCausalLM``.
 * ``kv-cache/2`` (:func:`visualizer_item`): for a token stream, a step x position grid of cache
   hits (key/value reused) and misses (computed), as a self-contained HTML page and a PNG, read
-  from the cache's actual sizes around each forward pass.
+  from the cache's actual sizes around each forward pass (the counts are invariants). The
+  finding: what the grid shows is worth time. The visualized stream's last pass (1 miss, every
+  earlier position a hit) is timed against the same pass recomputing every position, as a pass
+  of :func:`~nlpcurriculum.decoding.kv_decode.greedy_no_cache` does, over interleaved rounds.
 * ``kv-cache/3`` (:func:`memory_item`): ``KVCache.memory_bytes()`` measured after prefilling
   ``T`` tokens, against the formula ``2 * n_layers * n_kv_heads * head_dim * bytes * T``
   (2 = keys and values), for multi-head attention and grouped-query attention (Ainslie et al.
-  2023, arXiv:2305.13245), whose cache is ``n_kv_heads / n_heads`` as large.
+  2023, arXiv:2305.13245), whose cache is ``n_kv_heads / n_heads`` as large (invariants: the
+  cache's own sizes). The finding: a long cache costs time as well as memory. One decoding step
+  reading ``max(memory_lengths)`` cached positions is timed against one reading
+  ``min(memory_lengths)`` (the control), over interleaved rounds.
 
 Wall times differ between runs and machines (this one is shared): the speed item reports the best
 of ``repeats`` runs, and its numbers should be re-measured on a quiet machine.
@@ -30,9 +36,10 @@ import torch
 from torch import nn
 
 from nlpcurriculum.decoding.kv_decode import CacheStep, greedy_cached, greedy_no_cache
-from nlpcurriculum.metrics.timing import best_of, torch_threads
+from nlpcurriculum.metrics.timing import best_of, interleaved_rounds, torch_threads
+from nlpcurriculum.nn.fast.decode_layout import decode_layout
 from nlpcurriculum.nn.kv_cache import KVCache
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 
 __all__ = [
     "ITEMS",
@@ -40,6 +47,7 @@ __all__ = [
     "KVCacheConfig",
     "SpeedRow",
     "cache_grid_figure",
+    "cached_step",
     "formula_bytes",
     "measure_memory",
     "measure_speed",
@@ -47,6 +55,7 @@ __all__ = [
     "render_cache_html",
     "run",
     "speed_item",
+    "timed_rounds",
     "visualizer_item",
 ]
 
@@ -68,6 +77,10 @@ class KVCacheChecks:
         max_formula_abs_error_bytes: kv-cache/3: total |measured - formula| cache bytes.
         max_per_token_spread: kv-cache/3: relative spread of bytes per token over the lengths.
         max_gqa_ratio_error: kv-cache/3: |measured - expected| GQA / MHA cache ratio.
+        min_hit_pass_speedup: kv-cache/2: median over rounds of (time of the last pass recomputing
+            every position) / (time of the same pass with the cache), beyond two robust SE.
+        min_long_cache_step_ratio: kv-cache/3: median over rounds of (time of a decoding step on
+            the longest cache) / (on the shortest), beyond two robust SE.
     """
 
     max_lengths_with_different_output: float = 0.0
@@ -77,6 +90,8 @@ class KVCacheChecks:
     max_formula_abs_error_bytes: float = 0.0
     max_per_token_spread: float = 0.0
     max_gqa_ratio_error: float = 1e-12
+    min_hit_pass_speedup: float = 1.1
+    min_long_cache_step_ratio: float = 1.1
 
 
 @dataclass
@@ -95,6 +110,7 @@ class KVCacheConfig:
         viz_steps: decoding steps shown by the visualizer (kv-cache/2).
         memory_lengths: sequence lengths whose cache memory is measured (kv-cache/3), ascending.
         gqa_kv_heads: key/value heads of the grouped-query variant (must divide ``n_heads``).
+        timing_rounds: interleaved rounds of the per-pass timings of kv-cache/2 and 3.
         threads: torch CPU threads while timing (1 is the least noisy on a shared machine).
         checks: the other bounds of the findings.
     """
@@ -109,11 +125,13 @@ class KVCacheConfig:
     viz_steps: int = 16
     memory_lengths: list[int] = field(default_factory=lambda: [16, 64, 256, 1024])
     gqa_kv_heads: int = 1
+    timing_rounds: int = 15
     threads: int = 1
     checks: KVCacheChecks = field(default_factory=KVCacheChecks)
 
     def __post_init__(self) -> None:
-        for name in ("prompt_tokens", "repeats", "hf_repeats", "viz_steps", "gqa_kv_heads", "threads"):
+        for name in ("prompt_tokens", "repeats", "hf_repeats", "viz_steps", "gqa_kv_heads", "timing_rounds",
+                     "threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("new_tokens", "memory_lengths"):
@@ -228,7 +246,7 @@ def speed_item(model: nn.Module, prompt: Sequence[int], cfg: KVCacheConfig,
                              "on the same weights", "cached_vs_hf_generate",
                              metrics["cached_vs_hf_generate"], cfg.min_vs_hf),
             Finding.at_least("generate makes the same greedy tokens", "hf_same_tokens",
-                             metrics["hf_same_tokens"], cfg.checks.min_hf_same_tokens),
+                             metrics["hf_same_tokens"], cfg.checks.min_hf_same_tokens, kind=INVARIANT),
         ]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
     ns = [r.new_tokens for r in rows]
@@ -258,7 +276,7 @@ def speed_item(model: nn.Module, prompt: Sequence[int], cfg: KVCacheConfig,
             Finding.at_most("greedy output with the cache is identical, token for token, to "
                             "recomputing the whole sequence (number of lengths that differ)",
                             "lengths_with_different_output", mismatches,
-                            cfg.checks.max_lengths_with_different_output),
+                            cfg.checks.max_lengths_with_different_output, kind=INVARIANT),
             Finding.at_least(f"the cache speeds up greedy decoding of {last.new_tokens} tokens "
                              f"by >= {cfg.min_speedup:g}x", f"speedup.{last.new_tokens}",
                              last.speedup, cfg.min_speedup),
@@ -335,6 +353,33 @@ def cache_grid_figure(trace: Sequence[CacheStep], labels: Sequence[str]) -> Any:
     return fig
 
 
+def cached_step(model: nn.Module, cached: Sequence[int], token: int) -> Callable[[], torch.Tensor]:
+    """A decoding step to time: ``token`` fed to a cache prefilled with ``cached`` (one miss,
+    ``len(cached)`` hits); each call returns the step's ``(V,)`` logits and crops the cache back,
+    so every call does the same work."""
+    cache = KVCache(len(model.blocks), capacity=len(cached) + 1)
+    with torch.inference_mode():
+        model(torch.tensor([list(cached)]), kv_cache=cache)  # (1, T_cached): the prefill
+    n, x = len(cached), torch.tensor([[token]])  # (1, 1)
+
+    def step() -> torch.Tensor:
+        logits = model(x, kv_cache=cache).logits[0, -1]
+        cache.crop(n)
+        return logits
+
+    return step
+
+
+@torch.inference_mode()
+def timed_rounds(model: nn.Module, arms: dict[str, Callable[[], object]],
+                 rounds: int) -> dict[str, list[float]]:
+    """:func:`~nlpcurriculum.metrics.timing.interleaved_rounds` of decoding passes, in eval mode,
+    with the decoding weight layout the greedy decoders use (one warm-up round)."""
+    model.eval()
+    with decode_layout(model):
+        return interleaved_rounds(arms, rounds)
+
+
 def visualizer_item(model: nn.Module, prompt: Sequence[int], cfg: KVCacheConfig,
                     decode: Callable[[int], str]) -> ItemResult:
     """kv-cache/2: the hit/miss grid of greedy decoding, checked against what a cache must do."""
@@ -346,22 +391,34 @@ def visualizer_item(model: nn.Module, prompt: Sequence[int], cfg: KVCacheConfig,
     hit_errors = sum(abs(s.hits - (n0 + s.step - 1)) for s in trace[1:])
     extra_misses = sum(abs(s.misses - 1) for s in trace[1:])
     prefill = trace[0]
+    # The stream's last pass: the id fed then, after every earlier one (all hits but one miss)
+    stream = list(prompt) + new[:-1]
+    full = torch.tensor([stream])  # (1, T): a pass without a cache recomputes every position
+    times = timed_rounds(model, {"recompute": lambda: model(full),
+                                 "cached": cached_step(model, stream[:-1], stream[-1])}, cfg.timing_rounds)
+    speedup = Finding.timing_ratio(
+        f"a hit costs less than a miss: the stream's last pass with its {len(stream) - 1} earlier "
+        f"keys/values read from the cache is faster than recomputing all {len(stream)} (median time ratio, "
+        f"{cfg.timing_rounds} interleaved rounds)", "hit_pass_speedup", times["recompute"], times["cached"],
+        cfg.checks.min_hit_pass_speedup)
     return ItemResult(
         item=ITEMS[1],
         metrics={"steps": len(trace) - 1, "prefill.misses": prefill.misses,
                  "prefill.hits": prefill.hits, "hit_count_errors": hit_errors,
                  "miss_count_errors": extra_misses,
-                 "total_hits": sum(s.hits for s in trace), "total_misses": sum(s.misses for s in trace)},
+                 "total_hits": sum(s.hits for s in trace), "total_misses": sum(s.misses for s in trace),
+                 "hit_pass_speedup": speedup.value, "hit_pass_speedup.se": speedup.se},
         series={"hits": [(s.step, s.hits) for s in trace], "misses": [(s.step, s.misses) for s in trace]},
         figures={"cache_grid.png": cache_grid_figure(trace, labels)},
         texts={"cache_viz.html": render_cache_html(trace, labels, n0)},
         findings=[
             Finding.at_most("after prefill, step t reuses exactly the t-1 + prompt earlier positions "
                             "(sum of |hits - expected| over steps)", "hit_count_errors", hit_errors,
-                            cfg.checks.max_hit_count_errors),
+                            cfg.checks.max_hit_count_errors, kind=INVARIANT),
             Finding.at_most("after prefill, each step computes exactly one new key/value "
                             "(sum of |misses - 1| over steps)", "miss_count_errors", extra_misses,
-                            cfg.checks.max_miss_count_errors),
+                            cfg.checks.max_miss_count_errors, kind=INVARIANT),
+            speedup,
         ],
     )
 
@@ -423,6 +480,17 @@ def memory_item(model: nn.Module, cfg: KVCacheConfig) -> ItemResult:
     metrics |= {"formula_abs_error_bytes": formula_errors, "per_token_spread": nonlinearity,
                 "gqa_over_mha": ratio, "gqa_over_mha.expected": expected_ratio,
                 "gqa_ratio_error": abs(ratio - expected_ratio)}
+    # the time a long cache costs: one decoding step on the longest cache vs on the shortest
+    gen = torch.Generator().manual_seed(1)
+    short, long = (torch.randint(0, mc.vocab_size, (n,), generator=gen).tolist()
+                   for n in (lengths[0], lengths[-1]))
+    times = timed_rounds(model, {"long": cached_step(model, long, long[-1]),
+                                 "short": cached_step(model, short, short[-1])}, cfg.timing_rounds)
+    slower = Finding.timing_ratio(
+        f"a long cache costs time too: a decoding step reading {lengths[-1]} cached positions is slower "
+        f"than one reading {lengths[0]} (median time ratio, {cfg.timing_rounds} interleaved rounds)",
+        "long_cache_step_ratio", times["long"], times["short"], cfg.checks.min_long_cache_step_ratio)
+    metrics |= {"long_cache_step_ratio": slower.value, "long_cache_step_ratio.se": slower.se}
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, (m, measured) in variants.items():
@@ -441,13 +509,14 @@ def memory_item(model: nn.Module, cfg: KVCacheConfig) -> ItemResult:
         findings=[
             Finding.at_most("measured cache bytes equal 2*n_layers*n_kv_heads*head_dim*bytes*T "
                             "exactly (total absolute error in bytes)", "formula_abs_error_bytes",
-                            formula_errors, cfg.checks.max_formula_abs_error_bytes),
+                            formula_errors, cfg.checks.max_formula_abs_error_bytes, kind=INVARIANT),
             Finding.at_most("cache memory is linear in T: bytes per token is the same for short and "
                             "long sequences (relative spread)", "per_token_spread", nonlinearity,
-                            cfg.checks.max_per_token_spread),
+                            cfg.checks.max_per_token_spread, kind=INVARIANT),
             Finding.at_most("GQA cache = MHA cache * n_kv_heads / n_heads (|measured - expected| "
                             "ratio)", "gqa_ratio_error", abs(ratio - expected_ratio),
-                            cfg.checks.max_gqa_ratio_error),
+                            cfg.checks.max_gqa_ratio_error, kind=INVARIANT),
+            slower,
         ],
     )
 

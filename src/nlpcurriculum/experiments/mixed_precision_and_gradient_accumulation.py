@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 
 from nlpcurriculum.experiments.harness import BYTE_VOCAB, byte_tokens, torch_threads
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 from nlpcurriculum.training.amp import (
     AMP_DTYPES,
     DynamicLossScaler,
@@ -198,13 +198,16 @@ def precision_item(cfg: MixedPrecisionConfig, tokens) -> ItemResult:
         Finding.at_most("our dynamic loss scaler reproduces torch.amp.GradScaler's scale "
                         f"trajectory ({cfg.scaler_steps} fp16 steps, overflows injected at "
                         f"{cfg.inject_inf_at}; max |scale difference|)",
-                        "scaler.max_scale_diff", scale_diff, cfg.checks.max_scale_diff),
+                        "scaler.max_scale_diff", scale_diff, cfg.checks.max_scale_diff, kind=INVARIANT),
         Finding.at_most("... and skips exactly the same steps (mismatching steps)",
-                        "scaler.skip_mismatches", skip_mismatch, cfg.checks.max_skip_mismatches),
+                        "scaler.skip_mismatches", skip_mismatch, cfg.checks.max_skip_mismatches,
+                        kind=INVARIANT),
         Finding.at_most("... and ends with the same weights (max |difference|)",
-                        "scaler.max_weight_diff", weight_diff, cfg.checks.max_scaler_weight_diff),
+                        "scaler.max_weight_diff", weight_diff, cfg.checks.max_scaler_weight_diff,
+                        kind=INVARIANT),
         Finding.at_least("every injected overflow was skipped (skipped steps in the parity run)",
-                         "scaler.skipped_steps", sum(ours["skipped"]), len(set(cfg.inject_inf_at))),
+                         "scaler.skipped_steps", sum(ours["skipped"]), len(set(cfg.inject_inf_at)),
+                         kind=INVARIANT),
     ]
     for precision in ("bf16", "fp16"):
         gap = abs(metrics[f"{precision}.final_loss"] - metrics["fp32.final_loss"])
@@ -278,10 +281,10 @@ def accumulation_item(cfg: MixedPrecisionConfig, tokens) -> ItemResult:
     findings = [
         Finding.at_most(f"{k} accumulated micro-batches of {b} (loss / {k} each) give the gradient "
                         f"of one batch of {k * b} (max |difference| / max |gradient|, first batch)",
-                        "grad_rel_diff", grad_diff, cfg.grad_tol),
+                        "grad_rel_diff", grad_diff, cfg.grad_tol, kind=INVARIANT),
         Finding.at_most(f"{k} accumulated micro-batches of {b} give the same weights as one batch "
                         f"of {k * b} after {cfg.accum_updates} AdamW updates (max |difference|)",
-                        "max_weight_diff", diff, cfg.accum_tol),
+                        "max_weight_diff", diff, cfg.accum_tol, kind=INVARIANT),
         Finding.at_least(f"... while a batch of {b} without accumulation ends elsewhere (max "
                          f"|weight difference| to the big batch, > {cfg.checks.min_small_batch_factor:g}x "
                          "the tolerance)", "small_batch_weight_diff", control,
@@ -289,7 +292,7 @@ def accumulation_item(cfg: MixedPrecisionConfig, tokens) -> ItemResult:
         Finding.at_most(f"accumulation needs the activation memory of one micro-batch: saved "
                         f"bytes ratio vs the big batch (1/k = {1 / k:.3f})",
                         "activation_ratio", metrics["activation_ratio"],
-                        cfg.checks.activation_ratio_factor / k),
+                        cfg.checks.activation_ratio_factor / k, kind=INVARIANT),
     ]
     fig = Figure(figsize=(6.5, 4.0), layout="constrained")
     ax = fig.subplots()

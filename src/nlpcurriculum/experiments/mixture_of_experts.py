@@ -67,7 +67,7 @@ from nlpcurriculum.metrics.flops import count_flops, dense_train_flops
 from nlpcurriculum.metrics.stats import mutual_information_bits, normalized_entropy
 from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig
 from nlpcurriculum.nn.moe import MoE, MoEConfig
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.progress import progress
 from nlpcurriculum.training.trainer import TrainerConfig, TrainResult
@@ -643,13 +643,14 @@ def swaps_item(cfg: MoEExperimentConfig, main: _Run, dense: list[_Run]) -> ItemR
         Finding.at_most(
             "the hand FLOP count (6 x weights x tokens routed + attention) equals FlopCounterMode's "
             "count of one forward+backward, for the MoE and every dense model (max relative diff)",
-            "flop_count_max_rel_diff", metrics["flop_count_max_rel_diff"], cfg.max_flop_rel_diff),
+            "flop_count_max_rel_diff", metrics["flop_count_max_rel_diff"], cfg.max_flop_rel_diff,
+            kind=INVARIANT),
         Finding.at_most(
             f"the {cfg.model.moe.experts}-expert MoE costs about the FLOPs of the dense model with "
             f"its active parameters (ratio; the router adds a little) while holding "
             f"{metrics['params_ratio_moe_over_dense_active']:.2f}x the parameters",
             "flops_ratio_moe_over_dense_active", metrics["flops_ratio_moe_over_dense_active"],
-            cfg.max_active_flops_ratio),
+            cfg.max_active_flops_ratio, kind=INVARIANT),
         Finding.at_least(
             "the dense model of equal val loss needs at least as many FLOPs per token as the MoE "
             "(interpolated along the dense width sweep; ratio dense / MoE)",

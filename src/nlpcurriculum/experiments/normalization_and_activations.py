@@ -4,8 +4,10 @@
    :mod:`nlpcurriculum.nn.norms` and :mod:`nlpcurriculum.nn.activations` are compared with torch's
    own kernels (``F.layer_norm``, ``F.rms_norm``, ``F.gelu`` exact and tanh, and SwiGLU assembled
    from ``F.linear`` and ``F.silu``) on the same random inputs, forward *and* backward; the max
-   abs differences are the findings. A figure shows GELU (exact), its tanh approximation, ReLU and
-   SiLU, and how far the tanh form is from the exact one.
+   abs differences are invariants. A figure shows GELU (exact), its tanh approximation, ReLU and
+   SiLU, and how far the tanh form is from the exact one. The finding: writing RMSNorm's backward
+   by hand pays, measured against its control, autograd through the same forward formula
+   (forward + backward time, interleaved rounds).
 2. *Ablate each* (:func:`ablation_item`): byte-level mini-formers on the corpus, identical but for
    the norm (LayerNorm / RMSNorm / none) or the feed-forward activation (ReLU / GELU / SwiGLU at a
    parameter-matched width), trained with the same steps, batches and learning rate; final train
@@ -46,10 +48,11 @@ from nlpcurriculum.experiments.harness import (
     torch_threads,
     train_run,
 )
+from nlpcurriculum.metrics.timing import interleaved_rounds
 from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig, record_activations
 from nlpcurriculum.nn.activations import SwiGLU, gelu, relu, silu
-from nlpcurriculum.nn.norms import NORMS, LayerNorm, RMSNorm
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.nn.norms import NORMS, LayerNorm, RMSNorm, rms_norm
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.progress import progress
 from nlpcurriculum.training.trainer import TrainerConfig, TrainResult
@@ -58,6 +61,7 @@ __all__ = [
     "ITEM",
     "ITEMS",
     "Inputs",
+    "NormsActivationsChecks",
     "NormsActivationsConfig",
     "ablation_item",
     "activation_stats",
@@ -65,6 +69,7 @@ __all__ = [
     "matched_d_ff",
     "parity_errors",
     "parity_item",
+    "rms_norm_backward_timing",
     "run",
 ]
 
@@ -78,6 +83,18 @@ ITEM = {
 ITEMS: tuple[str, ...] = tuple(ITEM.values())
 
 ABLATION_MLPS = ("relu", "gelu", "gelu_tanh", "silu", "swiglu")
+
+
+@dataclass
+class NormsActivationsChecks:
+    """Bounds of the findings that no knob above sets (params ``norms_activations.checks``).
+
+    Attributes:
+        min_hand_backward_speedup: item 1: median over rounds of (autograd through RMSNorm's
+            forward formula) / (the hand-derived backward), forward + backward, beyond two robust SE.
+    """
+
+    min_hand_backward_speedup: float = 1.1
 
 
 @dataclass(kw_only=True)
@@ -104,12 +121,15 @@ class NormsActivationsConfig:
         parity_tol: item 1: max abs difference (forward and gradient) allowed against torch,
             relative to the largest magnitude of torch's outputs and gradients (fp32 rounding
             is ~1e-7 of it; a wrong formula, e.g. an unbiased variance, is ~1e-2 off).
+        timing_rounds: item 1: interleaved rounds of the RMSNorm backward timing (on the
+            ``parity_rows x parity_dim`` input).
         stat_windows: item 3: validation windows whose activations are recorded.
         min_norm_gain: item 2: how much lower the best norm's test loss must be than no norm's.
         max_rms_ln_gap: item 2: RMSNorm's and LayerNorm's test losses must agree this closely.
         min_swiglu_gain: item 2: how much lower SwiGLU's test loss must be than ReLU's.
         max_norm_input_spread: item 3: with a norm, ``max/min`` over layers of the std of the
             attention inputs must stay below this.
+        checks: the other bounds of the findings.
     """
 
     model: MiniFormerConfig
@@ -123,12 +143,14 @@ class NormsActivationsConfig:
     parity_rows: int = 2048
     parity_dim: int = 64
     parity_tol: float = 1e-5
+    timing_rounds: int = 20
     stat_windows: int = 16
     min_norm_gain: float = 0.05
     max_rms_ln_gap: float = 0.05
     min_swiglu_gain: float = 0.0
     max_norm_input_spread: float = 2.0
     min_growth_ratio: float = 1.5
+    checks: NormsActivationsChecks = field(default_factory=NormsActivationsChecks)
 
     def __post_init__(self) -> None:
         m = self.model
@@ -144,7 +166,8 @@ class NormsActivationsConfig:
                 raise ValueError(f"unknown mlp {name!r} in mlps; choose from {ABLATION_MLPS}")
         if "none" not in self.norms or len([n for n in self.norms if n != "none"]) < 1:
             raise ValueError("norms must contain 'none' and at least one real norm (items 2 and 3)")
-        for name in ("test_batches", "parity_rows", "parity_dim", "stat_windows", "num_threads"):
+        for name in ("test_batches", "parity_rows", "parity_dim", "stat_windows", "num_threads",
+                     "timing_rounds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -215,6 +238,30 @@ def parity_errors(rows: int, dim: int, seed: int = 0) -> dict[str, tuple[float, 
     return out
 
 
+def rms_norm_backward_timing(rows: int, dim: int, rounds: int, seed: int = 0) -> dict[str, list[float]]:
+    """Forward + backward seconds of RMSNorm on ``(rows, dim)``, round by round, two ways.
+
+    ``"by_hand"`` is :func:`~nlpcurriculum.nn.norms.rms_norm` (the backward derived by hand, one
+    ``autograd.Function``); ``"autograd"``, the control, is the same forward formula written with
+    plain tensor ops, so that autograd records each op and differentiates them one by one. Both
+    compute the gradients of the input and the gain for one fixed upstream gradient.
+    """
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(rows, dim, generator=g).requires_grad_(True)
+    w = (torch.randn(dim, generator=g) * 0.5 + 1.0).requires_grad_(True)
+    upstream = torch.randn(rows, dim, generator=g)
+    eps = 1e-6
+
+    def by_hand() -> None:
+        torch.autograd.grad(rms_norm(x, w, eps), (x, w), upstream)
+
+    def autograd() -> None:
+        y = x * torch.rsqrt((x * x).mean(dim=-1, keepdim=True) + eps) * w
+        torch.autograd.grad(y, (x, w), upstream)
+
+    return interleaved_rounds({"autograd": autograd, "by_hand": by_hand}, rounds)
+
+
 def parity_item(cfg: NormsActivationsConfig) -> ItemResult:
     """Item 1: by-hand norms and activations against torch, forward and backward."""
     errors = parity_errors(cfg.parity_rows, cfg.parity_dim, seed=cfg.seed)
@@ -236,7 +283,16 @@ def parity_item(cfg: NormsActivationsConfig) -> ItemResult:
         findings.append(Finding.at_most(
             f"by-hand {name} equals {reference[name]} (max abs difference of outputs and "
             "gradients, relative to their largest magnitude; fp32)",
-            f"{name}.relative_diff", relative, cfg.parity_tol))
+            f"{name}.relative_diff", relative, cfg.parity_tol, kind=INVARIANT))
+    times = rms_norm_backward_timing(cfg.parity_rows, cfg.parity_dim, cfg.timing_rounds, cfg.seed)
+    speedup = Finding.timing_ratio(
+        "RMSNorm's hand-derived backward is faster than autograd through the same forward formula "
+        f"(forward + backward on {cfg.parity_rows} x {cfg.parity_dim}, median time ratio, "
+        f"{cfg.timing_rounds} interleaved rounds)", "rmsnorm.hand_backward_speedup",
+        times["autograd"], times["by_hand"], cfg.checks.min_hand_backward_speedup)
+    metrics["rmsnorm.hand_backward_speedup"] = speedup.value
+    metrics["rmsnorm.hand_backward_speedup.se"] = speedup.se
+    findings.append(speedup)
     xs = torch.linspace(-6, 6, 2001)
     tanh_gap = float((gelu(xs) - gelu(xs, "tanh")).abs().max())
     metrics["gelu_exact_vs_tanh_max_abs_diff"] = tanh_gap
@@ -246,6 +302,8 @@ def parity_item(cfg: NormsActivationsConfig) -> ItemResult:
         "random gains/biases.",
         f"GELU exact vs its tanh approximation on [-6, 6]: max |diff| = {tanh_gap:.2e} "
         "(a different function, not a rounding error)",
+        f"RMSNorm forward + backward, autograd through the formula / the hand-derived backward: "
+        f"{speedup.value:.2f}x (median of {cfg.timing_rounds} rounds, robust SE {speedup.se:.2f})",
         "worked examples: gelu(1) = %.4f, gelu_tanh(1) = %.4f, silu(1) = %.4f" % (
             float(gelu(torch.tensor(1.0))), float(gelu(torch.tensor(1.0), "tanh")),
             float(silu(torch.tensor(1.0)))),

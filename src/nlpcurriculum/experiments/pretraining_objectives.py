@@ -5,7 +5,11 @@
    same windows of the corpus, the same steps, batch and learning rate, with the three losses of
    :mod:`nlpcurriculum.training.objectives`. Each objective's own training loss is plotted; they
    are *not* comparable with each other (MLM scores 15% of the positions, the prefix LM about
-   half), which is why item 2 defines shared probes.
+   half), which is why item 2 defines shared probes. Equal tokens and equal parameter counts are
+   invariants; the finding is a measured difference between two objectives on the use both are
+   trained for, continuing a prompt: at equal compute the causal LM (every position scored)
+   reaches a lower held-out continuation loss than the prefix LM (only the continuation scored),
+   over several seeds (``compare_seeds``, paired: same initialisation and windows per seed).
 2. *Plot loss curves; compare which learns "English" faster* (:func:`probes_item`). "Learns
    English faster" is measured on held-out (validation) text with probes all three can answer:
 
@@ -53,7 +57,7 @@ from nlpcurriculum.decoding.generate import generate
 from nlpcurriculum.decoding.samplers import SamplerConfig
 from nlpcurriculum.experiments.harness import BYTE_VOCAB, CorpusSplits, byte_tokens, torch_threads
 from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig, build_model
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.objectives import (
     MASK_ID,
@@ -71,6 +75,7 @@ __all__ = [
     "PretrainingObjectivesConfig",
     "cloze_probe",
     "continuation_loss",
+    "continuation_over_seeds",
     "lm_generate",
     "mlm_unmask",
     "next_byte_probe",
@@ -98,6 +103,9 @@ class PretrainingObjectivesChecks:
         max_params_spread: item 1: max - min parameter count of the three models.
         min_causal_minus_mlm_auc: item 2: mean held-out next-byte accuracy over probe steps, causal
             minus MLM.
+        min_prefix_minus_causal_continuation: item 1: held-out continuation loss of the prefix LM
+            minus the causal LM's (nats/byte, mean over ``compare_seeds``, beyond two standard
+            errors).
         min_greedy_minus_sampled_repeat: item 3: repeated-4-gram rate of greedy decoding minus
             sampling's.
     """
@@ -106,6 +114,7 @@ class PretrainingObjectivesChecks:
     max_params_spread: float = 0.0
     min_causal_minus_mlm_auc: float = 0.0
     min_greedy_minus_sampled_repeat: float = 0.0
+    min_prefix_minus_causal_continuation: float = 0.02
 
 
 @dataclass(kw_only=True)
@@ -127,6 +136,9 @@ class PretrainingObjectivesConfig:
         prompt_len: bytes of each prompt.
         sample_len: bytes generated per sample.
         temperature: sampling temperature (besides greedy).
+        compare_seeds: item 1: seeds (``seed`` replaced) of the causal vs prefix comparison;
+            ``seed`` reuses the main runs, the others train those two objectives without probes.
+            At least 2 distinct seeds.
         min_gain_over_unigram: item 2: every objective's final next-byte accuracy must beat the
             most-frequent-byte baseline by this much.
         min_right_context_gain: item 2: the MLM's two-sided cloze accuracy must beat its
@@ -148,6 +160,7 @@ class PretrainingObjectivesConfig:
     prompt_len: int = 24
     sample_len: int = 32
     temperature: float = 0.8
+    compare_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     min_gain_over_unigram: float = 0.05
     min_right_context_gain: float = 0.01
     checks: PretrainingObjectivesChecks = field(default_factory=PretrainingObjectivesChecks)
@@ -172,6 +185,8 @@ class PretrainingObjectivesConfig:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if self.train.eval_every < 1:
             raise ValueError("train.eval_every must be >= 1 (it is the probe interval)")
+        if len(set(self.compare_seeds)) < 2 or len(set(self.compare_seeds)) != len(self.compare_seeds):
+            raise ValueError(f"compare_seeds must be at least 2 distinct seeds, got {self.compare_seeds}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -379,8 +394,12 @@ class ObjectiveRun:
 
 
 def train_objective(objective: str, cfg: PretrainingObjectivesConfig, train_tokens: Tensor,
-                    probe_windows: Tensor) -> ObjectiveRun:
-    """Train one objective; every ``train.eval_every`` steps run the held-out probes."""
+                    probe_windows: Tensor, probes_on: bool = True) -> ObjectiveRun:
+    """Train one objective; every ``train.eval_every`` steps run the held-out probes.
+
+    With ``probes_on=False`` no probe runs (the probes touch no random state, so the trained model
+    is the same) and ``probes`` stays empty.
+    """
     model_cfg = replace(cfg.model, causal=objective != "mlm")
     seed_everything(cfg.seed)
     model = build_model(model_cfg)
@@ -402,8 +421,9 @@ def train_objective(objective: str, cfg: PretrainingObjectivesConfig, train_toke
         if step % cfg.train.eval_every == 0 or step == cfg.train.max_steps:
             probe(step)
 
-    probe(0)
-    trainer = Trainer(model, cfg.train, batcher, None, on_step=on_step,
+    if probes_on:
+        probe(0)
+    trainer = Trainer(model, cfg.train, batcher, None, on_step=on_step if probes_on else None,
                       loss_fn=objective_loss(objective, gen, cfg.mask_prob))
     result = trainer.train()
     return ObjectiveRun(objective, model.eval(), result.history, result.tokens_seen, probes)
@@ -413,8 +433,31 @@ def train_objective(objective: str, cfg: PretrainingObjectivesConfig, train_toke
 # items
 
 
-def training_item(cfg: PretrainingObjectivesConfig, runs: dict[str, ObjectiveRun]) -> ItemResult:
-    """Item 1: the three objectives trained at equal compute; each one's own training loss."""
+def continuation_over_seeds(cfg: PretrainingObjectivesConfig, runs: dict[str, ObjectiveRun],
+                            train_tokens: Tensor, probe_windows: Tensor) -> dict[str, list[float]]:
+    """Held-out continuation loss of the causal and the prefix LM for every seed of ``compare_seeds``.
+
+    The main runs (seed ``cfg.seed``) are reused; the other seeds train the two objectives
+    without probes. Returns ``{"seeds": [...], "causal": [...], "prefix": [...]}``.
+    """
+    out: dict[str, list[float]] = {"seeds": [float(s) for s in cfg.compare_seeds], "causal": [], "prefix": []}
+    for seed in cfg.compare_seeds:
+        for objective in ("causal", "prefix"):
+            if seed == cfg.seed:
+                model = runs[objective].model
+            else:
+                model = train_objective(objective, replace(cfg, seed=seed), train_tokens, probe_windows,
+                                        probes_on=False).model
+            out[objective].append(continuation_loss(model, objective, probe_windows))
+    return out
+
+
+def training_item(cfg: PretrainingObjectivesConfig, runs: dict[str, ObjectiveRun],
+                  continuation: dict[str, list[float]] | None = None) -> ItemResult:
+    """Item 1: the three objectives trained at equal compute; each one's own training loss.
+
+    ``continuation`` (:func:`continuation_over_seeds`) adds the causal vs prefix finding.
+    """
     metrics: dict[str, float] = {}
     series: dict[str, list[tuple[int, float]]] = {}
     scored_share = {"causal": 1.0, "mlm": cfg.mask_prob, "prefix": None}
@@ -446,17 +489,36 @@ def training_item(cfg: PretrainingObjectivesConfig, runs: dict[str, ObjectiveRun
            title="each objective's own loss (not comparable across objectives)")
     ax.grid(alpha=0.3)
     ax.legend()
+    findings = [
+        Finding.at_most("equal compute: the three runs process the same number of tokens "
+                        "(max - min tokens seen)", "tokens_seen_spread",
+                        metrics["tokens_seen_spread"], cfg.checks.max_tokens_seen_spread,
+                        kind=INVARIANT),
+        Finding.at_most("equal model size: the three models have the same parameter count "
+                        "(max - min)", "params_spread", metrics["params_spread"],
+                        cfg.checks.max_params_spread, kind=INVARIANT),
+    ]
+    if continuation is not None:
+        seeds = [int(s) for s in continuation["seeds"]]
+        for seed, c, p in zip(seeds, continuation["causal"], continuation["prefix"]):
+            metrics[f"causal.seed{seed}.continuation_loss"] = c
+            metrics[f"prefix.seed{seed}.continuation_loss"] = p
+        diff = Finding.compare(
+            "at equal compute the causal LM, scored on every position, continues held-out prompts "
+            "better than the prefix LM, scored on the continuation only (prefix minus causal "
+            f"continuation loss, nats/byte, paired by seed, {len(seeds)} seeds)",
+            "prefix_minus_causal_continuation_loss", continuation["prefix"], continuation["causal"],
+            margin=cfg.checks.min_prefix_minus_causal_continuation)
+        metrics["prefix_minus_causal_continuation_loss"] = diff.value
+        metrics["prefix_minus_causal_continuation_loss.se"] = diff.se
+        lines += ["", f"held-out continuation loss over seeds {seeds} (second half given the first): "
+                  f"causal {sum(continuation['causal']) / len(seeds):.4f}, prefix "
+                  f"{sum(continuation['prefix']) / len(seeds):.4f}; prefix - causal {diff.value:+.4f} "
+                  f"+- {diff.se:.4f} (SE)"]
+        findings.append(diff)
     return ItemResult(
         item=ITEM["train"], metrics=metrics, series=series, figures={"train_loss.png": fig},
-        texts={"training.txt": "\n".join(lines) + "\n"},
-        findings=[
-            Finding.at_most("equal compute: the three runs process the same number of tokens "
-                            "(max - min tokens seen)", "tokens_seen_spread",
-                            metrics["tokens_seen_spread"], cfg.checks.max_tokens_seen_spread),
-            Finding.at_most("equal model size: the three models have the same parameter count "
-                            "(max - min)", "params_spread", metrics["params_spread"],
-                            cfg.checks.max_params_spread),
-        ],
+        texts={"training.txt": "\n".join(lines) + "\n"}, findings=findings,
     )
 
 
@@ -626,7 +688,8 @@ def run(cfg: PretrainingObjectivesConfig, inputs: Inputs) -> list[ItemResult]:
         spans = _windows(rest if rest.numel() >= span_len else val_tokens, span_len, cfg.cloze_probes)
         prompts = _prompts(val_tokens, cfg.prompt_len, cfg.sample_prompts)
         runs = {o: train_objective(o, cfg, train_tokens, probe_windows) for o in OBJECTIVES}
-        items = [training_item(cfg, runs),
+        continuation = continuation_over_seeds(cfg, runs, train_tokens, probe_windows)
+        items = [training_item(cfg, runs, continuation),
                  probes_item(cfg, runs, spans, _unigram_accuracy(train_tokens, probe_windows)),
                  samples_item(cfg, runs, prompts)]
     return items

@@ -38,7 +38,7 @@ from nlpcurriculum.decoding.samplers import SamplerConfig, sample
 from nlpcurriculum.metrics.stats import spearman
 from nlpcurriculum.metrics.text import distinct_n, longest_repeated_span, ngrams, repetition_rate, self_bleu
 from nlpcurriculum.metrics.timing import torch_threads
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 
 __all__ = [
     "ITEMS",
@@ -49,6 +49,7 @@ __all__ = [
     "make_prompts",
     "repetition_item",
     "run",
+    "top_p_kept",
 ]
 
 #: Curriculum item ids this module covers, in the order :func:`run` returns them.
@@ -65,12 +66,16 @@ class SamplingChecks:
         max_entropy_shift: item 1: signed entropy change of the first step from T=1 (sign flipped
             for T > 1).
         min_longest_repeat_gap: item 3: argmax's longest repeated span minus T=1's (tokens).
+        min_top_p_adaptivity: item 1: Spearman rank correlation, over the model's next-token
+            distributions of every dashboard step, between a distribution's entropy and the number
+            of ids top-p keeps from it.
     """
 
     max_violating_steps: float = 0.0
     max_renormalization_error: float = 1e-5
     max_entropy_shift: float = 0.0
     min_longest_repeat_gap: float = 1.0
+    min_top_p_adaptivity: float = 0.5
 
 
 @dataclass
@@ -204,9 +209,16 @@ def _filter_violations(view: Any, kind: str, value: float) -> tuple[int, float]:
     return bad, renorm
 
 
+def top_p_kept(probs: torch.Tensor, p: float) -> int:
+    """How many ids top-p keeps from ``probs`` ``(V,)``: the smallest most-likely set of mass >= p."""
+    return int((probs.double().sort(descending=True).values.cumsum(0) < p).sum()) + 1
+
+
 def dashboard_item(model: nn.Module, tokenizer: Any, prompt_text: str, cfg: SamplingConfig,
                    stop_id: int | None = None) -> ItemResult:
-    """Item 1: the dashboard's table on a few settings; each filter keeps exactly what it promises."""
+    """Item 1: the dashboard's table on a few settings; each filter keeps exactly what it promises
+    (invariants), and top-p's kept set follows the model's uncertainty where top-k's stays at k
+    (the finding, over the model's distributions at every step the dashboard shows)."""
     from nlpcurriculum.apps.sampler_dashboard import render_page, sampler_view
 
     settings = {
@@ -242,6 +254,16 @@ def dashboard_item(model: nn.Module, tokenizer: Any, prompt_text: str, cfg: Samp
     if cfg.view_temperature > 1:
         lower_t_sharper = -lower_t_sharper
     metrics["first_step.entropy_shift"] = lower_t_sharper
+    # top-p on the model's own distributions: entropy of each step's distribution vs ids kept
+    entropies, kept = [], []
+    for v in views.values():
+        for s in range(len(v.steps)):
+            probs = v.output.model_probs[0, s].double()  # (V,)
+            entropies.append(float(-torch.xlogy(probs, probs).sum()))
+            kept.append(float(top_p_kept(probs, cfg.view_top_p)))
+    adaptivity = spearman(entropies, kept)
+    metrics |= {"top_p_adaptivity.distributions": len(kept), "top_p_adaptivity.spearman": adaptivity,
+                "top_p_adaptivity.min_kept": min(kept), "top_p_adaptivity.max_kept": max(kept)}
     summary = "\n".join(f"{n:12s} {v.cfg.label():18s} kept {metrics[f'{n}.mean_kept']:8.1f}  "
                         f"H after {metrics[f'{n}.mean_entropy_after']:.3f}  sample {v.sample_text!r}"
                         for n, v in views.items())
@@ -256,13 +278,18 @@ def dashboard_item(model: nn.Module, tokenizer: Any, prompt_text: str, cfg: Samp
                             f"smallest most-likely set with mass >= p, min-p={cfg.view_min_p:g} exactly the "
                             f"ids with p >= min_p * max p, top-k={cfg.view_top_k} exactly k ids and argmax a "
                             "one-hot (steps that differ)", "violating_steps", violations,
-                            cfg.checks.max_violating_steps),
+                            cfg.checks.max_violating_steps, kind=INVARIANT),
             Finding.at_most("every filtered distribution is renormalized (max |sum - 1|)",
                             "max_renormalization_error", renorm_error,
-                            cfg.checks.max_renormalization_error),
+                            cfg.checks.max_renormalization_error, kind=INVARIANT),
             Finding.at_most(f"temperature {cfg.view_temperature:g} moves the entropy of the first step "
                             f"{'down' if cfg.view_temperature < 1 else 'up'} from T=1 (signed change)",
-                            "first_step.entropy_shift", lower_t_sharper, cfg.checks.max_entropy_shift),
+                            "first_step.entropy_shift", lower_t_sharper, cfg.checks.max_entropy_shift,
+                            kind=INVARIANT),
+            Finding.at_least(f"top-p={cfg.view_top_p:g} adapts to the model's uncertainty (top-k keeps k at "
+                             "every step): Spearman correlation of a step's entropy and the ids top-p keeps, "
+                             f"over the model's {len(kept)} next-token distributions of the dashboard",
+                             "top_p_adaptivity.spearman", adaptivity, cfg.checks.min_top_p_adaptivity),
         ],
     )
 

@@ -8,8 +8,12 @@ attention on real text, not random weights:
    model's query for the last character of a sample line and the keys/values of the whole line,
    and run :func:`~nlpcurriculum.nn.attention.single_token_attention`: scores ``q . k_j`` ->
    scaled by ``1/sqrt(hs)`` -> softmax -> weighted sum of values, every intermediate shown in a
-   figure and a table. Checked: equal to ``torch.nn.functional.scaled_dot_product_attention`` and
-   to the trained model's own attention row (to 1e-6), and the weights sum to 1.
+   figure and a table. Checked (invariants): equal to
+   ``torch.nn.functional.scaled_dot_product_attention`` and to the trained model's own attention
+   row (to 1e-6), and the weights sum to 1. The finding: training makes that query selective. On
+   every validation window the same head's last query is wired by hand in the trained model and
+   in the untrained one (the control: the same initial weights); the normalised entropy of its
+   weights (1 = uniform over the window) must drop, paired over the windows.
 2. *Scale to multi-head, plot per-head heatmaps* (:func:`multi_head_item`): every head of every
    layer on the sample line. Checked: our :class:`~nlpcurriculum.nn.attention.MultiHeadAttention`
    equals ``torch.nn.MultiheadAttention`` loaded with the same weights (fp32 tolerance), and the
@@ -63,7 +67,7 @@ from nlpcurriculum.interpret.heads import (
 from nlpcurriculum.interpret.qkv import capture_qkv
 from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig, build_model, record_activations
 from nlpcurriculum.nn.attention import single_token_attention
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.trainer import TrainerConfig, TrainResult, seed_everything
 
@@ -75,6 +79,7 @@ __all__ = [
     "Outputs",
     "byte_label",
     "causal_item",
+    "last_query_entropy",
     "multi_head_item",
     "pick_sample",
     "run",
@@ -101,11 +106,14 @@ class AttentionChecks:
         max_past_logit_change_masked_by_hand: item 3: the same on the by-hand attention path.
         max_future_gradient_masked: item 3: gradient of past predictions w.r.t. future inputs,
             mask on.
+        min_selectivity_gain: item 1: normalised entropy of the hand-wired last query's weights,
+            untrained minus trained, mean over validation windows (beyond two standard errors).
     """
 
     max_past_logit_change_masked: float = 0.0
     max_past_logit_change_masked_by_hand: float = 0.0
     max_future_gradient_masked: float = 0.0
+    min_selectivity_gain: float = 0.05
 
 
 @dataclass(kw_only=True)
@@ -200,8 +208,32 @@ def pick_sample(texts: Sequence[str], n_chars: int) -> Tensor:
 # item 1: one query by hand
 
 
+def last_query_entropy(model: MiniFormer, windows: Tensor, layer: int, head: int) -> list[float]:
+    """Normalised entropy ``H / log T`` of each window's last query, wired by hand in one head.
+
+    Args:
+        model: a mini-former.
+        windows: ``(N, T)`` token ids; the query is each window's last token, the keys all of it.
+        layer, head: which attention.
+
+    Returns:
+        N values in [0, 1]: 1 = uniform over the T keys, 0 = all weight on one key.
+    """
+    with torch.no_grad():
+        qkv = capture_qkv(model, windows)[layer]
+    attn = model.blocks[layer].attn
+    kv_head = head // (attn.n_heads // attn.n_kv_heads)
+    T = windows.size(1)
+    out = []
+    for n in range(windows.size(0)):
+        w = single_token_attention(qkv.q[n, head, -1], qkv.k[n, kv_head], qkv.v[n, kv_head]).weights
+        out.append(float(-torch.xlogy(w, w).sum()) / math.log(T))
+    return out
+
+
 def single_token_item(
-    model: MiniFormer, sample: Tensor, layer: int, head: int, tol: float
+    model: MiniFormer, sample: Tensor, layer: int, head: int, tol: float,
+    control: MiniFormer | None = None, windows: Tensor | None = None, min_selectivity_gain: float = 0.05,
 ) -> ItemResult:
     """Hand-wired attention of the sample's last token in one head of a trained model.
 
@@ -210,7 +242,11 @@ def single_token_item(
         sample: ``(T,)`` byte ids; the query is the last one, the keys/values all of them.
         layer: which block's attention.
         head: which query head.
-        tol: the parity tolerance of the findings.
+        tol: the parity tolerance of the invariants.
+        control: the same model untrained; with ``windows``, the finding compares the last query's
+            normalised entropy (:func:`last_query_entropy`) in the two, paired over the windows.
+        windows: ``(N, T)`` validation windows of that finding.
+        min_selectivity_gain: its margin (untrained minus trained normalised entropy).
     """
     qkv = capture_qkv(model, sample[None])[layer]
     attn = model.blocks[layer].attn
@@ -227,8 +263,9 @@ def single_token_item(
         Finding.at_most(
             "the hand-wired output (scores -> scale -> softmax -> weighted sum) equals "
             "torch.nn.functional.scaled_dot_product_attention",
-            "max_abs_diff_vs_torch_sdpa", diff_sdpa, tol),
-        Finding.at_most("the attention weights sum to 1", "weight_sum_error", sum_error, tol),
+            "max_abs_diff_vs_torch_sdpa", diff_sdpa, tol, kind=INVARIANT),
+        Finding.at_most("the attention weights sum to 1", "weight_sum_error", sum_error, tol,
+        kind=INVARIANT),
     ]
     metrics = {
         "max_abs_diff_vs_torch_sdpa": diff_sdpa,
@@ -246,7 +283,21 @@ def single_token_item(
         metrics["max_abs_diff_vs_model_weights"] = diff_model
         findings.append(Finding.at_most(
             "the hand-wired weights equal the trained model's own attention row",
-            "max_abs_diff_vs_model_weights", diff_model, tol))
+            "max_abs_diff_vs_model_weights", diff_model, tol, kind=INVARIANT))
+
+    if control is not None and windows is not None:
+        trained = last_query_entropy(model, windows, layer, head)
+        untrained = last_query_entropy(control, windows, layer, head)
+        metrics["last_query_entropy.trained"] = float(np.mean(trained))
+        metrics["last_query_entropy.untrained"] = float(np.mean(untrained))
+        selective = Finding.compare(
+            f"training makes the hand-wired query selective: normalised entropy of layer {layer} head "
+            f"{head}'s last-token weights, untrained minus trained (1 = uniform; paired over "
+            f"{len(trained)} validation windows)", "selectivity_gain", untrained, trained,
+            margin=min_selectivity_gain)
+        metrics["selectivity_gain"] = selective.value
+        metrics["selectivity_gain.se"] = selective.se
+        findings.append(selective)
 
     labels = [byte_label(int(b)) for b in sample]
     return ItemResult(
@@ -416,7 +467,8 @@ def multi_head_item(
     if math.isfinite(diff_out):
         findings.append(Finding.at_most(
             "our multi-head attention equals torch.nn.MultiheadAttention with the same weights "
-            "(fp32, outputs)", "max_abs_diff_vs_nn_multihead", diff_out, cfg.mha_parity_tol))
+            "(fp32, outputs)", "max_abs_diff_vs_nn_multihead", diff_out, cfg.mha_parity_tol,
+            kind=INVARIANT))
     labels = [byte_label(int(b)) for b in sample]
     return ItemResult(
         item=ITEM["multi_head"],
@@ -546,14 +598,15 @@ def causal_item(model: MiniFormer, windows: Tensor, cfg: AttentionConfig) -> Ite
         Finding.at_most(
             "with the causal mask, replacing future tokens leaves every past logit exactly "
             "unchanged (fused attention kernel)", "max_abs_past_logit_change_masked", past_fused,
-            cfg.checks.max_past_logit_change_masked),
+            cfg.checks.max_past_logit_change_masked, kind=INVARIANT),
         Finding.at_most(
             "... and on the by-hand attention path (the one that returns weights)",
             "max_abs_past_logit_change_masked_by_hand", past_hand,
-            cfg.checks.max_past_logit_change_masked_by_hand),
+            cfg.checks.max_past_logit_change_masked_by_hand, kind=INVARIANT),
         Finding.at_most(
             "with the mask, the gradient of every past prediction w.r.t. future inputs is exactly 0",
-            "max_future_gradient_masked", future_grad, cfg.checks.max_future_gradient_masked),
+            "max_future_gradient_masked", future_grad, cfg.checks.max_future_gradient_masked,
+            kind=INVARIANT),
         Finding.at_least(
             "without the mask, the same weights and perturbation change past logits",
             "max_abs_past_logit_change_unmasked", past_unmasked, cfg.min_unmasked_change),
@@ -641,7 +694,8 @@ def run(cfg: AttentionConfig, inputs: Inputs, outputs: Outputs | None = None) ->
         windows = torch.cat([x for x, _ in val.eval_batches(cfg.stat_windows, 1)])  # (N, T)
         sample = pick_sample(val_texts, cfg.sample_chars)
         results = [
-            single_token_item(model, sample, cfg.demo_layer, cfg.demo_head, cfg.parity_tol),
+            single_token_item(model, sample, cfg.demo_layer, cfg.demo_head, cfg.parity_tol,
+                              init_model, windows, cfg.checks.min_selectivity_gain),
             multi_head_item(model, init_model, windows, sample, result, cfg),
             causal_item(model, windows, cfg),
         ]

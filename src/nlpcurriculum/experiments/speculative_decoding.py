@@ -85,7 +85,7 @@ from nlpcurriculum.models.bigram import BigramLM
 from nlpcurriculum.models.miniformer import MiniFormer, build_model
 from nlpcurriculum.nn.kv_cache import KVCache
 from nlpcurriculum.nn.fast.decode_layout import decode_layout
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.trainer import Trainer, TrainerConfig, seed_everything
 
@@ -662,7 +662,8 @@ def correctness_item(rows: Sequence[SweepRow], exact: dict[str, dict[str, float]
     findings = [
         Finding.at_most("greedy speculative decoding reproduces the target's greedy output "
                         "token for token, for every draft, gamma and prompt (runs that differ)",
-                        "greedy_runs_different", mismatches, cfg.checks.max_greedy_runs_different),
+                        "greedy_runs_different", mismatches, cfg.checks.max_greedy_runs_different,
+                        kind=INVARIANT),
     ]
     for name, ex in exact.items():
         metrics.update({f"exact.{name}.{k}": v for k, v in ex.items()})
@@ -674,7 +675,7 @@ def correctness_item(rows: Sequence[SweepRow], exact: dict[str, dict[str, float]
             Finding.at_most(f"speculative sampling with draft {name} samples the target's "
                             f"distribution: total variation of the emitted first tokens from p "
                             f"within the sampling bound", f"exact.{name}.tv_spec_vs_target",
-                            ex["tv_spec_vs_target"], ex["tv_bound"]),
+                            ex["tv_spec_vs_target"], ex["tv_bound"], kind=INVARIANT),
             Finding.at_least(f"the check can tell: draft {name}'s own distribution is further "
                              f"from the target's than the bound", f"exact.{name}.tv_draft_vs_target",
                              ex["tv_draft_vs_target"], ex["tv_bound"]),
@@ -778,7 +779,7 @@ def acceptance_item(rows: Sequence[SweepRow], curves: dict[float, tuple[SpecStat
                             f"T{hot_t:g}.acceptance_minus_beta",
                             abs(hot.acceptance_rate - metrics[f"T{hot_t:g}.mean_beta"]),
                             cfg.checks.acceptance_max_sigmas
-                            * math.sqrt(0.25 / max(len(hot.beta), 1))),
+                            * math.sqrt(0.25 / max(len(hot.beta), 1)), kind=INVARIANT),
         ],
     )
 

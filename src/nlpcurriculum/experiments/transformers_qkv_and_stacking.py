@@ -46,7 +46,7 @@ from nlpcurriculum.experiments.harness import (
 from nlpcurriculum.interpret.qkv import QKV_INTERVENTIONS, intervene_qkv
 from nlpcurriculum.models.bigram import BigramLM
 from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 from nlpcurriculum.training.trainer import TrainerConfig, TrainResult, seed_everything
 
 __all__ = [
@@ -289,7 +289,8 @@ def qkv_dissection_item(cfg: StackingConfig, base: _Run, retrained: dict[str, _R
     findings = [
         Finding.at_most(
             "zeroing Q makes every attention row exactly uniform over the visible prefix "
-            "(max |w - 1/(t+1)|)", "zero_q_uniform_deviation", deviation, cfg.max_uniform_deviation),
+            "(max |w - 1/(t+1)|)", "zero_q_uniform_deviation", deviation, cfg.max_uniform_deviation,
+            kind=INVARIANT),
         Finding.at_least(
             "zeroing V destroys the copying: loss rises to near uniform guessing "
             "(loss / log V)", "zero_v_loss_fraction_of_uniform", zero_v_fraction,

@@ -3,6 +3,7 @@
 import math
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 import torch
 
@@ -12,9 +13,11 @@ from nlpcurriculum.experiments.positional_embeddings.positional_embeddings impor
     Inputs,
     LagCopyTask,
     PositionalConfig,
+    ScaledSinusoidalPositions,
     SchemeRun,
     attention_entropy,
     context_losses,
+    offset_distance_rank_correlation,
     offset_dot_spread,
     rope_shift_error,
     run,
@@ -129,6 +132,47 @@ def test_ablation_config_rejects_a_lag_that_leaves_no_targets():
         AblationConfig(position="none")
 
 
+def test_offset_distance_rank_correlation_on_a_line_a_circle_and_repeated_tokens():
+    line = np.arange(6, dtype=float)[:, None] * np.array([[1.0, 2.0]])  # (6, 2): distance = offset * sqrt 5
+    assert offset_distance_rank_correlation(line) == pytest.approx(1.0)
+    # a full circle of 6 points: offsets 1 and 5 are neighbours again, so the correlation is weaker
+    angles = np.arange(6) * 2 * math.pi / 6
+    circle = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    assert 0 < offset_distance_rank_correlation(circle) < 0.8
+    # two tokens alternating, no positions: distance says "same token or not" (0 at even offsets);
+    # adding a position term that grows along a line makes it follow the offset
+    tokens = np.array([[0.0, 1.0], [1.0, 0.0]] * 3)
+    assert offset_distance_rank_correlation(tokens) < 0
+    assert offset_distance_rank_correlation(tokens + line) > 0.9
+
+
+def test_scaled_sinusoid_multiplies_the_embeddings_by_sqrt_d_model_then_adds_the_table():
+    pos = ScaledSinusoidalPositions(16, 8)
+    x = torch.randn(2, 5, 16)
+    out = pos.embed(x, torch.arange(5))
+    assert torch.allclose(out, x * 4.0 + sinusoidal_table(8, 16)[:5])
+
+
+def test_sinusoidal_item_checks_its_gain_and_the_sqrt_d_model_cause_over_seeds():
+    cfg = PositionalConfig(model=MiniFormerConfig(d_model=16, n_layers=1, n_heads=2, max_seq_len=8),
+                           train=TrainerConfig(), toy_text="abab", max_offset=4)
+    sin = _fake_run("sinusoidal", {8: 2.6, 16: 2.7, 32: 2.8})
+    sin.model = build_model(MiniFormerConfig(d_model=16, n_layers=1, n_heads=2, max_seq_len=8,
+                                             position="sinusoidal"))
+    runs = {"none": _fake_run("none", {8: 2.5, 16: 2.5, 32: 2.51}), "sinusoidal": sin}
+    scaling = {"seeds": [0, 1, 2], "plain": [2.6, 2.7, 2.65], "scaled": [2.5, 2.55, 2.52],
+               "scaled_pe_to_token_rms": 3.0}
+    by_metric = {f.metric: f for f in scheme_item("sinusoidal", runs, cfg, scaling=scaling).findings}
+    assert by_metric["offset_dot_spread"].kind == "invariant" and by_metric["offset_dot_spread"].passed
+    assert by_metric["gain_over_none"].value == pytest.approx(-0.1) and not by_metric["gain_over_none"].passed
+    cause = by_metric["sqrt_scaled_minus_plain_val_loss"]
+    assert cause.n == 3 and cause.value == pytest.approx(-0.1267, abs=1e-4) and cause.passed
+    assert cause.threshold == pytest.approx(-cfg.checks.min_sqrt_scale_gain)
+    tie = dict(scaling, scaled=scaling["plain"])  # scaling changes nothing: the cause is not shown
+    by_metric = {f.metric: f for f in scheme_item("sinusoidal", runs, cfg, scaling=tie).findings}
+    assert not by_metric["sqrt_scaled_minus_plain_val_loss"].passed
+
+
 def _fake_run(scheme: str, losses: dict[int, float | None]) -> SchemeRun:
     history = [{"step": s, "loss": 3.0 - s / 10, "val_loss": 3.1 - s / 10} for s in (1, 2)]
     per_position = torch.full((32,), 2.0) if losses[32] is not None else None
@@ -163,23 +207,32 @@ def test_tiny_end_to_end_run_returns_six_items_with_checked_findings():
                             eval_batches=1, progress=False),
         ablation=AblationConfig(seq_len=8, lag=2, max_steps=4, batch_size=4, eval_sequences=4),
         eval_tokens=256, anim_frames=3, max_offset=8, rope_shifts=[1, 100], toy_text="to be to",
+        sinusoidal_seeds=[0, 1],
     )
     text = "def f(x):\n    return x + 1\n" * 40
     lines = []
     results = run(cfg, Inputs([text], [text[:400]], log=lines.append))
     assert [r.item for r in results] == [f"positional-embeddings/{i}" for i in range(1, 7)]
-    assert len(lines) == 5 + 2  # one line per corpus model, one per ablation arm
+    # one line per corpus model, per arm and seed of the sqrt(d_model) comparison, per ablation arm
+    assert len(lines) == 5 + 2 * 2 + 2
     assert all(r.findings for r in results)
     sinusoidal, learned, rope, alibi, animation, ablation = results
     assert sinusoidal.findings[0].passed  # a property of the table: holds at any training budget
     assert rope.findings[0].metric == "shift_error.max" and rope.findings[0].passed
     assert "val_loss.ctx32" not in learned.metrics and learned.metrics["extrapolation.max_context"] == 16
     assert {"val_loss.ctx16", "val_loss.ctx32", "val_loss.ctx64"} <= set(alibi.metrics)
-    assert animation.findings[0].value == 0.0 and all(f.passed for f in animation.findings)
+    assert animation.findings[0].value == 0.0
+    assert all(f.passed for f in animation.findings if f.kind == "invariant")
+    rho = [f for f in animation.findings if f.kind == "finding"]
+    assert [f.metric for f in rho] == ["sinusoidal.offset_distance_rho_gain", "rope.offset_distance_rho_gain"]
+    cause = sinusoidal.findings[-1]
+    assert cause.metric == "sqrt_scaled_minus_plain_val_loss" and cause.n == 2
     assert animation.files["position_encoding_3d.gif"][:6] == b"GIF89a"
     page = animation.texts["position_encoding_3d.html"]
     assert 'createElement("canvas")' in page and "http" not in page
-    assert 0.0 <= ablation.metrics["none.attn_entropy"] <= 1.0
+    # the mean normalised entropy is the mean of every head's (equal query counts per head)
+    heads = [v for k, v in ablation.metrics.items() if k.startswith("none.attn_entropy.l")]
+    assert heads and ablation.metrics["none.attn_entropy"] == pytest.approx(sum(heads) / len(heads))
     assert {"heatmaps.png", "entropy.png"} <= set(ablation.figures)
     for r in results:
         for name, points in r.series.items():

@@ -7,6 +7,7 @@ import pytest
 
 from nlpcurriculum.experiments.tokenization_and_embeddings.token_viz import (
     ITEMS,
+    UNSEEN_TEXTS,
     Inputs,
     TokenVizConfig,
     run,
@@ -58,6 +59,26 @@ def test_token_viz_item(toy_tiktoken, bpe):
     result = token_viz_item("x/1", "ab", {"gappy": GappyOffsets()})
     by_metric = {f.metric: f.passed for f in result.findings}
     assert by_metric == {"gappy/ids_match": True, "gappy/chunks_cover_text": False}
+
+
+def test_unseen_scripts_match_tiktoken_and_fall_back_to_bytes(bpe):
+    """An English BPE on Georgian, Tamil, ...: the same ids as tiktoken with its ranks, and several
+    times the tokens per character; a BPE that learned merges for those scripts fails the second."""
+    result = token_viz_item("x/1", TEXT, {"bpe": bpe}, unseen_texts=UNSEEN_TEXTS)
+    unseen = {f.metric: f for f in result.findings if "unseen" in f.metric}
+    assert set(unseen) == {"bpe/unseen_ids_match", "bpe/unseen_cost_ratio"}
+    assert all(f.kind == "finding" and f.passed for f in unseen.values())
+    assert result.metrics["bpe/unseen_ids_match"] == 1.0
+    assert result.metrics["bpe/unseen_single_byte_share"] > 0.9  # the byte fallback
+    m = result.metrics
+    ratio = m["bpe/unseen_tokens_per_char"] / m["bpe/tokens_per_char"]
+    assert m["bpe/unseen_cost_ratio"] == pytest.approx(ratio) and m["unseen.texts"] == len(UNSEEN_TEXTS)
+    from nlpcurriculum.tokenizers import BPETokenizer
+
+    seen = BPETokenizer().train(" ".join(UNSEEN_TEXTS * 20), 600)  # merges for exactly those scripts
+    result = token_viz_item("x/1", TEXT, {"seen": seen}, unseen_texts=UNSEEN_TEXTS)
+    cost = next(f for f in result.findings if f.metric == "seen/unseen_cost_ratio")
+    assert not cost.passed and result.metrics["seen/unseen_single_byte_share"] < 0.5
 
 
 def test_run_is_the_item_on_the_stage_text(toy_tiktoken):

@@ -67,7 +67,8 @@ def test_every_kind_size_and_group_is_measured(comparison):
             assert comparison.vocab_sizes[(kind, size)] == size
             for group in comparison.groups:
                 s = comparison.stats[(kind, size, group)]
-                assert 0.05 < s.tokens_per_byte < 1.0 and 0 < s.vocab_usage <= 1
+                assert s.tokens_per_byte == s.n_tokens / s.n_bytes < 1.0  # fewer tokens than bytes
+                assert s.vocab_usage == s.vocab_used / comparison.vocab_sizes[(kind, size)]
         assert comparison.tokenizers[kind].vocab_size == CFG.vocab_sizes[-1]
     val = comparison.stats[("bpe", 512, "val")]
     assert val.n_bytes == sum(comparison.stats[("bpe", 512, g)].n_bytes for g in ("first", "second"))

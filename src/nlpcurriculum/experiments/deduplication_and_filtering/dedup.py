@@ -34,7 +34,7 @@ from nlpcurriculum.data.synthetic.duplicates import (
     pseudo_vocabulary,
     random_documents,
 )
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 
 __all__ = ["ITEMS", "DedupStageConfig", "Inputs", "run", "s_curve_pairs"]
 
@@ -48,8 +48,10 @@ class DedupChecks:
 
     Attributes:
         min_benchmark_f1: pairwise F1 of the recovered clusters against the planted ones.
-        parity_sds: allowed max |ours - datasketch| Jaccard estimate, in standard deviations of the
-            difference of two independent estimates at the lowest planted Jaccard.
+        parity_sds: with ``hash_fn`` "fast" (another shingle hash than datasketch's), the allowed
+            max |ours - datasketch| Jaccard estimate, in standard deviations of the difference of
+            two independent estimates at the lowest planted Jaccard. With "sha1" the signatures
+            themselves must be equal (an invariant with bound 0).
         max_scurve_z: largest deviation of a bin's measured LSH candidate rate from the S-curve, in
             binomial standard errors.
     """
@@ -88,21 +90,15 @@ class DedupStageConfig:
             raise ValueError("need scurve_pairs >= 10 and parity_pairs >= 1")
 
 
-def _datasketch_estimates(pairs: list[tuple[str, str]], cfg: DedupConfig) -> np.ndarray:
-    """datasketch's Jaccard estimate for each pair, on the same shingle sets as ours."""
+def _datasketch_signatures(texts: list[str], cfg: DedupConfig) -> np.ndarray:
+    """datasketch's MinHash hash values of each text, on the same shingle sets as ours: ``(n, P)``."""
     from datasketch import MinHash
 
     mh = cfg.minhash
     scheme = {"mersenne61": "legacy", "affine32": "affine32"}[mh.scheme]
-    out = []
-    for a, b in pairs:
-        sa, sb = (
-            MinHash.bulk([[s.encode("utf-8") for s in shingles(t, mh)]], num_perm=mh.num_perm,
-                         seed=mh.seed, scheme=scheme)[0]
-            for t in (a, b)
-        )
-        out.append(sa.jaccard(sb))
-    return np.asarray(out)
+    sets = [[s.encode("utf-8") for s in shingles(t, mh)] for t in texts]
+    out = MinHash.bulk(sets, num_perm=mh.num_perm, seed=mh.seed, scheme=scheme) if sets else []
+    return np.array([m.hashvalues for m in out], dtype=np.uint64).reshape(len(texts), mh.num_perm)
 
 
 def s_curve_pairs(
@@ -176,13 +172,16 @@ def run(cfg: DedupStageConfig, inputs: Inputs) -> list[ItemResult]:
     sig_a = hasher.signatures([a for a, _, _ in near])
     sig_b = hasher.signatures([c for _, c, _ in near])
     ours = np.reshape(estimate_jaccard(sig_a, sig_b), -1)
-    ref = _datasketch_estimates([(a, c) for a, c, _ in near], lsh)
+    ref_a = _datasketch_signatures([a for a, _, _ in near], lsh)
+    ref_b = _datasketch_signatures([c for _, c, _ in near], lsh)
+    ref = np.reshape(estimate_jaccard(ref_a, ref_b), -1)  # datasketch's jaccard(): share of equal values
+    mismatches = int((sig_a.astype(np.uint64) != ref_a).sum() + (sig_b.astype(np.uint64) != ref_b).sum())
     true_j = np.array([j for _, _, j in near])
     diff = float(np.max(np.abs(ours - ref))) if len(near) else 0.0
     p = lsh.minhash.num_perm
     # Two independent estimates of J differ with standard deviation sqrt(2 J (1 - J) / P); at the
-    # lowest planted J (the widest case) checks.parity_sds (3) of those is the tolerance. Identical
-    # hashing (hash_fn "sha1") must give exactly 0.
+    # lowest planted J (the widest case) checks.parity_sds (3) of those is the tolerance of the
+    # hash_fn "fast" comparison. Identical hashing (hash_fn "sha1") is checked bit for bit instead.
     j_low = cfg.benchmark.jaccard_low
     tol = cfg.checks.parity_sds * np.sqrt(2.0 * j_low * (1.0 - j_low) / p)
     res.metrics.update({
@@ -193,10 +192,17 @@ def run(cfg: DedupStageConfig, inputs: Inputs) -> list[ItemResult]:
         "parity.datasketch_mae_vs_true": float(np.mean(np.abs(ref - true_j))) if len(near) else 0.0,
         "parity.sampling_sd_at_jaccard_low": float(np.sqrt(j_low * (1 - j_low) / p)),
     })
-    res.findings.append(Finding.at_most(
-        "our MinHash Jaccard estimates agree with datasketch within sampling error "
-        f"({cfg.checks.parity_sds:g} sd of the difference of two estimates)", "parity.max_abs_diff",
-        diff, float(tol)))
+    if lsh.minhash.hash_fn == "sha1":  # datasketch's own shingle hash: the signatures must be equal
+        res.metrics["parity.signature_mismatches"] = mismatches
+        res.findings.append(Finding.invariant(
+            f"our MinHash signatures equal datasketch's bit for bit (hash_fn sha1, scheme "
+            f"{lsh.minhash.scheme}; differing hash values over {len(near)} pairs)",
+            "parity.signature_mismatches", mismatches, mismatches == 0, threshold=0))
+    else:  # another shingle hash: two independent estimates, equal only within sampling error
+        res.findings.append(Finding.at_most(
+            "our MinHash Jaccard estimates agree with datasketch within sampling error "
+            f"({cfg.checks.parity_sds:g} sd of the difference of two estimates)", "parity.max_abs_diff",
+            diff, float(tol), kind=INVARIANT))
 
     # 3. The S-curve, measured on pairs of known Jaccard.
     a_docs, c_docs, j = s_curve_pairs(cfg.scurve_pairs, cfg.seed + 1, cfg.benchmark)
@@ -218,7 +224,7 @@ def run(cfg: DedupStageConfig, inputs: Inputs) -> list[ItemResult]:
     res.findings.append(Finding.at_most(
         "the measured LSH candidate rate follows the theoretical S-curve 1 - (1 - s^r)^b "
         "(largest bin deviation in binomial standard errors)", "scurve.max_z", z_max,
-        cfg.checks.max_scurve_z))
+        cfg.checks.max_scurve_z, kind=INVARIANT))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     s = np.linspace(0, 1, 201)

@@ -8,7 +8,10 @@ finding against measured numbers:
 
 1. **Sinusoidal** (Vaswani et al. 2017, arXiv:1706.03762): ``PE(p) . PE(p + k)`` depends only on
    the offset k, never on p (each sine/cosine pair turns by a fixed angle per step), measured over
-   every p of the table.
+   every p of the table (an invariant). The findings: its gain over no positions, and a test of the
+   reason it may trail them here: a unit-amplitude sinusoid added to small token embeddings
+   outweighs them, which Vaswani et al.'s scaling of the embeddings by ``sqrt(d_model)`` undoes;
+   the scaled and the plain sinusoidal model are compared on several seeds (paired by seed).
 2. **Learned** (GPT-2/BERT): a learned table beats no positions on validation loss; it has no row
    beyond ``max_seq_len``, so its length extrapolation is *not applicable* and is reported so.
 3. **RoPE** (Su et al. 2021, arXiv:2104.09864): the attention score of a rotated query and key
@@ -19,7 +22,10 @@ finding against measured numbers:
    schemes that can run at 4x.
 5. **3D animation** of a toy sequence being encoded (:mod:`nlpcurriculum.viz.position_3d`): a
    repeated token is one point before encoding and distinct points after (measured distance 0,
-   then > 0), for the additive sinusoid and for RoPE's rotation.
+   then > 0: invariants), for the additive sinusoid and for RoPE's rotation. The finding: after
+   encoding, positions farther apart in the sequence lie farther apart in space, measured as the
+   rank correlation of offset and distance over every pair of positions, gained over the vectors
+   before encoding (the control, where distance depends on the tokens alone).
 6. **Ablate positions, watch attention collapse**: on a synthetic lag-copy task where order is
    everything (predict the token ``lag`` places back), a model without positions cannot find the
    right key, and its causal attention spreads toward uniform over the prefix (normalised
@@ -69,10 +75,11 @@ from nlpcurriculum.experiments.positional_embeddings.plots import (
     plot_rope_shift,
     plot_sinusoidal_table,
 )
+from nlpcurriculum.metrics.stats import spearman
 from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig, build_model, record_activations
 from nlpcurriculum.nn.attention import repeat_kv
-from nlpcurriculum.nn.positional import RotaryPositions, sinusoidal_table
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.nn.positional import RotaryPositions, SinusoidalPositions, sinusoidal_table
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 from nlpcurriculum.tokenizers.bytes import byte_tokens
 from nlpcurriculum.training import TokenBatcher, Trainer, TrainerConfig, seed_everything
 from nlpcurriculum.viz.position_3d import (
@@ -93,16 +100,19 @@ __all__ = [
     "Inputs",
     "LagCopyTask",
     "PositionalConfig",
+    "ScaledSinusoidalPositions",
     "SchemeRun",
     "ablation_item",
     "animation_item",
     "attention_entropy",
     "context_losses",
     "layer0_qk",
+    "offset_distance_rank_correlation",
     "offset_dot_spread",
     "rope_shift_error",
     "run",
     "scheme_item",
+    "sinusoidal_scaling_runs",
     "train_scheme",
 ]
 
@@ -172,10 +182,17 @@ class PositionalChecks:
         max_degradation_minus_best_other: item 4: ALiBi's degradation at the longest context minus
             the best other scheme's.
         max_same_token_distance_before: item 5: largest min same-token distance before encoding.
+        min_sqrt_scale_gain: item 1: val loss of the plain sinusoidal model minus the one whose
+            token embeddings are scaled by ``sqrt(d_model)`` (nats/byte, mean over seeds, beyond
+            two standard errors).
+        min_offset_distance_rho_gain: item 5: rank correlation of offset and distance over pairs
+            of positions, after encoding minus before, per panel.
     """
 
     max_degradation_minus_best_other: float = 0.0
     max_same_token_distance_before: float = 0.0
+    min_sqrt_scale_gain: float = 0.02
+    min_offset_distance_rho_gain: float = 0.3
 
 
 @dataclass(kw_only=True)
@@ -202,6 +219,9 @@ class PositionalConfig:
         alibi_max_degradation: item 4: val loss at the longest context minus at T, nats/byte.
         min_separation: item 5: smallest distance between occurrences of a token after
             encoding, relative to the mean vector norm.
+        sinusoidal_seeds: item 1: seeds (``train.seed`` replaced) of the comparison of the plain
+            sinusoidal model with the ``sqrt(d_model)``-scaled one; ``train.seed`` reuses the
+            main run. At least 2 (a paired comparison needs a spread), 3 or more by default.
         num_threads: torch CPU threads, set by the stage (not by the library). 1 by default:
             these matmuls are too small to gain from a second thread, and on a shared machine
             two contending threads run several times slower.
@@ -222,6 +242,7 @@ class PositionalConfig:
     min_gain_over_none: float = 0.1
     alibi_max_degradation: float = 0.05
     min_separation: float = 0.01
+    sinusoidal_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     num_threads: int = 1
     checks: PositionalChecks = field(default_factory=PositionalChecks)
 
@@ -250,6 +271,9 @@ class PositionalConfig:
             raise ValueError(f"num_threads must be >= 1, got {self.num_threads}")
         if not self.rope_shifts or min(self.rope_shifts) < 1:
             raise ValueError(f"rope_shifts must be positive ints, got {self.rope_shifts}")
+        seeds = self.sinusoidal_seeds
+        if len(set(seeds)) < 2 or len(set(seeds)) != len(seeds):
+            raise ValueError(f"sinusoidal_seeds must be at least 2 distinct seeds, got {seeds}")
 
 
 # --------------------------------------------------------------------------------------- data
@@ -343,6 +367,29 @@ def offset_dot_spread(table: Tensor, max_offset: int) -> tuple[float, Tensor]:
         spread = max(spread, float(dots.max() - dots.min()))
         means.append(float(dots.mean()))
     return spread / float(scale), torch.tensor(means)
+
+
+def offset_distance_rank_correlation(vectors: np.ndarray) -> float:
+    """Spearman rank correlation of offset ``|i - j|`` and distance ``|v_i - v_j|`` over all pairs.
+
+    Args:
+        vectors: ``(T, D)`` one vector per position.
+
+    Returns:
+        The correlation over the ``T (T - 1) / 2`` pairs: near 1 when positions farther apart in the
+        sequence lie farther apart in space, near 0 when distance ignores the offset.
+    """
+    i, j = np.triu_indices(vectors.shape[0], k=1)  # every pair i < j
+    distance = np.linalg.norm(vectors[i] - vectors[j], axis=-1)  # (T (T-1) / 2,)
+    return spearman((j - i).astype(float).tolist(), distance.tolist())
+
+
+class ScaledSinusoidalPositions(SinusoidalPositions):
+    """The sinusoid added to token embeddings scaled by ``sqrt(d_model)`` (Vaswani et al. 2017,
+    section 3.4), so that the unit-amplitude sinusoid no longer outweighs small embeddings."""
+
+    def embed(self, x: Tensor, positions: Tensor) -> Tensor:
+        return super().embed(x * math.sqrt(self.dim), positions)
 
 
 @torch.no_grad()
@@ -490,16 +537,23 @@ class SchemeRun:
 
 
 def train_scheme(
-    scheme: str, cfg: PositionalConfig, train_tokens: Tensor, val_tokens: Tensor
+    scheme: str, cfg: PositionalConfig, train_tokens: Tensor, val_tokens: Tensor,
+    scale_embeddings: bool = False,
 ) -> SchemeRun:
     """Train ``cfg.model`` with ``scheme`` on ``train_tokens`` and measure every context length.
 
     Every scheme starts from the same seed and sees the same batches (the batcher is seeded by
-    ``cfg.train.seed``), so loss differences come from the scheme.
+    ``cfg.train.seed``), so loss differences come from the scheme. ``scale_embeddings`` (sinusoidal
+    only) multiplies the token embeddings by ``sqrt(d_model)`` before the sinusoid is added
+    (:class:`ScaledSinusoidalPositions`; it has no parameters, so the initial weights are the same).
     """
     T = cfg.model.max_seq_len
     seed_everything(cfg.train.seed)
     model = build_model(dataclasses.replace(cfg.model, position=scheme))
+    if scale_embeddings:
+        if scheme != "sinusoidal":
+            raise ValueError(f"scale_embeddings applies to the sinusoidal scheme, not {scheme!r}")
+        model.position = ScaledSinusoidalPositions(cfg.model.d_model, T, cfg.model.rope_base)
     train = TokenBatcher(train_tokens, T, mode="random", seed=cfg.train.seed)
     val = TokenBatcher(val_tokens, T, mode="sequential")
     trainer = Trainer(model, cfg.train, train, val)
@@ -512,6 +566,41 @@ def train_scheme(
         model, val_tokens, lengths, cfg.eval_tokens, cfg.train.batch_size
     )
     return SchemeRun(scheme, model, result.history, losses, per_position, seconds)
+
+
+def sinusoidal_scaling_runs(
+    cfg: PositionalConfig, plain: SchemeRun, train_tokens: Tensor, val_tokens: Tensor,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Item 1's cause test: the plain and the ``sqrt(d_model)``-scaled sinusoidal model per seed.
+
+    Args:
+        cfg: the stage config (``sinusoidal_seeds``).
+        plain: the main sinusoidal run (seed ``cfg.train.seed``), reused for that seed.
+        train_tokens, val_tokens: the byte streams every scheme trains and is measured on.
+        log: progress lines (optional).
+
+    Returns:
+        ``{"seeds": [...], "plain": [val loss at T per seed], "scaled": [...], "scaled_pe_to_token_rms":
+        the first scaled model's sinusoid RMS over its scaled token embeddings' RMS}``.
+    """
+    T = cfg.model.max_seq_len
+    out: dict[str, Any] = {"seeds": list(cfg.sinusoidal_seeds), "plain": [], "scaled": []}
+    for seed in cfg.sinusoidal_seeds:
+        seeded = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed))
+        for arm, scale in (("plain", False), ("scaled", True)):
+            if arm == "plain" and seed == cfg.train.seed:
+                r = plain
+            else:
+                r = train_scheme("sinusoidal", seeded, train_tokens, val_tokens, scale_embeddings=scale)
+            out[arm].append(r.losses[T])
+            if arm == "scaled" and "scaled_pe_to_token_rms" not in out:
+                scaled_rms = float(r.model.tok_emb.weight.detach().pow(2).mean().sqrt()) * math.sqrt(
+                    cfg.model.d_model)  # the embeddings as the sinusoid meets them
+                out["scaled_pe_to_token_rms"] = float(r.model.position.table.pow(2).mean().sqrt()) / scaled_rms
+            if log:
+                log(f"sinusoidal {arm} seed {seed}: val loss {r.losses[T]:.3f} ({r.seconds:.0f} s)")
+    return out
 
 
 def _curve(history: list[dict[str, float]], key: str, max_points: int = 50) -> list[tuple[int, float]]:
@@ -541,7 +630,8 @@ def _summary_table(runs: dict[str, SchemeRun], T: int) -> str:
 
 
 def scheme_item(
-    scheme: str, runs: dict[str, SchemeRun], cfg: PositionalConfig, probe: Tensor | None = None
+    scheme: str, runs: dict[str, SchemeRun], cfg: PositionalConfig, probe: Tensor | None = None,
+    scaling: dict[str, Any] | None = None,
 ) -> ItemResult:
     """Items 1-4: one scheme's curves, extrapolation and its specific finding, against "none".
 
@@ -552,6 +642,8 @@ def scheme_item(
         cfg: the stage config (thresholds).
         probe: ``(1, T')`` token ids whose layer-0 queries and keys item 3 shifts (a validation
             window); default: the toy text repeated to the training context.
+        scaling: item 1: :func:`sinusoidal_scaling_runs`' result (the ``sqrt(d_model)`` test of
+            why the sinusoid may trail no positions); left out when ``None``.
     """
     if scheme not in ("sinusoidal", "learned", "rope", "alibi") or "none" not in runs:
         raise ValueError(f"scheme_item needs one of items 1-4 and the 'none' control, got {scheme!r}")
@@ -593,13 +685,36 @@ def scheme_item(
         findings.append(Finding.at_most(
             f"PE(p) . PE(p+k) depends only on the offset k: spread over p (k = 1..{cfg.max_offset}, "
             f"{n_positions} positions), relative to |PE|^2", "offset_dot_spread", spread,
-            cfg.sinusoidal_tolerance))
+            cfg.sinusoidal_tolerance, kind=INVARIANT))
+        findings.append(gain)
         figures["table.png"] = plot_sinusoidal_table(table[:longest], cfg.max_offset)
         notes.append(
             f"The table's entries have RMS {metrics['pe_to_token_rms']:.1f}x that of the trained token "
             "embeddings: a unit-amplitude sinusoid added to N(0, 0.02)-initialised embeddings outweighs "
             "them in the residual stream, a likely reason sinusoidal trails no positions at this "
             "budget (Vaswani et al. multiply embeddings by sqrt(d_model); this model does not).\n")
+        if scaling is not None:
+            plain, scaled = scaling["plain"], scaling["scaled"]
+            for seed, p, s in zip(scaling["seeds"], plain, scaled):
+                metrics[f"plain.seed{seed}.val_loss"] = p
+                metrics[f"sqrt_scaled.seed{seed}.val_loss"] = s
+            metrics["sqrt_scaled.val_loss"] = float(np.mean(scaled))
+            metrics["sqrt_scaled.gain_over_none"] = val_none - float(np.mean(scaled))
+            metrics["sqrt_scaled.pe_to_token_rms"] = scaling["scaled_pe_to_token_rms"]
+            cause = Finding.compare(
+                f"the stated cause, tested: scaling the token embeddings by sqrt(d_model) lowers the "
+                f"sinusoidal model's val loss (scaled minus plain, nats/byte, paired by seed, "
+                f"{len(plain)} seeds)", "sqrt_scaled_minus_plain_val_loss", scaled, plain,
+                margin=cfg.checks.min_sqrt_scale_gain, higher_is_better=False)
+            metrics["sqrt_scaled_minus_plain_val_loss"] = cause.value
+            metrics["sqrt_scaled_minus_plain_val_loss.se"] = cause.se
+            findings.append(cause)
+            notes.append(
+                f"Scaled by sqrt(d_model) (sinusoid RMS {metrics['sqrt_scaled.pe_to_token_rms']:.1f}x "
+                f"the scaled embeddings'), over seeds {scaling['seeds']}: val loss "
+                f"{np.mean(scaled):.4f} vs {np.mean(plain):.4f} plain "
+                f"({cause.value:+.4f} +- {cause.se:.4f}); "
+                f"no positions (seed {cfg.train.seed}): {val_none:.4f}.\n")
     elif scheme == "learned":
         spread, _ = offset_dot_spread(run.model.position.weight.detach(), min(cfg.max_offset, T - 1))
         metrics["offset_dot_spread"] = spread  # contrast with item 1: no built-in offset structure
@@ -618,7 +733,7 @@ def scheme_item(
         findings.append(Finding.at_most(
             f"RoPE scores depend only on relative position: max change when every position of the "
             f"trained layer-0 q, k shifts by s in {list(errors)}, relative to the largest score",
-            "shift_error.max", worst, cfg.rope_tolerance))
+            "shift_error.max", worst, cfg.rope_tolerance, kind=INVARIANT))
         findings.append(gain)
         s = max(errors)
         rope = run.model.position
@@ -693,15 +808,27 @@ def animation_item(runs: dict[str, SchemeRun], cfg: PositionalConfig) -> ItemRes
         metrics[f"{name}.min_same_token_distance.after"] = last
         metrics[f"{name}.separation"] = last / scale
         metrics[f"{name}.separation_3d"] = min_same_token_distance(projected[name][-1], labels) / scale
+        rho_before = offset_distance_rank_correlation(frames[0])
+        rho_after = offset_distance_rank_correlation(frames[-1])
+        metrics[f"{name}.offset_distance_rho.before"] = rho_before
+        metrics[f"{name}.offset_distance_rho.after"] = rho_after
+        metrics[f"{name}.offset_distance_rho_gain"] = rho_after - rho_before
         before = max(before, first)
     findings.append(Finding.at_most(
         "before encoding, repeated tokens are the same vector: largest min same-token distance "
         "(sinusoidal embeddings, RoPE queries)", "min_same_token_distance.before", before,
-        cfg.checks.max_same_token_distance_before))
+        cfg.checks.max_same_token_distance_before, kind=INVARIANT))
     for name, what in (("sinusoidal", "adding PE(p)"), ("rope", "rotating by p * theta")):
         findings.append(Finding.at_least(
             f"after {what}, every repeated token is distinguishable: min same-token distance / "
-            "mean vector norm", f"{name}.separation", metrics[f"{name}.separation"], cfg.min_separation))
+            "mean vector norm", f"{name}.separation", metrics[f"{name}.separation"], cfg.min_separation,
+            kind=INVARIANT))
+    for name, what in (("sinusoidal", "adding PE(p)"), ("rope", "rotating by p * theta")):
+        findings.append(Finding.at_least(
+            f"after {what}, positions farther apart lie farther apart: Spearman correlation of offset "
+            "|i - j| and distance over every pair of positions, minus the same before encoding (where "
+            "distance depends on the tokens alone)", f"{name}.offset_distance_rho_gain",
+            metrics[f"{name}.offset_distance_rho_gain"], cfg.checks.min_offset_distance_rho_gain))
     panels = [
         Panel("sinusoidal (added)", projected["sinusoidal"],
               "token embedding + a * PE(p): each token slides along a straight line."),
@@ -820,8 +947,10 @@ def run(cfg: PositionalConfig, inputs: Inputs) -> list[ItemResult]:
                 f"{L}: {'n/a' if v is None else f'{v:.3f}'}" for L, v in run.losses.items()
             )
             log(f"{scheme}: val loss by context {{{losses}}} ({run.seconds:.0f} s)")
+    scaling = sinusoidal_scaling_runs(cfg, runs["sinusoidal"], train_tokens, val_tokens, log)
     probe = val_tokens[: cfg.model.max_seq_len][None]  # (1, T): a real window for item 3
-    results = [scheme_item(s, runs, cfg, probe) for s in ("sinusoidal", "learned", "rope", "alibi")]
+    results = [scheme_item(s, runs, cfg, probe, scaling if s == "sinusoidal" else None)
+               for s in ("sinusoidal", "learned", "rope", "alibi")]
     results.append(animation_item(runs, cfg))
     results.append(ablation_item(cfg, log))
     return results

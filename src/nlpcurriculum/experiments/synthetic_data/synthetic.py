@@ -15,7 +15,7 @@ import numpy as np
 from nlpcurriculum.data.lsh import deduplicate, pairwise_cluster_scores
 from nlpcurriculum.data.minhash import jaccard, shingles
 from nlpcurriculum.data.synthetic.corpora import SyntheticCorporaConfig, TaskCorpus
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 
 __all__ = ["ITEMS", "Inputs", "SyntheticCorporaConfig", "run"]
 
@@ -106,7 +106,8 @@ def run(cfg: SyntheticCorporaConfig, inputs: Inputs) -> list[ItemResult]:
     res.metrics["cross_split_near_duplicates"] = leaks
     res.findings.append(Finding.at_most(
         "no near duplicate is shared between train, val and test (fresh LSH pass over all "
-        "splits)", "cross_split_near_duplicates", leaks, cfg.checks.max_cross_split_near_duplicates))
+        "splits)", "cross_split_near_duplicates", leaks, cfg.checks.max_cross_split_near_duplicates,
+        kind=INVARIANT))
     p = cfg.noise.typo_rate
     measured = typos / max(eligible, 1)
     z = abs(measured - p) / np.sqrt(max(p * (1 - p), 1e-12) / max(eligible, 1))
@@ -116,7 +117,8 @@ def run(cfg: SyntheticCorporaConfig, inputs: Inputs) -> list[ItemResult]:
                         "noise.noisy_fraction_measured": noisy / max(total, 1)})
     res.findings.append(Finding.at_most(
         f"the measured typo rate equals the configured one within {cfg.checks.max_typo_rate_z:g} "
-        "binomial standard errors", "noise.typo_rate_z", float(z), cfg.checks.max_typo_rate_z))
+        "binomial standard errors", "noise.typo_rate_z", float(z), cfg.checks.max_typo_rate_z,
+        kind=INVARIANT))
 
     fig, ax = plt.subplots(figsize=(7, 4))
     names = [r[0] for r in rows]

@@ -4,7 +4,19 @@
 self-contained HTML page of :func:`~nlpcurriculum.viz.token_viz.render_html`) and checks the
 visualizer's two promises for each tokenizer: the ids it shows are exactly ``encode(text)``, and
 the chunks it colours, joined, give the text back (every character is shown under exactly one
-token). It also reports how many tokens each tokenizer needs, the number a reader compares first.
+token); both are invariants. It also reports how many tokens each tokenizer needs, the number a
+reader compares first.
+
+Two findings are measured on text in scripts the English training corpus never shows (Georgian,
+Armenian, Tamil, ...; params ``unseen_texts``), for each byte-level BPE tokenizer shown:
+
+* a ``tiktoken.Encoding`` built from its regex and merge ranks gives the same ids there too, where
+  only the pre-tokenisation regex's Unicode classes (combining marks are not letters) and the raw
+  byte fallback decide the split: the comparison a reader makes by pasting such text into the
+  tiktokenizer app;
+* with no merges learned for those scripts, text falls back to single bytes: tokens per character
+  on the unseen scripts over tokens per character on the sample text (the control) must reach a
+  bound. A tokenizer with merges or an unknown token for them would fail it.
 
 The stage picks the sample paragraphs (:func:`sample_paragraphs`, sized by
 :class:`TokenVizConfig`) and loads the tokenizers; :func:`run` only renders and checks.
@@ -17,10 +29,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.experiments.tokenization_and_embeddings.tokenizer_compare import reference_parity
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
+from nlpcurriculum.tokenizers.bpe import BPETokenizer
 from nlpcurriculum.viz.token_viz import _encode, render_html, render_terminal, token_chunks
 
-__all__ = ["ITEMS", "Inputs", "TokenVizChecks", "TokenVizConfig", "run", "sample_paragraphs", "token_viz_item"]
+__all__ = ["ITEMS", "UNSEEN_TEXTS", "Inputs", "TokenVizChecks", "TokenVizConfig", "run", "sample_paragraphs",
+           "token_viz_item", "unseen_script_findings"]
 
 #: Curriculum item ids this module covers, in the order :func:`run` returns them.
 ITEMS: tuple[str, ...] = ("tokenization-and-embeddings/7",)
@@ -33,20 +48,39 @@ class TokenVizChecks:
     Attributes:
         min_ids_match: 1 when the ids shown are exactly ``encode(text)``.
         min_chunks_cover: 1 when the coloured chunks join back to the text.
+        min_unseen_ids_match: share of the unseen-script texts on which a byte-level BPE and the
+            ``tiktoken.Encoding`` of its ranks give the same ids.
+        min_unseen_cost_ratio: a byte-level BPE's tokens per character on the unseen scripts over
+            its tokens per character on the sample text.
     """
 
     min_ids_match: float = 1.0
     min_chunks_cover: float = 1.0
+    min_unseen_ids_match: float = 1.0
+    min_unseen_cost_ratio: float = 2.0
+
+
+#: Short sentences in scripts an English corpus does not contain (params ``token_viz.unseen_texts``).
+UNSEEN_TEXTS = [
+    "გამარჯობა, როგორ ხარ? ეს არის მოკლე წინადადება.",
+    "Բարև, ինչպե՞ս ես։ Սա կարճ նախադասություն է։",
+    "வணக்கம், நீங்கள் எப்படி இருக்கிறீர்கள்? இது ஒரு சிறிய வாக்கியம்.",
+    "ሰላም፣ እንዴት ነህ? ይህ አጭር ዓረፍተ ነገር ነው።",
+    "สวัสดี คุณสบายดีไหม นี่คือประโยคสั้นๆ",
+    "សួស្តី តើអ្នកសុខសប្បាយទេ? នេះគឺជាប្រយោគខ្លីមួយ។",
+]
 
 
 @dataclass
 class TokenVizConfig:
-    """The `token_viz` section: val paragraphs, their length, an extra line, tiktoken, `checks`."""
+    """The `token_viz` section: val paragraphs, their length, an extra line, tiktoken, the
+    unseen-script texts of the findings, `checks`."""
 
     n_samples: int = 3
     max_chars: int = 300
     extra_text: str = ""
     include_tiktoken: bool = True
+    unseen_texts: list[str] = field(default_factory=lambda: list(UNSEEN_TEXTS))
     checks: TokenVizChecks = field(default_factory=TokenVizChecks)
 
 
@@ -89,7 +123,7 @@ def sample_paragraphs(groups: Mapping[str, Sequence[str]], n: int, max_chars: in
 
 
 def token_viz_item(item: str, text: str, tokenizers: Mapping[str, Any],
-                   checks: TokenVizChecks | None = None) -> ItemResult:
+                   checks: TokenVizChecks | None = None, unseen_texts: Sequence[str] = ()) -> ItemResult:
     """Visualise ``text`` under each tokenizer and check ids and chunk coverage.
 
     Args:
@@ -97,10 +131,13 @@ def token_viz_item(item: str, text: str, tokenizers: Mapping[str, Any],
         text: the sample text (mix in rare words, digits, non-ASCII to make it interesting).
         tokenizers: ``{name: tokenizer}`` (anything :func:`token_chunks` accepts).
         checks: the findings' bounds (default: :class:`TokenVizChecks`).
+        unseen_texts: texts in scripts the tokenizers never saw in training; with any, each
+            byte-level BPE among ``tokenizers`` gets the two findings of :func:`unseen_script_findings`.
 
     Returns:
         An :class:`ItemResult` with ``token_viz.html`` and ``token_viz.txt`` (plain terminal view),
-        metrics ``<name>/tokens`` and ``<name>/chars_per_token``, and two findings per tokenizer.
+        metrics ``<name>/tokens`` and ``<name>/chars_per_token``, two invariants per tokenizer and
+        the unseen-script findings.
     """
     if not tokenizers:
         raise ValueError("need at least one tokenizer")
@@ -117,14 +154,52 @@ def token_viz_item(item: str, text: str, tokenizers: Mapping[str, Any],
         ids_match = float([c.id for c in chunks] == ids)
         covered = float("".join(c.text for c in chunks) == text)
         findings.append(Finding.at_least(f"{name}: the ids shown are exactly encode(text)",
-                                         f"{name}/ids_match", ids_match, checks.min_ids_match))
+                                         f"{name}/ids_match", ids_match, checks.min_ids_match,
+                                         kind=INVARIANT))
         findings.append(Finding.at_least(f"{name}: the coloured chunks join back to the text",
                                          f"{name}/chunks_cover_text", covered,
-                                         checks.min_chunks_cover))
+                                         checks.min_chunks_cover, kind=INVARIANT))
         views.append(f"== {name}\n" + render_terminal(text, tok, color=False))
+    byte_level = {name: tok for name, tok in tokenizers.items() if isinstance(tok, BPETokenizer)}
+    if unseen_texts and byte_level:
+        metrics["unseen.texts"] = float(len(unseen_texts))
+        metrics["unseen.chars"] = float(sum(map(len, unseen_texts)))
+        for name, tok in byte_level.items():
+            findings += unseen_script_findings(name, tok, text, unseen_texts, checks, metrics)
     return ItemResult(item=item, metrics=metrics, findings=findings,
                       texts={"token_viz.html": render_html(text, dict(tokenizers)),
                              "token_viz.txt": "\n".join(views)})
+
+
+def unseen_script_findings(name: str, tok: BPETokenizer, text: str, unseen_texts: Sequence[str],
+                           checks: TokenVizChecks, metrics: dict[str, float]) -> list[Finding]:
+    """A byte-level BPE on scripts it never saw: tiktoken's ids, and the cost of the byte fallback.
+
+    Adds to ``metrics``: ``<name>/unseen_ids_match`` (share of texts with identical ids),
+    ``<name>/unseen_tokens_per_char`` and ``<name>/tokens_per_char`` (the sample text: the
+    control), their ratio ``<name>/unseen_cost_ratio``, and ``<name>/unseen_single_byte_share``
+    (share of the unseen texts' tokens that are one byte: how far the fallback goes).
+    """
+    match = reference_parity("bpe", tok, unseen_texts)["identical_docs"]
+    ids = [tok.encode(t) for t in unseen_texts]
+    n_tokens = sum(map(len, ids))
+    unseen_tpc = n_tokens / sum(map(len, unseen_texts))
+    sample_tpc = len(tok.encode(text)) / len(text)
+    single = sum(len(tok.token_bytes(i)) == 1 for row in ids for i in row) / n_tokens
+    metrics.update({f"{name}/unseen_ids_match": match, f"{name}/unseen_tokens_per_char": unseen_tpc,
+                    f"{name}/tokens_per_char": sample_tpc,
+                    f"{name}/unseen_cost_ratio": unseen_tpc / sample_tpc,
+                    f"{name}/unseen_single_byte_share": single})
+    return [
+        Finding.at_least(
+            f"{name}: on {len(unseen_texts)} texts in scripts never seen in training, a tiktoken.Encoding "
+            "built from its regex and ranks gives the same ids (share of texts)",
+            f"{name}/unseen_ids_match", match, checks.min_unseen_ids_match),
+        Finding.at_least(
+            f"{name}: with no merges for unseen scripts, text falls back to bytes: tokens per character "
+            "there over tokens per character of the sample text", f"{name}/unseen_cost_ratio",
+            unseen_tpc / sample_tpc, checks.min_unseen_cost_ratio),
+    ]
 
 
 @dataclass(frozen=True)
@@ -150,4 +225,4 @@ def run(cfg: TokenVizConfig, inputs: Inputs) -> list[ItemResult]:
     Returns:
         ``[item 7]``.
     """
-    return [token_viz_item(ITEMS[0], inputs.text, inputs.tokenizers, cfg.checks)]
+    return [token_viz_item(ITEMS[0], inputs.text, inputs.tokenizers, cfg.checks, cfg.unseen_texts)]

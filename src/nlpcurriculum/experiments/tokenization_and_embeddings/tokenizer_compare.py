@@ -38,7 +38,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 from nlpcurriculum.tokenizers.base import Tokenizer
 from nlpcurriculum.tokenizers.bpe import BPETokenizer
 from nlpcurriculum.tokenizers.compression import CompressionStats, corpus_compression_stats
@@ -442,7 +442,7 @@ def _parity_finding(kind: str, c: Comparison, sizes: Sequence[int], config: Comp
         return Finding.at_most(
             f"SentencePiece: tokens per byte on held-out sentences within {tolerance:.0%} of the sentencepiece "
             "library trained on the same sentences at the same vocabulary size (worst over the sweep)",
-            "parity.max_tpb_rel_diff", worst, tolerance)
+            "parity.max_tpb_rel_diff", worst, tolerance, kind=INVARIANT)
     reference = {"bpe": "a tiktoken.Encoding built from our merge ranks",
                  "wordpiece": "HuggingFace tokenizers' WordPiece given our vocabulary",
                  "unigram": "HuggingFace tokenizers' Unigram (Viterbi) given our pieces and scores"}[kind]
@@ -451,7 +451,8 @@ def _parity_finding(kind: str, c: Comparison, sizes: Sequence[int], config: Comp
     worst = min(c.parity[(kind, s)]["identical_docs"] for s in sizes)
     return Finding.at_least(f"{LABELS[kind]}: ids identical to {reference} on every held-out document, "
                             "at every vocabulary size (fraction of documents, worst size)",
-                            "parity.identical_docs", worst, config.checks.min_identical_docs)
+                            "parity.identical_docs", worst, config.checks.min_identical_docs,
+                            kind=INVARIANT)
 
 
 def _usage_vs_bpe_finding(c: Comparison, sizes: Sequence[int], m: dict[str, float],
@@ -485,7 +486,7 @@ def _round_trip_finding(kind: str, c: Comparison, sizes: Sequence[int], m: dict[
         claim = (f"{LABELS[kind]} drops only whitespace{' and case' if kind == 'wordpiece' else ''}: "
                  f"decode(encode(x)) gives x's {what} joined by single spaces on every held-out document "
                  "without unknown tokens")
-    return Finding.at_least(claim, "round_trip.docs_ok_fraction", min(rates), min_ok)
+    return Finding.at_least(claim, "round_trip.docs_ok_fraction", min(rates), min_ok, kind=INVARIANT)
 
 
 def _sweep_table(c: Comparison, sizes: Sequence[int], kind: str) -> str:

@@ -43,7 +43,7 @@ from nlpcurriculum.embeddings.vectors import (
 )
 from nlpcurriculum.embeddings.vocab import simple_word_tokenize
 from nlpcurriculum.embeddings.word2vec import TrainLog, Word2VecConfig, train_word2vec
-from nlpcurriculum.results import Finding, ItemResult
+from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 
 __all__ = [
     "PROBE_WORDS", "CORPUS_PROBE_WORDS", "ITEM", "ITEMS", "ARCH_NAMES", "WordEmbeddingsConfig",
@@ -268,7 +268,7 @@ def one_hot_vs_learned_item(
     metrics["one-hot/max_abs_distance_minus_1"] = onehot_dev
     findings.append(Finding.at_most(
         "one-hot vectors put every pair of distinct words at cosine distance exactly 1",
-        "one-hot/max_abs_distance_minus_1", onehot_dev, max_onehot_distance_error))
+        "one-hot/max_abs_distance_minus_1", onehot_dev, max_onehot_distance_error, kind=INVARIANT))
     for name, v in tables.items():
         rel = _mean_pair_distance(v, pairs, True)
         unrel = _mean_pair_distance(v, pairs, False)
@@ -278,7 +278,7 @@ def one_hot_vs_learned_item(
     findings.append(Finding.at_most(
         "one-hot similarity cannot tell related from unrelated pairs (AUC = 0.5)",
         "one-hot/abs_auc_minus_half", abs(metrics["one-hot/similarity_auc"] - 0.5),
-        max_onehot_auc_error))
+        max_onehot_auc_error, kind=INVARIANT))
     for name in learned:
         gap = metrics[f"{name}/mean_distance_unrelated"] - metrics[f"{name}/mean_distance_related"]
         metrics[f"{name}/distance_gap"] = gap
