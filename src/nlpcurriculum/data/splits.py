@@ -79,16 +79,19 @@ def assign_splits(docs: pd.DataFrame, cfg: SplitConfig) -> pd.DataFrame:
 
 
 def split_warnings(split: pd.DataFrame) -> list[str]:
-    """One line per val/test split under :data:`MIN_SPLIT_DOCUMENTS` documents, with the counts.
+    """One line when val or test has fewer than :data:`MIN_SPLIT_DOCUMENTS` documents.
+
+    The line gives every split's documents and characters and the keys to change.
 
     Args:
         split: the output of :func:`assign_splits`.
     """
     counts = split["split"].value_counts().to_dict()
     chars = split.groupby("split")["n_chars"].sum().to_dict()
+    small = [n for n in ("val", "test") if 0 < counts.get(n, 0) < MIN_SPLIT_DOCUMENTS]
+    if not small:
+        return []
     sizes = ", ".join(f"{n} {counts.get(n, 0)} ({chars.get(n, 0):,} chars)" for n in SPLIT_NAMES)
-    return [
-        f"splits: {name} has only {counts[name]} document(s) (documents: {sizes}); its numbers "
-        f"will be noise: add documents or raise splits.{name}_fraction"
-        for name in ("val", "test") if 0 < counts.get(name, 0) < MIN_SPLIT_DOCUMENTS
-    ]
+    return [f"splits: {' and '.join(small)} under {MIN_SPLIT_DOCUMENTS} documents ({sizes}): their "
+            "numbers will be noise; add documents or raise "
+            + " / ".join(f"splits.{n}_fraction" for n in small)]
