@@ -5,6 +5,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from nlpcurriculum.data.errors import CorpusTooSmallError
 from nlpcurriculum.experiments.pretraining_objectives import (
     ITEMS,
     Inputs,
@@ -49,6 +50,12 @@ def test_run_trains_three_objectives_at_equal_compute():
     for key in ("causal.greedy", "prefix.t0.8", "mlm.unmask", "fill order", "Noted quirks"):
         assert key in text
     assert 0.0 <= samples.metrics["mlm.unmask.out_of_order_rate"] <= 1.0
+
+
+def test_a_val_split_too_short_for_the_probes_fails_in_one_line_naming_keys():
+    with pytest.raises(CorpusTooSmallError, match=r"the val split \(12 bytes\) is too short for "
+                       r"windows of 16 bytes: add documents or raise splits.val_fraction"):
+        run(_tiny(), Inputs(TEXT, ["Short val set"[:12]]))
 
 
 def test_probes_read_the_context_the_way_each_objective_was_trained():
