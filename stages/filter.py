@@ -7,6 +7,7 @@ Reads `data/interim/deduped.parquet` and params `filter` (see `FilterStageConfig
 junk benchmark (perplexity rank AUC, drop rates, clean keep rate).
 """
 
+import sys
 import time
 
 from nlpcurriculum.data.schemas import DOCUMENTS, DROPPED, read_table, write_table
@@ -29,6 +30,8 @@ def main() -> None:
     write_table(tables.dropped, DROPPED_OUTPUT, DROPPED)
     write_table(tables.kept, OUTPUT, DOCUMENTS)
     results = run(cfg, Inputs(docs["text"].tolist(), docs["source"].tolist(), tables))
+    for line in tables.warnings:  # defaults written for the built-in corpus, adapted to this one
+        print(f"warning: {line}", file=sys.stderr)
     metrics = {"documents_in": len(docs), "perplexity_threshold": tables.threshold,
                **{f"dropped.{k}" if k != "kept" else k: v for k, v in tables.counts.items()}}
     publish("filter", {"filter": cfg}, metrics=metrics, results=results, started=started)

@@ -4,10 +4,11 @@ Reads `data/interim/filtered.parquet` (the `documents` contract) and params `spl
 `data/processed/splits/{train,val,test}.parquet` through `datasets`, and `metrics/splits.json`.
 """
 
+import sys
 import time
 
 from nlpcurriculum.data.schemas import DOCUMENTS, SPLIT_NAMES, SPLITS, read_table, validate
-from nlpcurriculum.data.splits import SplitConfig, assign_splits
+from nlpcurriculum.data.splits import SplitConfig, assign_splits, split_warnings
 from nlpcurriculum.io import atomic_path
 from nlpcurriculum.params import load_section
 from nlpcurriculum.stage import main_guard, publish
@@ -21,6 +22,8 @@ def main() -> None:
     cfg = load_section("splits", SplitConfig)
     docs = read_table(INPUT, DOCUMENTS)
     split = validate(assign_splits(docs, cfg), SPLITS, origin="splits output")
+    for line in split_warnings(split):
+        print(f"warning: {line}", file=sys.stderr)
 
     import datasets  # heavy import, after the work
 

@@ -7,6 +7,7 @@ with `nlpcurriculum.tokenizers.corpus.load_tokens`) and `metrics/tokenizer.json`
 curriculum item: its MLflow experiment is `Pipeline`.
 """
 
+import sys
 import time
 
 import numpy as np
@@ -26,6 +27,10 @@ def main() -> None:
     spec = load_section("tokenizer", TokenizerSpec)
     texts = {name: split_texts(name) for name in SPLIT_NAMES}
     tok = train_tokenizer(spec, texts["train"])
+    if tok.vocab_size < spec.vocab_size:  # a small corpus: fewer merges/pieces than asked for
+        print(f"warning: tokenizer: the train split ({sum(map(len, texts['train'])):,} chars) "
+              f"supports {tok.vocab_size} of tokenizer.vocab_size {spec.vocab_size} ids; lower "
+              "tokenizer.vocab_size or add documents", file=sys.stderr)
     eos = eos_id(tok)
     arrays = {name: encode_documents(tok, docs, eos) for name, docs in texts.items()}
     tok.save(MODEL)

@@ -9,6 +9,7 @@ vectors to `models/word_embeddings/` (`cbow.npz`, `skipgram.npz`, `corpus_skipgr
 `metrics/word_embeddings.json`.
 """
 
+import sys
 import time
 
 from nlpcurriculum.data.schemas import SPLITS, read_table
@@ -39,6 +40,8 @@ def main() -> None:
     built = Outputs()
     results = run(cfg, Inputs(corpus), built)
     vectors = built.vectors
+    for line in built.warnings:  # settings adapted to a small corpus
+        print(f"warning: {line}", file=sys.stderr)
 
     with atomic_path(OUTPUT, is_dir=True) as tmp:
         for name, table in vectors.items():

@@ -100,7 +100,7 @@ def rewrite_documents(root: Path, **columns) -> None:
         (lambda r: set_params(r, splits={"seed": "zero"}),
          "splits", "splits.seed: expected int, got str 'zero'"),
         (lambda r: set_params(r, ingest={"source": "files", "path": "no/such/dir"}),
-         "ingest", "ingest.path 'no/such/dir': no .txt, .md, .jsonl or .parquet files found"),
+         "ingest", "ingest.path 'no/such/dir': no such file or folder"),
         (lambda r: (r / "data/interim/documents.parquet").write_bytes(b"PAR1 truncated"),
          "dedup", "documents.parquet: not a readable parquet file"),
         (lambda r: rewrite_documents(r, n_chars=-1),

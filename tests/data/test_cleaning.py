@@ -15,10 +15,11 @@ from nlpcurriculum.data.cleaning import (
     dedup_documents,
     filter_documents,
     reference_fold,
+    resolve_sources,
 )
 from nlpcurriculum.data.filters import QualityFilterConfig
 from nlpcurriculum.data.lsh import DedupConfig
-from nlpcurriculum.data.schemas import DOCUMENTS, DROPPED, validate
+from nlpcurriculum.data.schemas import DOCUMENTS, DROPPED, read_table, validate, write_table
 from nlpcurriculum.data.synthetic.base import make_paragraph
 
 
@@ -60,6 +61,65 @@ def test_dedup_of_all_copies_leaves_one_document():
     assert len(out.kept) == 1
     assert out.counts == {"kept": 1, "exact_duplicate": 49, "near_duplicate": 0,
                           "clusters_collapsed": 1}
+
+
+def test_a_corpus_without_duplicates_gives_an_empty_but_typed_dropped_table(tmp_path):
+    """Issue: an empty dropped table came out with float64 columns and broke its contract."""
+    out = dedup_documents(table(prose(6, seed=8)))
+    assert out.counts["kept"] == 6 and len(out.dropped) == 0
+    write_table(out.dropped, tmp_path / "dropped.parquet", DROPPED)  # validates, then writes
+    assert list(read_table(tmp_path / "dropped.parquet", DROPPED).columns) == list(out.dropped.columns)
+    kept = filter_documents(table(prose(30, seed=9)), QUALITY, PerplexityStageConfig(enabled=False))
+    assert len(kept.dropped) == 0
+    validate(kept.dropped, DROPPED, "filter dropped")
+
+
+def test_reference_sources_adapt_to_a_corpus_without_the_built_in_sources():
+    docs = table(prose(30, seed=10), source="files")  # a user's corpus: every source is "files"
+    out = filter_documents(docs, QUALITY, PerplexityStageConfig())  # default []: every source
+    assert out.reference_sources == ["files"] and out.warnings == [] and out.is_reference.all()
+    stdlib_names = PerplexityStageConfig(reference_sources=["pydoc_topics", "stdlib_docstrings"])
+    adapted = filter_documents(docs, QUALITY, stdlib_names)
+    assert adapted.reference_sources == ["files"]
+    (line,) = adapted.warnings
+    assert line == ("filter.perplexity.reference_sources ['pydoc_topics', 'stdlib_docstrings'] names "
+                    "no source of this corpus; using all of its sources ['files'] (set "
+                    "filter.perplexity.reference_sources to some of these, or [] for all)")
+    np.testing.assert_array_equal(adapted.perplexity, out.perplexity)
+    mixed = pd.concat([docs, table(prose(5, seed=11), source="web")], ignore_index=True)
+    assert filter_documents(mixed, QUALITY, PerplexityStageConfig(reference_sources=["files", "x"])
+                            ).reference_sources == ["files"]  # listed and present: used as is
+
+
+def test_resolve_sources():
+    assert resolve_sources([], ["b", "a", "b"], "k") == (["a", "b"], None)
+    assert resolve_sources(["b", "z"], ["a", "b"], "k") == (["b"], None)
+    chosen, note = resolve_sources(["z"], ["a"], "my.key")
+    assert chosen == ["a"] and note.startswith("my.key ['z'] names no source of this corpus")
+
+
+def test_a_reference_too_small_for_two_folds_names_the_key_and_the_rule():
+    docs = pd.concat([table(prose(20, seed=12), source="web"), table(["too short to pass"], "ref")],
+                     ignore_index=True)
+    with pytest.raises(NothingLeftError, match=(
+            r"^filter: the perplexity filter's clean reference \(sources \['ref'\], set by "
+            r"filter.perplexity.reference_sources\) has 0 of 1 documents left after the heuristic "
+            r"rules, and needs at least one in each of its two folds; most were dropped as "
+            r"'too_short': relax filter.quality.min_words; or set filter.perplexity.enabled: false$")):
+        filter_documents(docs, QUALITY, PerplexityStageConfig(reference_sources=["ref"]))
+
+
+def test_a_non_english_corpus_dropped_whole_says_which_rule_to_relax():
+    german = ["Der alte Bäcker trägt einen schweren Korb am frühen Morgen durch die stille Stadt "
+              f"und grüßt die Nachbarn am Markt, Tag {i} von vielen im langen Sommer dort."
+              for i in range(6)]
+    with pytest.raises(NothingLeftError, match=(
+            r"every one of 6 documents was dropped \(\{'kept': 0, 'no_stop_words': 6\}\); most "
+            r"were dropped as 'no_stop_words': relax filter.quality.min_stop_words \(the stop "
+            r"words are English; 0 turns the rule off\)")):
+        filter_documents(table(german), QUALITY, PerplexityStageConfig(enabled=False))
+    relaxed = QualityFilterConfig(min_words=20, c4_rules=False, min_stop_words=0)
+    assert filter_documents(table(german), relaxed, PerplexityStageConfig()).counts["kept"] >= 5
 
 
 def test_empty_input_is_refused_with_a_clear_message():

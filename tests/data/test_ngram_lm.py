@@ -115,3 +115,15 @@ def test_unfitted_model_and_filter_raise_clear_errors():
         KneserNeyLM().fit([["a", "</s>"]])
     with pytest.raises(ValueError):
         KneserNeyConfig(discounts=(1.5, 1.0, 1.0))  # D1 > 1 would break normalisation
+
+
+def test_a_word_given_probability_zero_gives_infinite_perplexity_not_an_error():
+    """Small repetitive text (a user's corpus) can clamp a discount to 0: a context whose only
+    follower has count >= 3 then reserves no mass for any other word. Scoring such a word must
+    give perplexity inf (the filter drops it), not a math domain error."""
+    no_d3 = KneserNeyConfig(order=2, discounts=(0.5, 1.0, 0.0))
+    lm = KneserNeyLM(no_d3).fit([["a", "b"]] * 3 + [["c", "d"]])
+    assert lm.prob("d", ["a"]) == 0.0
+    assert lm.perplexity(["a", "d"]) == math.inf
+    assert lm.logprob(["a", "d"])[0] == -math.inf
+    assert math.isfinite(lm.perplexity(["a", "b"]))

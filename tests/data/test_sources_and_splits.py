@@ -5,7 +5,8 @@ import pytest
 
 from nlpcurriculum.data.schemas import DOCUMENTS, SPLITS, ContractError, read_table, validate, write_table
 from nlpcurriculum.data.sources import SourceConfig, SourceError, load_documents
-from nlpcurriculum.data.splits import SplitConfig, assign_splits
+from nlpcurriculum.data.errors import CorpusTooSmallError
+from nlpcurriculum.data.splits import SplitConfig, assign_splits, split_warnings
 
 
 def test_stdlib_source_is_about_two_megabytes_of_english_with_provenance():
@@ -44,7 +45,8 @@ def test_files_source_reads_text_jsonl_and_parquet(tmp_path):
          r"n.parquet: column 'text' must hold strings; row 1 is missing \(null\)"),
         (lambda p: (p / "notes.pdf").write_bytes(b"%PDF"), r"no .txt.* found there \(1 other files skipped\)"),
         (lambda p: (p / "x.parquet").write_bytes(b"PAR1 garbage"), "cannot read parquet"),
-        (lambda p: (p / "x.txt").write_text("   "), "produced no documents"),
+        (lambda p: (p / "x.txt").write_text("   "),
+         r"produced no documents: 1 of 1 were shorter than ingest.min_chars \(1\)"),
     ],
 )
 def test_bad_file_sources_fail_clearly(tmp_path, setup, message):
@@ -71,6 +73,44 @@ def test_files_of_other_kinds_are_skipped_and_counted_by_suffix(tmp_path):
     assert (stats["files.skipped.pdf"], stats["files.skipped.html"], stats["files.skipped.no_suffix"]) == (2, 1, 1)
 
 
+def test_pattern_narrows_a_folder_and_hidden_files_are_skipped(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.jsonl").write_text(json.dumps({"text": "top record"}) + "\n")
+    (tmp_path / "sub/b.jsonl").write_text(json.dumps({"text": "nested record"}) + "\n")
+    (tmp_path / "c.txt").write_text("a text file")
+    (tmp_path / ".gitkeep").write_text("# not a document")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git/notes.txt").write_text("not a document either")
+    top, _ = load_documents(SourceConfig(source="files", path=str(tmp_path), pattern="*.jsonl"))
+    assert list(top["text"]) == ["top record"]
+    nested, _ = load_documents(SourceConfig(source="files", path=str(tmp_path), pattern="**/*.jsonl"))
+    assert list(nested["text"]) == ["top record", "nested record"]
+    everything, stats = load_documents(SourceConfig(source="files", path=str(tmp_path)))
+    assert list(everything["text"]) == ["top record", "a text file", "nested record"]
+    assert stats["files.skipped.hidden"] == 2 and stats["files.read"] == 3
+
+
+def test_a_relative_path_is_read_from_the_project_root(tmp_path):
+    (tmp_path / "data/raw").mkdir(parents=True)
+    (tmp_path / "data/raw/a.md").write_text("# A note\n\nwith some words")
+    docs, _ = load_documents(SourceConfig(source="files", path="data/raw"), root=tmp_path)
+    assert docs["provenance"].tolist() == [str(tmp_path / "data/raw/a.md")]
+
+
+@pytest.mark.parametrize(
+    "path, pattern, message",
+    [
+        ("missing", "", "ingest.path 'missing': no such file or folder"),
+        ("a.txt", "*.txt", r"ingest.path 'a.txt' is a file; ingest.pattern '\*.txt' needs a folder"),
+        (".", "*.csv", r"ingest.path '.' \(pattern '\*.csv'\): no .txt, .md, .jsonl or .parquet"),
+    ],
+)
+def test_bad_path_or_pattern_names_the_keys(tmp_path, path, pattern, message):
+    (tmp_path / "a.txt").write_text("a document")
+    with pytest.raises(SourceError, match=message):
+        load_documents(SourceConfig(source="files", path=path, pattern=pattern), root=tmp_path)
+
+
 def test_hub_source_is_offline_by_default_and_fails_at_once():
     with pytest.raises(SourceError, match="needs the internet"):
         load_documents(SourceConfig(source="hub", hub_name="roneneldan/TinyStories"))
@@ -78,7 +118,13 @@ def test_hub_source_is_offline_by_default_and_fails_at_once():
 
 def test_source_config_checks_itself():
     with pytest.raises(ValueError, match="needs a path"):
-        SourceConfig(source="files")
+        SourceConfig(source="files", path="")
+    with pytest.raises(ValueError, match=r"is a glob.*set path: '/c/my corpus' and pattern: '\*\*/\*.jsonl'"):
+        SourceConfig(source="files", path="/c/my corpus/**/*.jsonl")
+    with pytest.raises(ValueError, match="DVC does not expand '~'"):
+        SourceConfig(source="files", path="~/corpus")
+    with pytest.raises(ValueError, match="must be a glob inside path"):
+        SourceConfig(source="files", path="c", pattern="../*.txt")
 
 
 def _docs(n_a: int, n_b: int) -> pd.DataFrame:
@@ -107,6 +153,30 @@ def test_split_assignment_is_stable_when_other_sources_change():
     grown = assign_splits(_docs(100, 30), SplitConfig())
     a = lambda df: df[df.source == "A"].set_index("doc_id")["split"].sort_index()
     pd.testing.assert_series_equal(a(base), a(grown))
+
+
+def test_a_small_corpus_still_gets_one_document_in_val_and_test_and_a_warning():
+    cfg = SplitConfig(val_fraction=0.1, test_fraction=0.1)
+    out = validate(assign_splits(_docs(4, 3), cfg), SPLITS, "test")  # each source rounds to 0
+    assert out["split"].value_counts().to_dict() == {"train": 5, "val": 1, "test": 1}
+    again = assign_splits(_docs(4, 3).iloc[::-1], cfg)
+    pd.testing.assert_frame_equal(out, again)  # still deterministic
+    (line,) = split_warnings(out)
+    assert line == ("splits: val and test under 5 documents (train 5 (35 chars), val 1 (7 chars), "
+                    "test 1 (7 chars)): their numbers will be noise; add documents or raise "
+                    "splits.val_fraction / splits.test_fraction")
+    three = assign_splits(_docs(3, 0), cfg)
+    assert sorted(three["split"]) == ["test", "train", "val"]
+    assert split_warnings(assign_splits(_docs(100, 0), cfg)) == []  # 10 and 10: no warning
+    # A zero fraction asks for no split: nothing is moved there.
+    assert set(assign_splits(_docs(4, 0), SplitConfig(0.0, 0.1))["split"]) == {"train", "test"}
+
+
+def test_too_few_documents_for_three_splits_fail_in_one_line():
+    with pytest.raises(CorpusTooSmallError, match=r"^splits: 2 document\(s\) left after dedup and "
+                       r"filter, but test, train, val need one each: add documents .*ingest.path"):
+        assign_splits(_docs(2, 0), SplitConfig())
+    assert len(assign_splits(_docs(2, 0), SplitConfig(0.0, 0.5))) == 2
 
 
 def test_contract_violation_names_column_check_and_row(tmp_path):

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from nlpcurriculum.data.errors import CorpusTooSmallError
 from nlpcurriculum.data.synthetic.stories import RELATIONS, generate_stories, similarity_pairs
 from nlpcurriculum.embeddings import (
     CBOW,
@@ -134,8 +135,15 @@ def test_training_is_reproducible_and_leaves_global_rng_alone(sentences):
     assert not np.array_equal(a.vectors, c.vectors)
 
 
+def test_a_text_too_small_for_subsampling_trains_on_every_word():
+    """Eleven words: subsampling (t = 1e-3) keeps each with p ~ 0.1 and would leave no pair."""
+    text = [["a", "small", "corpus", "of", "a", "few", "words"], ["a", "few", "more", "words"]]
+    vectors = train_word2vec(text, Word2VecConfig(dim=4, epochs=2, min_count=1, sample=1e-3))
+    assert len(vectors) == 7
+
+
 def test_bad_inputs_raise_clear_errors():
-    with pytest.raises(ValueError, match="no training example"):
+    with pytest.raises(CorpusTooSmallError, match="no training example"):  # one line in a stage
         train_word2vec([["a"], ["b"]] * 5, Word2VecConfig(min_count=1))
     with pytest.raises(ValueError, match="min_count"):
         train_word2vec(["a", "b", "c"], Word2VecConfig(min_count=5))

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from nlpcurriculum.data.errors import CorpusTooSmallError
 from nlpcurriculum.experiments.pretraining_objectives import (
     ITEMS,
     Inputs,
@@ -65,6 +66,12 @@ def test_run_trains_three_objectives_at_equal_compute():
     late = sum(o != min(set(range(len(order))) - set(order[:i]))
                for order in orders for i, o in enumerate(order))
     assert len(orders) == 2 and samples.metrics["mlm.unmask.out_of_order_rate"] == late / (2 * 5)
+
+
+def test_a_val_split_too_short_for_the_probes_fails_in_one_line_naming_keys():
+    with pytest.raises(CorpusTooSmallError, match=r"the val split \(12 bytes\) is too short for "
+                       r"windows of 16 bytes: add documents or raise splits.val_fraction"):
+        run(_tiny(), Inputs(TEXT, ["Short val set"[:12]]))
 
 
 def test_probes_read_the_context_the_way_each_objective_was_trained():

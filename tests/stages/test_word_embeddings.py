@@ -14,6 +14,7 @@ from nlpcurriculum.experiments.tokenization_and_embeddings.word_embeddings impor
     Inputs,
     Outputs,
     WordEmbeddingsConfig,
+    corpus_min_count,
     run,
 )
 from nlpcurriculum.params import ParamsError, load_section, params_file
@@ -63,6 +64,26 @@ def test_run_covers_the_three_items_and_the_corpus():
     results = run(replace(cfg, corpus_epochs=0), Inputs(corpus), built)
     vectors = built.vectors
     assert "corpus_skipgram" not in vectors and "corpus_neighbours.txt" not in results[1].texts
+
+
+def test_a_corpus_too_small_for_corpus_min_count_trains_on_its_commonest_words():
+    """A user's few documents: no word reaches corpus_min_count=5; the vectors still get made."""
+    corpus = [["a", "small", "corpus", "of", "a", "few", "words"], ["a", "few", "more", "words"]]
+    built = Outputs()
+    assert corpus_min_count(corpus, 3, built) == 1  # only "a" occurs three times: no pair
+    assert built.warnings == [
+        "word_embeddings: fewer than two words of the train split occur "
+        "word_embeddings.corpus_min_count=3 times (7 distinct words, 11 in all); the corpus "
+        "vectors use every word (min_count 1): lower the key or add documents"]
+    assert corpus_min_count(corpus, 2, Outputs()) == 2  # a, few, words: unchanged, no warning
+    tiny = dict(dim=8, epochs=1, min_count=2, batch_size=256)
+    cfg = WordEmbeddingsConfig(stories=300, cbow=Word2VecConfig(arch="cbow", **tiny),
+                               skipgram=Word2VecConfig(arch="skipgram", **tiny), corpus_epochs=1,
+                               corpus_min_count=5, corpus_words=["words"])
+    built = Outputs()
+    results = run(cfg, Inputs(corpus), built)
+    assert len(built.vectors["corpus_skipgram"]) == 7 and len(built.warnings) == 1
+    assert "7 words seen >= 1 times" in results[1].texts["corpus_neighbours.txt"]
 
 
 def test_importing_the_stage_is_cheap():

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from nlpcurriculum.data.errors import CorpusTooSmallError
 from nlpcurriculum.training.data import TokenBatcher
 
 
@@ -51,7 +52,8 @@ def test_eval_batches_are_fixed_and_leave_the_state_alone():
 def test_rejects_bad_inputs_and_mismatched_state():
     with pytest.raises(ValueError, match="1-D integer"):
         TokenBatcher(torch.zeros(10), 4)
-    with pytest.raises(ValueError, match="too short"):
+    # A user's small corpus: a one-line stage error (main_guard handles ContractError) naming keys.
+    with pytest.raises(CorpusTooSmallError, match=r"too short for seq_len=4 .*splits.val_fraction"):
         TokenBatcher(torch.arange(4), 4)
     with pytest.raises(ValueError, match="mode"):
         TokenBatcher(torch.arange(40), 4, mode="shuffled")

@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -57,13 +58,62 @@ class NothingLeftError(ContractError):
     """A cleaning step would hand an empty table downstream."""
 
 
+#: The ``filter.quality`` keys that set each heuristic rule, for messages that say what to relax.
+RULE_KEYS: dict[str, str] = {
+    Reason.TOO_SHORT: "filter.quality.min_words",
+    Reason.TOO_LONG: "filter.quality.max_words / max_chars",
+    Reason.MEAN_WORD_LENGTH: "filter.quality.min_mean_word_length / max_mean_word_length "
+                             "(text without spaces between words has very long 'words')",
+    Reason.SYMBOL_RATIO: "filter.quality.max_symbol_word_ratio",
+    Reason.BULLET_LINES: "filter.quality.max_bullet_line_frac",
+    Reason.ELLIPSIS_LINES: "filter.quality.max_ellipsis_line_frac",
+    Reason.FEW_ALPHA_WORDS: "filter.quality.min_alpha_word_frac",
+    Reason.NON_ALPHA_CHARS: "filter.quality.max_non_alpha_char_frac",
+    Reason.NO_STOP_WORDS: "filter.quality.min_stop_words (the stop words are English; 0 turns "
+                          "the rule off)",
+    Reason.DUPLICATE_LINES: "filter.quality.max_dup_line_frac",
+    Reason.DUPLICATE_LINE_CHARS: "filter.quality.max_dup_line_char_frac",
+    Reason.TOP_NGRAM: "filter.quality.top_ngram_max",
+    Reason.DUPLICATE_NGRAM: "filter.quality.dup_ngram_max",
+    Reason.LOREM_IPSUM: "filter.quality.c4_rules",
+    Reason.CURLY_BRACKET: "filter.quality.c4_rules",
+    Reason.REPLACEMENT_CHARS: "filter.quality.max_replacement_char_frac",
+    Reason.PERPLEXITY: "filter.perplexity.percentile (or filter.perplexity.enabled: false)",
+}  # fmt: skip
+
+
+def _relax_hint(counts: dict[str, int]) -> str:
+    """``most were dropped as X: relax <key>`` for the commonest drop reason of ``counts``."""
+    drops = {r: n for r, n in counts.items() if r != "kept" and n}
+    if not drops:
+        return ""
+    top = max(drops, key=drops.get)
+    return f"; most were dropped as {top!r}: relax {RULE_KEYS.get(top, 'filter.quality')}"
+
+
 def _check_not_empty(docs: pd.DataFrame, step: str) -> None:
     if len(docs) == 0:
         raise NothingLeftError(f"{step}: the input table has no documents (check ingest)")
 
 
-def _preview(texts: pd.Series) -> pd.Series:
-    return texts.map(lambda t: t[:PREVIEW_CHARS])
+def _dropped_rows(
+    docs: pd.DataFrame, drop: np.ndarray, reason: list[str], kept_doc_id: list[str | None],
+    similarity: np.ndarray, perplexity: np.ndarray,
+) -> pd.DataFrame:
+    """The dropped-rows table (:data:`DROPPED_COLUMNS`) of ``docs``' rows ``drop`` (k,).
+
+    Every column gets its dtype explicitly, so an empty table (nothing dropped: a corpus with no
+    duplicates) has the same schema as a full one instead of pandas' float64 for empty lists.
+    """
+    rows = docs.loc[drop, ["doc_id", "source", "provenance", "n_chars"]].reset_index(drop=True)
+    return rows.assign(
+        reason=pd.array(reason, dtype="str"),
+        kept_doc_id=pd.array(kept_doc_id, dtype="str"),
+        similarity=np.asarray(similarity, dtype=np.float64),
+        perplexity=np.asarray(perplexity, dtype=np.float64),
+        preview=pd.array([_safe_text(t[:PREVIEW_CHARS]) for t in docs["text"].to_numpy()[drop]],
+                         dtype="str"),
+    )[DROPPED_COLUMNS]
 
 
 def _safe_text(text: str) -> str:
@@ -111,22 +161,40 @@ def dedup_documents(docs: pd.DataFrame, cfg: DedupConfig | None = None) -> Dedup
     docs = docs.reset_index(drop=True)
     result = deduplicate(docs["text"].tolist(), cfg)
     drop = np.flatnonzero(~result.keep)
-    dropped = docs.loc[drop, ["doc_id", "source", "provenance", "n_chars"]].assign(
+    dropped = _dropped_rows(
+        docs, drop,
         reason=[result.reason[i] for i in drop],
-        kept_doc_id=docs["doc_id"].to_numpy()[result.cluster[drop]],
+        kept_doc_id=docs["doc_id"].to_numpy()[result.cluster[drop]].tolist(),
         similarity=result.similarity[drop],
-        perplexity=np.nan,
-        preview=_preview(docs.loc[drop, "text"]).map(_safe_text),
-    )
+        perplexity=np.full(len(drop), np.nan),
+    )  # fmt: skip
     sizes = np.bincount(result.cluster, minlength=len(docs))
     counts = {**result.counts, "clusters_collapsed": int((sizes > 1).sum())}
     kept = docs[result.keep].reset_index(drop=True)
-    return DedupTables(kept, dropped.reset_index(drop=True)[DROPPED_COLUMNS], counts, result)
+    return DedupTables(kept, dropped, counts, result)
 
 
 # ---------------------------------------------------------------------------------------------
 # Filtering
 # ---------------------------------------------------------------------------------------------
+
+
+def resolve_sources(requested: list[str], present: Iterable[str], key: str) -> tuple[list[str], str | None]:
+    """The ``source`` values a ``*_sources`` knob selects in this corpus, plus a warning or None.
+
+    ``[]`` selects every source present. A list selects those of its sources that are present;
+    when none is (a list written for the built-in corpus, run on a user's own corpus, whose
+    documents all have source ``files``), every source is selected and the warning says so,
+    naming ``key`` (the params key to set) and the sources the corpus has.
+    """
+    present = sorted(set(present))
+    if not requested:
+        return present, None
+    chosen = [s for s in requested if s in present]
+    if chosen:
+        return chosen, None
+    return present, (f"{key} {list(requested)} names no source of this corpus; using all of its "
+                     f"sources {present} (set {key} to some of these, or [] for all)")
 
 
 @dataclass
@@ -136,18 +204,14 @@ class PerplexityStageConfig(PerplexityFilterConfig):
     Attributes:
         enabled: run the perplexity filter after the heuristic rules.
         reference_sources: ``source`` values whose documents (after the heuristic rules) form
-            the clean reference the LM is trained and calibrated on.
+            the clean reference the LM is trained and calibrated on; ``[]`` (the default): every
+            source of the corpus (see :func:`resolve_sources`).
         seed: salts the hash that assigns reference documents to the two folds.
     """
 
     enabled: bool = True
-    reference_sources: list[str] = field(default_factory=lambda: ["pydoc_topics"])
+    reference_sources: list[str] = field(default_factory=list)
     seed: int = 0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.enabled and not self.reference_sources:
-            raise ValueError("reference_sources: the perplexity filter needs a clean reference")
 
 
 @dataclass
@@ -166,6 +230,9 @@ class FilterTables:
         fold_filters: the two fitted perplexity filters (fold 0, fold 1); empty when off.
         fold: (N,) the fold of each reference document the LM scored (``fold_filters[k]`` held
             fold k out), -1 for every other document.
+        reference_sources: the sources the reference was drawn from (``reference_sources``
+            resolved against the corpus).
+        warnings: one line per default that had to adapt to the corpus (the stage prints them).
     """
 
     kept: pd.DataFrame
@@ -177,6 +244,8 @@ class FilterTables:
     is_reference: np.ndarray
     fold_filters: list[PerplexityFilter]
     fold: np.ndarray
+    reference_sources: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
 
 def reference_fold(doc_ids: pd.Series, seed: int) -> np.ndarray:
@@ -233,10 +302,20 @@ def fit_perplexity_folds(
         held_out[fold == k] = [pf.doc_perplexity(t) for t in score]
         filters.append(pf)
     finite = held_out[np.isfinite(held_out)]
+    if finite.size == 0:
+        raise NothingLeftError(
+            f"filter: none of the {len(texts)} reference documents gets a finite perplexity from "
+            "the model trained on the other fold (too little or too repetitive text): add "
+            "documents, or set filter.perplexity.enabled: false")
     threshold = float(np.percentile(finite, cfg.percentile))
     for pf in filters:
         pf.threshold = threshold
     return filters, held_out, np.asarray(threshold)
+
+
+def _counts(reasons: list[str | None]) -> dict[str, int]:
+    """Documents per drop reason (None: kept, not counted), reasons sorted by name."""
+    return {r: sum(1 for x in reasons if x == r) for r in sorted({r for r in reasons if r})}
 
 
 def filter_documents(
@@ -254,7 +333,10 @@ def filter_documents(
     reasons = heuristic_reasons(texts, quality)
     n = len(docs)
     ppl = np.full(n, np.nan)
-    is_ref = docs["source"].isin(perplexity.reference_sources).to_numpy()
+    ref_sources, note = resolve_sources(
+        perplexity.reference_sources, docs["source"], "filter.perplexity.reference_sources")
+    warnings = [note] if note else []
+    is_ref = docs["source"].isin(ref_sources).to_numpy()
     filters: list[PerplexityFilter] = []
     threshold, ref_ppl = math.inf, np.zeros(0)
     doc_fold = np.full(n, -1, dtype=np.int64)
@@ -262,6 +344,14 @@ def filter_documents(
         passed = np.array([r is None for r in reasons])
         ref_idx = np.flatnonzero(passed & is_ref)
         fold = reference_fold(docs["doc_id"].iloc[ref_idx], perplexity.seed)
+        if not (fold == 0).any() or not (fold == 1).any():
+            ref_counts = {"kept": len(ref_idx)} | _counts([reasons[i] for i in np.flatnonzero(is_ref)])
+            raise NothingLeftError(
+                f"filter: the perplexity filter's clean reference (sources {ref_sources}, set by "
+                f"filter.perplexity.reference_sources) has {len(ref_idx)} of {int(is_ref.sum())} "
+                "documents left after the heuristic rules, and needs at least one in each of its "
+                f"two folds{_relax_hint(ref_counts)}; or set filter.perplexity.enabled: false"
+            )
         filters, ref_ppl, thr = fit_perplexity_folds([texts[i] for i in ref_idx], fold, perplexity)
         threshold = float(thr)
         ppl[ref_idx] = ref_ppl
@@ -272,22 +362,21 @@ def filter_documents(
             if not ppl[i] <= threshold:  # NaN-safe: a document with no token has inf
                 reasons[i] = str(Reason.PERPLEXITY)
     keep = np.array([r is None for r in reasons])
-    counts: dict[str, int] = {"kept": int(keep.sum())}
-    for r in sorted({r for r in reasons if r is not None}):
-        counts[r] = sum(1 for x in reasons if x == r)
+    counts: dict[str, int] = {"kept": int(keep.sum())} | _counts(reasons)
     if not keep.any():
-        raise NothingLeftError(f"filter: every one of {n} documents was dropped ({counts})")
+        raise NothingLeftError(
+            f"filter: every one of {n} documents was dropped ({counts}){_relax_hint(counts)}")
     drop = np.flatnonzero(~keep)
-    dropped = docs.loc[drop, ["doc_id", "source", "provenance", "n_chars"]].assign(
+    dropped = _dropped_rows(
+        docs, drop,
         reason=[reasons[i] for i in drop],
-        kept_doc_id=None,
-        similarity=np.nan,
+        kept_doc_id=[None] * len(drop),
+        similarity=np.full(len(drop), np.nan),
         perplexity=ppl[drop],
-        preview=_preview(docs.loc[drop, "text"]).map(_safe_text),
-    )
+    )  # fmt: skip
     return FilterTables(
         kept=docs[keep].reset_index(drop=True),
-        dropped=dropped.reset_index(drop=True)[DROPPED_COLUMNS],
+        dropped=dropped,
         counts=counts,
         perplexity=ppl,
         threshold=threshold,
@@ -295,4 +384,6 @@ def filter_documents(
         is_reference=is_ref,
         fold_filters=filters,
         fold=doc_fold,
+        reference_sources=ref_sources,
+        warnings=warnings,
     )

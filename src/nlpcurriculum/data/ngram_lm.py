@@ -215,14 +215,21 @@ class KneserNeyLM:
         return p
 
     def logprob(self, sequence: Sequence[str]) -> tuple[float, int]:
-        """Natural-log probability of a sentence (with </s>) and the number of predicted tokens."""
+        """Natural-log probability of a sentence (with </s>) and the number of predicted tokens.
+
+        A token the model gives probability 0 makes the total ``-inf`` (perplexity ``inf``).
+        That happens on small, repetitive training text: every word is seen ``min_count`` times
+        (so ``<unk>`` never is) and the estimated discounts clamp to 0 (so no mass is reserved
+        for unseen words).
+        """
         self._check_fitted()
         n = self.cfg.order
         toks = [t if t in self._vocab_set else UNK for t in sequence] + [EOS]
         h = [BOS] * (n - 1)
         total = 0.0
         for t in toks:
-            total += math.log(self._prob(t, tuple(h[len(h) - (n - 1) :]) if n > 1 else ()))
+            p = self._prob(t, tuple(h[len(h) - (n - 1) :]) if n > 1 else ())
+            total += math.log(p) if p > 0 else -math.inf
             h.append(t)
         return total, len(toks)
 

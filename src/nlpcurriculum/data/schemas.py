@@ -12,11 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pandera.pandas as pa
 
+from nlpcurriculum.data.errors import ContractError
+
 SPLIT_NAMES = ("train", "val", "test")
-
-
-class ContractError(ValueError):
-    """A table does not satisfy its schema."""
 
 
 DOCUMENTS = pa.DataFrameSchema(

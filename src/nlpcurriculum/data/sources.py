@@ -4,8 +4,13 @@
   behind ``help()`` (``pydoc_data.topics``, one document per topic) and the docstrings of the
   standard library's modules (one document per module: its module, class and function docstrings,
   read with ``ast`` so nothing is imported or executed). About 2 MB.
-* ``files``: a local path or glob of ``.txt`` (a document per file), ``.jsonl`` and ``.parquet``
-  (a document per record, text in ``text_field``).
+* ``files``: a local file or folder (``path``, read recursively, optionally narrowed by the glob
+  ``pattern``) of ``.txt``/``.md`` (a document per file), ``.jsonl`` and ``.parquet`` (a document
+  per record, text in ``text_field``). Hidden files and folders (``.git``, ``.DS_Store``) are
+  skipped. ``path`` is a file or folder, never a glob, because ``dvc.yaml`` makes it a dependency
+  of the ``ingest`` stage (``${ingest.path}``): adding, changing or removing a file under it
+  reruns ``ingest`` and what depends on it. The default ``data/raw`` is an empty folder kept in
+  git for that reason.
 * ``hub``: a Hugging Face ``datasets`` name, for users who are online. Offline is the default, so
   this fails at once with a message instead of hanging on the network.
 
@@ -16,7 +21,6 @@ Every loader returns a table with the ``documents`` contract: ``doc_id``, ``text
 from __future__ import annotations
 
 import ast
-import glob
 import hashlib
 import json
 import os
@@ -44,7 +48,11 @@ class SourceConfig:
 
     Attributes:
         source: ``stdlib``, ``files`` or ``hub``.
-        path: for ``files``: a file, a folder (read recursively) or a glob.
+        path: for ``files``: a file or a folder (read recursively), relative to the project or
+            absolute. Never a glob (DVC tracks it); always a path that exists, whatever the
+            source, since it is the ``ingest`` stage's dependency (default: ``data/raw``).
+        pattern: for ``files`` with a folder: a glob relative to it (``*.jsonl``,
+            ``**/*.txt``); empty: every readable file under it.
         text_field: for ``.jsonl``/``.parquet``/``hub``: the column holding the text.
         hub_name: for ``hub``: a ``datasets`` name, e.g. ``roneneldan/TinyStories``.
         hub_split: for ``hub``: the split to read.
@@ -56,7 +64,8 @@ class SourceConfig:
     """
 
     source: Literal["stdlib", "files", "hub"] = "stdlib"
-    path: str = ""
+    path: str = "data/raw"
+    pattern: str = ""
     text_field: str = "text"
     hub_name: str = ""
     hub_split: str = "train"
@@ -66,8 +75,19 @@ class SourceConfig:
     on_decode_error: Literal["error", "replace"] = "error"
 
     def __post_init__(self) -> None:
-        if self.source == "files" and not self.path:
-            raise ValueError("path: source 'files' needs a path, folder or glob")
+        if not self.path:
+            raise ValueError("path: source 'files' needs a path, a file or folder (and for any "
+                             "source, DVC tracks it: keep the default data/raw)")
+        if any(c in self.path for c in "*?["):
+            first = min(self.path.index(c) for c in "*?[" if c in self.path)
+            folder = os.path.dirname(self.path[:first]) or "."
+            raise ValueError(
+                f"path {self.path!r} is a glob, but DVC tracks ingest.path as a file or folder: "
+                f"set path: {folder!r} and pattern: {os.path.relpath(self.path, folder)!r}")
+        if self.path.startswith("~"):
+            raise ValueError(f"path {self.path!r}: DVC does not expand '~'; write the absolute path")
+        if os.path.isabs(self.pattern) or ".." in Path(self.pattern).parts:
+            raise ValueError(f"pattern {self.pattern!r} must be a glob inside path (e.g. '*.jsonl')")
         if self.source == "hub" and not self.hub_name:
             raise ValueError("hub_name: source 'hub' needs a datasets name")
         if self.max_documents < 0 or self.min_chars < 1:
@@ -99,7 +119,8 @@ def load_documents(cfg: SourceConfig, root: str | Path = ".") -> tuple[pd.DataFr
     if cfg.max_documents:
         kept = kept[: cfg.max_documents]
     if not kept:
-        raise SourceError(f"source {cfg.source!r} produced no documents (after min_chars)")
+        raise SourceError(f"source {cfg.source!r} produced no documents: {dropped_short} of "
+                          f"{len(records)} were shorter than ingest.min_chars ({cfg.min_chars})")
     df = pd.DataFrame(kept, columns=["source", "provenance", "text"])
     df.insert(0, "doc_id", [_doc_id(p, t) for _, p, t in kept])
     df["n_chars"] = df["text"].str.len().astype("int64")
@@ -155,20 +176,29 @@ READ_SUFFIXES = (".txt", ".md", ".jsonl", ".parquet")
 
 def _file_records(cfg: SourceConfig, root: Path, stats: dict[str, int]) -> Iterator[tuple[str, str, str]]:
     """Records of every readable file under ``cfg.path``; ``stats`` counts read and skipped files."""
-    path = os.path.expanduser(cfg.path)
-    pattern = path if os.path.isabs(path) else str(root / path)
-    if os.path.isdir(pattern):
-        found = [p for p in Path(pattern).rglob("*") if p.is_file()]
+    base = root / cfg.path  # an absolute cfg.path replaces root
+    if base.is_dir():
+        found = [p for p in base.glob(cfg.pattern or "**/*") if p.is_file()]
+        hidden = {p for p in found if any(part.startswith(".") for part in p.relative_to(base).parts)}
+        if hidden:  # .gitkeep, .DS_Store, a .git folder: never documents
+            stats["files.skipped.hidden"] = len(hidden)
+            found = [p for p in found if p not in hidden]
+    elif base.is_file():
+        if cfg.pattern:
+            raise SourceError(f"ingest.path {cfg.path!r} is a file; ingest.pattern "
+                              f"{cfg.pattern!r} needs a folder (set pattern: '')")
+        found = [base]
     else:
-        found = [Path(p) for p in glob.glob(pattern, recursive=True) if os.path.isfile(p)]
+        raise SourceError(f"ingest.path {cfg.path!r}: no such file or folder")
     paths = sorted(p for p in found if p.suffix in READ_SUFFIXES)
     for skipped in found:
         if skipped.suffix not in READ_SUFFIXES:
             key = f"files.skipped.{skipped.suffix.lstrip('.') or 'no_suffix'}"
             stats[key] = stats.get(key, 0) + 1
     if not paths:
+        where = f"ingest.path {cfg.path!r}" + (f" (pattern {cfg.pattern!r})" if cfg.pattern else "")
         raise SourceError(
-            f"ingest.path {cfg.path!r}: no .txt, .md, .jsonl or .parquet files found there"
+            f"{where}: no .txt, .md, .jsonl or .parquet files found there"
             + (f" ({len(found)} other files skipped)" if found else "")
         )
     stats["files.read"] = len(paths)

@@ -56,6 +56,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nlpcurriculum.data.errors import CorpusTooSmallError
 from nlpcurriculum.embeddings.sampling import (
     cbow_examples,
     keep_probabilities,
@@ -81,7 +82,8 @@ class Word2VecConfig:
         negatives: noise words ``K`` per example (paper: 5-20 for small data).
         min_count: words seen fewer times are dropped.
         sample: subsampling threshold ``t``; 0 disables it. The paper's 1e-5 suits billions of
-            words; gensim's default 1e-3 suits small corpora like ours.
+            words; gensim's default 1e-3 suits small corpora like ours. An epoch in which it
+            leaves no training pair (a text of a few dozen words) uses every word instead.
         ns_exponent: power of the unigram counts in the noise distribution (0.75).
         epochs: passes over the text.
         lr: initial learning rate; decays linearly to ``lr * min_lr_frac``.
@@ -287,17 +289,24 @@ def _train(tokens: Sequence[str] | Sequence[Sequence[str]], cfg: Word2VecConfig,
     start = time.perf_counter()
     step = 0
     expected_steps = None
-    for epoch in range(cfg.epochs):
-        kept = torch.rand(len(ids), generator=gen) < keep_p[ids]  # subsample this epoch's stream
+    def examples(kept: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(inputs, targets) of the kept tokens of the stream, windows drawn from ``gen``."""
         e_ids, e_sent = ids[kept], sent[kept]
         windows = sample_window_sizes(len(e_ids), cfg.window, gen)
         if cfg.arch == "skipgram":
-            inputs, targets = skipgram_pairs(e_ids, e_sent, windows)
-        else:
-            targets, inputs = cbow_examples(e_ids, e_sent, windows, pad=model.pad_id)  # type: ignore[attr-defined]
+            return skipgram_pairs(e_ids, e_sent, windows)
+        targets, inputs = cbow_examples(e_ids, e_sent, windows, pad=model.pad_id)  # type: ignore[attr-defined]
+        return inputs, targets
+
+    for epoch in range(cfg.epochs):
+        kept = torch.rand(len(ids), generator=gen) < keep_p[ids]  # subsample this epoch's stream
+        inputs, targets = examples(kept)
+        if len(targets) == 0 and not kept.all():  # a text so small that subsampling left no pair
+            inputs, targets = examples(torch.ones_like(kept))
         n = len(targets)
         if n == 0:
-            raise ValueError("the text yields no training example (every sentence has one word?)")
+            raise CorpusTooSmallError("word2vec: the text yields no training example (every "
+                                      "sentence has one word?): add documents")
         if expected_steps is None:  # the count varies a little per epoch; the first one sets the schedule
             expected_steps = cfg.epochs * math.ceil(n / cfg.batch_size)
             log_every = max(1, expected_steps // 100)

@@ -53,6 +53,7 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from nlpcurriculum.data.errors import CorpusTooSmallError
 from nlpcurriculum.decoding.generate import generate
 from nlpcurriculum.decoding.samplers import SamplerConfig
 from nlpcurriculum.experiments.harness import BYTE_VOCAB, CorpusSplits, byte_tokens, torch_threads
@@ -193,11 +194,16 @@ class PretrainingObjectivesConfig:
 # probes
 
 
+_SMALL_VAL = ("add documents or raise splits.val_fraction, or lower pretraining_objectives.seq_len, "
+              "cloze_left, cloze_right or prompt_len")
+
+
 def _windows(stream: Tensor, length: int, n: int) -> Tensor:
     """``n`` non-overlapping windows of ``length`` tokens from the start of ``stream``: ``(n', L)``."""
     n = min(n, stream.numel() // length)
     if n < 1:
-        raise ValueError(f"held-out text too short for windows of {length} bytes")
+        raise CorpusTooSmallError(f"the val split ({stream.numel()} bytes) is too short for "
+                                  f"windows of {length} bytes: {_SMALL_VAL}")
     return stream[: n * length].view(n, length)
 
 
@@ -205,7 +211,8 @@ def _prompts(stream: Tensor, length: int, n: int) -> Tensor:
     """``n`` prompts spread evenly over ``stream``, each starting after a space: ``(n, L)``."""
     last = stream.numel() - 2 * length
     if last < 1:
-        raise ValueError(f"held-out text too short for prompts of {length} bytes")
+        raise CorpusTooSmallError(f"the val split ({stream.numel()} bytes) is too short for "
+                                  f"prompts of {length} bytes: {_SMALL_VAL}")
     rows = []
     for i in range(n):
         start = i * last // n

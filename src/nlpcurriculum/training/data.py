@@ -32,6 +32,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from nlpcurriculum.data.errors import CorpusTooSmallError
+
 __all__ = ["BATCH_MODES", "TokenBatcher"]
 
 BATCH_MODES = ("random", "sequential")
@@ -58,10 +60,11 @@ class TokenBatcher:
             )
         if seq_len < 1:
             raise ValueError(f"seq_len must be >= 1, got {seq_len}")
-        if tokens.numel() < seq_len + 1:
-            raise ValueError(
+        if tokens.numel() < seq_len + 1:  # a user's small corpus: a stage error, one line
+            raise CorpusTooSmallError(
                 f"a stream of {tokens.numel()} tokens is too short for seq_len={seq_len} "
-                "(needs seq_len + 1)"
+                "(needs seq_len + 1): add documents to the corpus (ingest.path), raise "
+                "splits.val_fraction / splits.test_fraction, or lower this stage's seq_len"
             )
         if mode not in BATCH_MODES:
             raise ValueError(f"mode must be one of {BATCH_MODES}, got {mode!r}")

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from nlpcurriculum.data.errors import CorpusTooSmallError
 from nlpcurriculum.experiments.positional_embeddings.positional_embeddings import (
     ITEM,
     AblationConfig,
@@ -198,6 +199,16 @@ def test_alibi_findings_fail_honestly_when_another_scheme_extrapolates_better():
     assert "learned.degradation" not in result.metrics  # cannot run at 4x: left out, not zero
     runs["alibi"] = _fake_run("alibi", {8: 2.1, 16: 2.09, 32: 2.08})
     assert all(f.passed for f in scheme_item("alibi", runs, cfg).findings)
+
+
+def test_a_val_split_shorter_than_the_longest_context_fails_in_one_line_naming_keys():
+    cfg = PositionalConfig(model=MiniFormerConfig(d_model=16, n_layers=1, n_heads=2, max_seq_len=16),
+                           train=TrainerConfig(max_steps=2, warmup_steps=1, progress=False),
+                           toy_text="to be to")
+    needed = max(cfg.context_multiples) * 16 + 1
+    with pytest.raises(CorpusTooSmallError, match=rf"the val split has 40 bytes; .* needs {needed}: "
+                       r"add documents or raise splits.val_fraction"):
+        run(cfg, Inputs(["some training text " * 20], ["x" * 40]))
 
 
 def test_tiny_end_to_end_run_returns_six_items_with_checked_findings():

@@ -29,6 +29,14 @@ def test_takes_turns_between_groups_and_skips_short_paragraphs():
     assert not any("Heading" in s for s in out)
 
 
+def test_a_corpus_of_short_texts_shows_each_documents_longest_paragraph():
+    """A user's corpus may have no paragraph of 120 characters: show what there is."""
+    groups = {"a": ["Title\n\nA short note, longer than its title."], "b": ["Kurz.", "  "]}
+    assert sample_paragraphs(groups, 3) == ["A short note, longer than its title.", "Kurz."]
+    long_and_short = {"a": ["short one", "tiny " + LONG]}  # one long paragraph: only it is shown
+    assert sample_paragraphs(long_and_short, 2) == [sample_paragraphs({"a": ["tiny " + LONG]}, 1)[0]]
+
+
 def test_cuts_at_the_last_space_before_the_limit():
     (sample,) = sample_paragraphs({"a": [LONG]}, 1, max_chars=203)
     assert len(sample) <= 203 and sample.endswith("word") and LONG.startswith(sample)
@@ -36,8 +44,8 @@ def test_cuts_at_the_last_space_before_the_limit():
 
 def test_returns_what_there_is_and_fails_clearly_when_nothing_fits():
     assert len(sample_paragraphs({"a": [LONG, LONG]}, 5)) == 2
-    with pytest.raises(ValueError, match="no document has a paragraph of at least 120"):
-        sample_paragraphs({"a": ["short"]}, 1)
+    with pytest.raises(ValueError, match="no document has a non-blank paragraph"):
+        sample_paragraphs({"a": ["  \n\n "]}, 1)
     with pytest.raises(ValueError, match="n must be >= 1"):
         sample_paragraphs({"a": [LONG]}, 0)
 

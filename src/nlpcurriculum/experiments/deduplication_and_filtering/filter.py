@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nlpcurriculum.data.cleaning import FilterTables, PerplexityStageConfig, heuristic_reasons
+from nlpcurriculum.data.cleaning import (
+    FilterTables,
+    PerplexityStageConfig,
+    heuristic_reasons,
+    resolve_sources,
+)
 from nlpcurriculum.data.filters import QualityFilterConfig
 from nlpcurriculum.data.synthetic.base import as_rng
 from nlpcurriculum.results import Finding, ItemResult
@@ -55,7 +60,10 @@ class FilterStageConfig:
         quality: the heuristic rules' thresholds.
         perplexity: the Kneser-Ney perplexity filter and its clean reference.
         clean_sources: sources of curated prose; the share of their documents the heuristic
-            rules keep is the "clean keep rate" finding.
+            rules keep is the "clean keep rate" finding. ``[]``: every source of the corpus; a
+            list none of whose sources the corpus has (the built-in corpus's names on a user's
+            own corpus) also falls back to every source, with a warning
+            (:func:`~nlpcurriculum.data.cleaning.resolve_sources`).
         junk_per_kind: injected junk documents per kind (made from held-out clean reference
             documents) for the benchmark.
         seed: seeds the junk.
@@ -150,7 +158,10 @@ def run(cfg: FilterStageConfig, inputs: Inputs) -> list[ItemResult]:
 
     # Clean keep rate: curated prose (clean_sources); how much of it do the rules keep?
     ref_mask = real.is_reference
-    clean_mask = np.isin(np.asarray(sources), cfg.clean_sources)
+    clean_sources, note = resolve_sources(cfg.clean_sources, sources, "filter.clean_sources")
+    if note:
+        real.warnings.append(note)
+    clean_mask = np.isin(np.asarray(sources), clean_sources)
     heur = np.array([r is None for r in heuristic_reasons(
         [t for t, m in zip(docs_texts, clean_mask) if m], cfg.quality)])
     clean_keep = float(heur.mean()) if heur.size else float("nan")
@@ -158,7 +169,7 @@ def run(cfg: FilterStageConfig, inputs: Inputs) -> list[ItemResult]:
     res.metrics["clean.heuristic_keep_rate"] = clean_keep
     res.findings.append(Finding.at_least(
         f"the heuristic rules keep >= {cfg.checks.min_clean_keep_rate:.0%} of the clean documents "
-        f"({', '.join(cfg.clean_sources)})", "clean.heuristic_keep_rate", clean_keep,
+        f"({', '.join(clean_sources)})", "clean.heuristic_keep_rate", clean_keep,
         cfg.checks.min_clean_keep_rate))
 
     # Junk benchmark: junk made from held-out reference documents, scored by the fold model
@@ -214,7 +225,8 @@ def run(cfg: FilterStageConfig, inputs: Inputs) -> list[ItemResult]:
     scored = np.isfinite(real.perplexity)
     all_ppl = [real.perplexity[scored & ref_mask], real.perplexity[scored & ~ref_mask],
                *junk_ppl.values()]
-    finite = np.concatenate([x[np.isfinite(x)] for x in all_ppl if len(x)])
+    scored_parts = [x[np.isfinite(x)] for x in all_ppl if len(x)]  # none with the LM off
+    finite = np.concatenate(scored_parts) if scored_parts else np.zeros(0)
     if finite.size:
         edges = np.geomspace(max(finite.min(), 1.0), finite.max() * 1.01, 40)
         ax.hist(all_ppl[0], bins=edges, alpha=0.6, label="reference (held-out fold)")
@@ -228,6 +240,7 @@ def run(cfg: FilterStageConfig, inputs: Inputs) -> list[ItemResult]:
         ax.axvline(real.threshold, c="k", ls="--",
                    label=f"threshold (p{cfg.perplexity.percentile:g} of reference)")
     ax.set(xlabel="Kneser-Ney perplexity", ylabel="documents", title="perplexity filter")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:  # nothing to label with the filter off
+        ax.legend(fontsize=7)
     res.figures["perplexity_hist.png"] = fig
     return [res]

@@ -65,6 +65,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from nlpcurriculum.data.errors import CorpusTooSmallError
 from nlpcurriculum.experiments.positional_embeddings.plots import (
     plot_attention_entropy,
     plot_attention_heatmaps,
@@ -936,8 +937,10 @@ def run(cfg: PositionalConfig, inputs: Inputs) -> list[ItemResult]:
     train_tokens, val_tokens = byte_tokens(train_texts), byte_tokens(val_texts)
     needed = max(cfg.context_multiples) * cfg.model.max_seq_len + 1
     if val_tokens.numel() < needed:
-        raise ValueError(
-            f"validation text has {val_tokens.numel()} bytes; the longest context needs {needed}"
+        raise CorpusTooSmallError(
+            f"the val split has {val_tokens.numel()} bytes; the longest context "
+            f"(max(positional_embeddings.context_multiples) x model.max_seq_len + 1) needs "
+            f"{needed}: add documents or raise splits.val_fraction, or lower those keys"
         )
     runs: dict[str, SchemeRun] = {}
     for scheme in SCHEMES:

@@ -90,20 +90,28 @@ def sample_paragraphs(groups: Mapping[str, Sequence[str]], n: int, max_chars: in
 
     Each sample is the first paragraph (blank-line separated) of a document that has at least
     ``min_chars`` characters (so that headings are skipped), cut at the last space before
-    ``max_chars``. Deterministic: groups in the order given, documents in order.
+    ``max_chars``. When no document has such a paragraph (a corpus of short texts), each
+    document's longest paragraph is taken instead. Deterministic: groups in the order given,
+    documents in order.
 
     Raises:
-        ValueError: ``n < 1`` or no document has a long enough paragraph.
+        ValueError: ``n < 1``, or there is no non-blank document at all.
     """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     if max_chars < min_chars:
         raise ValueError(f"max_chars ({max_chars}) must be >= min_chars ({min_chars})")
+    long_enough = any(len(p.strip()) >= min_chars
+                      for docs in groups.values() for doc in docs for p in doc.split("\n\n"))
     pools = []
     for docs in groups.values():
         paragraphs = []
         for doc in docs:
-            para = next((p.strip() for p in doc.split("\n\n") if len(p.strip()) >= min_chars), None)
+            parts = [p.strip() for p in doc.split("\n\n")]
+            if long_enough:
+                para = next((p for p in parts if len(p) >= min_chars), None)
+            else:
+                para = max(parts, key=len) or None
             if para is not None:
                 if len(para) > max_chars:
                     cut = para.rfind(" ", 0, max_chars)
@@ -118,7 +126,7 @@ def sample_paragraphs(groups: Mapping[str, Sequence[str]], n: int, max_chars: in
                 out.append(pool[depth])
         depth += 1
     if not out:
-        raise ValueError(f"no document has a paragraph of at least {min_chars} characters")
+        raise ValueError("no document has a non-blank paragraph to show")
     return out
 
 

@@ -320,9 +320,35 @@ class Outputs:
 
     Attributes:
         vectors: ``"cbow"``, ``"skipgram"`` and, with a corpus, ``"corpus_skipgram"``.
+        warnings: one line per setting that had to adapt to a small corpus (the stage prints
+            them).
     """
 
     vectors: dict[str, WordVectors] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def corpus_min_count(corpus: Sequence[Sequence[str]], wanted: int, outputs: Outputs | None = None) -> int:
+    """``wanted``, or 1 when fewer than two words of ``corpus`` occur ``wanted`` times.
+
+    A small corpus (a user's own, a few documents) may have no word, or a single one,
+    ``corpus_min_count`` times, and word2vec needs pairs of words; the corpus vectors (which the
+    augmentation stage reads) are then trained on every word instead of failing, and a warning
+    goes to ``outputs.warnings``.
+    """
+    counts: dict[str, int] = {}
+    for doc in corpus:
+        for word in doc:
+            counts[word] = counts.get(word, 0) + 1
+    if sum(c >= wanted for c in counts.values()) >= 2 or wanted == 1:
+        return wanted
+    if outputs is not None:
+        outputs.warnings.append(
+            f"word_embeddings: fewer than two words of the train split occur "
+            f"word_embeddings.corpus_min_count={wanted} times ({len(counts)} distinct words, "
+            f"{sum(counts.values())} in all); the corpus vectors use every word (min_count 1): "
+            "lower the key or add documents")
+    return 1
 
 
 def run(cfg: WordEmbeddingsConfig, inputs: Inputs, outputs: Outputs | None = None) -> list[ItemResult]:
@@ -348,7 +374,8 @@ def run(cfg: WordEmbeddingsConfig, inputs: Inputs, outputs: Outputs | None = Non
 
     if corpus is not None and cfg.corpus_epochs > 0:
         corpus = list(corpus)[: cfg.corpus_documents or None]
-        corpus_cfg = replace(cfg.skipgram, epochs=cfg.corpus_epochs, min_count=cfg.corpus_min_count)
+        min_count = corpus_min_count(corpus, cfg.corpus_min_count, outputs)
+        corpus_cfg = replace(cfg.skipgram, epochs=cfg.corpus_epochs, min_count=min_count)
         log = TrainLog()
         found = vectors["corpus_skipgram"] = train_word2vec(corpus, corpus_cfg, log)
         skipgram = results["skipgram"]
@@ -359,7 +386,7 @@ def run(cfg: WordEmbeddingsConfig, inputs: Inputs, outputs: Outputs | None = Non
             "corpus/final_loss": log.losses[-1][1] if log.losses else float("nan"),
         })
         header = (f"skip-gram on the real corpus: {len(corpus)} documents, {len(found)} words seen "
-                  f">= {cfg.corpus_min_count} times, {cfg.corpus_epochs} epochs. Nearest neighbours "
+                  f">= {min_count} times, {cfg.corpus_epochs} epochs. Nearest neighbours "
                   f"by cosine (no ground truth: read, not checked).\n\n")
         skipgram.texts["corpus_neighbours.txt"] = header + neighbours_text(found, cfg.corpus_words, cfg.neighbours)
 
