@@ -179,7 +179,9 @@ def dedup_documents(docs: pd.DataFrame, cfg: DedupConfig | None = None) -> Dedup
 # ---------------------------------------------------------------------------------------------
 
 
-def resolve_sources(requested: list[str], present: Iterable[str], key: str) -> tuple[list[str], str | None]:
+def resolve_sources(
+    requested: list[str], present: Iterable[str], key: str
+) -> tuple[list[str], str | None]:
     """The ``source`` values a ``*_sources`` knob selects in this corpus, plus a warning or None.
 
     ``[]`` selects every source present. A list selects those of its sources that are present;

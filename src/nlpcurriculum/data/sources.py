@@ -76,16 +76,16 @@ class SourceConfig:
 
     def __post_init__(self) -> None:
         if not self.path:
-            raise ValueError("path: source 'files' needs a path, a file or folder (and for any "
-                             "source, DVC tracks it: keep the default data/raw)")
+            raise ValueError("path is empty: ingest needs a path, a file or folder, whatever the "
+                             "source (DVC tracks it as the ingest stage's dependency; default data/raw)")
+        if self.path.startswith("~"):
+            raise ValueError(f"path {self.path!r}: DVC does not expand '~'; write the absolute path")
         if any(c in self.path for c in "*?["):
             first = min(self.path.index(c) for c in "*?[" if c in self.path)
             folder = os.path.dirname(self.path[:first]) or "."
             raise ValueError(
                 f"path {self.path!r} is a glob, but DVC tracks ingest.path as a file or folder: "
                 f"set path: {folder!r} and pattern: {os.path.relpath(self.path, folder)!r}")
-        if self.path.startswith("~"):
-            raise ValueError(f"path {self.path!r}: DVC does not expand '~'; write the absolute path")
         if os.path.isabs(self.pattern) or ".." in Path(self.pattern).parts:
             raise ValueError(f"pattern {self.pattern!r} must be a glob inside path (e.g. '*.jsonl')")
         if self.source == "hub" and not self.hub_name:
