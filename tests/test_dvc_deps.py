@@ -125,8 +125,9 @@ def misplaced_outputs(stages: dict[str, dict]) -> list[str]:
     for name, spec in stages.items():
         for out in dag.entry_paths(spec.get("outs")):
             if not (out.startswith(("data/", "models/")) or covers(f"reports/{name}", out)
-                    or (name, out) == FRONT_PAGE):
-                problems.append(f"{name}: out {out} (data/, models/ or reports/{name}/)")
+                    or (name, out) == FRONT_PAGE or out == f"metrics/timings/{name}.json"):
+                problems.append(f"{name}: out {out} (data/, models/, reports/{name}/ "
+                                f"or metrics/timings/{name}.json)")
         for path in dag.entry_paths(spec.get("metrics")):
             if path != f"metrics/{name}.json":
                 problems.append(f"{name}: metrics {path} (metrics/{name}.json)")
@@ -245,13 +246,14 @@ def test_path_constants_reads_module_level_strings_with_a_slash(tmp_path):
 
 def test_layout_check_flags_text_outputs_outside_reports_of_the_stage():
     stages = {
-        "moe": {"outs": ["models/moe", "reports/moe"], "metrics": [{"metrics/moe.json": {"cache": False}}],
-                "plots": ["plots/moe"]},
-        "evaluate": {"outs": ["reports/samples.txt"], "metrics": ["metrics/eval.json"]},
+        "moe": {"outs": ["models/moe", "reports/moe", "metrics/timings/moe.json"],
+                "metrics": [{"metrics/moe.json": {"cache": False}}], "plots": ["plots/moe"]},
+        "evaluate": {"outs": ["reports/samples.txt", "metrics/timings/moe.json"], "metrics": ["metrics/eval.json"]},
         "report": {"outs": ["reports/index.html"], "plots": ["plots/other"]},
     }
     assert misplaced_outputs(stages) == [
-        "evaluate: out reports/samples.txt (data/, models/ or reports/evaluate/)",
+        "evaluate: out reports/samples.txt (data/, models/, reports/evaluate/ or metrics/timings/evaluate.json)",
+        "evaluate: out metrics/timings/moe.json (data/, models/, reports/evaluate/ or metrics/timings/evaluate.json)",
         "evaluate: metrics metrics/eval.json (metrics/evaluate.json)",
         "report: plots plots/other (plots/report/)",
     ]

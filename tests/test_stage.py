@@ -43,6 +43,34 @@ def test_publish_writes_item_files_and_logs_them_to_the_item_run(project):
     assert [a.path for a in client.list_artifacts(runs[0].info.run_id)] == [target.name]
 
 
+def test_publish_writes_clock_readings_apart_so_the_metrics_file_is_the_same_on_a_rerun(project):
+    """Timings and timed findings go to metrics/timings/<stage>.json; metrics/<stage>.json holds the
+    deterministic part, byte-identical across two publishes whose clocks differ."""
+    def publish_once(speedup: float) -> tuple[str, dict]:
+        fast = Finding.timing_ratio("cache is faster", "speedup", [speedup, speedup * 1.1], [1.0, 1.0], 1.0)
+        same = Finding.invariant("same tokens", "mismatches", 0, True)
+        result = ItemResult(item="kv-cache/1", metrics={"mismatches": 0}, timings={"speedup": speedup},
+                            findings=[same, fast])
+        publish("kv_cache", {"seed": 1}, results=[result], started=0.0)
+        return ((project / "metrics/kv_cache.json").read_text(),
+                json.loads((project / "metrics/timings/kv_cache.json").read_text()))
+
+    first, timed_first = publish_once(2.0)
+    second, timed_second = publish_once(3.0)
+    assert first == second
+    assert [f["metric"] for f in json.loads(first)["items"]["kv-cache/1"]["findings"]] == ["mismatches"]
+    item = timed_second["items"]["kv-cache/1"]
+    assert item["timings"] == {"speedup": 3.0}
+    assert [(f["metric"], f["timed"]) for f in item["findings"]] == [("speedup", True)]
+    assert timed_first["items"]["kv-cache/1"]["timings"] == {"speedup": 2.0}
+    assert timed_second["timings"]["wall_time_s"] > 0 and timed_second["host"]["cores"] >= 1
+
+
+def test_item_result_refuses_a_name_that_is_both_a_metric_and_a_timing():
+    with pytest.raises(ValueError, match="both metrics and timings"):
+        ItemResult(item="x/1", metrics={"speedup": 1.0}, timings={"speedup": 2.0})
+
+
 def test_item_result_rejects_files_that_are_not_bytes():
     with pytest.raises(TypeError, match="not bytes"):
         ItemResult(item="x/1", files={"a.gif": "GIF89a"})

@@ -43,21 +43,16 @@ class ItemView:
 
 def collect(root: Path, runs: dict[str, dict[str, str]], mlflow_ui: str) -> list[ItemView]:
     """Join the registry with the stages' metrics files and the MLflow runs."""
-    records: dict[str, dict[str, Any]] = {}
-    for path in sorted((root / "metrics").glob("*.json")):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            continue
-        for item_id, rec in (data.get("items") or {}).items():
-            records[item_id] = rec
+    records = _item_records(root / "metrics")
+    timed = _item_records(root / "metrics" / "timings")
     views = []
     for it in registry.items():
         view = ItemView(it)
         rec = records.get(it.id)
         if rec:
-            view.metrics = rec.get("metrics", {})
-            view.findings = rec.get("findings", [])
+            clocked = timed.get(it.id, {})
+            view.metrics = {**rec.get("metrics", {}), **clocked.get("timings", {})}
+            view.findings = rec.get("findings", []) + clocked.get("findings", [])
             view.figures = [root / p for p in rec.get("figures", [])]
         run = runs.get(it.id)
         if run:
@@ -65,6 +60,19 @@ def collect(root: Path, runs: dict[str, dict[str, str]], mlflow_ui: str) -> list
             view.run_url = f"{base}/#/experiments/{run['experiment_id']}/runs/{run['run_id']}"
         views.append(view)
     return views
+
+
+def _item_records(folder: Path) -> dict[str, dict[str, Any]]:
+    """``{item id: its record}`` from every ``<stage>.json`` in ``folder`` (unreadable files skipped)."""
+    records: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        for item_id, rec in (data.get("items") or {}).items():
+            records[item_id] = rec
+    return records
 
 
 def render(views: list[ItemView], title: str = "nlpcurriculum report") -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -47,6 +47,10 @@ class Finding:
         n: number of independent samples behind ``value`` (seeds, prompts, rounds); ``None`` for
             a single measurement.
         se: standard error of ``value``; ``None`` for a single measurement.
+        timed: the value is a clock or memory-allocator reading (a speed-up, a peak RSS): it depends
+            on the machine and differs from run to run, so the stage writes it to
+            ``metrics/timings/<stage>.json`` beside the item's ``timings``, apart from the
+            deterministic results. :meth:`timing_ratio` sets it; mark others with :meth:`as_timed`.
     """
 
     claim: str
@@ -57,10 +61,15 @@ class Finding:
     kind: str = FINDING
     n: int | None = None
     se: float | None = None
+    timed: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"finding kind must be one of {KINDS}, got {self.kind!r}")
+
+    def as_timed(self) -> "Finding":
+        """The same check, marked as measured with a clock (see ``timed``)."""
+        return replace(self, timed=True)
 
     @classmethod
     def at_least(cls, claim: str, metric: str, value: float, threshold: float,
@@ -172,7 +181,7 @@ class Finding:
         se = 1.2533 * 1.4826 * mad / math.sqrt(n) if n > 1 else math.nan
         clearance = median - min_ratio
         passed = bool(n > 1 and clearance > 0 and clearance >= STANDARD_ERRORS * se)
-        return cls(claim, metric, median, passed, float(min_ratio), FINDING, n, se)
+        return cls(claim, metric, median, passed, float(min_ratio), FINDING, n, se, timed=True)
 
 
 def _median(xs: Sequence[float]) -> float:
@@ -199,7 +208,11 @@ class ItemResult:
 
     Attributes:
         item: the registry id of the item, e.g. ``"tokenization-and-embeddings/2"``.
-        metrics: final scalar metrics, ``{name: value}``.
+        metrics: final scalar metrics, ``{name: value}``, deterministic for a given seed and data.
+        timings: scalars read from a clock or the memory allocator (seconds, tokens per second,
+            speed-ups, peak RSS), ``{name: value}``: they vary from run to run and machine to
+            machine, so they are written apart (``metrics/timings/<stage>.json``) and the
+            committed ``metrics/<stage>.json`` of a rerun diffs clean.
         series: step curves, ``{name: [(step, value), ...]}``.
         figures: matplotlib figures by file name (``"loss.png"``).
         texts: text artifacts by file name (``"samples.txt"``, ``"viz.html"``).
@@ -211,6 +224,7 @@ class ItemResult:
 
     item: str
     metrics: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
     series: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     figures: dict[str, Any] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
@@ -218,9 +232,12 @@ class ItemResult:
     findings: list[Finding] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        for name, value in self.metrics.items():
+        for name, value in {**self.metrics, **self.timings}.items():
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise TypeError(f"metric {name!r} of item {self.item!r} is not a number: {value!r}")
+        both = set(self.metrics) & set(self.timings)
+        if both:
+            raise ValueError(f"item {self.item!r}: {sorted(both)} are both metrics and timings")
         for name, data in self.files.items():
             if not isinstance(data, (bytes, bytearray)):
                 raise TypeError(f"file {name!r} of item {self.item!r} is not bytes: {type(data).__name__}")

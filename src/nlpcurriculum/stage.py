@@ -6,7 +6,11 @@ writes its outputs atomically and then calls :func:`publish`, which writes, in t
 1. ``plots/<stage>/`` — each item's figures (PNG), binary files (``ItemResult.files``, e.g. a GIF)
    and step series (JSON rows, for ``dvc plots``);
 2. the MLflow parent run of the stage and one child run per curriculum item;
-3. ``metrics/<stage>.json`` — the stage's and each item's metrics and checked findings.
+3. ``metrics/timings/<stage>.json`` — what a clock or the allocator measured (the stage's wall time,
+   each item's ``timings`` and its timed findings) with the machine it ran on;
+4. ``metrics/<stage>.json`` — the stage's and each item's deterministic metrics and checked
+   findings: a rerun of unchanged work writes the same bytes, so the default run's file is
+   committed and ``git diff`` / ``dvc metrics diff`` show only real changes.
 
 The metrics file comes last, so its presence means the stage finished. :func:`main_guard` turns
 the errors a user can cause (bad params, a broken contract, a missing file, a tracking server
@@ -29,6 +33,7 @@ from nlpcurriculum.io import DiskFullError, atomic_path, write_json
 from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 
 METRICS_DIR = Path("metrics")
+TIMINGS_DIR = METRICS_DIR / "timings"
 PLOTS_DIR = Path("plots")
 
 
@@ -168,6 +173,7 @@ def publish(
     params: dict[str, Any],
     metrics: dict[str, float] | None = None,
     results: list[ItemResult] = (),
+    timings: dict[str, float] | None = None,
     section: str | None = None,
     started: float | None = None,
     artifacts: list[str | Path] = (),
@@ -181,7 +187,8 @@ def publish(
     Args:
         stage: the DVC stage name.
         params: the stage's params (dicts or dataclasses), logged flattened.
-        metrics: stage-level scalar metrics.
+        metrics: stage-level scalar metrics (deterministic).
+        timings: stage-level clock readings (tokens per second, seconds); the wall time is added.
         results: one :class:`ItemResult` per curriculum item the stage covers.
         section: the MLflow experiment; defaults to the section of the stage's items in the
             registry, or the ``Pipeline`` experiment for spine stages.
@@ -197,13 +204,19 @@ def publish(
     from nlpcurriculum import registry, tracking
 
     params = {k: asdict(v) if is_dataclass(v) else v for k, v in params.items()}
+    from nlpcurriculum.metrics.hardware import host
+
     metrics = dict(metrics or {})
-    # Wall time goes to MLflow only: metrics/<stage>.json stays deterministic, so a rerun (or a
-    # Prefect run) of unchanged work leaves the same dvc.lock and `dvc metrics diff` shows changes.
-    timing = {"wall_time_s": round(time.time() - started, 3)} if started is not None else {}
+    # Clock readings go to metrics/timings/: metrics/<stage>.json stays deterministic, so a rerun
+    # (or a Prefect run) of unchanged work leaves the same dvc.lock and `dvc metrics diff` shows
+    # only real changes.
+    timing = dict(timings or {})
+    if started is not None:
+        timing["wall_time_s"] = round(time.time() - started, 3)
     section = section or registry.section_of_stage(stage) or tracking.PIPELINE_EXPERIMENT
     plots = PLOTS_DIR / stage
     record: dict[str, Any] = {"stage": stage, "metrics": metrics, "items": {}}
+    timed: dict[str, Any] = {"stage": stage, "host": host(), "timings": timing, "items": {}}
 
     for name, points in (series or {}).items():
         _write_series(plots / f"{name}.json", name, points)
@@ -223,8 +236,12 @@ def publish(
             _write_series(plots / f"{slug}_{name}.json", name, points)
         record["items"][result.item] = {
             "metrics": result.metrics,
-            "findings": [asdict(f) for f in result.findings],
+            "findings": [asdict(f) for f in result.findings if not f.timed],
             "figures": files,
+        }
+        timed["items"][result.item] = {
+            "timings": result.timings,
+            "findings": [asdict(f) for f in result.findings if f.timed],
         }
 
     with tracking.stage_run(stage, section, params) as run:
@@ -241,6 +258,7 @@ def publish(
             child = run.log_item(result, item_text=text)
             for path in record["items"][result.item]["figures"]:
                 _log_file_to_run(child, path)
+    write_json(TIMINGS_DIR / f"{stage}.json", timed)
     write_json(METRICS_DIR / f"{stage}.json", record)
     return record
 

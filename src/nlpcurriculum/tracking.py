@@ -276,8 +276,8 @@ class StageRun:
                 "mlflow.source.git.commit": self.commit,
             },
         ) as child:
-            if result.metrics:
-                mlflow.log_metrics({k: float(v) for k, v in result.metrics.items()})
+            if result.metrics or result.timings:
+                mlflow.log_metrics({k: float(v) for k, v in {**result.metrics, **result.timings}.items()})
             _log_series(child.info.run_id, result.series)
             for name, text in result.texts.items():
                 mlflow.log_text(text, name)
