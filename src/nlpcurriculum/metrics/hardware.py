@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 import platform
+from pathlib import Path
 from functools import lru_cache
 
 import torch
 
-__all__ = ["VECTOR_FLAGS", "cpu_flags", "cpu_model", "has_native_bf16", "host"]
+__all__ = ["VECTOR_FLAGS", "cache_sizes", "cpu_flags", "cpu_model", "has_native_bf16", "host"]
 
 # The /proc/cpuinfo flags that decide how fast fp32, bf16 and int8 kernels run.
 VECTOR_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_tile")
@@ -51,6 +52,29 @@ def has_native_bf16() -> bool:
     return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
 
 
+def cache_sizes(cpu: str = "/sys/devices/system/cpu/cpu0") -> dict[str, int]:
+    """The core's data caches in bytes, read from sysfs: ``{"L1d": ..., "L2": ..., "L3": ...}``.
+
+    Empty where sysfs does not say (not Linux, a container that hides it); callers fall back to
+    a stated default and say so.
+    """
+    sizes: dict[str, int] = {}
+    units = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
+    for index in sorted(Path(cpu, "cache").glob("index*")):
+        try:
+            level = (index / "level").read_text().strip()
+            kind = (index / "type").read_text().strip()
+            size = (index / "size").read_text().strip()
+        except OSError:
+            continue
+        if kind == "Instruction":
+            continue
+        number, unit = (size[:-1], size[-1]) if size[-1:] in units else (size, "")
+        name = f"L{level}d" if kind == "Data" else f"L{level}"
+        sizes[name] = int(number) * units.get(unit, 1)
+    return sizes
+
+
 def host() -> dict[str, object]:
     """A record of the machine for a timings file: model, cores, vector flags, torch threads."""
     flags = cpu_flags()
@@ -58,6 +82,7 @@ def host() -> dict[str, object]:
         "cpu": cpu_model(),
         "cores": os.cpu_count() or 0,
         "vector_flags": [f for f in VECTOR_FLAGS if f in flags],
+        "caches": cache_sizes(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
