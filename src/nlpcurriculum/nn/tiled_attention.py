@@ -49,7 +49,7 @@ block is a few torch calls, so the gain is memory, not speed: the loop's Python 
 slower than torch's fused CPU kernel (``F.scaled_dot_product_attention``), which is itself a
 flash-attention loop in C++. The oracle in the tests is that kernel.
 
-Left out: dropout on the weights, attention masks other than causal, and a fused kernel.
+Left out: dropout on the weights, masks other than causal and block layouts, and a fused kernel.
 """
 
 from __future__ import annotations
@@ -91,14 +91,24 @@ def bytes_moved(seq_len: int, head_dim: int, block: int | None = None, element_b
     return element_bytes * (2 * t * d + 2 * t * d * passes)
 
 
-def _key_blocks(q_start: int, q_end: int, seq_len: int, block: int, causal: bool) -> range:
-    """Start offsets of the key blocks that query rows ``[q_start, q_end)`` can see."""
+def _key_blocks(q_start: int, q_end: int, seq_len: int, block: int, causal: bool,
+                layout: torch.Tensor | None) -> list[int]:
+    """Start offsets of the key blocks that query rows ``[q_start, q_end)`` compute against.
+
+    Causal attention stops at the diagonal block; a block-sparse ``layout`` (``(n_blocks,
+    n_blocks)`` booleans, row = query block) also skips every block it marks dead. Skipped
+    blocks are never multiplied: that is where block-sparse attention saves its time.
+    """
     last = min(q_end, seq_len) if causal else seq_len
-    return range(0, last, block)
+    starts = range(0, last, block)
+    if layout is None:
+        return list(starts)
+    row = layout[q_start // block]
+    return [ks for ks in starts if bool(row[ks // block])]
 
 
 def _forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, block: int,
-             scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+             scale: float, layout: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Output ``(..., T, d)`` and log-sum-exp ``(..., T)`` by the online softmax."""
     T = q.shape[-2]
     out = torch.empty_like(q)
@@ -109,7 +119,7 @@ def _forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, bl
         m = q.new_full(q_blk.shape[:-1], float("-inf"))                   # (..., Bq)
         l = q.new_zeros(q_blk.shape[:-1])                                 # (..., Bq)
         acc = torch.zeros_like(q_blk)                                     # (..., Bq, d)
-        for ks in _key_blocks(qs, qe, T, block, causal):
+        for ks in _key_blocks(qs, qe, T, block, causal, layout):
             ke = min(ks + block, T)
             s = q_blk @ k[..., ks:ke, :].transpose(-2, -1)                # (..., Bq, Bk)
             if causal and ke > qs:  # the tile crosses the diagonal: mask keys after the query
@@ -127,7 +137,8 @@ def _forward(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool, bl
     return out, lse
 
 
-def _backward(q, k, v, out, lse, d_out, causal: bool, block: int, scale: float):
+def _backward(q, k, v, out, lse, d_out, causal: bool, block: int, scale: float,
+              layout: torch.Tensor | None = None):
     """``dQ, dK, dV`` recomputing each tile's weights from the saved log-sum-exp."""
     T = q.shape[-2]
     dq, dk, dv = torch.zeros_like(q), torch.zeros_like(k), torch.zeros_like(v)
@@ -136,7 +147,7 @@ def _backward(q, k, v, out, lse, d_out, causal: bool, block: int, scale: float):
         qe = min(qs + block, T)
         q_blk, do_blk = q[..., qs:qe, :], d_out[..., qs:qe, :]             # (..., Bq, d)
         lse_blk, delta_blk = lse[..., qs:qe, None], delta[..., qs:qe, None]
-        for ks in _key_blocks(qs, qe, T, block, causal):
+        for ks in _key_blocks(qs, qe, T, block, causal, layout):
             ke = min(ks + block, T)
             k_blk, v_blk = k[..., ks:ke, :], v[..., ks:ke, :]              # (..., Bk, d)
             s = (q_blk @ k_blk.transpose(-2, -1)) * scale                  # (..., Bq, Bk)
@@ -155,28 +166,32 @@ def _backward(q, k, v, out, lse, d_out, causal: bool, block: int, scale: float):
 
 class _TiledAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, k, v, causal: bool, block: int):
+    def forward(ctx, q, k, v, causal: bool, block: int, layout: torch.Tensor | None):
         scale = 1.0 / math.sqrt(q.shape[-1])
-        out, lse = _forward(q, k, v, causal, block, scale)
+        out, lse = _forward(q, k, v, causal, block, scale, layout)
         ctx.save_for_backward(q, k, v, out, lse)
-        ctx.causal, ctx.block, ctx.scale = causal, block, scale
+        ctx.causal, ctx.block, ctx.scale, ctx.layout = causal, block, scale, layout
         return out
 
     @staticmethod
     def backward(ctx, d_out):
         q, k, v, out, lse = ctx.saved_tensors
-        dq, dk, dv = _backward(q, k, v, out, lse, d_out.contiguous(), ctx.causal, ctx.block, ctx.scale)
-        return dq, dk, dv, None, None
+        dq, dk, dv = _backward(q, k, v, out, lse, d_out.contiguous(), ctx.causal, ctx.block,
+                               ctx.scale, ctx.layout)
+        return dq, dk, dv, None, None, None
 
 
 def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False,
-                    block: int = 128) -> torch.Tensor:
+                    block: int = 128, layout: torch.Tensor | None = None) -> torch.Tensor:
     """Softmax attention of ``q`` over ``k``/``v`` in ``block x block`` tiles, with autograd.
 
     Args:
         q, k, v: ``(..., T, d)`` queries, keys and values (the same ``T``: self-attention).
         causal: mask key ``j`` for query ``i`` when ``j > i``.
         block: rows per query block and per key block.
+        layout: optional ``(ceil(T / block), ceil(T / block))`` booleans: query block ``i`` attends
+            to key block ``j`` only where ``layout[i, j]`` (block-sparse attention,
+            :mod:`nlpcurriculum.nn.sparse_attention`). Every query row must see at least one key.
 
     Returns:
         ``(..., T, d)``, equal to ``F.scaled_dot_product_attention(q, k, v, is_causal=causal)``
@@ -188,4 +203,9 @@ def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: b
                          f"{tuple(k.shape)}, {tuple(v.shape)}")
     if block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
-    return _TiledAttention.apply(q, k, v, causal, block)
+    if layout is not None:
+        n = math.ceil(q.shape[-2] / block)
+        if tuple(layout.shape) != (n, n) or layout.dtype != torch.bool:
+            raise ValueError(f"layout must be ({n}, {n}) booleans for T={q.shape[-2]}, block={block}; "
+                             f"got {tuple(layout.shape)} {layout.dtype}")
+    return _TiledAttention.apply(q, k, v, causal, block, layout)

@@ -1,0 +1,33 @@
+"""Stage `flash_attention`: "Flash Attention & Sparse Attention" (items 1-3).
+
+Reads params `flash_attention` only: its inputs are random queries, keys and values (seeded) and
+the machine it runs on (cache sizes from sysfs, CPU flags). Compares tiled attention and
+block-sparse patterns with torch's fused kernel and a dense masked reference, and benchmarks
+plain, recompute, tiled and fused attention by length; writes the item tables to
+`reports/flash_attention/tables.txt`, the plots to `plots/flash_attention/`,
+`metrics/flash_attention.json` and the time and memory readings to
+`metrics/timings/flash_attention.json`.
+"""
+
+import time
+
+from nlpcurriculum.params import load_section
+from nlpcurriculum.stage import main_guard, print_findings, publish, save_item_texts
+
+STAGE = "flash_attention"
+REPORTS = "reports/flash_attention"
+
+
+def main() -> None:
+    started = time.time()
+    from nlpcurriculum.experiments.flash_attention_and_sparse_attention import FlashAttentionConfig, Inputs, run
+
+    cfg = load_section(STAGE, FlashAttentionConfig)
+    results = run(cfg, Inputs())
+    save_item_texts(REPORTS, results)
+    publish(STAGE, {STAGE: cfg}, results=results, started=started)
+    print_findings(STAGE, results)
+
+
+if __name__ == "__main__":
+    main_guard(main)
