@@ -57,3 +57,18 @@ def test_equals_mambapy_given_the_same_weights():
         y_ours, _ = ours.step(u[:, 0], state)
         y_theirs, _ = theirs.step(u[:, 0], cache)
         assert (y_ours - y_theirs).abs().max().item() < 1e-5
+
+
+def test_the_time_invariant_ablation_uses_one_delta_b_c_for_every_position():
+    torch.manual_seed(3)
+    layer = SelectiveSSM(SSMConfig(d_model=8, d_state=4, selective=False))
+    x = torch.randn(2, 5, 16)
+    delta, B, C = layer._selection(x)
+    assert torch.equal(delta[0, 0], delta[1, 4]) and torch.equal(B[0, 1], B[1, 3])
+    u = torch.randn(1, 30, 8)
+    with torch.no_grad():
+        state, steps = layer.initial_state(1), []
+        for t in range(30):
+            y, state = layer.step(u[:, t], state)
+            steps.append(y)
+        assert (torch.stack(steps, 1) - layer(u)).abs().max().item() < 1e-5

@@ -56,6 +56,10 @@ class SSMConfig:
         d_conv: width of the causal depthwise convolution.
         dt_rank: rank of ``delta``'s projection; 0 means ``ceil(D / 16)``.
         dt_min, dt_max: range of the initial step sizes (log-uniform).
+        selective: ``delta``, ``B`` and ``C`` depend on the input (Mamba's S6). ``False`` is the
+            ablation the paper measures against: one learned ``delta`` per channel and one
+            ``B``, ``C`` for every position (a linear time-invariant SSM, S4-like), which cannot
+            choose what to remember.
     """
 
     d_model: int = 64
@@ -65,6 +69,7 @@ class SSMConfig:
     dt_rank: int = 0
     dt_min: float = 0.001
     dt_max: float = 0.1
+    selective: bool = True
 
     def __post_init__(self) -> None:
         if min(self.d_model, self.d_state, self.expand, self.d_conv) < 1:
@@ -121,6 +126,10 @@ class SelectiveSSM(nn.Module):
         self.A_log = nn.Parameter(torch.log(torch.arange(1, n + 1, dtype=torch.float32)).repeat(ed, 1))  # (ED, N): S4D-real init
         self.D = nn.Parameter(torch.ones(ed))
         self.out_proj = nn.Linear(ed, cfg.d_model, bias=False)
+        if not cfg.selective:  # the time-invariant ablation: B and C are parameters, not projections
+            self.x_proj = None
+            self.B = nn.Parameter(torch.randn(n) / math.sqrt(n))
+            self.C = nn.Parameter(torch.randn(n) / math.sqrt(n))
         with torch.no_grad():  # initial step sizes log-uniform in [dt_min, dt_max]: bias = softplus^-1(dt)
             dt = torch.exp(torch.rand(ed) * (math.log(cfg.dt_max) - math.log(cfg.dt_min)) + math.log(cfg.dt_min))
             self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
@@ -128,6 +137,10 @@ class SelectiveSSM(nn.Module):
     def _selection(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``delta (.., ED)``, ``B (.., N)``, ``C (.., N)`` from the convolved inputs ``x (.., ED)``."""
         r, n = self.cfg.dt_rank, self.cfg.d_state
+        if not self.cfg.selective:  # the same delta, B, C at every position
+            lead = x.shape[:-1]
+            return (F.softplus(self.dt_proj.bias).expand(*lead, -1), self.B.expand(*lead, n),
+                    self.C.expand(*lead, n))
         dt, B, C = torch.split(self.x_proj(x), [r, n, n], dim=-1)
         return F.softplus(self.dt_proj(dt)), B, C
 
