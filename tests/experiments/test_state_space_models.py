@@ -3,25 +3,7 @@
 import pytest
 import torch
 
-from nlpcurriculum.experiments.state_space_models import (
-    BLANK,
-    COPY,
-    ITEMS,
-    SSMExperimentConfig,
-    copy_batch,
-    run,
-)
-
-
-def test_copy_batch_places_the_data_in_order_among_blanks_then_asks_for_it():
-    g = torch.Generator().manual_seed(0)
-    x, data = copy_batch(5, 12, 3, 4, g)
-    assert x.shape == (5, 15) and data.shape == (5, 3)
-    for row, want in zip(x, data):
-        ctx = row[:12]
-        assert ctx[ctx != BLANK].tolist() == want.tolist()
-        assert row[12:].tolist() == [COPY] * 3
-    assert ((data >= 2) & (data < 6)).all()
+from nlpcurriculum.experiments.state_space_models import ITEMS, SSMExperimentConfig, run
 
 
 def test_run_at_toy_sizes_gives_three_items_with_invariants_held():

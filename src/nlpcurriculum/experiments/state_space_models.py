@@ -40,6 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nlpcurriculum.data.selective_copying import copy_batch
 from nlpcurriculum.metrics.timing import interleaved_rounds, torch_threads
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
 from nlpcurriculum.models.ssm_lm import SSMLM, SSMLMConfig
@@ -48,13 +49,12 @@ from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training.activation_checkpointing import peak_rss_delta
 from nlpcurriculum.training.progress import progress
 
-__all__ = ["ITEMS", "Inputs", "SSMExperimentConfig", "copy_batch", "cost_item", "layer_item",
+__all__ = ["ITEMS", "Inputs", "SSMExperimentConfig", "cost_item", "layer_item",
            "long_item", "run", "train_models"]
 
 #: Curriculum item ids this module covers, in the order :func:`run` returns them.
 ITEMS: tuple[str, ...] = ("state-space-models/1", "state-space-models/2", "state-space-models/3")
 
-BLANK, COPY = 0, 1  # token ids; data tokens are 2 .. 2 + data_vocab - 1
 ARMS = ("selective", "time_invariant", "attention")
 
 
@@ -150,19 +150,6 @@ class SSMExperimentConfig:
 @dataclass(frozen=True)
 class Inputs:
     """What :func:`run` reads: nothing but generated tasks (seeded) and the machine."""
-
-
-def copy_batch(batch: int, context: int, n_data: int, data_vocab: int,
-               generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Selective-copying sequences: ``(batch, context + n_data)`` ids and ``(batch, n_data)`` targets.
-
-    Data tokens sit at ``n_data`` distinct random positions of the context, in that order; the
-    model reads the context and then ``n_data`` COPY tokens, at which it must emit them.
-    """
-    data = torch.randint(2, 2 + data_vocab, (batch, n_data), generator=generator)
-    positions = torch.rand(batch, context, generator=generator).argsort(dim=1)[:, :n_data].sort(dim=1).values
-    ctx = torch.full((batch, context), BLANK, dtype=torch.long).scatter_(1, positions, data)
-    return torch.cat([ctx, torch.full((batch, n_data), COPY, dtype=torch.long)], dim=1), data
 
 
 def _build(arm: str, cfg: SSMExperimentConfig) -> torch.nn.Module:
