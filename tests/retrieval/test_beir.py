@@ -104,3 +104,12 @@ def test_subset_keeps_every_judged_document(scifact):
     assert set(small.qrels) == set(small.queries["query_id"])
     assert small.corpus.equals(scifact.subset(20, 300, seed=1).corpus)       # deterministic
     assert len(scifact.subset(0, 0).corpus) == len(scifact.corpus)
+
+
+def test_on_corpus_keeps_only_answerable_queries(scifact):
+    small = scifact.subset(n_queries=20, n_docs=300, seed=1)
+    train = load_beir(SCIFACT, split="train").on_corpus(small.corpus)
+    docs = set(small.corpus["doc_id"])
+    assert train.corpus is small.corpus and 0 < len(train.queries) < 809
+    assert all(rel and set(rel) <= docs and max(rel.values()) > 0 for rel in train.qrels.values())
+    assert list(train.queries["query_id"]) == list(train.qrels)

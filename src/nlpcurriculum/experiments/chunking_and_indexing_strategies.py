@@ -413,16 +413,10 @@ def load_inputs(cfg: ChunkingConfig) -> Inputs:
     test = load_beir(cfg.data, cfg.split).subset(cfg.n_queries, cfg.n_docs, cfg.seed)
     if not cfg.tune_split:
         return Inputs(test, None)
-    train = load_beir(cfg.data, cfg.tune_split)
-    docs = set(test.corpus["doc_id"])
-    qrels = {q: {d: s for d, s in rel.items() if d in docs} for q, rel in train.qrels.items()}
-    qrels = {q: rel for q, rel in qrels.items() if any(s > 0 for s in rel.values())}
-    queries = train.queries[train.queries["query_id"].isin(qrels)].reset_index(drop=True)
-    tune = BeirData(test.corpus, queries, qrels, f"{train.name} on {test.name}")
-    n = cfg.n_queries if 0 < cfg.n_queries < len(queries) else 0
-    if n:
-        tune = BeirData(test.corpus, queries.iloc[:n].reset_index(drop=True),
-                        {q: qrels[q] for q in queries["query_id"].iloc[:n]}, tune.name)
+    tune = load_beir(cfg.data, cfg.tune_split).on_corpus(test.corpus)
+    if 0 < cfg.n_queries < len(tune.queries):
+        kept = tune.queries.iloc[:cfg.n_queries].reset_index(drop=True)
+        tune = BeirData(tune.corpus, kept, {q: tune.qrels[q] for q in kept["query_id"]}, tune.name)
     return Inputs(test, tune)
 
 

@@ -95,6 +95,15 @@ class BeirData:
         """The text every retriever here indexes: ``title + " " + text`` (the bm25s benchmark's)."""
         return (self.corpus["title"] + " " + self.corpus["text"]).tolist()
 
+    def on_corpus(self, corpus: pd.DataFrame) -> "BeirData":
+        """These queries judged against another corpus (a subset's): judgments of documents not
+        in ``corpus`` are dropped, then queries left without a relevant (>= 1) document."""
+        docs = set(corpus["doc_id"])
+        qrels = {q: {d: s for d, s in rel.items() if d in docs} for q, rel in self.qrels.items()}
+        qrels = {q: rel for q, rel in qrels.items() if any(s > 0 for s in rel.values())}
+        queries = self.queries[self.queries["query_id"].isin(qrels)].reset_index(drop=True)
+        return BeirData(corpus, queries, qrels, f"{self.name} on a corpus of {len(corpus)}")
+
     def subset(self, n_queries: int, n_docs: int, seed: int = 0) -> "BeirData":
         """A smaller benchmark: ``n_queries`` judged queries and a corpus of ``n_docs`` documents.
 

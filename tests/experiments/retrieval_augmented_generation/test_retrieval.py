@@ -35,6 +35,7 @@ def test_items_invariants_and_outputs(inputs):
     f = _findings(dense)
     assert f["flat_score_diff"].passed and f["reload_diff"].passed and f["reload_diff"].value == 0
     assert 0 <= dense.metrics["ivf_recall10"] <= 1 and 0 <= dense.metrics["hnsw_recall10"] <= 1
+    assert dense.metrics["ivf_recall10.nprobe8"] == 1.0         # every cell searched: exact
     for arm in ("bm25", "dense", "rrf", "weighted"):
         assert hybrid.metrics[f"{arm}.ndcg@10.low"] <= hybrid.metrics[f"{arm}.ndcg@10"] <= hybrid.metrics[f"{arm}.ndcg@10.high"]
     assert set(dense.timings) and not set(dense.timings) & set(dense.metrics)
