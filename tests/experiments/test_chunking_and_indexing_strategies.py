@@ -37,10 +37,10 @@ def test_both_items_measure_every_method(inputs):
     assert [first.item, second.item] == list(exp.ITEMS)
     assert isinstance(outputs.index, BM25Index) and outputs.index.n_docs == 300
     for name in exp.METHODS:
-        assert 0.0 <= first.metrics[f"{name}.ndcg@10"] <= 1.0
-        assert first.metrics[f"{name}.ndcg@10.low"] <= first.metrics[f"{name}.ndcg@10"] <= first.metrics[f"{name}.ndcg@10.high"]
+        assert 0.0 <= first.metrics[f"{name}.ndcg_at_10"] <= 1.0
+        assert first.metrics[f"{name}.ndcg_at_10.low"] <= first.metrics[f"{name}.ndcg_at_10"] <= first.metrics[f"{name}.ndcg_at_10.high"]
     for name in list(exp.METHODS) + ["hierarchical"]:
-        assert second.metrics[f"{name}.recall@1"] <= second.metrics[f"{name}.recall@20"]
+        assert second.metrics[f"{name}.recall_at_1"] <= second.metrics[f"{name}.recall_at_20"]
     f1, f2 = _findings(first), _findings(second)
     assert f1["word_coverage"].passed and f1["window_count_errors"].passed
     assert f2["flat_equivalence_diff"].passed and f2["flat_equivalence_diff"].value == 0.0
@@ -60,7 +60,7 @@ def test_a_chunker_that_keeps_whole_abstracts_fails_the_sentence_finding(inputs,
     """The null chunker (one chunk = the whole abstract, title in front) ties the control exactly."""
     monkeypatch.setitem(chunking.CHUNKERS, "sentence", lambda text, **kw: [text])
     first, _ = exp.run(_cfg(), inputs)
-    f = _findings(first)["document_minus_sentence.ndcg@10"]
+    f = _findings(first)["document_minus_sentence.ndcg_at_10"]
     assert f.value == 0.0 and not f.passed
 
 
@@ -69,11 +69,11 @@ def test_windows_that_ignore_overlap_fail_the_overlap_finding(inputs, monkeypatc
     monkeypatch.setitem(chunking.CHUNKERS, "window",
                         lambda text, size=64, overlap=32, **kw: real(text, size, 0))
     first, _ = exp.run(_cfg(), inputs)
-    f = _findings(first)["overlap_minus_no_overlap.ndcg@10"]
+    f = _findings(first)["overlap_minus_no_overlap.ndcg_at_10"]
     assert f.value == 0.0 and not f.passed
 
 
 def test_null_fusion_ties_the_document_index(inputs):
     _, second = exp.run(_cfg(weight_grid=[0.0]), inputs)
-    f = _findings(second)["hierarchical_minus_document.recall@10"]
+    f = _findings(second)["hierarchical_minus_document.recall_at_10"]
     assert f.value == 0.0 and not f.passed

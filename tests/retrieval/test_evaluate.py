@@ -95,3 +95,9 @@ def test_paired_bootstrap_cancels_shared_query_difficulty():
     assert paired.low > 0.0                                   # tiny shift, found because paired
     assert bootstrap_ci(treatment).low < bootstrap_ci(control).high   # unpaired intervals overlap
     assert paired_bootstrap(control, control).high == 0.0
+
+
+def test_metric_key_is_a_valid_mlflow_name():
+    from nlpcurriculum.retrieval.evaluate import metric_key
+
+    assert metric_key("bm25.recall@100") == "bm25.recall_at_100"

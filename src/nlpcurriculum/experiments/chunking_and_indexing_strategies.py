@@ -51,7 +51,7 @@ from nlpcurriculum.retrieval.bm25 import BM25Index, BM25Params, topk
 from nlpcurriculum.retrieval.chunking import (ChunkedCorpus, HierarchicalIndex, chunk_corpus,
                                               doc_scores_maxp, split_paragraphs, split_sentences,
                                               window_chunks, window_count)
-from nlpcurriculum.retrieval.evaluate import (bootstrap_ci, evaluate, mean_metrics,
+from nlpcurriculum.retrieval.evaluate import (bootstrap_ci, evaluate, mean_metrics, metric_key,
                                               paired_bootstrap, run_from_topk)
 from nlpcurriculum.retrieval.text import Analyzer
 
@@ -281,11 +281,11 @@ def chunking_item(data: BeirData, methods: dict[str, _Method], cfg: ChunkingConf
         Finding.compare(
             "single sentences (title in front, best sentence per abstract) rank abstracts worse than "
             "whole abstracts: per-query nDCG@10 of document minus sentence, paired over queries",
-            "document_minus_sentence.ndcg@10", doc, sent, margin=c.min_doc_over_sentence),
+            "document_minus_sentence.ndcg_at_10", doc, sent, margin=c.min_doc_over_sentence),
         Finding.compare(
             f"overlapping windows ({cfg.window_size} words, overlap {cfg.window_overlap}) rank better "
             f"than non-overlapping ones ({cfg.window_size}, 0): per-query nDCG@10 difference, paired",
-            "overlap_minus_no_overlap.ndcg@10", win, win0, margin=c.min_overlap_gain),
+            "overlap_minus_no_overlap.ndcg_at_10", win, win0, margin=c.min_overlap_gain),
         Finding.at_least("every chunker keeps every word of every abstract (fraction of (document, "
                          "word) pairs found in its chunks)", "word_coverage", coverage,
                          c.min_word_coverage, kind=INVARIANT),
@@ -293,7 +293,8 @@ def chunking_item(data: BeirData, methods: dict[str, _Method], cfg: ChunkingConf
                         "(documents that differ)", "window_count_errors", count_errors,
                         c.max_window_count_errors, kind=INVARIANT),
     ]
-    return ItemResult(item=ITEMS[0], metrics=metrics, timings=timings, figures={"ndcg_by_chunker.png": fig},
+    return ItemResult(item=ITEMS[0], metrics={metric_key(k): v for k, v in metrics.items()},
+                      timings=timings, figures={"ndcg_by_chunker.png": fig},
                       texts={"chunking.txt": "\n".join(lines) + "\n"}, findings=findings)
 
 
@@ -381,7 +382,7 @@ def hierarchical_item(data: BeirData, tune: BeirData | None, methods: dict[str, 
     ax.legend(fontsize=8)
     fig.tight_layout()
     return ItemResult(
-        item=ITEMS[1], metrics=metrics,
+        item=ITEMS[1], metrics={metric_key(k): v for k, v in metrics.items()},
         timings={"hierarchical.build_s": build_s,
                  "hierarchical.queries_per_s": len(queries) / max(search_s, 1e-9)},
         series={f"recall_{n}": [(k, metrics[f"{n}.recall@{k}"]) for k in cfg.ks] for n in names},
@@ -391,7 +392,7 @@ def hierarchical_item(data: BeirData, tune: BeirData | None, methods: dict[str, 
                 "the hierarchical index (coarse documents, then best section and sentence, weights "
                 "picked on the train claims) puts more relevant abstracts in the top 10 than the "
                 "whole-document index: per-query recall@10 difference, paired over test queries",
-                "hierarchical_minus_document.recall@10", per_query["hierarchical"]["recall@10"],
+                "hierarchical_minus_document.recall_at_10", per_query["hierarchical"]["recall@10"],
                 per_query["document"]["recall@10"], margin=c.min_hier_recall10_gain),
             Finding.at_most(
                 f"the coarse step (top {cfg.coarse_k} documents) leaves the fine levels a small share "

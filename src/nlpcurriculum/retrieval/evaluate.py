@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Interval", "bootstrap_ci", "evaluate", "mean_metrics", "paired_bootstrap", "rank",
-           "run_from_topk"]
+__all__ = ["Interval", "bootstrap_ci", "evaluate", "mean_metrics", "metric_key", "paired_bootstrap",
+           "rank", "run_from_topk"]
 
 Run = Mapping[str, Mapping[str, float]]
 Qrels = Mapping[str, Mapping[str, int]]
@@ -91,6 +91,12 @@ def evaluate(run: Run, qrels: Qrels, measures: Sequence[str] = ("ndcg@10",)) -> 
 def mean_metrics(per_query: Mapping[str, np.ndarray]) -> dict[str, float]:
     """The mean over queries of each measure."""
     return {m: float(np.mean(v)) if len(v) else 0.0 for m, v in per_query.items()}
+
+
+def metric_key(name: str) -> str:
+    """A measure's name as an MLflow metric key, which may not hold ``@``: ``"ndcg@10"`` ->
+    ``"ndcg_at_10"`` (also inside longer keys: ``"bm25.recall@100"`` -> ``"bm25.recall_at_100"``)."""
+    return name.replace("@", "_at_")
 
 
 def run_from_topk(query_ids: Sequence[str], doc_ids: Sequence[str], top: np.ndarray,

@@ -37,7 +37,7 @@ def test_items_invariants_and_outputs(inputs):
     assert 0 <= dense.metrics["ivf_recall10"] <= 1 and 0 <= dense.metrics["hnsw_recall10"] <= 1
     assert dense.metrics["ivf_recall10.nprobe8"] == 1.0         # every cell searched: exact
     for arm in ("bm25", "dense", "rrf", "weighted"):
-        assert hybrid.metrics[f"{arm}.ndcg@10.low"] <= hybrid.metrics[f"{arm}.ndcg@10"] <= hybrid.metrics[f"{arm}.ndcg@10.high"]
+        assert hybrid.metrics[f"{arm}.ndcg_at_10.low"] <= hybrid.metrics[f"{arm}.ndcg_at_10"] <= hybrid.metrics[f"{arm}.ndcg_at_10.high"]
     assert set(dense.timings) and not set(dense.timings) & set(dense.metrics)
 
 
@@ -49,5 +49,5 @@ def test_training_pairs_never_include_test_claims(inputs):
 def test_an_untrained_encoder_fails_the_training_finding(inputs):
     """Zero epochs: the 'trained' encoder is its untrained control, a tie that must fail."""
     dense, _ = exp.run(_cfg(dense=DenseConfig(dim=32, epochs=0)), inputs)
-    f = _findings(dense)["dense_minus_untrained.ndcg@10"]
+    f = _findings(dense)["dense_minus_untrained.ndcg_at_10"]
     assert f.value == 0.0 and not f.passed

@@ -34,7 +34,8 @@ from nlpcurriculum.retrieval.beir import BeirData
 from nlpcurriculum.retrieval.bm25 import BM25Index, BM25Params, topk
 from nlpcurriculum.retrieval.dense import (DenseConfig, Vocabulary, build_faiss, encode, rrf,
                                            train_biencoder, weighted_fusion)
-from nlpcurriculum.retrieval.evaluate import bootstrap_ci, evaluate, mean_metrics, run_from_topk
+from nlpcurriculum.retrieval.evaluate import (bootstrap_ci, evaluate, mean_metrics, metric_key,
+                                              run_from_topk)
 from nlpcurriculum.retrieval.text import Analyzer
 
 __all__ = ["ITEMS", "Inputs", "Outputs", "RetrievalChecks", "RetrievalConfig", "dense_item",
@@ -290,13 +291,13 @@ def dense_item(data: BeirData, seeds: list[_Seed], fr: dict, cfg: RetrievalConfi
     ax.legend()
     fig.tight_layout()
     return ItemResult(
-        item=ITEMS[0], metrics=metrics, timings=timings,
+        item=ITEMS[0], metrics={metric_key(k): v for k, v in metrics.items()}, timings=timings,
         series={**{f"loss_seed{s}": list(enumerate(r.losses, 1)) for s, r in zip(cfg.seeds, seeds)},
                 "ivf_recall10_by_nprobe": fr["nprobe_sweep"]},
         figures={"training_loss.png": fig}, texts={"dense.txt": "\n".join(lines) + "\n"},
         findings=[
             Finding.compare("the trained bi-encoder ranks the test claims' abstracts far better than "
-                            "the same encoder untrained (nDCG@10, paired by seed)", "dense_minus_untrained.ndcg@10",
+                            "the same encoder untrained (nDCG@10, paired by seed)", "dense_minus_untrained.ndcg_at_10",
                             trained, control, margin=c.min_dense_over_untrained),
             Finding.at_least(f"IVF (nprobe {cfg.nprobe} of {cfg.nlist} cells) finds the exact top 10 "
                              "(mean overlap with flat search)", "ivf_recall10", fr["ivf_recall10"],
@@ -354,12 +355,12 @@ def hybrid_item(data: BeirData, bm25: BM25Index, queries: list[list[str]], bm25_
     ax.set(ylabel="nDCG@10 (95% CI over queries)", title=f"hybrid search ({len(data.queries)} queries)", ylim=(0, 1))
     fig.tight_layout()
     return ItemResult(
-        item=ITEMS[1], metrics=metrics, figures={"hybrid_ndcg.png": fig},
+        item=ITEMS[1], metrics={metric_key(k): v for k, v in metrics.items()}, figures={"hybrid_ndcg.png": fig},
         texts={"hybrid.txt": "\n".join(lines) + "\n"},
         findings=[
             Finding.compare(f"reciprocal rank fusion (k {cfg.rrf_k}) of BM25 and the dense retriever "
                             "beats BM25 alone (per-query nDCG@10, dense side averaged over seeds, paired)",
-                            "rrf_minus_bm25.ndcg@10", arms["rrf"], arms["bm25"], margin=c.min_rrf_over_bm25),
+                            "rrf_minus_bm25.ndcg_at_10", arms["rrf"], arms["bm25"], margin=c.min_rrf_over_bm25),
             Finding.compare("the same fusion beats the dense retriever alone (per-query nDCG@10, paired)",
-                            "rrf_minus_dense.ndcg@10", arms["rrf"], arms["dense"], margin=c.min_rrf_over_dense),
+                            "rrf_minus_dense.ndcg_at_10", arms["rrf"], arms["dense"], margin=c.min_rrf_over_dense),
         ])
