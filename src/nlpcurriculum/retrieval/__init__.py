@@ -9,7 +9,9 @@
 * :mod:`~nlpcurriculum.retrieval.bm25`: BM25 over a scipy sparse term matrix (Robertson, Lucene
   and rank-bm25's Okapi variants), persisted and reloaded.
 * :mod:`~nlpcurriculum.retrieval.chunking`: sentence, paragraph and sliding-window chunkers, and
-  document scores from chunk scores.
+  document scores from chunk scores, and the document -> section -> sentence hierarchical index.
+* :mod:`~nlpcurriculum.retrieval.dense`: a DPR-style bi-encoder trained here, FAISS flat / IVF /
+  HNSW over its vectors, and rank fusion (RRF, weighted scores) with BM25.
 
 Submodules are imported on demand; importing this package is free.
 """
