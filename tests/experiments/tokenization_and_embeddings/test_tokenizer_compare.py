@@ -178,6 +178,7 @@ def test_controlled_finding_holds_on_real_text(comparison):
     (f,) = [f for f in wp.findings if f.metric == "controlled.fertility_excess.v512"]
     assert f.passed and f.n == 3 and f.value > 0.1 and f.threshold == CFG.checks.min_fertility_excess, f
     assert wp.metrics["controlled.fertility.wordpiece.v512"] > wp.metrics["controlled.fertility.bpe.v512"]
+    assert wp.metrics["controlled.min_vocab_size.wordpiece.v512"] == wp.metrics["controlled.min_vocab_size.bpe.v512"] == 512
     # The same words in both arms: every fold measured the same held-out words.
     words = {s.n_words for v in comparison.controlled.values() for s in v}
     assert len(words) == 1

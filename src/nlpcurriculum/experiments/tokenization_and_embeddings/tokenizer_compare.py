@@ -591,8 +591,9 @@ def controlled_findings(controlled: Mapping[tuple[str, int], Sequence[Compressio
     The effect per fold is ``fertility_wordpiece / fertility_bpe - 1`` (paired: same training
     documents, same held-out words); it must clear ``checks.min_fertility_excess`` by two standard
     errors over the folds. Adds to ``m``, per size ``v<size>``: ``controlled.fertility.<arm>`` and
-    ``controlled.vocab_usage.<arm>`` (means over folds), ``controlled.fertility_excess`` with its
-    ``_se``, and ``controlled.folds``.
+    ``controlled.vocab_usage.<arm>`` (means over folds), ``controlled.min_vocab_size.<arm>`` (the
+    smallest vocabulary a fold reached: a small fold can run out of pairs seen twice before the
+    size), ``controlled.fertility_excess`` with its ``_se``, and ``controlled.folds``.
     """
     treat, ctrl = CONTROLLED_ARMS
     margin = config.checks.min_fertility_excess
@@ -603,10 +604,13 @@ def controlled_findings(controlled: Mapping[tuple[str, int], Sequence[Compressio
         for arm, stats in ((treat, wp), (ctrl, bpe)):
             m[f"controlled.fertility.{arm}.v{size}"] = sum(s.fertility for s in stats) / len(stats)
             m[f"controlled.vocab_usage.{arm}.v{size}"] = sum(s.vocab_usage for s in stats) / len(stats)
+            m[f"controlled.min_vocab_size.{arm}.v{size}"] = float(min(_reached(s) for s in stats))
+        reached = "/".join(f"{int(m[f'controlled.min_vocab_size.{arm}.v{size}'])}" for arm in CONTROLLED_ARMS)
         excess = [a.fertility / b.fertility - 1 for a, b in zip(wp, bpe)]
         f = Finding.compare(
             f"WordPiece vs BPE under the same normaliser and pre-tokeniser (BERT's: lowercased, split at "
-            f"whitespace and punctuation), {size} ids each, trained on the same {len(excess)} disjoint folds "
+            f"whitespace and punctuation), {size} ids each (smallest reached, WordPiece/BPE: {reached}), "
+            f"trained on the same {len(excess)} disjoint folds "
             f"of the training documents: WordPiece's likelihood score leaves frequent words in pieces, so it "
             f"needs more tokens per held-out word than BPE (fertility_wp / fertility_bpe - 1 > {margin:g}; "
             "null model: the same tokenizer in both arms gives 0)",
@@ -615,6 +619,11 @@ def controlled_findings(controlled: Mapping[tuple[str, int], Sequence[Compressio
         m[f"controlled.fertility_excess_se.v{size}"] = f.se if f.se is not None else float("nan")
         findings.append(f)
     return findings
+
+
+def _reached(stats: CompressionStats) -> int:
+    """The vocabulary size a measurement was made with (``vocab_used / vocab_usage``, exact once rounded)."""
+    return round(stats.vocab_used / stats.vocab_usage)
 
 
 def _round_trip_finding(kind: str, c: Comparison, sizes: Sequence[int], m: dict[str, float],
