@@ -607,8 +607,12 @@ def run(cfg: WordEmbeddingsConfig, inputs: Inputs, outputs: Outputs | None = Non
                   f"by cosine (no ground truth: read, not checked).\n\n")
         skipgram.texts["corpus_neighbours.txt"] = header + neighbours_text(found, cfg.corpus_words, cfg.neighbours)
 
+    import gensim
+
     controls = run_controls(cfg)
-    table = controls_table(controls)
+    table = (f"# mean +- standard error over seeds {cfg.controls.seeds}, {cfg.controls.stories} stories each, "
+             f"{cfg.controls.frames_per_story:g} frame sentences per story; gensim {gensim.__version__}\n"
+             + controls_table(controls))
     for arch in ("cbow", "skipgram"):
         metrics, findings = controls_item_parts(arch, controls, cfg.checks)
         results[arch].metrics.update(metrics)
