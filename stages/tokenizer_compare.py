@@ -4,7 +4,8 @@ Items tokenization-and-embeddings/1-4. Reads `data/processed/splits/{train,val}.
 params `tokenizer_compare` (see `CompareConfig`); trains every tokenizer at every size on the
 train split; measures tokens per byte, vocabulary usage and fertility on val per source (and on
 synthetic stories, out of domain); checks parity with the reference libraries, the round trip and
-the compression trend. Writes `models/tokenizer_compare/<kind>.json` (each kind at the largest
+the compression trend, and compares WordPiece with BPE under one normaliser and pre-tokeniser
+(params `tokenizer_compare.controlled`: equal sizes, disjoint folds of the train split). Writes `models/tokenizer_compare/<kind>.json` (each kind at the largest
 size, read by `token_viz`), `plots/tokenizer_compare/` and `metrics/tokenizer_compare.json`.
 Needs the `oracles` extra (tiktoken, tokenizers, sentencepiece) for the parity checks.
 """

@@ -2,7 +2,9 @@
 
 Reads params `word_embeddings` and, for the real-corpus neighbour lists, the training split
 `data/processed/splits/train.parquet` (the `splits` contract). Generates the stories with known
-word relations, trains both word2vec architectures on them and checks the findings; writes the
+word relations, trains both word2vec architectures on them and checks the findings (with the
+controls of `word_embeddings.controls`: ours vs gensim's Word2Vec vs PPMI-SVD over fresh seeds, on
+stories where unrelated words share contexts; needs gensim, the `oracles` extra); writes the
 vectors to `models/word_embeddings/` (`cbow.npz`, `skipgram.npz`, `corpus_skipgram.npz`, plus
 `vectors.json` describing them), the items' neighbour lists and training times to
 `reports/word_embeddings/tables.txt`, the plots to `plots/word_embeddings/` and

@@ -11,6 +11,7 @@ import pytest
 from nlpcurriculum.embeddings.word2vec import Word2VecConfig
 from nlpcurriculum.experiments.tokenization_and_embeddings.word_embeddings import (
     ITEM,
+    ControlsConfig,
     Inputs,
     Outputs,
     WordEmbeddingsConfig,
@@ -26,8 +27,10 @@ def test_params_section_loads_in_every_profile(profile, tmp_path):
     path = params_file("word_embeddings", params_copy(tmp_path, profile))
     cfg = load_section("word_embeddings", WordEmbeddingsConfig, path)
     assert (cfg.cbow.arch, cfg.skipgram.arch) == ("cbow", "skipgram")
+    assert len(cfg.controls.seeds) >= 3 and cfg.seed not in cfg.controls.seeds  # fresh seeds
     if profile == "smoke":
         assert cfg.stories < WordEmbeddingsConfig().stories
+        assert cfg.controls.stories < WordEmbeddingsConfig().controls.stories
 
 
 def test_section_rejects_a_model_of_the_wrong_architecture(tmp_path):
@@ -44,7 +47,7 @@ def test_run_covers_the_three_items_and_the_corpus():
         cbow=Word2VecConfig(arch="cbow", **tiny),
         skipgram=Word2VecConfig(arch="skipgram", **tiny),
         corpus_epochs=1, corpus_documents=2, corpus_min_count=1, corpus_words=["socket", "nope"],
-        neighbours=3,
+        neighbours=3, controls=ControlsConfig(stories=40),
     )
     corpus = [["the", "socket", "reads", "bytes", "from", "the", "pipe"] * 5,
               ["a", "pipe", "writes", "bytes", "to", "the", "socket"] * 5,
@@ -59,6 +62,9 @@ def test_run_covers_the_three_items_and_the_corpus():
     assert "socket: " in text and "nope: (not in the vocabulary)" in text
     assert results[1].metrics["corpus/documents"] == 2.0
     assert all(r.findings for r in results)
+    controls = [f for f in results[0].findings if f.metric.startswith("controls/")]
+    assert len(controls) == 3 and all(f.n == 3 for f in controls)
+    assert "ours/cbow" in results[0].texts["controls.tsv"] and "controls/ppmi/analogy_acc_se" in results[2].metrics
     # corpus_epochs = 0 skips the corpus even when one is given
     built = Outputs()
     results = run(replace(cfg, corpus_epochs=0), Inputs(corpus), built)
@@ -79,7 +85,7 @@ def test_a_corpus_too_small_for_corpus_min_count_trains_on_its_commonest_words()
     tiny = dict(dim=8, epochs=1, min_count=2, batch_size=256)
     cfg = WordEmbeddingsConfig(stories=300, cbow=Word2VecConfig(arch="cbow", **tiny),
                                skipgram=Word2VecConfig(arch="skipgram", **tiny), corpus_epochs=1,
-                               corpus_min_count=5, corpus_words=["words"])
+                               corpus_min_count=5, corpus_words=["words"], controls=ControlsConfig(stories=20))
     built = Outputs()
     results = run(cfg, Inputs(corpus), built)
     assert len(built.vectors["corpus_skipgram"]) == 7 and len(built.warnings) == 1

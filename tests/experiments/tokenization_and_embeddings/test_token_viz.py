@@ -10,6 +10,7 @@ from nlpcurriculum.experiments.tokenization_and_embeddings.token_viz import (
     UNSEEN_TEXTS,
     Inputs,
     TokenVizConfig,
+    chunks_show_decode,
     run,
     sample_paragraphs,
     token_viz_item,
@@ -74,10 +75,11 @@ def test_unseen_scripts_match_tiktoken_and_fall_back_to_bytes(bpe):
     times the tokens per character; a BPE that learned merges for those scripts fails the second."""
     result = token_viz_item("x/1", TEXT, {"bpe": bpe}, unseen_texts=UNSEEN_TEXTS)
     unseen = {f.metric: f for f in result.findings if "unseen" in f.metric}
-    assert set(unseen) == {"bpe/unseen_ids_match", "bpe/unseen_cost_ratio"}
+    assert set(unseen) == {"bpe/unseen_ids_match", "bpe/unseen_cost_ratio", "bpe/unseen_chunks_decode"}
     assert all(f.kind == "finding" and f.passed for f in unseen.values())
     assert result.metrics["bpe/unseen_ids_match"] == 1.0
     assert result.metrics["bpe/unseen_single_byte_share"] > 0.9  # the byte fallback
+    assert result.metrics["bpe/unseen_chunks_decode"] == 1.0 and result.metrics["bpe/unseen_partial_share"] > 0.5
     m = result.metrics
     ratio = m["bpe/unseen_tokens_per_char"] / m["bpe/tokens_per_char"]
     assert m["bpe/unseen_cost_ratio"] == pytest.approx(ratio) and m["unseen.texts"] == len(UNSEEN_TEXTS)
@@ -93,3 +95,29 @@ def test_run_is_the_item_on_the_stage_text(toy_tiktoken):
     (result,) = run(TokenVizConfig(), Inputs(TEXT, {"toy": toy_tiktoken}))
     assert result.item == ITEMS[0] == "tokenization-and-embeddings/7"
     assert result.metrics == token_viz_item(ITEMS[0], TEXT, {"toy": toy_tiktoken}).metrics
+
+
+def test_unseen_findings_fail_for_a_wrong_visualizer_or_wrong_ids(bpe):
+    """Null models: chunks labelled with decode([id], errors="replace"), and an encoder that drops
+    the last id of each text."""
+    from nlpcurriculum.tokenizers import BPETokenizer
+    from nlpcurriculum.viz.token_viz import TokenChunk, token_chunks
+
+    text = UNSEEN_TEXTS[0]
+    ok, partial, n = chunks_show_decode(text, token_chunks(text, bpe), bpe)
+    assert ok and 0 < partial < n
+    naive = [TokenChunk(bpe.token_bytes(i).decode("utf-8", errors="replace"), i, 0, 0) for i in bpe.encode(text)]
+    assert chunks_show_decode(text, naive, bpe)[0] is False
+    chunks = token_chunks(text, bpe)  # off by one token: each chunk shows its successor's text
+    shifted = [c._replace(text=chunks[k + 1].text if k + 1 < len(chunks) else "") for k, c in enumerate(chunks)]
+    assert chunks_show_decode(text, shifted, bpe)[0] is False
+
+    class Drops(BPETokenizer):
+        def encode_ordinary(self, text):
+            return super().encode_ordinary(text)[:-1]
+
+    broken = Drops(bpe.config)
+    broken.__dict__.update(bpe.__dict__)  # the same trained state
+    result = token_viz_item("x/1", TEXT, {"bpe": broken}, unseen_texts=UNSEEN_TEXTS)
+    ids = next(f for f in result.findings if f.metric == "bpe/unseen_ids_match")
+    assert ids.value == 0.0 and not ids.passed

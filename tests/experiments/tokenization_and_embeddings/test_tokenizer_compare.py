@@ -11,9 +11,15 @@ import pytest
 from nlpcurriculum.experiments.tokenization_and_embeddings.tokenizer_compare import (
     ITEM,
     KINDS,
+    CONTROLLED_ARMS,
     CompareConfig,
+    ControlledConfig,
     Inputs,
     compare_tokenizers,
+    controlled_comparison,
+    controlled_findings,
+    controlled_text,
+    controlled_tokenizer,
     reference_parity,
     round_trip,
     run,
@@ -29,7 +35,7 @@ import sentencepiece  # noqa: F401  (oracle: the dev extra installs it)
 # at 512 ids (about 150 learned pieces beyond the bytes and characters) ours and the library's were
 # measured 1-5% apart on 100-200k characters (5.2% here, ours the shorter), at 1000+ ids within
 # 0.3%; on the pipeline's 1.9 MB training text every size of 512-8192 is within 0.8%.
-CFG = CompareConfig(vocab_sizes=(512, 1024), n_stories=0)
+CFG = CompareConfig(vocab_sizes=(512, 1024), n_stories=0, controlled=ControlledConfig((512,), folds=3))
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +155,45 @@ def test_config_validation():
         CompareConfig(vocab_sizes=(100, 512))
     with pytest.raises(ValueError, match="no held-out text"):
         compare_tokenizers(CFG, ["some text"], {"a": []})
+    with pytest.raises(ValueError, match="folds must be >= 3"):
+        ControlledConfig(folds=2)
+    with pytest.raises(ValueError, match="each >= 300"):
+        ControlledConfig(vocab_sizes=(200,))
+
+
+def test_controlled_text_is_berts_words_each_after_one_space():
+    assert controlled_text("Héllo, World!") == " hello , world !"  # the docstring's example
+    assert controlled_text("  ") == ""
+    text = controlled_text("Naïve café: 3.14 x2 -- déjà vu")
+    # Both arms cut the same words out of it: WordPiece's pre-tokeniser and BPE's chunks.
+    wp, bpe = (controlled_tokenizer(a) for a in CONTROLLED_ARMS)
+    assert wp.pre_tokenize(text) == text.split() == [c[1:] for c in bpe.count_chunks(text).elements()]
+
+
+def test_controlled_finding_holds_on_real_text(comparison):
+    """WordPiece needs clearly more tokens per word than BPE on the same words and folds."""
+    assert set(comparison.controlled) == {("wordpiece", 512), ("bpe", 512)}
+    assert all(len(v) == 3 for v in comparison.controlled.values())
+    wp = run(CFG, Inputs(comparison))[0]
+    (f,) = [f for f in wp.findings if f.metric == "controlled.fertility_excess.v512"]
+    assert f.passed and f.n == 3 and f.value > 0.1 and f.threshold == CFG.checks.min_fertility_excess, f
+    assert wp.metrics["controlled.fertility.wordpiece.v512"] > wp.metrics["controlled.fertility.bpe.v512"]
+    assert wp.metrics["controlled.min_vocab_size.wordpiece.v512"] == wp.metrics["controlled.min_vocab_size.bpe.v512"] == 512
+    # The same words in both arms: every fold measured the same held-out words.
+    words = {s.n_words for v in comparison.controlled.values() for s in v}
+    assert len(words) == 1
+
+
+def test_controlled_finding_fails_for_the_null_model_same_tokenizer_twice(data):
+    """The null model: BPE in both arms. Every fold's excess is exactly 0, a tie: it must fail."""
+    train, val, _ = data
+    docs = [t for texts in val.values() for t in texts]
+    same = {arm: (lambda: controlled_tokenizer("bpe")) for arm in CONTROLLED_ARMS}
+    stats = controlled_comparison(CFG.controlled, train, docs, arms=same)
+    (f,) = controlled_findings(stats, CFG, {})
+    assert f.value == 0.0 and not f.passed
+    # An effect in the wrong direction fails too: BPE with more ids (fewer tokens) as the treatment.
+    bigger = controlled_comparison(ControlledConfig((600,), 3), train, docs, arms={"bpe600": same["bpe"]})
+    stats[("wordpiece", 512)] = bigger[("bpe600", 600)]
+    (f,) = controlled_findings(stats, CFG, {})
+    assert f.value < 0 and not f.passed

@@ -2,9 +2,10 @@
 
 - :mod:`.tokenizer_compare` (stage ``tokenizer_compare``, items 1-4): WordPiece, BPE, Unigram and
   SentencePiece trained at several vocabulary sizes, compared and checked against their
-  reference libraries;
+  reference libraries, and WordPiece vs BPE under one normaliser and pre-tokeniser;
 - :mod:`.word_embeddings` (stage ``word_embeddings``, items 5, 6 and 8): CBOW and skip-gram on
-  stories with known word relations, and one-hot vs learned embeddings;
+  stories with known word relations, and one-hot vs learned embeddings; controls over fresh seeds
+  (gensim's Word2Vec, PPMI-SVD) on stories where unrelated words share contexts;
 - :mod:`.token_viz` (stage ``token_viz``, item 7): the token visualizer over the tokenizers
   ``tokenizer_compare`` saved.
 

@@ -7,8 +7,15 @@ the chunks it colours, joined, give the text back (every character is shown unde
 token); both are invariants. It also reports how many tokens each tokenizer needs, the number a
 reader compares first.
 
-Two findings are measured on text in scripts the English training corpus never shows (Georgian,
+Three findings are measured on text in scripts the English training corpus never shows (Georgian,
 Armenian, Tamil, ...; params ``unseen_texts``), for each byte-level BPE tokenizer shown:
+
+* the visualizer shows each unseen text truthfully: its chunks join back to the text, and every
+  token whose bytes are whole characters shows exactly ``decode([id])`` (a token holding only part
+  of a character, most of them here, is shown by its bytes, as the module
+  :mod:`nlpcurriculum.viz.token_viz` explains). A visualizer that labelled each chunk with
+  ``decode([id], errors="replace")`` or gave a character to the token holding its first byte would
+  fail it (a test checks the first);
 
 * a ``tiktoken.Encoding`` built from its regex and merge ranks gives the same ids there too, where
   only the pre-tokenisation regex's Unicode classes (combining marks are not letters) and the raw
@@ -32,10 +39,10 @@ from typing import Any, Mapping, Sequence
 from nlpcurriculum.experiments.tokenization_and_embeddings.tokenizer_compare import reference_parity
 from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 from nlpcurriculum.tokenizers.bpe import BPETokenizer
-from nlpcurriculum.viz.token_viz import _encode, render_html, render_terminal, token_chunks
+from nlpcurriculum.viz.token_viz import TokenChunk, _encode, render_html, render_terminal, token_chunks
 
-__all__ = ["ITEMS", "UNSEEN_TEXTS", "Inputs", "TokenVizChecks", "TokenVizConfig", "run", "sample_paragraphs",
-           "token_viz_item", "unseen_script_findings"]
+__all__ = ["ITEMS", "UNSEEN_TEXTS", "Inputs", "TokenVizChecks", "TokenVizConfig", "chunks_show_decode", "run",
+           "sample_paragraphs", "token_viz_item", "unseen_script_findings"]
 
 #: Curriculum item ids this module covers, in the order :func:`run` returns them.
 ITEMS: tuple[str, ...] = ("tokenization-and-embeddings/7",)
@@ -52,12 +59,15 @@ class TokenVizChecks:
             ``tiktoken.Encoding`` of its ranks give the same ids.
         min_unseen_cost_ratio: a byte-level BPE's tokens per character on the unseen scripts over
             its tokens per character on the sample text.
+        min_unseen_chunks_decode: share of the unseen-script texts whose chunks join back to the
+            text and show ``decode([id])`` for every whole-character token.
     """
 
     min_ids_match: float = 1.0
     min_chunks_cover: float = 1.0
     min_unseen_ids_match: float = 1.0
     min_unseen_cost_ratio: float = 2.0
+    min_unseen_chunks_decode: float = 1.0
 
 
 #: Short sentences in scripts an English corpus does not contain (params ``token_viz.unseen_texts``).
@@ -179,6 +189,29 @@ def token_viz_item(item: str, text: str, tokenizers: Mapping[str, Any],
                              "token_viz.txt": "\n".join(views)})
 
 
+def chunks_show_decode(text: str, chunks: Sequence[TokenChunk], tok: BPETokenizer) -> tuple[bool, int, int]:
+    """Whether the visualizer's ``chunks`` of ``text`` are truthful, and how many tokens are partial.
+
+    Truthful: the chunks join back to ``text``, and every token whose bytes are valid UTF-8 (whole
+    characters: such bytes cannot start or end inside a character) covers exactly
+    ``decode([id])``. Tokens whose bytes are not valid UTF-8 hold part of a character and are
+    shown by their bytes instead.
+
+    Returns:
+        ``(truthful, partial tokens, tokens)``.
+    """
+    ok = "".join(c.text for c in chunks) == text
+    partial = 0
+    for c in chunks:
+        try:
+            whole = tok.token_bytes(c.id).decode("utf-8")
+        except UnicodeDecodeError:
+            partial += 1
+            continue
+        ok = ok and c.text == whole
+    return ok, partial, len(chunks)
+
+
 def unseen_script_findings(name: str, tok: BPETokenizer, text: str, unseen_texts: Sequence[str],
                            checks: TokenVizChecks, metrics: dict[str, float]) -> list[Finding]:
     """A byte-level BPE on scripts it never saw: tiktoken's ids, and the cost of the byte fallback.
@@ -186,9 +219,14 @@ def unseen_script_findings(name: str, tok: BPETokenizer, text: str, unseen_texts
     Adds to ``metrics``: ``<name>/unseen_ids_match`` (share of texts with identical ids),
     ``<name>/unseen_tokens_per_char`` and ``<name>/tokens_per_char`` (the sample text: the
     control), their ratio ``<name>/unseen_cost_ratio``, and ``<name>/unseen_single_byte_share``
-    (share of the unseen texts' tokens that are one byte: how far the fallback goes).
+    (share of the unseen texts' tokens that are one byte: how far the fallback goes),
+    ``<name>/unseen_chunks_decode`` (share of texts :func:`chunks_show_decode` finds truthful) and
+    ``<name>/unseen_partial_share`` (share of tokens holding part of a character).
     """
     match = reference_parity("bpe", tok, unseen_texts)["identical_docs"]
+    shown = [chunks_show_decode(t, token_chunks(t, tok), tok) for t in unseen_texts]
+    truthful = sum(ok for ok, _, _ in shown) / len(shown)
+    partial = sum(p for _, p, _ in shown) / max(sum(n for _, _, n in shown), 1)
     ids = [tok.encode(t) for t in unseen_texts]
     n_tokens = sum(map(len, ids))
     unseen_tpc = n_tokens / sum(map(len, unseen_texts))
@@ -197,7 +235,8 @@ def unseen_script_findings(name: str, tok: BPETokenizer, text: str, unseen_texts
     metrics.update({f"{name}/unseen_ids_match": match, f"{name}/unseen_tokens_per_char": unseen_tpc,
                     f"{name}/tokens_per_char": sample_tpc,
                     f"{name}/unseen_cost_ratio": unseen_tpc / sample_tpc,
-                    f"{name}/unseen_single_byte_share": single})
+                    f"{name}/unseen_single_byte_share": single, f"{name}/unseen_chunks_decode": truthful,
+                    f"{name}/unseen_partial_share": partial})
     return [
         Finding.at_least(
             f"{name}: on {len(unseen_texts)} texts in scripts never seen in training, a tiktoken.Encoding "
@@ -207,6 +246,11 @@ def unseen_script_findings(name: str, tok: BPETokenizer, text: str, unseen_texts
             f"{name}: with no merges for unseen scripts, text falls back to bytes: tokens per character "
             "there over tokens per character of the sample text", f"{name}/unseen_cost_ratio",
             unseen_tpc / sample_tpc, checks.min_unseen_cost_ratio),
+        Finding.at_least(
+            f"{name}: on {len(unseen_texts)} texts in scripts never seen in training, the visualizer's chunks "
+            f"join back to each text and every whole-character token shows exactly decode([id]) "
+            f"({partial:.0%} of the tokens hold part of a character and are shown by their bytes; share of texts)",
+            f"{name}/unseen_chunks_decode", truthful, checks.min_unseen_chunks_decode),
     ]
 
 

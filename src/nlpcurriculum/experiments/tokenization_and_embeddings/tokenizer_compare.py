@@ -21,8 +21,26 @@ sweep on the same training text and measures each on held-out text, per source:
 
 :func:`run` turns the measurements into one :class:`~nlpcurriculum.results.ItemResult`
 per item, with three checked findings each (parity, round trip, and "tokens per byte falls at
-every step up in vocabulary size"; WordPiece adds "uses less of its vocabulary than BPE"), one figure per metric (a panel per text source, a line per
+every step up in vocabulary size"), one figure per metric (a panel per text source, a line per
 tokenizer, the item's own drawn bold), the sweep table and the item's vocabulary as texts.
+
+**WordPiece vs BPE, controlled** (:func:`controlled_comparison`, WordPiece's item). In the sweep the
+two differ in more than their merge rule: WordPiece lowercases and splits words at punctuation
+(BERT's normaliser and pre-tokeniser), BPE is byte-level on raw text with GPT-4's regex. The
+controlled comparison removes those differences: both are trained on the same text, normalised and
+pre-tokenised once by BERT's rules (:func:`controlled_text`: lowercased, accents stripped, split at
+whitespace and punctuation, each word written after one space), at equal vocabulary sizes, on
+``controlled.folds`` disjoint subsamples of the training documents, and measured on the same
+held-out documents. BPE's chunks are then exactly those words, each with its leading space (so it
+marks where a word starts, as WordPiece's ``##`` marks where one continues). What is left is the
+merge rule (frequency vs ``count(ab) / (count(a) count(b))``), the encoding rule (replayed merges
+vs greedy longest match) and the base alphabet (256 bytes vs the characters seen, twice). The
+finding: WordPiece needs more tokens per word (fertility) on held-out text than BPE, by at least
+``checks.min_fertility_excess`` relative, over the folds (:meth:`Finding.compare`, paired by fold).
+Why it could fail: the likelihood score merges pairs whose parts rarely occur apart (rare words,
+rare characters) first, and leaves frequent words such as "the" spelled in pieces; a WordPiece
+trainer that scored pairs by frequency, or two arms that are the same tokenizer (the null model of
+``tests/``), shows no excess.
 
 The reference libraries (``tiktoken``, ``tokenizers``, ``sentencepiece``: the ``oracles`` extra)
 are imported only when :func:`compare_tokenizers` runs with ``references=True``.
@@ -33,19 +51,20 @@ Left out: timing (it depends on the machine, so it is not a metric here; see
 
 from __future__ import annotations
 
+import functools
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 from nlpcurriculum.tokenizers.base import Tokenizer
-from nlpcurriculum.tokenizers.bpe import BPETokenizer
+from nlpcurriculum.tokenizers.bpe import BPEConfig, BPETokenizer
 from nlpcurriculum.tokenizers.compression import CompressionStats, corpus_compression_stats
 from nlpcurriculum.tokenizers.corpus import encode_text, take_chars
 from nlpcurriculum.tokenizers.sentencepiece import SentencePieceTokenizer
 from nlpcurriculum.tokenizers.unigram import UnigramTokenizer
-from nlpcurriculum.tokenizers.wordpiece import WordPieceTokenizer
+from nlpcurriculum.tokenizers.wordpiece import WordPieceConfig, WordPieceTokenizer
 
 KINDS = ("wordpiece", "bpe", "unigram", "sentencepiece")
 """The tokenizers compared, in curriculum order."""
@@ -78,14 +97,38 @@ class CompareChecks:
         min_identical_docs: WordPiece, BPE, Unigram: share of held-out documents whose ids equal the
             reference library's (worst size).
         min_round_trip_ok: share of held-out documents that decode(encode(x)) restores (worst size).
-        min_usage_below_bpe: WordPiece: share of sizes at which held-out text uses less of its
-            vocabulary than of BPE's.
+        min_fertility_excess: WordPiece vs BPE under the same normaliser and pre-tokeniser: the
+            relative excess of WordPiece's held-out tokens per word, ``fertility_wp /
+            fertility_bpe - 1``, that the mean over folds must clear by two standard errors.
     """
 
     min_falling_steps: float = 1.0
     min_identical_docs: float = 1.0
     min_round_trip_ok: float = 1.0
-    min_usage_below_bpe: float = 1.0
+    min_fertility_excess: float = 0.02
+
+
+@dataclass(frozen=True)
+class ControlledConfig:
+    """WordPiece vs BPE under one normaliser and pre-tokeniser (params ``tokenizer_compare.controlled``).
+
+    Attributes:
+        vocab_sizes: equal vocabulary sizes the two are compared at (one finding each).
+        folds: disjoint subsamples of the training documents (document ``i`` goes to fold
+            ``i % folds``); each trains both tokenizers once per size, so the comparison is
+            paired by fold. At least 3.
+    """
+
+    vocab_sizes: tuple[int, ...] = (1024, 4096)
+    folds: int = 5
+
+    def __post_init__(self) -> None:
+        sizes = tuple(self.vocab_sizes)
+        object.__setattr__(self, "vocab_sizes", sizes)
+        if not sizes or any(v < 300 for v in sizes):
+            raise ValueError(f"controlled.vocab_sizes must be non-empty and each >= 300, got {list(sizes)}")
+        if self.folds < 3:
+            raise ValueError(f"controlled.folds must be >= 3 (a standard error needs resamples), got {self.folds}")
 
 
 @dataclass(frozen=True)
@@ -101,6 +144,7 @@ class CompareConfig:
             stage passes them in, the experiment only measures them.
         story_seed: seed of the story generator.
         sp_tolerance: the bound on ``|ours / sentencepiece - 1|`` for tokens per byte.
+        controlled: WordPiece vs BPE under the same normaliser and pre-tokeniser.
         checks: the other bounds of the findings.
     """
 
@@ -109,6 +153,7 @@ class CompareConfig:
     n_stories: int = 200
     story_seed: int = 0
     sp_tolerance: float = 0.02
+    controlled: ControlledConfig = field(default_factory=ControlledConfig)
     checks: CompareChecks = field(default_factory=CompareChecks)
 
     def __post_init__(self) -> None:
@@ -143,6 +188,8 @@ class Comparison:
         tokenizers: the tokenizers trained at the largest size, by kind.
         samples: ``{(kind, vocab_size): pieces of a sample sentence}`` (for a reader to compare).
         sample_text: that sentence.
+        controlled: ``{(arm, vocab_size): [CompressionStats of the held-out text, one per fold]}``
+            from :func:`controlled_comparison` (empty when not run).
     """
 
     stats: dict[tuple[str, int, str], CompressionStats] = field(default_factory=dict)
@@ -154,6 +201,7 @@ class Comparison:
     tokenizers: dict[str, Tokenizer] = field(default_factory=dict)
     samples: dict[tuple[str, int], list[str]] = field(default_factory=dict)
     sample_text: str = ""
+    controlled: dict[tuple[str, int], list[CompressionStats]] = field(default_factory=dict)
 
 
 # ============================================================================ reference libraries
@@ -326,6 +374,8 @@ def compare_tokenizers(
             groups[source] = texts
     sample = _sample_sentence(val)
     out = Comparison(groups=list(groups), sample_text=sample)
+    if {"wordpiece", "bpe"} <= set(kinds):
+        out.controlled = controlled_comparison(config.controlled, train, val)
     for kind in kinds:
         for size in config.vocab_sizes:
             tok = _CLASSES[kind]().train(train, size)
@@ -343,6 +393,81 @@ def compare_tokenizers(
                 out.parity[key] = reference_parity(kind, tok, val, train, encodings)
             out.samples[key] = [tok.id_to_token(i) for i in encode_text(tok, sample)]
         out.tokenizers[kind] = tok
+    return out
+
+
+# ============================================================================ controlled: WordPiece vs BPE
+CONTROLLED_ARMS = ("wordpiece", "bpe")
+"""The arms of the controlled comparison: the treatment first, its control second."""
+
+CONTROLLED_PATTERN = r" [^ ]+"
+"""BPE's pre-tokenisation regex on :func:`controlled_text`: one chunk per word, with its leading space."""
+
+_BERT_WORDS = WordPieceTokenizer()  # BERT's normaliser + pre-tokeniser (the defaults: uncased)
+
+
+def controlled_text(text: str) -> str:
+    """``text`` normalised and pre-tokenised by BERT's rules, each word written after one space.
+
+    Example: ``controlled_text("Héllo, World!") == " hello , world !"``. Both arms of the controlled
+    comparison read this text, so they see exactly the same words.
+    """
+    return "".join(" " + w for w in _BERT_WORDS.pre_tokenize(text))
+
+
+def controlled_tokenizer(arm: str) -> Tokenizer:
+    """An untrained tokenizer of ``arm`` that leaves :func:`controlled_text` as it is.
+
+    WordPiece with every normalisation step off (the text is normalised already) splits at the
+    spaces and punctuation characters, which are single-character words already, so its words are
+    the words of the text; BPE with :data:`CONTROLLED_PATTERN` cuts the same words, each with its
+    leading space.
+    """
+    if arm == "wordpiece":
+        return WordPieceTokenizer(WordPieceConfig(lowercase=False, strip_accents=False, clean_text=False,
+                                                  handle_chinese_chars=False))
+    if arm == "bpe":
+        return BPETokenizer(BPEConfig(pattern=CONTROLLED_PATTERN))
+    raise ValueError(f"no controlled arm {arm!r} (known: {list(CONTROLLED_ARMS)})")
+
+
+def controlled_comparison(
+    config: ControlledConfig,
+    train_texts: Sequence[str],
+    held_out: Sequence[str],
+    arms: Mapping[str, Callable[[], Tokenizer]] | None = None,
+) -> dict[tuple[str, int], list[CompressionStats]]:
+    """Train each arm on each fold of ``train_texts`` at each size; measure it on ``held_out``.
+
+    Args:
+        config: sizes and folds.
+        train_texts: training documents (raw; :func:`controlled_text` is applied here).
+        held_out: held-out documents (raw), the same for every fold.
+        arms: ``{arm: untrained tokenizer factory}``; default :func:`controlled_tokenizer` of
+            :data:`CONTROLLED_ARMS` (a test swaps in a null model: the same tokenizer twice).
+
+    Returns:
+        ``{(arm, size): [stats of the held-out text, fold 0, fold 1, ...]}``. Every word of the
+        held-out text is one whitespace word of its controlled form, so ``fertility`` is tokens
+        per word, over the same words for every arm.
+
+    Raises:
+        ValueError: a fold has no training text, or there is no held-out text.
+    """
+    if arms is None:
+        arms = {arm: functools.partial(controlled_tokenizer, arm) for arm in CONTROLLED_ARMS}
+    train = [controlled_text(t) for t in train_texts]
+    val = [v for v in (controlled_text(t) for t in held_out) if v]
+    if not val:
+        raise ValueError("no held-out text for the controlled comparison")
+    folds = [train[i :: config.folds] for i in range(config.folds)]
+    if not all(any(f) for f in folds):
+        raise ValueError(f"{len(train)} training documents cannot fill {config.folds} folds")
+    out: dict[tuple[str, int], list[CompressionStats]] = {}
+    for arm, make in arms.items():
+        for size in config.vocab_sizes:
+            out[(arm, size)] = [corpus_compression_stats(tok, val, [encode_text(tok, t) for t in val])
+                                for tok in (make().train(fold, size) for fold in folds)]
     return out
 
 
@@ -413,7 +538,11 @@ def run(cfg: CompareConfig, inputs: Inputs) -> list[ItemResult]:
             f"({sizes[0]} -> {largest}: {tpb[0]:.3f} -> {tpb[-1]:.3f})",
             "compression.falling_steps", _monotone_fraction(tpb), config.checks.min_falling_steps))
         if kind == "wordpiece" and "bpe" in kinds:
-            findings.append(_usage_vs_bpe_finding(c, sizes, m, config.checks.min_usage_below_bpe))
+            for size in sizes:  # the sweep's arms differ in normaliser and pre-tokeniser: shown, not checked
+                m[f"vocab_usage_minus_bpe.val.v{size}"] = (c.stats[("wordpiece", size, HELD_OUT)].vocab_usage
+                                                           - c.stats[("bpe", size, HELD_OUT)].vocab_usage)
+            if c.controlled:
+                findings += controlled_findings(c.controlled, config, m)
         series = {f"{metric}_val": [(s, getattr(c.stats[(kind, s, HELD_OUT)], metric)) for s in sizes]
                   for metric in ("tokens_per_byte", "vocab_usage", "fertility")}
         figures = {f"{metric}.png": _figure(c, sizes, metric, kind, kinds)
@@ -455,20 +584,46 @@ def _parity_finding(kind: str, c: Comparison, sizes: Sequence[int], config: Comp
                             kind=INVARIANT)
 
 
-def _usage_vs_bpe_finding(c: Comparison, sizes: Sequence[int], m: dict[str, float],
-                          min_fraction: float) -> Finding:
-    """WordPiece's score ``count(ab) / (count(a) count(b))`` prefers pairs whose parts are rare, so
-    it spends its vocabulary on rare words (whole, e.g. "authorizatio") while frequent ones stay
-    spelled in characters; BPE's raw frequency spends it on what text uses most."""
-    lower = [c.stats[("wordpiece", s, HELD_OUT)].vocab_usage < c.stats[("bpe", s, HELD_OUT)].vocab_usage
-             for s in sizes]
-    for size in sizes:
-        m[f"vocab_usage_minus_bpe.val.v{size}"] = (c.stats[("wordpiece", size, HELD_OUT)].vocab_usage
-                                                   - c.stats[("bpe", size, HELD_OUT)].vocab_usage)
-    return Finding.at_least(
-        "WordPiece's likelihood score merges pairs whose parts are rare, so held-out text uses a smaller "
-        "fraction of its vocabulary than of BPE's (frequency-ranked merges), at every vocabulary size",
-        "usage_below_bpe_sizes", sum(lower) / len(lower), min_fraction)
+def controlled_findings(controlled: Mapping[tuple[str, int], Sequence[CompressionStats]],
+                        config: CompareConfig, m: dict[str, float]) -> list[Finding]:
+    """One finding per controlled size: WordPiece needs more tokens per word than BPE.
+
+    The effect per fold is ``fertility_wordpiece / fertility_bpe - 1`` (paired: same training
+    documents, same held-out words); it must clear ``checks.min_fertility_excess`` by two standard
+    errors over the folds. Adds to ``m``, per size ``v<size>``: ``controlled.fertility.<arm>`` and
+    ``controlled.vocab_usage.<arm>`` (means over folds), ``controlled.min_vocab_size.<arm>`` (the
+    smallest vocabulary a fold reached: a small fold can run out of pairs seen twice before the
+    size), ``controlled.fertility_excess`` with its ``_se``, and ``controlled.folds``.
+    """
+    treat, ctrl = CONTROLLED_ARMS
+    margin = config.checks.min_fertility_excess
+    m["controlled.folds"] = float(config.controlled.folds)
+    findings = []
+    for size in config.controlled.vocab_sizes:
+        wp, bpe = controlled[(treat, size)], controlled[(ctrl, size)]
+        for arm, stats in ((treat, wp), (ctrl, bpe)):
+            m[f"controlled.fertility.{arm}.v{size}"] = sum(s.fertility for s in stats) / len(stats)
+            m[f"controlled.vocab_usage.{arm}.v{size}"] = sum(s.vocab_usage for s in stats) / len(stats)
+            m[f"controlled.min_vocab_size.{arm}.v{size}"] = float(min(_reached(s) for s in stats))
+        reached = "/".join(f"{int(m[f'controlled.min_vocab_size.{arm}.v{size}'])}" for arm in CONTROLLED_ARMS)
+        excess = [a.fertility / b.fertility - 1 for a, b in zip(wp, bpe)]
+        f = Finding.compare(
+            f"WordPiece vs BPE under the same normaliser and pre-tokeniser (BERT's: lowercased, split at "
+            f"whitespace and punctuation), {size} ids each (smallest reached, WordPiece/BPE: {reached}), "
+            f"trained on the same {len(excess)} disjoint folds "
+            f"of the training documents: WordPiece's likelihood score leaves frequent words in pieces, so it "
+            f"needs more tokens per held-out word than BPE (fertility_wp / fertility_bpe - 1 > {margin:g}; "
+            "null model: the same tokenizer in both arms gives 0)",
+            f"controlled.fertility_excess.v{size}", excess, margin=margin)
+        m[f"controlled.fertility_excess.v{size}"] = f.value
+        m[f"controlled.fertility_excess_se.v{size}"] = f.se if f.se is not None else float("nan")
+        findings.append(f)
+    return findings
+
+
+def _reached(stats: CompressionStats) -> int:
+    """The vocabulary size a measurement was made with (``vocab_used / vocab_usage``, exact once rounded)."""
+    return round(stats.vocab_used / stats.vocab_usage)
 
 
 def _round_trip_finding(kind: str, c: Comparison, sizes: Sequence[int], m: dict[str, float],

@@ -13,6 +13,21 @@ be checked against ground truth:
   (AUC exactly 0.5: they cannot tell related from unrelated), while learned vectors put related
   words closer than unrelated ones.
 
+**Controls** (:func:`run_controls`, findings of items 5 and 6). The similarity evaluation above is
+saturated: an unrelated pair is drawn from two relation tables, whose words never share a context
+by construction. The controls evaluate on :func:`shared_context_stories` instead: the same stories
+plus *frame sentences* ("the sign at the station said king and cats.") that put each unrelated
+pair of the evaluation side by side, so unrelated words do share contexts (each other and the
+frame words), while related words (``king``/``queen``) share their topic words and rarely meet.
+On fresh seeds (each seed its own stories and model seed), our CBOW and skip-gram, gensim's
+``Word2Vec`` with the same settings (its own defaults for the learning rate) and a count-based
+PPMI-SVD baseline (:mod:`nlpcurriculum.embeddings.ppmi`) are trained on the same stories and
+scored on the same pairs. Findings, each :meth:`Finding.compare` over the seeds: related pairs
+score a higher mean cosine than the co-occurring unrelated pairs (by ``checks.min_shared_context_gap``;
+a model of first-order co-occurrence, or related words that share no context, fails it: see
+``tests/``), and ours is not worse than gensim's by more than a margin on that gap and on analogy
+accuracy (an untrained or broken implementation fails it).
+
 The stage runs all three from one :class:`WordEmbeddingsConfig` (the ``word_embeddings`` section of
 params/tokenization_and_embeddings.yaml) with :func:`run`. It can also train skip-gram on real text (the
 project's corpus) and list nearest neighbours of a few words there: shown, not checked, because real
@@ -23,13 +38,16 @@ Left out: comparison with published vectors (nothing is downloaded) and human si
 
 from __future__ import annotations
 
+import random
+import zlib
 from dataclasses import dataclass, field, replace
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from nlpcurriculum.data.synthetic import stories
-from nlpcurriculum.embeddings.evaluate import evaluate_relations, similarity_auc
+from nlpcurriculum.embeddings.evaluate import analogy_accuracy, evaluate_relations, similarity_auc
+from nlpcurriculum.embeddings.ppmi import PPMIConfig, ppmi_svd_vectors
 from nlpcurriculum.embeddings.plots import (
     plot_cosine_distance_heatmaps,
     plot_loss_curves,
@@ -48,6 +66,7 @@ from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 __all__ = [
     "PROBE_WORDS", "CORPUS_PROBE_WORDS", "ITEM", "ITEMS", "ARCH_NAMES", "WordEmbeddingsConfig",
     "word2vec_item", "one_hot_vs_learned_item", "neighbours_text", "Inputs", "Outputs", "run",
+    "ControlsConfig", "shared_context_stories", "gensim_word2vec", "run_controls", "controls_item_parts",
 ]
 
 #: The curriculum item id of each result :func:`run` returns, by short name.
@@ -85,10 +104,43 @@ class WordEmbeddingsChecks:
         max_onehot_distance_error: item 8: max |cosine distance - 1| between one-hot vectors of
             distinct words.
         max_onehot_auc_error: item 8: |one-hot similarity AUC - 0.5|.
+        min_shared_context_gap: items 5, 6 (controls): mean cosine of related pairs minus that of
+            unrelated pairs that co-occur in frame sentences, over seeds.
+        max_gap_below_gensim: items 5, 6 (controls): how far our gap may fall below gensim's
+            (non-inferiority margin), over seeds.
+        max_analogy_below_gensim: items 5, 6 (controls): the same for analogy accuracy.
     """
 
     max_onehot_distance_error: float = 1e-6
     max_onehot_auc_error: float = 1e-9
+    min_shared_context_gap: float = 0.05
+    max_gap_below_gensim: float = 0.1
+    max_analogy_below_gensim: float = 0.1
+
+
+@dataclass
+class ControlsConfig:
+    """The controls of items 5 and 6 (params ``word_embeddings.controls``).
+
+    Attributes:
+        seeds: one run per seed: its own stories (:func:`shared_context_stories`) and model seed.
+            At least 3 (a standard error needs them); fresh, i.e. not the items' ``seed``.
+        stories: stories per seed.
+        frames_per_story: frame sentences added per story (a fraction adds one with that
+            probability); each puts one unrelated evaluation pair side by side.
+    """
+
+    seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    stories: int = 1000
+    frames_per_story: float = 1.0
+
+    def __post_init__(self) -> None:
+        if len(set(self.seeds)) < 3:
+            raise ValueError(f"controls.seeds needs >= 3 distinct seeds, got {self.seeds}")
+        if self.stories < 1:
+            raise ValueError(f"controls.stories must be >= 1, got {self.stories}")
+        if self.frames_per_story < 0:
+            raise ValueError(f"controls.frames_per_story must be >= 0, got {self.frames_per_story}")
 
 
 @dataclass
@@ -117,6 +169,7 @@ class WordEmbeddingsConfig:
         min_auc: items 5 and 6: the similarity ROC AUC the trained vectors must reach (0.5 is chance).
         min_distance_gap: item 8: the (unrelated - related) mean cosine distance the learned
             vectors must show (one-hot vectors have 0).
+        controls: ours vs gensim vs PPMI-SVD on stories where unrelated words share contexts.
         checks: the other bounds of the findings.
     """
 
@@ -132,6 +185,7 @@ class WordEmbeddingsConfig:
     min_analogy_gain: float = 0.2
     min_auc: float = 0.9
     min_distance_gap: float = 0.2
+    controls: ControlsConfig = field(default_factory=ControlsConfig)
     checks: WordEmbeddingsChecks = field(default_factory=WordEmbeddingsChecks)
 
     def __post_init__(self) -> None:
@@ -300,6 +354,169 @@ def neighbours_text(vectors: WordVectors, words: Sequence[str], k: int = 8) -> s
     return "\n".join(lines) + "\n"
 
 
+# ============================================================================ controls
+FRAME_TEMPLATES = (
+    "the sign at the {place} said {x} and {y}.",
+    "someone wrote {x} and {y} on the wall of the {place}.",
+    "the children shouted {x} and {y} at the {place}.",
+)
+"""Frame sentences: any two words side by side, amid frame words every pair shares."""
+FRAME_PLACES = ("station", "fair", "gate", "corner")
+
+
+def shared_context_stories(n: int, seed: int, frames_per_story: float = 1.0
+                           ) -> tuple[list[str], list[tuple[str, str, bool]]]:
+    """Stories in which the unrelated pairs of the evaluation co-occur, and those pairs.
+
+    The pairs are ``stories.similarity_pairs(seed)``: every relation pair (related) and, one for
+    one, a word of it with a word of another table (unrelated). Each story of
+    ``stories.generate_stories(n, seed)`` gets ``frames_per_story`` frame sentences appended (the
+    fraction as a probability), each naming one unrelated pair, drawn uniformly, in random order.
+
+    Example (seed 0): a story ends "... The sign at the gate said paris and cats." when
+    ``(paris, cats)`` is one of the seed's unrelated pairs.
+
+    Returns:
+        ``(stories, pairs)``: ``pairs`` as ``[(a, b, related), ...]``.
+    """
+    pairs = stories.similarity_pairs(seed)
+    unrelated = [(a, b) for a, b, related in pairs if not related]
+    rng = random.Random(f"frames-{seed}")  # apart from the generator's own stream
+    whole, part = int(frames_per_story), frames_per_story - int(frames_per_story)
+    out = []
+    for story in stories.generate_stories(n, seed):
+        frames = []
+        for _ in range(whole + (rng.random() < part)):
+            x, y = rng.choice(unrelated)
+            if rng.random() < 0.5:
+                x, y = y, x
+            text = rng.choice(FRAME_TEMPLATES).format(x=x, y=y, place=rng.choice(FRAME_PLACES))
+            frames.append(text[0].upper() + text[1:])
+        out.append(" ".join([story, *frames]))
+    return out, pairs
+
+
+def _stable_hash(text: str) -> int:
+    # gensim seeds per-word vectors from hash(word) in some paths; Python's hash changes per process.
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def gensim_word2vec(sentences: Sequence[Sequence[str]], cfg: Word2VecConfig) -> WordVectors:
+    """gensim's ``Word2Vec`` with our settings: architecture, size, window, negatives, counts, epochs.
+
+    The learning rate is gensim's own default (``alpha`` 0.025 decaying to 1e-4, plain SGD):
+    ``cfg.lr`` is a SparseAdam step size and means nothing to SGD. One worker and a fixed hash make
+    it deterministic for a given seed.
+    """
+    from gensim.models import Word2Vec as GensimWord2Vec
+
+    model = GensimWord2Vec(
+        sentences=[list(s) for s in sentences], vector_size=cfg.dim, window=cfg.window,
+        negative=cfg.negatives, min_count=cfg.min_count, sample=cfg.sample, ns_exponent=cfg.ns_exponent,
+        epochs=cfg.epochs, sg=int(cfg.arch == "skipgram"), hs=0, cbow_mean=1, seed=cfg.seed, workers=1,
+        hashfxn=_stable_hash)
+    return WordVectors(list(model.wv.index_to_key), model.wv.vectors)
+
+
+#: A control's trainer: (sentences, seed) -> vectors.
+Trainer = Callable[[Sequence[Sequence[str]], int], WordVectors]
+
+
+def default_trainers(cfg: WordEmbeddingsConfig) -> dict[str, Trainer]:
+    """``ours/<arch>``, ``gensim/<arch>`` for both architectures, and ``ppmi``, with the items' settings."""
+    trainers: dict[str, Trainer] = {}
+    for arch in ("cbow", "skipgram"):
+        w2v = getattr(cfg, arch)
+        trainers[f"ours/{arch}"] = lambda s, seed, w2v=w2v: train_word2vec(s, replace(w2v, seed=seed))
+        trainers[f"gensim/{arch}"] = lambda s, seed, w2v=w2v: gensim_word2vec(s, replace(w2v, seed=seed))
+    sg = cfg.skipgram
+    ppmi = PPMIConfig(dim=sg.dim, window=sg.window, min_count=sg.min_count)
+    trainers["ppmi"] = lambda s, seed: ppmi_svd_vectors(s, ppmi)
+    return trainers
+
+
+def _mean_pair_similarity(vectors: WordVectors, pairs: Sequence[tuple[str, str, bool]], related: bool) -> float:
+    s = [vectors.similarity(a, b) for a, b, r in pairs if r == related and a in vectors and b in vectors]
+    return float(np.mean(s)) if s else float("nan")
+
+
+def control_scores(vectors: WordVectors, pairs: Sequence[tuple[str, str, bool]]) -> dict[str, float]:
+    """One model's numbers on one seed: mean cosine of related / co-occurring unrelated pairs, their
+    gap, the AUC of the pairs and analogy accuracy over every story relation."""
+    rel, unrel = _mean_pair_similarity(vectors, pairs, True), _mean_pair_similarity(vectors, pairs, False)
+    return {"related_similarity": rel, "unrelated_similarity": unrel, "shared_context_gap": rel - unrel,
+            "shared_context_auc": similarity_auc(vectors, pairs),
+            "analogy_acc": analogy_accuracy(vectors, stories.analogy_questions()).accuracy}
+
+
+def run_controls(cfg: WordEmbeddingsConfig, trainers: Mapping[str, Trainer] | None = None
+                 ) -> dict[str, dict[str, list[float]]]:
+    """Every control on every seed of ``cfg.controls``: ``{model: {score: [one value per seed]}}``.
+
+    Args:
+        cfg: the section (``controls`` and the ``cbow`` / ``skipgram`` settings).
+        trainers: ``{model: trainer}``; default :func:`default_trainers` (a test swaps one for a
+            null model).
+    """
+    c = cfg.controls
+    trainers = default_trainers(cfg) if trainers is None else trainers
+    out: dict[str, dict[str, list[float]]] = {name: {} for name in trainers}
+    for seed in c.seeds:
+        texts, pairs = shared_context_stories(c.stories, seed, c.frames_per_story)
+        sentences = [simple_word_tokenize(t) for t in texts]
+        for name, train in trainers.items():
+            for key, value in control_scores(train(sentences, seed), pairs).items():
+                out[name].setdefault(key, []).append(value)
+    return out
+
+
+def _mean_se(xs: Sequence[float]) -> tuple[float, float]:
+    a = np.asarray(xs, dtype=np.float64)
+    return float(a.mean()), float(a.std(ddof=1) / np.sqrt(len(a))) if len(a) > 1 else float("nan")
+
+
+def controls_table(scores: Mapping[str, Mapping[str, Sequence[float]]]) -> str:
+    """Mean +- standard error over seeds of every score, one row per model."""
+    keys = ("related_similarity", "unrelated_similarity", "shared_context_gap", "shared_context_auc", "analogy_acc")
+    lines = ["model\t" + "\t".join(keys)]
+    for name, s in scores.items():
+        lines.append(name + "\t" + "\t".join("%.3f +- %.3f" % _mean_se(s[k]) for k in keys))
+    return "\n".join(lines) + "\n"
+
+
+def controls_item_parts(arch: str, scores: Mapping[str, Mapping[str, Sequence[float]]],
+                        checks: WordEmbeddingsChecks) -> tuple[dict[str, float], list[Finding]]:
+    """Metrics (mean and SE per model and score, prefix ``controls/``) and the three findings of
+    ``arch``'s item: the shared-context gap, and non-inferiority to gensim on it and on analogies."""
+    ours, ref = scores[f"ours/{arch}"], scores[f"gensim/{arch}"]
+    name = ARCH_NAMES[arch]
+    n = len(ours["shared_context_gap"])
+    metrics: dict[str, float] = {"controls/seeds": float(n)}
+    for model in (f"ours/{arch}", f"gensim/{arch}"):  # PPMI goes to item 8, beside one-hot
+        label = model.split("/")[0]
+        for key, values in scores[model].items():
+            metrics[f"controls/{label}/{key}"], metrics[f"controls/{label}/{key}_se"] = _mean_se(values)
+    findings = [
+        Finding.compare(
+            f"{name}: on stories where each unrelated pair co-occurs in frame sentences, related pairs "
+            f"score a higher mean cosine than those unrelated pairs (margin {checks.min_shared_context_gap:g}, "
+            f"{n} seeds; fails for first-order co-occurrence or related words with no shared context)",
+            "controls/shared_context_gap", ours["related_similarity"], ours["unrelated_similarity"],
+            margin=checks.min_shared_context_gap),
+        Finding.compare(
+            f"{name}: our shared-context gap is not below gensim's Word2Vec (same stories, settings and "
+            f"seeds) by more than {checks.max_gap_below_gensim:g} (an untrained table fails it)",
+            "controls/gap_minus_gensim", ours["shared_context_gap"], ref["shared_context_gap"],
+            margin=-checks.max_gap_below_gensim),
+        Finding.compare(
+            f"{name}: our analogy accuracy is not below gensim's Word2Vec by more than "
+            f"{checks.max_analogy_below_gensim:g} (same stories, settings and seeds)",
+            "controls/analogy_minus_gensim", ours["analogy_acc"], ref["analogy_acc"],
+            margin=-checks.max_analogy_below_gensim),
+    ]
+    return metrics, findings
+
+
 @dataclass(frozen=True)
 class Inputs:
     """What :func:`run` reads.
@@ -390,11 +607,25 @@ def run(cfg: WordEmbeddingsConfig, inputs: Inputs, outputs: Outputs | None = Non
                   f"by cosine (no ground truth: read, not checked).\n\n")
         skipgram.texts["corpus_neighbours.txt"] = header + neighbours_text(found, cfg.corpus_words, cfg.neighbours)
 
+    import gensim
+
+    controls = run_controls(cfg)
+    table = (f"# mean +- standard error over seeds {cfg.controls.seeds}, {cfg.controls.stories} stories each, "
+             f"{cfg.controls.frames_per_story:g} frame sentences per story; gensim {gensim.__version__}\n"
+             + controls_table(controls))
+    for arch in ("cbow", "skipgram"):
+        metrics, findings = controls_item_parts(arch, controls, cfg.checks)
+        results[arch].metrics.update(metrics)
+        results[arch].findings += findings
+        results[arch].texts["controls.tsv"] = table
+
     learned = {ARCH_NAMES[a]: vectors[a] for a in ("cbow", "skipgram")}
     onehot = one_hot_vs_learned_item(
         ITEM["one_hot_vs_learned"], learned, min_distance_gap=cfg.min_distance_gap,
         max_onehot_distance_error=cfg.checks.max_onehot_distance_error,
         max_onehot_auc_error=cfg.checks.max_onehot_auc_error)
+    for key, values in controls["ppmi"].items():  # the count-based representation, beside one-hot
+        onehot.metrics[f"controls/ppmi/{key}"], onehot.metrics[f"controls/ppmi/{key}_se"] = _mean_se(values)
     if outputs is not None:
         outputs.vectors = vectors
     return [results["cbow"], results["skipgram"], onehot]
