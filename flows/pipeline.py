@@ -15,10 +15,10 @@ printed.
 
 With no ``PREFECT_API_URL`` Prefect starts a temporary local server (about 15-20 s); its state
 lives in ``.prefect/`` inside the project, and the summary is written to
-``reports/flow_summary.md`` (beside the report; git-ignored, not a DVC output), whose path the run
-prints at the end. With a server the summary is the flow run's ``pipeline-summary`` artifact. Run links
-point at ``--mlflow-ui``, else ``$NLPC_MLFLOW_UI``, else the report's ``report.mlflow_ui_url``
-param (http://127.0.0.1:5000).
+``reports/flow_summary.md`` (beside the report; git-ignored, not a DVC output), whose path the
+run prints at the end. With a server the summary is the flow run's ``pipeline-summary``
+artifact. Run links point at ``--mlflow-ui``, else ``$NLPC_MLFLOW_UI``, else the report's
+``report.mlflow_ui_url`` param (http://127.0.0.1:5000).
 
 One checkout runs one pipeline at a time. A flow holds ``.dvc/tmp/pipeline-flow.lock`` while it
 runs, and before it starts it looks for DVC processes working in the checkout (the pids in DVC's

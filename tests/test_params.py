@@ -180,7 +180,8 @@ def test_smoke_keeps_every_comment_and_default_restores_the_files_byte_for_byte(
     original = _texts(REPO / "params")
     change = apply_profile("smoke", root)
     applied = _texts(root / "params")
-    assert {p.name for p in change.applied} == {p.name for p in (REPO / "profiles/smoke").glob("*.yaml")}
+    smoke = {p.name for p in (REPO / "profiles/smoke").glob("*.yaml")}
+    assert {p.name for p in change.applied} == smoke
     for name in (p.name for p in change.applied):
         before, after = original[name].decode(), applied[name].decode()
         comments = lambda text: [line[line.index("#"):] for line in text.splitlines()  # noqa: E731

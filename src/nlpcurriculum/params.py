@@ -517,7 +517,9 @@ def _committed_text(root: Path, path: Path) -> str:
 
 def _same(a: Any, b: Any) -> bool:
     """Equal and of the same kind (``1``, ``1.0`` and ``True`` are equal in Python)."""
-    kind = lambda v: bool if isinstance(v, bool) else float if isinstance(v, float) else None  # noqa: E731
+    def kind(v: Any) -> type | None:
+        return bool if isinstance(v, bool) else float if isinstance(v, float) else None
+
     return a == b and kind(a) is kind(b)
 
 
