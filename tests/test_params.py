@@ -201,7 +201,7 @@ def test_smoke_keeps_every_comment_and_default_restores_the_files_byte_for_byte(
 
 
 def test_profiles_do_not_stack_and_an_edit_is_not_overwritten(tmp_path):
-    make_layout(tmp_path, {"one.yaml": "a: 1  # one\n", "two.yaml": "b: 1  # two\n"},
+    make_layout(tmp_path, {"one.yaml": "a: 1  # one\r\n", "two.yaml": "b: 1  # two\n"},
                 {"one.yaml": "a: 2\n"})
     (tmp_path / "profiles/other").mkdir()
     (tmp_path / "profiles/other/two.yaml").write_text("b: 3\n")

@@ -446,7 +446,9 @@ _PROFILE_LINE = re.compile(r"^# .*\bprofile '[^']+' applied\b")
 
 
 def _read_text(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
+    """The file's text with its line ends as they are (a restored file is byte-identical)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        return f.read()
 
 
 def _read_state(root: Path) -> dict | None:
@@ -502,17 +504,17 @@ def _committed_text(root: Path, path: Path) -> str:
 
     rel = path.relative_to(root).as_posix()
     try:
-        proc = subprocess.run(["git", "show", f"HEAD:./{rel}"], cwd=root, capture_output=True,
-                              text=True, encoding="utf-8")
+        proc = subprocess.run(["git", "show", f"HEAD:./{rel}"], cwd=root, capture_output=True)
     except OSError:
         proc = None
     if proc is None or proc.returncode != 0:
         raise ParamsError(f"{rel}: a profile was applied to it and its default is neither saved "
                           "in params/.defaults/ nor committed in git")
-    if _PROFILE_LINE.match(proc.stdout):
+    text = proc.stdout.decode("utf-8")
+    if _PROFILE_LINE.match(text):
         raise ParamsError(f"{rel}: the committed version has a profile applied too; restore the "
                           "defaults by hand")
-    return proc.stdout
+    return text
 
 
 def _same(a: Any, b: Any) -> bool:
