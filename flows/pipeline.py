@@ -292,7 +292,8 @@ def run_stage(stage: str, force: bool = False):
     if returncode != 0:
         error = stage_failure(stage, returncode, output)
         if isinstance(error, StageError):
-            return Failed(message=f"{error.kind}, not retried: see the line above", data=error)
+            return Failed(message=f"{error.kind}, not retried: its error is in the log above",
+                          data=error)
         raise error
     return {"ran": "didn't change, skipping" not in output, "record": stage_record(stage)}
 
