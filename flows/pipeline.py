@@ -2,17 +2,23 @@
 
 DVC owns the graph and the caching; Prefect adds orchestration: retries at stage boundaries,
 independent stages run concurrently, ad-hoc runs of everything / one section / named stages, cron
-schedules, and a markdown artifact with each stage's metrics and MLflow links. Each task runs
+schedules, and a pass/FAIL summary of each stage and item with MLflow links. Each task runs
 ``dvc repro --single-item <stage>`` once its upstream tasks are done, so a flow run leaves the same
-``dvc.lock`` as ``dvc repro``.
+``dvc.lock`` as ``dvc repro``; the stage's output goes to the task's log line by line as it is
+printed.
 
     python flows/pipeline.py run                               # everything
     python flows/pipeline.py run --section tokenization-and-embeddings
     python flows/pipeline.py run --stages splits report        # these and their upstream
+    python flows/pipeline.py run --mlflow-ui http://host:5000  # where the run links point
     python flows/pipeline.py serve --cron "0 3 * * *"          # scheduled (needs a server)
 
 With no ``PREFECT_API_URL`` Prefect starts a temporary local server (about 15-20 s); its state
-lives in ``.prefect/`` inside the project.
+lives in ``.prefect/`` inside the project, and the summary is written to
+``reports/flow_summary.md`` (beside the report; git-ignored, not a DVC output), whose path the
+run prints at the end. With a server the summary is the flow run's ``pipeline-summary``
+artifact. Run links point at ``--mlflow-ui``, else ``$NLPC_MLFLOW_UI``, else the report's
+``report.mlflow_ui_url`` param (http://127.0.0.1:5000).
 
 One checkout runs one pipeline at a time. A flow holds ``.dvc/tmp/pipeline-flow.lock`` while it
 runs, and before it starts it looks for DVC processes working in the checkout (the pids in DVC's
@@ -20,18 +26,24 @@ stage locks, ``.dvc/tmp/rwlock``, and the holder of its repo lock, ``.dvc/tmp/lo
 one stops it with one line naming the other run and exit status 2, before Prefect starts. A
 ``dvc repro`` that starts after the flow makes a task fail with DVC's "is busy" error: that task
 is not retried, and the flow ends with one line naming the other run. A stage that fails with a
-user error (exit status 2: bad params, a broken contract) is not retried either.
+user error (exit status 2: bad params, a broken contract) is not retried either: its one-line
+error is in the task's log once, and the flow ends with it. Only crashes (any other exit status)
+are retried.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import re
 import subprocess
 import sys
+import time
+from collections import deque
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -46,16 +58,27 @@ os.environ.setdefault("PREFECT_LOGGING_LOG_PRINTS", "true")
 from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.futures import wait  # noqa: E402
+from prefect.runtime import flow_run  # noqa: E402
+from prefect.settings import get_current_settings  # noqa: E402
 from prefect.states import Failed  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from nlpcurriculum import dag  # noqa: E402
-from nlpcurriculum.io import pid_alive  # noqa: E402
+from nlpcurriculum.io import pid_alive, write_text  # noqa: E402
+
+#: a Prefect server is configured (PREFECT_API_URL, or the active Prefect profile), read before a
+#: run starts a temporary one
+SERVER_CONFIGURED = bool(get_current_settings().api.url)
+SUMMARY_FILE = Path("reports/flow_summary.md")  # the summary without a server, beside the report
+ARTIFACT_KEY = "pipeline-summary"
+MLFLOW_UI_ENV = "NLPC_MLFLOW_UI"
+MLFLOW_UI_DEFAULT = "http://127.0.0.1:5000"
 
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONUNBUFFERED"] = "1"  # stages (and DVC) print each line as it happens, into the pipe
     return env
 
 
@@ -69,9 +92,14 @@ _BLOCKER = re.compile(r"^\s*\(PID (\d+)\): (.+)$", re.MULTILINE)
 class StageError(RuntimeError):
     """A stage failed in a way a retry cannot fix; the message is one line for the user."""
 
+    stage: str | None = None  # set by the flow: the stage that failed
+    kind: str = "user error (exit 2)"
+
 
 class CheckoutBusy(StageError):
     """Another DVC run or pipeline flow is working in this checkout."""
+
+    kind = "busy checkout"
 
 
 def _command(pid: int) -> str:
@@ -187,7 +215,12 @@ def flow_lock(root: Path) -> Iterator[None]:
 
 
 def stage_failure(stage: str, returncode: int, output: str) -> Exception:
-    """The error for a failed ``dvc repro --single-item <stage>``, from its exit code and output."""
+    """The error for a failed ``dvc repro --single-item <stage>``, from its exit code and output.
+
+    A :class:`StageError` (not retried) for DVC's "is busy" error and for the stage's own
+    one-line user error (exit 2); a ``RuntimeError`` (a crash, retried) otherwise. The output
+    itself is already in the task's log: the crash's message only points there.
+    """
     if "is busy, it is being blocked by" in output:
         blockers = {int(pid): _shorten(cmd.strip()) for pid, cmd in _BLOCKER.findall(output)}
         return CheckoutBusy(f"stage {stage!r} did not run: its files are in use by another DVC "
@@ -197,18 +230,56 @@ def stage_failure(stage: str, returncode: int, output: str) -> Exception:
               if line.startswith("error: ")]
     if "exited with 2" in output and errors:  # the stage's own one-line user error
         return StageError(f"stage {stage!r}: {errors[-1]}")
-    return RuntimeError(f"stage {stage!r} failed (exit {returncode}):\n{output[-2000:]}")
+    return RuntimeError(f"stage {stage!r} crashed (exit {returncode}); its output is in the log "
+                        "above")
 
 
 def _retry_unless_final(task, task_run, state) -> bool:
     """Prefect retry condition: retry a failure, unless a retry cannot help."""
-    return not isinstance(state.data, StageError)
+    return not isinstance(_error_of(state), StageError)
+
+
+def _error_of(state) -> BaseException | None:
+    """The exception a failed task state holds (raised, or returned as its data)."""
+    try:
+        data = state.result(raise_on_failure=False)
+    except Exception:  # noqa: BLE001 - a result that cannot be read is no StageError
+        return None
+    return data if isinstance(data, BaseException) else None
+
+
+def stream(cmd: list[str], emit, cwd: Path = ROOT, keep: int = 200) -> tuple[int, str]:
+    """Run ``cmd`` with stderr merged into stdout; ``emit`` each line as it is printed.
+
+    Returns the exit status and the last ``keep`` lines (what :func:`stage_failure` reads).
+    """
+    tail: deque[str] = deque(maxlen=keep)
+    with subprocess.Popen(cmd, cwd=cwd, env=_env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, errors="replace",
+                          bufsize=1) as proc:
+        for line in proc.stdout:  # a "\r" progress redraw counts as a line too
+            line = line.rstrip()
+            if line:
+                tail.append(line)
+                emit(line)
+    return proc.returncode, "\n".join(tail)
+
+
+def _log_line(logger, line: str) -> None:
+    """A stage's output line at the level it announces (``error:``, DVC's ``ERROR:``, ...)."""
+    head = line.split(":", 1)[0].strip().lower()
+    level = {"error": logging.ERROR, "warning": logging.WARNING}.get(head, logging.INFO)
+    logger.log(level, "%s", line)
 
 
 @task(retries=2, retry_delay_seconds=3, retry_condition_fn=_retry_unless_final,
       task_run_name="dvc-{stage}")
-def run_stage(stage: str, force: bool = False) -> dict:
-    """Reproduce one DVC stage (its upstream already ran); returns its metrics record.
+def run_stage(stage: str, force: bool = False):
+    """Reproduce one DVC stage (its upstream already ran): ``{"ran": bool, "record": metrics}``.
+
+    The stage's output is logged line by line while it runs. A user error or a busy checkout
+    returns a Failed state (its message points at the error already in the log; the
+    :class:`StageError` is its data), which is not retried; a crash raises and is retried.
 
     ``--wait-for-lock``: DVC holds its repo lock for a moment before and after each stage; two
     tasks of this flow wait for each other there instead of failing.
@@ -216,13 +287,28 @@ def run_stage(stage: str, force: bool = False) -> dict:
     logger = get_run_logger()
     cmd = [str(BIN / "dvc"), "--wait-for-lock", "repro", "--single-item", stage]
     cmd += ["--force"] if force else []
-    proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True)
-    output = (proc.stdout + proc.stderr).strip()
-    logger.info("%s\n%s", " ".join(cmd[1:]), output[-3000:])
-    if proc.returncode != 0:
-        raise stage_failure(stage, proc.returncode, output)
-    metrics_file = ROOT / "metrics" / f"{stage}.json"
-    return json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+    logger.info("$ dvc %s", " ".join(cmd[1:]))
+    returncode, output = stream(cmd, lambda line: _log_line(logger, line))
+    if returncode != 0:
+        error = stage_failure(stage, returncode, output)
+        if isinstance(error, StageError):
+            return Failed(message=f"{error.kind}, not retried: its error is in the log above",
+                          data=error)
+        raise error
+    return {"ran": "didn't change, skipping" not in output, "record": stage_record(stage)}
+
+
+def stage_record(stage: str, root: Path = ROOT) -> dict:
+    """``metrics/<stage>.json``, each item's timed findings (``metrics/timings/``) added back."""
+    path = root / "metrics" / f"{stage}.json"
+    record = json.loads(path.read_text()) if path.exists() else {}
+    timed = root / "metrics" / "timings" / f"{stage}.json"
+    if record and timed.exists():
+        for item, rec in (json.loads(timed.read_text()).get("items") or {}).items():
+            if item in record.get("items", {}):
+                record["items"][item]["findings"] = [
+                    *record["items"][item].get("findings", []), *rec.get("findings", [])]
+    return record
 
 
 def select_stages(stages: list[str] | None, section: str | None) -> tuple[dict, list[str]]:
@@ -236,67 +322,178 @@ def select_stages(stages: list[str] | None, section: str | None) -> tuple[dict, 
 
 @flow(name="nlpcurriculum-pipeline", task_runner=ThreadPoolTaskRunner(max_workers=2))
 def pipeline(
-    stages: list[str] | None = None, section: str | None = None, force: bool = False
+    stages: list[str] | None = None, section: str | None = None, force: bool = False,
+    mlflow_ui: str | None = None,
 ) -> dict[str, dict]:
     """Run the DVC stages (all, a section's, or named ones with their upstream) as tasks.
 
-    A checkout that is busy, or a stage that fails, ends the flow in a Failed state whose
-    message is one line (the stage's output is in the task's log).
+    Ends with the pass/FAIL summary (:func:`summary_markdown`): the ``pipeline-summary``
+    artifact on a configured server, else ``reports/flow_summary.md``. A checkout that is busy,
+    or a stage that fails, ends the flow in a Failed state whose message is one line; its data
+    is the :class:`StageError` (the stage's own one-line error).
+
+    Args:
+        mlflow_ui: the MLflow UI the run links point at (default: :func:`mlflow_ui_base`).
     """
     try:
         with flow_lock(ROOT):
             check_idle(ROOT)
-            return _run_tasks(stages, section, force)
+            return _run_tasks(stages, section, force, mlflow_ui_base(mlflow_ui))
     except StageError as exc:
-        return Failed(message=str(exc))
+        if isinstance(exc, CheckoutBusy) or exc.stage is None:
+            return Failed(message=str(exc), data=exc)
+        return Failed(message=f"stage {exc.stage!r} failed: {exc.kind}; its error is in the "
+                              "log above", data=exc)
 
 
-def _run_tasks(stages: list[str] | None, section: str | None, force: bool) -> dict[str, dict]:
+def mlflow_ui_base(option: str | None = None, root: Path = ROOT) -> str:
+    """Where MLflow run links point: ``option``, else ``$NLPC_MLFLOW_UI``, else the report's
+    ``report.mlflow_ui_url`` param, else http://127.0.0.1:5000; no trailing slash."""
+    url = option or os.environ.get(MLFLOW_UI_ENV)
+    if not url:
+        try:
+            from nlpcurriculum.params import PIPELINE_FILE, PARAMS_DIR, read_yaml
+
+            data = read_yaml(root / PARAMS_DIR / PIPELINE_FILE)
+            url = (data.get("report") or {}).get("mlflow_ui_url")
+        except ValueError:  # unreadable params: the report stage will say why
+            url = None
+    return str(url or MLFLOW_UI_DEFAULT).rstrip("/")
+
+
+def _run_tasks(stages: list[str] | None, section: str | None, force: bool,
+               mlflow_ui: str) -> dict[str, dict]:
+    started = time.time()
     graph, order = select_stages(stages, section)
     futures = {}
     for stage in order:
         upstream = [futures[u] for u in graph[stage] if u in futures]
         futures[stage] = run_stage.submit(stage, force=force, wait_for=upstream)
     wait(list(futures.values()))
-    for stage in order:  # the first stage that failed (its downstream did not start)
+    outcomes: dict[str, dict] = {}
+    first_error: StageError | None = None
+    for stage in order:
         state = futures[stage].state
-        if state.is_failed():
-            error = state.result(raise_on_failure=False)
-            if isinstance(error, StageError):
-                raise error
-            raise StageError(f"stage {stage!r} failed; its output is in the log above")
-    results = {stage: future.result() for stage, future in futures.items()}
-    create_markdown_artifact(
-        key="pipeline-metrics", markdown=metrics_markdown(results), description="stage metrics"
-    )
-    return results
+        if state.is_completed():
+            outcomes[stage] = futures[stage].result()
+        elif state.is_failed() and not _upstream_failed(state):
+            error = _error_of(state)
+            if not isinstance(error, StageError):
+                error = StageError(f"stage {stage!r} crashed; its output is in the log above")
+                error.kind = "crash"
+            error.stage = stage
+            outcomes[stage] = {"error": error}
+            first_error = first_error or error
+        else:  # an upstream stage failed
+            outcomes[stage] = {}
+    publish_summary(summary_markdown(outcomes, mlflow_ui, started))
+    if first_error is not None:
+        raise first_error
+    return {stage: outcome["record"] for stage, outcome in outcomes.items()}
 
 
-def metrics_markdown(results: dict[str, dict]) -> str:
-    """A markdown table of each stage's metrics, with the MLflow runs of its items."""
-    from nlpcurriculum import registry, tracking
+def _upstream_failed(state) -> bool:
+    """A task Prefect never started because a task it waits for failed."""
+    return state.name == "NotReady" or "upstream" in (state.message or "").lower()
 
-    ui = "http://127.0.0.1:5000"
-    titles = [s.title for s in registry.sections()]
-    runs = tracking.latest_runs_by_item(titles)
-    lines = ["# nlpcurriculum pipeline", "", "| stage | metric | value |", "|---|---|---:|"]
-    for stage, record in results.items():
+
+def publish_summary(markdown: str) -> None:
+    """The summary as the run's artifact; without a server also ``reports/flow_summary.md``,
+    whose path is logged (a temporary server's artifacts are gone after the run)."""
+    logger = get_run_logger()
+    create_markdown_artifact(key=ARTIFACT_KEY, markdown=markdown,
+                             description="pass/FAIL of each stage and item")
+    if SERVER_CONFIGURED:
+        ui = get_current_settings().ui_url
+        where = f"{ui}/runs/flow-run/{flow_run.id}" if ui else f"flow run {flow_run.name}"
+        logger.info("summary: artifact %r of %s", ARTIFACT_KEY, where)
+    else:
+        write_text(ROOT / SUMMARY_FILE, markdown)
+        logger.info("summary: %s", SUMMARY_FILE)
+
+
+def summary_markdown(outcomes: dict[str, dict], mlflow_ui: str, started: float | None = None,
+                     runs: dict[str, dict] | None = None) -> str:
+    """The pass/FAIL summary of a flow run, as markdown.
+
+    Args:
+        outcomes: per stage in run order: ``{"ran": bool, "record": metrics}`` when it finished,
+            ``{"error": StageError}`` when it failed, ``{}`` when it did not start.
+        mlflow_ui: the MLflow UI base of the run links.
+        started: the run's start (``time.time()``), for its wall time.
+        runs: ``{item id: {"experiment_id", "run_id"}}``; default the latest MLflow run of
+            each item (MLflow is not asked when no stage has items).
+    """
+    if runs is None:
+        runs = {}
+        if any((o.get("record") or {}).get("items") for o in outcomes.values()):
+            from nlpcurriculum import registry, tracking
+
+            runs = tracking.latest_runs_by_item([s.title for s in registry.sections()])
+
+    def link(item: str) -> str:
+        run = runs.get(item)
+        return (f"[MLflow run]({mlflow_ui}/#/experiments/{run['experiment_id']}/runs/"
+                f"{run['run_id']})" if run else "")
+
+    stage_rows, item_rows, failed, metric_rows = [], [], [], []
+    counts = {"ran": 0, "up to date": 0, "FAILED": 0, "not run": 0}
+    for stage, outcome in outcomes.items():
+        if "error" in outcome:
+            counts["FAILED"] += 1
+            message = str(outcome["error"]).removeprefix(f"stage {stage!r}").lstrip(": ")
+            stage_rows.append(f"| {stage} | **FAILED**: {_cell(message)} | |")
+            continue
+        if "record" not in outcome:
+            counts["not run"] += 1
+            stage_rows.append(f"| {stage} | not run (an upstream stage failed) | |")
+            continue
+        status = "ran" if outcome.get("ran", True) else "up to date"
+        counts[status] += 1
+        record = outcome["record"] or {}
+        n_pass = n_all = 0
+        for item, rec in (record.get("items") or {}).items():
+            findings = rec.get("findings") or []
+            bad = [f for f in findings if not f.get("passed")]
+            n_all, n_pass = n_all + len(findings), n_pass + len(findings) - len(bad)
+            verdict = f"**FAIL** ({len(bad)} of {len(findings)})" if bad else (
+                f"pass ({len(findings)})" if findings else "-")
+            item_rows.append(f"| {stage} | {item} | {verdict} | {link(item)} |")
+            failed += [f"- `{item}` ({stage}): {_finding(f)} {link(item)}".rstrip() for f in bad]
         for name, value in sorted((record.get("metrics") or {}).items()):
-            lines.append(f"| {stage} | {name} | {value} |")
-    item_lines = []
-    for stage, record in results.items():
-        for item_id, rec in (record.get("items") or {}).items():
-            ok = all(f.get("passed") for f in rec.get("findings", []))
-            run = runs.get(item_id)
-            link = (
-                f"[MLflow run]({ui}/#/experiments/{run['experiment_id']}/runs/{run['run_id']})"
-                if run
-                else ""
-            )
-            item_lines.append(f"| {stage} | {item_id} | {'pass' if ok else 'FAIL'} | {link} |")
-    if item_lines:
-        lines += ["", "| stage | item | findings | run |", "|---|---|---|---|", *item_lines]
+            metric_rows.append(f"| {stage} | {name} | {value} |")
+        verdict = f"{n_pass} of {n_all} pass" if n_all else ""
+        stage_rows.append(f"| {stage} | {status} | {verdict} |")
+
+    outcome = "FAILED" if counts["FAILED"] else (
+        f"{len(failed)} findings failed" if failed else "passed")
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    wall = f", {time.time() - started:.0f} s" if started else ""
+    lines = [f"# nlpcurriculum pipeline: {outcome}", "",
+             f"{when}{wall}; stages: " + ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+             + ".", "", "| stage | result | findings |", "|---|---|---|", *stage_rows]
+    if failed:
+        lines += ["", "## Failed findings", "", *failed]
+    if item_rows:
+        lines += ["", "## Items", "", "| stage | item | findings | run |", "|---|---|---|---|",
+                  *item_rows]
+    if metric_rows:
+        lines += ["", "## Stage metrics", "", "| stage | metric | value |", "|---|---|---:|",
+                  *metric_rows]
     return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    """Text safe inside a markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _finding(f: dict) -> str:
+    """``claim: metric = value (bound threshold)``, as a failed finding is listed."""
+    value = f.get("value")
+    shown = f"{value:.4g}" if isinstance(value, float) else str(value)
+    bound = f" (bound {f['threshold']})" if f.get("threshold") is not None else ""
+    return f"{f.get('claim', '?')}: {f.get('metric', '?')} = {shown}{bound}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -307,28 +504,37 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--stages", nargs="+", help="these stages and their upstream")
         p.add_argument("--section", help="a curriculum section id or title")
         p.add_argument("--force", action="store_true", help="rerun even if unchanged")
+        p.add_argument("--mlflow-ui", metavar="URL",
+                       help=f"the MLflow UI the summary's run links point at (default: "
+                            f"${MLFLOW_UI_ENV}, else params report.mlflow_ui_url, "
+                            f"{MLFLOW_UI_DEFAULT})")
     sub.choices["serve"].add_argument("--cron", required=True, help='e.g. "0 3 * * *"')
     sub.choices["serve"].add_argument("--name", default="scheduled")
     args = parser.parse_args(argv)
-    params = {"stages": args.stages, "section": args.section, "force": args.force}
+    params = {"stages": args.stages, "section": args.section, "force": args.force,
+              "mlflow_ui": args.mlflow_ui}
     try:
         select_stages(args.stages, args.section)  # fail fast on a bad name
     except dag.DagError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.command == "run":
-        try:
-            with flow_lock(ROOT):
-                check_idle(ROOT)  # before Prefect's server starts: a busy checkout fails at once
-                state = pipeline(**params, return_state=True)
-        except CheckoutBusy as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        if state.is_failed():
-            print(f"error: {state.message}", file=sys.stderr)
-            return 1
-    else:
+    if args.command == "serve":
         pipeline.serve(name=args.name, cron=args.cron, parameters=params)
+        return 0
+    try:
+        with flow_lock(ROOT):
+            check_idle(ROOT)  # before Prefect's server starts: a busy checkout fails at once
+            state = pipeline(**params, return_state=True)
+    except CheckoutBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not SERVER_CONFIGURED and (ROOT / SUMMARY_FILE).exists():
+        print(f"summary: {SUMMARY_FILE}")
+    if state.is_failed():
+        error = _error_of(state)
+        print(f"error: {error if isinstance(error, StageError) else state.message}",
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -20,8 +21,12 @@ PY = str(BIN / "python")
 
 
 def lock_entries(root: Path, stages: list[str]) -> dict:
+    """The stages' dvc.lock entries, less their ``metrics/timings/`` outputs: clock readings
+    (``stage.publish``), different on every run, so their hashes differ between two runs."""
     lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
-    return {stage: lock[stage] for stage in stages}
+    return {stage: {**lock[stage], "outs": [o for o in lock[stage].get("outs", [])
+                                             if not o["path"].startswith("metrics/timings/")]}
+            for stage in stages}
 
 
 # The spine up to the tokenizer, plus `synthetic`, which is independent of it, so the flow runs
@@ -29,20 +34,101 @@ def lock_entries(root: Path, stages: list[str]) -> dict:
 FLOW_TARGETS = ["tokenizer", "synthetic"]
 
 
+UI = "http://mlflow.example:5001"
+
+
 def test_flow_leaves_the_same_lock_as_dvc_repro(reproduced: Path, tmp_path: Path):
     root = make_project_copy(tmp_path / "flow")
-    proc = run([PY, "flows/pipeline.py", "run", "--stages", *FLOW_TARGETS], root)
+    proc = run([PY, "flows/pipeline.py", "run", "--stages", *FLOW_TARGETS, "--mlflow-ui", UI], root)
     assert "Finished in state Completed" in proc.stdout + proc.stderr
     ran = ["ingest", "dedup", "filter", "splits", "tokenizer", "synthetic"]  # with upstream
     assert lock_entries(root, ran) == lock_entries(reproduced, ran)
-    db = sqlite3.connect(root / ".prefect" / "prefect.db")
-    (markdown,) = db.execute("select data from artifact where key='pipeline-metrics'").fetchone()
-    assert "| splits | train.documents |" in markdown
+    # The summary outlives the temporary server: a file beside the report, its path printed last.
+    assert proc.stdout.splitlines()[-1] == "summary: reports/flow_summary.md"
+    summary = (root / "reports" / "flow_summary.md").read_text()
+    assert summary == _artifact(root)
+    assert "| splits | ran |" in summary and "| splits | train.documents |" in summary
+    links = re.findall(r"\[MLflow run\]\(([^)]*)\)", summary)
+    assert links and all(link.startswith(f"{UI}/#/experiments/") for link in links)
     # Up to date now: a second flow run reproduces nothing and leaves the lock byte-identical.
     before = (root / "dvc.lock").read_bytes()
     proc = run([PY, "flows/pipeline.py", "run", "--stages", "splits"], root)
     assert "Running stage" not in proc.stdout + proc.stderr
     assert (root / "dvc.lock").read_bytes() == before
+    assert "| splits | up to date |" in (root / "reports" / "flow_summary.md").read_text()
+
+
+def _artifact(root: Path) -> str:
+    """The newest ``pipeline-summary`` artifact in the temporary server's database."""
+    db = sqlite3.connect(root / ".prefect" / "prefect.db")
+    (markdown,) = db.execute("select data from artifact where key='pipeline-summary' "
+                             "order by created desc").fetchone()
+    return json.loads(markdown) if markdown.startswith('"') else markdown
+
+
+# A Prefect console line: "08:44:14.274 | ERROR   | Task run 'dvc-ingest' - message"
+LOG_LINE = re.compile(r"^(\d\d):(\d\d):(\d\d)\.(\d{3}) \| (\w+)\s*\| (.+?) - (.*)$")
+
+
+def _log(output: str) -> list[tuple[float, str, str, str]]:
+    """``(seconds of day, level, logger, message)`` of each Prefect log line of ``output``."""
+    found = []
+    for line in output.splitlines():
+        m = LOG_LINE.match(line)
+        if m:
+            h, mi, sec, ms, level, name, message = m.groups()
+            found.append((int(h) * 3600 + int(mi) * 60 + int(sec) + int(ms) / 1000, level, name,
+                          message))
+    return found
+
+
+def test_a_params_typo_fails_once_without_retries_and_says_so_once(project: Path):
+    """A user error (exit 2) is not retried: one attempt, its one-line error once in the log
+    (at ERROR level) and once as the command's last line; the summary file says FAILED."""
+    params = project / "params" / "pipeline.yaml"
+    params.write_text(params.read_text().replace("  max_documents:", "  max_documnets:"))
+    proc = run([PY, "flows/pipeline.py", "run", "--stages", "dedup"], project, check=False)
+    output = proc.stdout + proc.stderr
+    message = "params/pipeline.yaml: ingest.max_documnets: unknown key (known keys: "
+    assert proc.returncode == 1, output
+    assert output.count("repro --single-item ingest") == 1  # one attempt
+    assert "Retry" not in output and "Traceback" not in output
+    hits = [(level, text) for _, level, _, text in _log(output) if message in text]
+    assert len(hits) == 1, hits  # the stage's own line; the task's and flow's states point at it
+    assert hits[0][0] == "ERROR" and hits[0][1].startswith(f"error: {message}")
+    failed = [name for _, _, name, text in _log(output)
+              if text.startswith("Finished in state Failed")]
+    assert len(failed) == 2 and failed[0] == "Task run 'dvc-ingest'", failed  # and the flow run
+    error_lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1 and error_lines[0].startswith(f"error: stage 'ingest': {message}")
+    assert "summary: reports/flow_summary.md" in proc.stdout.splitlines()
+    summary = (project / "reports" / "flow_summary.md").read_text()
+    assert summary.startswith("# nlpcurriculum pipeline: FAILED")
+    assert f"| ingest | **FAILED**: {message}" in summary
+    assert "| dedup | not run (an upstream stage failed) | |" in summary
+    assert not (project / "metrics" / "dedup.json").exists()
+
+
+# A stage that prints a line, works 4 s, prints another: the first must reach the log at once.
+SLOW_STAGE = """
+  slow:
+    cmd: echo first-line && sleep 4 && echo second-line && touch slow.txt
+    outs:
+      - slow.txt
+"""
+
+
+def test_stage_output_reaches_the_log_while_the_stage_runs(project: Path):
+    with open(project / "dvc.yaml", "a") as f:
+        f.write(SLOW_STAGE)
+    proc = run([PY, "flows/pipeline.py", "run", "--stages", "slow"], project)
+    log = [(t, text) for t, _, name, text in _log(proc.stdout + proc.stderr)
+           if name == "Task run 'dvc-slow'"]
+    when = {text: t for t, text in log}
+    assert [text for _, text in log if text.endswith("-line")] == ["first-line", "second-line"]
+    assert (when["second-line"] - when["first-line"]) % 86400 >= 3.5  # logged as printed
+    done = [t for t, text in log if text.startswith("Finished in state Completed")]
+    assert len(done) == 1 and (done[0] - when["first-line"]) % 86400 >= 3.5
 
 
 def test_flow_rejects_unknown_stage_and_section(project: Path):
@@ -130,6 +216,12 @@ def test_scheduled_deployment_runs_on_a_local_server(project: Path):
         assert _wait(finished, 180, "the triggered flow run") == "COMPLETED"
         record = json.loads((project / "metrics" / "ingest.json").read_text())
         assert record["metrics"]["documents"] == 150
+        # With a server the summary is the run's artifact there, not a file in the checkout.
+        r = httpx.post(f"{api}/artifacts/filter", timeout=30,
+                       json={"artifacts": {"key": {"any_": ["pipeline-summary"]}}})
+        assert [a["flow_run_id"] for a in r.json()] == [flow_run["id"]]
+        assert "| ingest | ran |" in r.json()[0]["data"]
+        assert not (project / "reports" / "flow_summary.md").exists()
     finally:
         if serve is not None:
             _stop(serve)  # stop the runner before the server it talks to, or it hangs
@@ -252,6 +344,7 @@ CLASSIFY = r"""
 import sys
 sys.path.insert(0, "flows")
 import pipeline
+from prefect.states import Failed
 outputs = [
     "ERROR: failed to reproduce 'x': '/p/a' is busy, it is being blocked by:\n"
     "  (PID 12): /venv/bin/dvc repro x\n\nIf there are no processes with such PIDs, ...",
@@ -262,7 +355,7 @@ outputs = [
 ]
 for output in outputs:
     error = pipeline.stage_failure("x", 255, output)
-    retried = pipeline._retry_unless_final(None, None, type("S", (), {"data": error})())
+    retried = pipeline._retry_unless_final(None, None, Failed(data=error))
     print(type(error).__name__, retried, str(error).splitlines()[0], sep=" | ")
 """
 
@@ -274,5 +367,50 @@ def test_only_failures_a_retry_can_fix_are_retried(project: Path):
         "CheckoutBusy | False | stage 'x' did not run: its files are in use by another DVC run "
         "(PID 12: dvc repro x); wait for it to finish or stop it, then rerun",
         "StageError | False | stage 'x': params/pipeline.yaml: x.seed: expected int, got str 'zero'",
-        "RuntimeError | True | stage 'x' failed (exit 255):",
+        "RuntimeError | True | stage 'x' crashed (exit 255); its output is in the log above",
     ]
+
+
+SUMMARY = r"""
+import os, sys
+sys.path.insert(0, "flows")
+import pipeline
+passed = {"claim": "c", "metric": "m", "value": 1.0, "threshold": 0.5, "passed": True}
+failed = {"claim": "loss falls", "metric": "val_loss_drop", "value": 0.0123456,
+          "threshold": 0.1, "passed": False}
+outcomes = {
+    "a": {"ran": False, "record": {"metrics": {"n": 3}, "items": {"i1": {"findings": [passed]}}}},
+    "b": {"ran": True, "record": {"items": {"i2": {"findings": [passed, failed]}}}},
+    "c": {"error": pipeline.StageError("stage 'c': params/x.yaml: c.k: unknown key | here")},
+    "d": {},
+}
+runs = {"i2": {"experiment_id": "7", "run_id": "r2"}}
+print(pipeline.summary_markdown(outcomes, "http://ui:1", runs=runs), end="")
+print(pipeline.mlflow_ui_base("http://opt/"), pipeline.mlflow_ui_base())
+os.environ["NLPC_MLFLOW_UI"] = "http://env:2"
+print(pipeline.mlflow_ui_base("http://opt"), pipeline.mlflow_ui_base())
+"""
+
+
+def test_summary_puts_failures_first_and_links_runs_at_the_chosen_ui(project: Path):
+    params = project / "params" / "pipeline.yaml"
+    params.write_text(params.read_text().replace("mlflow_ui_url: http://127.0.0.1:5000",
+                                                 "mlflow_ui_url: http://params:3"))
+    lines = run([PY, "-c", SUMMARY], project).stdout.splitlines()
+    assert lines[0] == "# nlpcurriculum pipeline: FAILED"
+    assert lines[2].endswith("; stages: 1 ran, 1 up to date, 1 FAILED, 1 not run.")
+    assert lines[5:11] == [
+        "|---|---|---|",
+        "| a | up to date | 1 of 1 pass |",
+        "| b | ran | 1 of 2 pass |",
+        "| c | **FAILED**: params/x.yaml: c.k: unknown key \\| here | |",
+        "| d | not run (an upstream stage failed) | |",
+        "",
+    ]
+    assert lines[11:14] == ["## Failed findings", "",
+                            "- `i2` (b): loss falls: val_loss_drop = 0.01235 (bound 0.1) "
+                            "[MLflow run](http://ui:1/#/experiments/7/runs/r2)"]
+    assert "| b | i2 | **FAIL** (1 of 2) | [MLflow run](http://ui:1/#/experiments/7/runs/r2) |" in lines
+    assert "| a | i1 | pass (1) |  |" in lines and "| a | n | 3 |" in lines
+    # --mlflow-ui, else $NLPC_MLFLOW_UI, else the report's param
+    assert lines[-2:] == ["http://opt http://params:3", "http://opt http://env:2"]

@@ -17,6 +17,7 @@ from nlpcurriculum.params import (
     merge_profile,
     params_file,
     presets_used,
+    profile_params,
     profile_set_args,
     read_presets,
     read_yaml,
@@ -141,7 +142,7 @@ def make_layout(root, files: dict[str, str], overlays: dict[str, str]) -> None:
 
 def test_apply_profile_rewrites_each_file_and_set_args_match(tmp_path):
     make_layout(tmp_path,
-                {"one.yaml": "# kept when not overlaid\na:\n  b: 1\n  c: x\n",
+                {"one.yaml": "# kept when overlaid\na:\n  b: 1   # the b\n  c: x\n",
                  "two.yaml": "# comment\nd:\n  e: {preset: p, f: 1}\n",
                  "untouched.yaml": "# stays as written\ng: 1\n",
                  "presets.yaml": "p:\n  f: 0\n  h: [1, 2]\n"},
@@ -151,13 +152,103 @@ def test_apply_profile_rewrites_each_file_and_set_args_match(tmp_path):
         "-S", "params/two.yaml:d.e.f=3",
         "-S", "params/two.yaml:+d.e.h=[4,5]",  # set by the preset: DVC must add the key
     ]
-    apply_profile("tiny", tmp_path)
+    change = apply_profile("tiny", tmp_path)
+    assert [p.name for p in change.applied] == ["one.yaml", "two.yaml"] and change.restored == []
     read = lambda name: yaml.safe_load((tmp_path / "params" / name).read_text())  # noqa: E731
     assert read("one.yaml") == {"a": {"b": 2, "c": "x"}}
     assert read("two.yaml") == {"d": {"e": {"preset": "p", "f": 3, "h": [4, 5]}}}
+    # Comments and layout stay; a first line names the profile and the way back.
+    assert (tmp_path / "params/one.yaml").read_text() == (
+        "# profile 'tiny' applied to params/one.yaml (profiles/tiny/one.yaml); "
+        "`python -m nlpcurriculum profile default` restores it\n"
+        "# kept when overlaid\na:\n  b: 2   # the b\n  c: x\n")
+    assert (tmp_path / "params/two.yaml").read_text().endswith(
+        "# comment\nd:\n  e: {preset: p, f: 3, h: [4, 5]}\n")
     assert (tmp_path / "params/untouched.yaml").read_text() == "# stays as written\ng: 1\n"
     with pytest.raises(ParamsError, match="no such profile"):
         apply_profile("huge", tmp_path)
+
+
+def _texts(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.yaml"))}
+
+
+def test_smoke_keeps_every_comment_and_default_restores_the_files_byte_for_byte(tmp_path):
+    """The project's own params: smoke changes values only (every comment line survives, in
+    order); `profile default` afterwards leaves each file byte-identical to the committed one."""
+    root = params_copy(tmp_path)
+    original = _texts(REPO / "params")
+    change = apply_profile("smoke", root)
+    applied = _texts(root / "params")
+    smoke = {p.name for p in (REPO / "profiles/smoke").glob("*.yaml")}
+    assert {p.name for p in change.applied} == smoke
+    for name in (p.name for p in change.applied):
+        before, after = original[name].decode(), applied[name].decode()
+        comments = lambda text: [line[line.index("#"):] for line in text.splitlines()  # noqa: E731
+                                 if "#" in line]
+        assert comments(after)[1:] == comments(before), name  # [0]: the profile's own line
+        assert yaml.safe_load(after) != yaml.safe_load(before), name  # values did change
+    expected = {p.name: data for p, data in profile_params("smoke", REPO).items()}
+    assert {n: yaml.safe_load(t) for n, t in applied.items() if n in expected} == expected
+    assert apply_profile("smoke", root).applied == change.applied  # again: the same bytes
+    assert _texts(root / "params") == applied
+
+    restored = apply_profile("default", root).restored
+    assert [p.name for p in restored] == [p.name for p in change.applied]
+    assert _texts(root / "params") == original
+    assert not (root / "params/.defaults").exists()
+    assert apply_profile("default", root).restored == []  # nothing left to restore
+
+
+def test_profiles_do_not_stack_and_an_edit_is_not_overwritten(tmp_path):
+    make_layout(tmp_path, {"one.yaml": "a: 1  # one\r\n", "two.yaml": "b: 1  # two\n"},
+                {"one.yaml": "a: 2\n"})
+    (tmp_path / "profiles/other").mkdir()
+    (tmp_path / "profiles/other/two.yaml").write_text("b: 3\n")
+    original = _texts(tmp_path / "params")
+    apply_profile("tiny", tmp_path)
+    change = apply_profile("other", tmp_path)  # from the defaults, not on top of tiny
+    assert [p.name for p in change.restored] == ["one.yaml"]
+    assert (tmp_path / "params/one.yaml").read_bytes() == original["one.yaml"]
+    assert yaml.safe_load((tmp_path / "params/two.yaml").read_text()) == {"b": 3}
+
+    (tmp_path / "params/two.yaml").write_text("b: 4  # mine\n")  # the user's edit
+    with pytest.raises(ParamsError, match=r"params/two\.yaml: edited since profile 'other' was "
+                                          r"applied; nothing was written"):
+        apply_profile("default", tmp_path)
+    assert (tmp_path / "params/two.yaml").read_text() == "b: 4  # mine\n"
+    apply_profile("default", tmp_path, force=True)
+    assert _texts(tmp_path / "params") == original
+
+
+def test_default_restores_a_file_without_saved_copy_from_git_head(tmp_path, capsys, monkeypatch):
+    """A file that names a profile in its first line but has no saved default (an older version
+    of the command wrote it, or params/.defaults/ was deleted) comes back from git HEAD."""
+    import subprocess
+
+    from nlpcurriculum.__main__ import main
+
+    make_layout(tmp_path, {"one.yaml": "# default\na: 1\n", "two.yaml": "b: 1\n"},
+                {"one.yaml": "a: 2\n"})
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
+    for cmd in (["git", "init", "-q"], [*git, "add", "-A"], [*git, "commit", "-qm", "c"]):
+        subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True)
+    (tmp_path / "params/one.yaml").write_text(
+        "# params/one.yaml with profile 'tiny' applied (profiles/tiny/one.yaml)\na: 2\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["profile", "default"]) == 0
+    assert (tmp_path / "params/one.yaml").read_text() == "# default\na: 1\n"
+    assert capsys.readouterr().out.splitlines() == [
+        "restored params/one.yaml (the defaults, from git HEAD)",
+        "params/ holds the defaults (1 files restored)"]
+    assert main(["profile", "tiny"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        "applied profiles/tiny/one.yaml to params/one.yaml",
+        "profile 'tiny' applied to 1 params files; `python -m nlpcurriculum profile default` "
+        "restores the defaults"]
+    (tmp_path / "params/one.yaml").write_text("a: 5\n")
+    assert main(["profile", "default"]) == 2
+    assert "edited since profile 'tiny' was applied" in capsys.readouterr().err
 
 
 def test_overlay_without_params_file_is_an_error_naming_it(tmp_path):

@@ -1,8 +1,9 @@
 """Command line: ``python -m nlpcurriculum {status,profile,readme}``.
 
 * ``status [--json | --markdown]``: the curriculum registry, item by item (or the README table).
-* ``profile NAME [--set-args]``: apply ``profiles/NAME/*.yaml`` to the files of ``params/`` (or
-  print the same overrides as ``dvc exp run -S file:key=value`` arguments).
+* ``profile NAME [--set-args] [--force]``: apply ``profiles/NAME/*.yaml`` to the files of
+  ``params/``, comments kept (or print the same overrides as ``dvc exp run -S file:key=value``
+  arguments); ``profile default`` restores the defaults a profile changed.
 * ``readme [--check]``: regenerate the generated tables: README.md's status table (from the
   registry) and docs/ARCHITECTURE.md's stage table (registry + dvc.yaml).
 """
@@ -45,9 +46,18 @@ def _profile(args: argparse.Namespace) -> int:
 
     if args.set_args:
         print(" ".join(profile_set_args(args.name)))
+        return 0
+    change = apply_profile(args.name, force=args.force)
+    for path in change.restored:
+        print(f"restored {path} (the defaults, from {change.restored_from[path]})")
+    for path in change.applied:
+        print(f"applied profiles/{args.name}/{path.name} to {path}")
+    if args.name == "default":
+        print(f"params/ holds the defaults ({len(change.restored)} files restored)"
+              if change.restored else "params/ already holds the defaults: nothing to restore")
     else:
-        changed = apply_profile(args.name)
-        print(f"profile {args.name!r} applied to {len(changed)} params files")
+        print(f"profile {args.name!r} applied to {len(change.applied)} params files; "
+              "`python -m nlpcurriculum profile default` restores the defaults")
     return 0
 
 
@@ -97,9 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     fmt.add_argument("--json", action="store_true", help="a JSON list of items")
     fmt.add_argument("--markdown", action="store_true", help="the README table")
     p.set_defaults(func=_status)
-    p = sub.add_parser("profile", help="apply a params profile (e.g. smoke)")
+    p = sub.add_parser("profile", help="apply a params profile (smoke), or restore the defaults")
     p.add_argument("name")
     p.add_argument("--set-args", action="store_true", help="print `dvc exp run -S` arguments")
+    p.add_argument("--force", action="store_true",
+                   help="overwrite params files edited since the last profile was applied")
     p.set_defaults(func=_profile)
     p = sub.add_parser("readme", help="regenerate README.md's and docs/ARCHITECTURE.md's tables")
     p.add_argument("--path", default="README.md")

@@ -18,15 +18,19 @@ therefore a reserved key in params files.
 
 Profiles: ``profiles/<name>/<file>.yaml`` holds overrides of ``params/<file>.yaml`` with the same
 nesting (the smoke profile shrinks every size so the whole pipeline runs in minutes).
-:func:`apply_profile` writes the merged result back to the params files, so DVC sees ordinary
-param changes; every overridden key must exist in the file it overlays (or in the preset its
-mapping names), so a profile cannot drift from the files it overlays.
+:func:`apply_profile` writes the merged values into the params files by a comment-preserving
+round trip, so DVC sees ordinary param changes and every comment stays; it saves the defaults in
+``params/.defaults/`` first, and ``apply_profile("default")`` puts them back byte for byte. Every
+overridden key must exist in the file it overlays (or in the preset its mapping names), so a
+profile cannot drift from the files it overlays.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -314,10 +318,17 @@ def _overlays(profile: str, root: Path) -> list[tuple[Path, Path]]:
     return pairs
 
 
-def profile_params(profile: str, root: str | Path = ".") -> dict[Path, dict[str, Any]]:
+def profile_params(profile: str, root: str | Path = ".",
+                   defaults: dict[Path, str] | None = None) -> dict[Path, dict[str, Any]]:
     """The params files a profile changes, with the profile applied: ``{params file: data}``.
 
     Nothing is written. ``default`` is the params as committed: no file changes.
+
+    Args:
+        profile: a folder of ``profiles/``, or ``default``.
+        root: the project root.
+        defaults: ``{params file: text}`` to overlay instead of what is on disk (the defaults
+            of files another profile has changed).
 
     Raises:
         ParamsError: for an unknown profile, an overlay without a params file, or an
@@ -326,11 +337,16 @@ def profile_params(profile: str, root: str | Path = ".") -> dict[Path, dict[str,
     root = Path(root)
     if profile == "default":
         return {}
+    defaults = defaults or {}
+
+    def read(path: Path) -> dict[str, Any]:
+        return yaml.safe_load(defaults[path]) or {} if path in defaults else read_yaml(path)
+
     presets_path = root / PARAMS_DIR / PRESETS_FILE
-    presets = read_presets(presets_path) if presets_path.exists() else None
+    presets = _check_presets(read(presets_path), presets_path) if presets_path.exists() else None
     merged = {}
     for overlay, target in _overlays(profile, root):
-        data = merge_profile(read_yaml(target), read_yaml(overlay), presets=presets,
+        data = merge_profile(read(target), read_yaml(overlay), presets=presets,
                              target=str(target.relative_to(root)))
         if target == presets_path:  # later files see the profile's presets
             presets = _check_presets(data, target)
@@ -338,21 +354,229 @@ def profile_params(profile: str, root: str | Path = ".") -> dict[Path, dict[str,
     return merged
 
 
-def apply_profile(profile: str, root: str | Path = ".") -> dict[Path, dict[str, Any]]:
-    """Overlay ``profiles/<profile>/*.yaml`` onto ``params/`` under ``root`` and write it back.
+@dataclasses.dataclass
+class ProfileChange:
+    """What :func:`apply_profile` did: the params files it overlaid and those it restored."""
 
-    Every overlay is checked before any file is written. ``default`` is the params as
-    committed, so applying it is a no-op. Returns what :func:`profile_params` returns.
+    profile: str
+    applied: list[Path]
+    restored: list[Path]
+    #: where the defaults it restored came from, per file: the saved copy or ``git HEAD``
+    restored_from: dict[Path, str] = dataclasses.field(default_factory=dict)
+
+
+def apply_profile(profile: str, root: str | Path = ".", *, force: bool = False) -> ProfileChange:
+    """Overlay ``profiles/<profile>/*.yaml`` onto ``params/`` under ``root``, keeping comments.
+
+    Each params file the profile changes is rewritten by a comment-preserving YAML round trip
+    (ruamel.yaml): only the overridden values change, every comment and the layout stay, and a
+    first line names the profile. Before a file is first changed its text is saved in
+    ``params/.defaults/`` (git-ignored), with a record of the profile and of what was written
+    (:data:`PROFILE_STATE`). Profiles do not stack: a profile applies to the saved defaults, and
+    the files a previous profile changed that this one does not are restored.
+
+    ``default`` restores every saved file byte for byte and removes ``params/.defaults/``. A file
+    that carries a profile's first line without a saved copy (its copy was lost, or an older
+    version of this command wrote it) is restored from ``git HEAD``.
+
+    Every overlay is checked before any file is written.
+
+    Args:
+        profile: a folder of ``profiles/``, or ``default``.
+        root: the project root.
+        force: overwrite params files edited since the last profile was applied (their edits
+            are lost); without it such a file stops the command before anything is written.
+
+    Raises:
+        ParamsError: an unknown profile, an overridden key that does not exist, a file edited
+            since a profile was applied (without ``force``), or a default that cannot be found.
     """
-    from nlpcurriculum.io import write_text
+    from nlpcurriculum.io import write_json, write_text
 
     root = Path(root)
-    merged = profile_params(profile, root)
-    for target, data in merged.items():
-        rel = target.relative_to(root)
-        header = f"# {rel.as_posix()} with profile {profile!r} applied ({PROFILES_DIR}/{profile}/{rel.name})\n"
-        write_text(target, header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
-    return merged
+    saved_dir = root / PARAMS_DIR / DEFAULTS_DIR
+    state = _read_state(root)
+    edited = [] if force else _edited_since_applied(root, state)
+    if edited:
+        names = ", ".join(str(p.relative_to(root)) for p in edited)
+        raise ParamsError(f"{names}: edited since profile {state['profile']!r} was applied; "
+                          "nothing was written. Rerun with --force to overwrite the edit, or copy "
+                          "it elsewhere first")
+    defaults = _default_texts(root, state)  # {params file: its text without a profile}
+    merged = profile_params(profile, root, defaults)  # checks every overlay against them
+    texts: dict[Path, str] = {}
+    for overlay, target in [] if profile == "default" else _overlays(profile, root):
+        rel = target.relative_to(root).as_posix()
+        header = (f"# profile {profile!r} applied to {rel} ({PROFILES_DIR}/{profile}/"
+                  f"{target.name}); `python -m nlpcurriculum profile default` restores it\n")
+        texts[target] = header + overlay_text(defaults.get(target, _read_text(target)),
+                                              merged[target], where=rel)
+    restored = {t: text for t, text in defaults.items() if t not in texts}
+
+    for target in texts:  # save each default before its file changes
+        saved, default = saved_dir / target.name, defaults.get(target, _read_text(target))
+        if not saved.exists() or _read_text(saved) != default:
+            write_text(saved, default)
+    files = {t.name: hashlib.sha256(text.encode()).hexdigest() for t, text in texts.items()}
+    if texts:
+        write_json(saved_dir / PROFILE_STATE, {"profile": profile, "files": files})
+    for target, text in {**restored, **texts}.items():
+        if _read_text(target) != text:
+            write_text(target, text)
+    for target in restored:
+        (saved_dir / target.name).unlink(missing_ok=True)
+    if not texts and saved_dir.exists():
+        (saved_dir / PROFILE_STATE).unlink(missing_ok=True)
+        for leftover in saved_dir.glob("*.yaml"):  # a saved copy no file needs any more
+            leftover.unlink()
+        saved_dir.rmdir()
+    sources = {t: ("the saved copy" if state and t.name in state["files"] else "git HEAD")
+               for t in restored}
+    return ProfileChange(profile, sorted(texts), sorted(restored), sources)
+
+
+#: ``params/.defaults/``: the params files as they were before a profile changed them
+DEFAULTS_DIR = ".defaults"
+#: ``params/.defaults/applied.json``: ``{"profile": name, "files": {file name: sha256 of the text
+#: written}}``, what tells an applied file from one edited afterwards
+PROFILE_STATE = "applied.json"
+# the first line apply_profile writes (and the one older versions wrote: "# params/x.yaml with
+# profile 'smoke' applied (...)")
+_PROFILE_LINE = re.compile(r"^# .*\bprofile '[^']+' applied\b")
+
+
+def _read_text(path: Path) -> str:
+    """The file's text with its line ends as they are (a restored file is byte-identical)."""
+    with open(path, encoding="utf-8", newline="") as f:
+        return f.read()
+
+
+def _read_state(root: Path) -> dict | None:
+    path = root / PARAMS_DIR / DEFAULTS_DIR / PROFILE_STATE
+    if not path.exists():
+        return None
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        return {"profile": str(state["profile"]), "files": dict(state["files"])}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ParamsError(f"{path}: unreadable ({exc}); restore params/ with `git checkout "
+                          f"params/` and delete {path.parent}") from exc
+
+
+def _edited_since_applied(root: Path, state: dict | None) -> list[Path]:
+    """The files a profile wrote that changed since: neither what it wrote nor the default."""
+    if state is None:
+        return []
+    edited = []
+    for name, digest in state["files"].items():
+        target, saved = root / PARAMS_DIR / name, root / PARAMS_DIR / DEFAULTS_DIR / name
+        if not target.exists():
+            continue
+        now = hashlib.sha256(target.read_bytes()).hexdigest()
+        if now != digest and not (saved.exists() and saved.read_bytes() == target.read_bytes()):
+            edited.append(target)
+    return edited
+
+
+def _default_texts(root: Path, state: dict | None) -> dict[Path, str]:
+    """``{params file: its text without a profile}`` for every file a profile has changed.
+
+    From the saved copies named by ``state``; a file that starts with a profile's line but has
+    no saved copy comes from ``git HEAD``.
+    """
+    params = root / PARAMS_DIR
+    texts = {}
+    for name in (state or {}).get("files", {}):
+        saved = params / DEFAULTS_DIR / name
+        if not saved.exists():
+            raise ParamsError(f"{saved}: the saved default of params/{name} is missing; restore "
+                              f"it with `git checkout params/{name}`")
+        texts[params / name] = _read_text(saved)
+    for path in sorted(params.glob("*.yaml")):
+        if path not in texts and _PROFILE_LINE.match(_read_text(path)):
+            texts[path] = _committed_text(root, path)
+    return texts
+
+
+def _committed_text(root: Path, path: Path) -> str:
+    """``path``'s text at ``git HEAD``, which must not itself carry a profile."""
+    import subprocess
+
+    rel = path.relative_to(root).as_posix()
+    try:
+        proc = subprocess.run(["git", "show", f"HEAD:./{rel}"], cwd=root, capture_output=True)
+    except OSError:
+        proc = None
+    if proc is None or proc.returncode != 0:
+        raise ParamsError(f"{rel}: a profile was applied to it and its default is neither saved "
+                          "in params/.defaults/ nor committed in git")
+    text = proc.stdout.decode("utf-8")
+    if _PROFILE_LINE.match(text):
+        raise ParamsError(f"{rel}: the committed version has a profile applied too; restore the "
+                          "defaults by hand")
+    return text
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal and of the same kind (``1``, ``1.0`` and ``True`` are equal in Python)."""
+    def kind(v: Any) -> type | None:
+        return bool if isinstance(v, bool) else float if isinstance(v, float) else None
+
+    return a == b and kind(a) is kind(b)
+
+
+def _yaml_round_trip():
+    """A ruamel.yaml round-trip reader/writer set up like the params files: 2-space mappings,
+    lists indented by 2 under their key, quotes kept, long lines kept, ``null`` written out."""
+    from ruamel.yaml import YAML
+
+    rt = YAML()
+    rt.preserve_quotes = True
+    rt.width = 4096
+    rt.indent(mapping=2, sequence=4, offset=2)
+    rt.representer.add_representer(
+        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null"))
+    return rt
+
+
+def overlay_text(text: str, merged: dict[str, Any], where: str = "params") -> str:
+    """``text`` (a params file) with its values set to ``merged``, comments and layout kept.
+
+    ``merged`` is the file's data with a profile applied (:func:`profile_params`): values that
+    differ are replaced in place (a flow-style list stays flow-style), keys a preset set are
+    added at the end of their mapping; every comment stays where it was.
+
+    Raises:
+        ParamsError: when the written text does not read back as ``merged`` (a bug).
+    """
+    import io
+
+    rt = _yaml_round_trip()
+    doc = rt.load(text)
+    _sync(doc, merged)
+    out = io.StringIO()
+    rt.dump(doc, out)
+    result = out.getvalue()
+    if yaml.safe_load(result) != merged:
+        raise ParamsError(f"{where}: the profile's round trip did not write the merged params")
+    return result
+
+
+def _sync(node: dict, target: dict[str, Any]) -> None:
+    """Set ruamel mapping ``node`` to ``target`` in place, touching only what differs."""
+    from ruamel.yaml.comments import CommentedSeq
+
+    for key, value in target.items():
+        old = node.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            _sync(old, value)
+        elif key not in node or not _same(old, value):
+            if isinstance(value, list) and isinstance(old, CommentedSeq):
+                seq = CommentedSeq(value)
+                if old.fa.flow_style():
+                    seq.fa.set_flow_style()
+                value = seq
+            node[key] = value
 
 
 def profile_set_args(profile: str, root: str | Path = ".") -> list[str]:
