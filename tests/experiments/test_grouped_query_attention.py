@@ -28,6 +28,14 @@ def test_run_covers_every_group_count_with_exact_checks():
     assert conversion.metrics["identity_max_abs_diff"] < 1e-5
     assert conversion.metrics["identical_heads_max_abs_diff"] < 1e-5
     assert conversion.metrics["uptrain_steps"] == 2
+    # item 1 over the seeds, paired: recovery, the gap to the uptrained MHA, the scratch control
+    cfg = _tiny()
+    for f in conversion.findings[2:]:
+        assert f.n == len(cfg.seeds) and f.se is not None and not f.timed, f
+    assert [f.metric for f in conversion.findings[2:]] == ["uptraining_recovery", "uptrained_gap_vs_mha",
+                                                          "gain_vs_scratch"]
+    for seed in cfg.seeds:
+        assert f"seed{seed}.gqa_scratch_val_loss" in conversion.metrics
     assert speed.metrics["cached_match_rate"] == 1.0
     assert speed.metrics["kv_bytes_ratio"] == 4.0
     # groups 1 (n_heads/4), 2 (asked) and 4 (MHA), KV bytes exactly the formula
@@ -52,3 +60,8 @@ def test_config_errors_name_the_key():
         replace(ok, model=MiniFormerConfig(vocab_size=100, d_model=256, n_heads=8))
     with pytest.raises(ValueError, match="new_tokens"):
         replace(ok, new_tokens=1)
+
+
+def test_seeds_must_be_distinct():
+    with pytest.raises(ValueError, match="seeds"):
+        replace(_tiny(), seeds=[1, 1])
