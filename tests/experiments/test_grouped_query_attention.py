@@ -18,7 +18,7 @@ def _tiny() -> GQAConfig:
         train=TrainerConfig(max_steps=4, batch_size=2, warmup_steps=1, eval_every=2, eval_batches=1,
                             progress=False),
         seq_len=16, uptrain_fraction=0.5, groups=[2], val_batches=1, batch=3, prompt_len=5,
-        new_tokens=4, repeats=1, check_rows=2,
+        new_tokens=4, repeats=1, check_rows=2, workers=1,
     )
 
 
@@ -65,3 +65,17 @@ def test_config_errors_name_the_key():
 def test_seeds_must_be_distinct():
     with pytest.raises(ValueError, match="seeds"):
         replace(_tiny(), seeds=[1, 1])
+
+
+def test_seeds_side_by_side_equal_one_after_the_other():
+    from nlpcurriculum.experiments.grouped_query_attention import _other_seeds
+    from nlpcurriculum.experiments.harness import byte_tokens
+    from nlpcurriculum.training.data import TokenBatcher
+
+    cfg = _tiny()
+    train, val_tokens = byte_tokens(TEXT), byte_tokens(TEXT)
+    val = TokenBatcher(val_tokens, cfg.seq_len, mode="sequential")
+    serial = _other_seeds(cfg, train, val_tokens, val)
+    parallel = _other_seeds(replace(cfg, workers=2), train, val_tokens, val)
+    assert [a.seed for a in serial] == cfg.seeds[1:]
+    assert serial == parallel  # seeded, one thread: the same losses in a worker process

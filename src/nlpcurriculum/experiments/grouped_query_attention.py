@@ -123,6 +123,8 @@ class GQAConfig:
         check_rows: rows of the cached-vs-uncached output check.
         seeds: one run of item 1 per seed (source model, conversion, uptraining, scratch
             control); items 2 and 3 use the first seed's models.
+        workers: processes that run the seeds after the first side by side (one thread each)
+            before the first seed's work and the timings; 1 = one after the other.
         num_threads: torch intra-op threads (the timings assume 1).
         min_speedup: item 2's target: GQA(nh/4) decode tokens/s over MHA's.
         max_uptrained_gap: item 1: GQA(nh/4) after uptraining may trail the equally uptrained MHA
@@ -143,6 +145,7 @@ class GQAConfig:
     repeats: int = 3
     check_rows: int = 8
     seeds: list[int] = field(default_factory=lambda: [1, 2, 3])
+    workers: int = 2
     num_threads: int = 1
     min_speedup: float = 1.5
     max_uptrained_gap: float = 0.1
@@ -169,7 +172,7 @@ class GQAConfig:
         if not 0.0 < self.uptrain_fraction <= 1.0:
             raise ValueError(f"uptrain_fraction must be in (0, 1], got {self.uptrain_fraction}")
         for name in ("val_batches", "batch", "prompt_len", "new_tokens", "repeats", "check_rows",
-                     "num_threads"):
+                     "num_threads", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.new_tokens < 2:
@@ -268,6 +271,30 @@ def _scratch_loss(cfg: GQAConfig, seed: int, train_tokens: torch.Tensor, val: To
     return mean_loss(model, val, cfg.train.batch_size, cfg.val_batches)
 
 
+def _seed_arms_job(cfg: GQAConfig, seed: int, train_tokens: torch.Tensor,
+                   val_tokens: torch.Tensor) -> SeedArms:
+    """:func:`_seed_arms` in a worker process (one torch thread), from plain tensors."""
+    torch.set_num_threads(1)
+    return _seed_arms(cfg, seed, train_tokens, TokenBatcher(val_tokens, cfg.seq_len, mode="sequential"))
+
+
+def _other_seeds(cfg: GQAConfig, train_tokens: torch.Tensor, val_tokens: torch.Tensor,
+                 val: TokenBatcher) -> list[SeedArms]:
+    """Item 1 on ``seeds[1:]``: side by side in ``workers`` processes (one thread each), before
+    anything is timed, or one after the other here when ``workers <= 1``. Each seed's arms are
+    the same either way (seeded, one thread)."""
+    seeds = cfg.seeds[1:]
+    if cfg.workers <= 1 or len(seeds) <= 1:
+        return [_seed_arms(cfg, seed, train_tokens, val) for seed in seeds]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(min(cfg.workers, len(seeds)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        jobs = [pool.submit(_seed_arms_job, cfg, seed, train_tokens, val_tokens) for seed in seeds]
+        return [job.result() for job in jobs]
+
+
 def _seed_arms(cfg: GQAConfig, seed: int, train_tokens: torch.Tensor, val: TokenBatcher) -> SeedArms:
     """Item 1 on one more seed: train the source, convert, uptrain, control; no timing."""
     train = TokenBatcher(train_tokens, cfg.seq_len, seed=seed)
@@ -302,6 +329,8 @@ def run(cfg: GQAConfig, inputs: Inputs) -> list[ItemResult]:
         train_tokens = byte_tokens(train_texts)
         train = TokenBatcher(train_tokens, cfg.seq_len, seed=cfg.seed)
         val = TokenBatcher(val_tokens, cfg.seq_len, mode="sequential")
+        # the other seeds first, side by side: nothing is timed while they run
+        others = _other_seeds(cfg, train_tokens, val_tokens.clone(), val)
         seed_everything(cfg.seed)
         mha = build_model(cfg.model)
         base = Trainer(mha, cfg.train, train, val).train()
@@ -363,7 +392,7 @@ def run(cfg: GQAConfig, inputs: Inputs) -> list[ItemResult]:
         arms = [SeedArms(cfg.seed, base_loss, first.loss_converted, first.loss_uptrained,
                          runs[cfg.model.n_heads].loss_uptrained,
                          _scratch_loss(cfg, cfg.seed, train_tokens, val))]
-        arms += [_seed_arms(cfg, seed, train_tokens, val) for seed in cfg.seeds[1:]]
+        arms += others
 
     return [conversion_item(cfg, base_loss, curve(base.history), runs, check, arms),
             speed_item(cfg, runs, check), ablation_item(cfg, runs)]
