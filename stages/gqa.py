@@ -2,8 +2,9 @@
 
 Reads params `gqa` and the corpus splits `data/processed/splits/{train,val}.parquet` (the `splits`
 contract), tokenized as UTF-8 bytes. Trains a multi-head mini-former, converts it to grouped-query
-layout for every K/V head count (mean-pooled heads), uptrains each briefly, and times batched
-cached greedy decoding (one thread); writes the tables to `reports/gqa/`, the plots to
+layout for every K/V head count (mean-pooled heads), uptrains each briefly, repeats item 1 on
+every seed of `gqa.seeds` against an equally uptrained MHA and a GQA trained from scratch, and
+times batched cached greedy decoding (one thread; clock readings to `metrics/timings/gqa.json`); writes the tables to `reports/gqa/`, the plots to
 `plots/gqa/` and `metrics/gqa.json`.
 
 Reproduce the decode-speed figure: `python -m nlpcurriculum profile default && dvc repro gqa`.

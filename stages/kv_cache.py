@@ -4,8 +4,9 @@ Reads `models/base/model.pt` (`load_model`), the val token stream `data/processe
 prompt: its first `prompt_tokens` ids), the tokenizer `models/tokenizer/tokenizer.json` (token
 labels) and params `kv_cache` (`KVCacheConfig`); writes `reports/kv_cache/cache_viz.html` (the
 hit/miss visualizer page), the figures under `plots/kv_cache/` and `metrics/kv_cache.json`.
-kv-cache/1's timings (speedup, tokens/s, its figure) differ from run to run and machine to
-machine: rerun on a quiet machine before quoting them.
+Clock and allocator readings (speed-ups, tokens/s, heap bytes) differ from run to run and machine
+to machine: they go to `metrics/timings/kv_cache.json` with the host, apart from the deterministic
+`metrics/kv_cache.json`; rerun on a quiet machine before quoting them.
 """
 
 import time

@@ -5,7 +5,7 @@ Reads `models/base/model.pt` (the target, `load_model`), the train and val token
 target on train; prompts and val losses come from val) and
 params `speculative` (`SpeculativeConfig`); writes the item tables to
 `reports/speculative/tables.txt`, the figures under `plots/speculative/` and
-`metrics/speculative.json`. Wall-clock speedups differ from run to run and machine to machine:
+`metrics/speculative.json` (clock readings: `metrics/timings/speculative.json`). Wall-clock speedups differ from run to run and machine to machine:
 rerun on a quiet machine before quoting them.
 """
 

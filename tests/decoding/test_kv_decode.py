@@ -44,3 +44,19 @@ def test_bad_arguments_raise():
         greedy_cached(model, [], 3)
     with pytest.raises(ValueError, match="max_new_tokens"):
         greedy_no_cache(model, [1], 0)
+
+
+@torch.inference_mode()
+def test_last_position_head_gives_the_last_logits_only_and_is_put_back():
+    from nlpcurriculum.decoding.kv_decode import last_position_head, no_cache_logits
+
+    model = tiny()
+    ids = torch.tensor([[4, 2, 7, 1, 9]])  # (1, 5)
+    full = model(ids).logits  # (1, 5, 50): the head on every position
+    head = model.lm_head
+    with last_position_head(model):
+        out = model(ids).logits
+        last = no_cache_logits(model, ids)
+    assert out.shape == (1, 1, 50)  # the fair baseline computes one row of the head, not five
+    assert torch.allclose(last, full[0, -1], atol=1e-5)
+    assert model.lm_head is head

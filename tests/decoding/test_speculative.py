@@ -24,6 +24,7 @@ from nlpcurriculum.decoding.speculative import (
 )
 from nlpcurriculum.models import build_model, llama_like
 from nlpcurriculum.models.bigram import BigramLM
+from nlpcurriculum.nn.fast.decode_layout import decode_layout
 from nlpcurriculum.nn.kv_cache import KVCache
 
 
@@ -216,3 +217,69 @@ def test_expected_speedup_formula():
         assert acceptance_rate_from_tokens_per_call(expected_tokens_per_call(a, 3), 3) == pytest.approx(a)
     with pytest.raises(ValueError):
         expected_speedup(1.5, 2, 0.1)
+
+
+def _chi_square_test(counts, p, n_samples, min_expected=5.0):
+    """Pearson's chi-square of ``counts`` against ``p`` on bins of expected count >= 5 (the
+    cells with less are pooled into one bin). Returns ``(statistic, degrees of freedom, bins)``."""
+    keep = [k for k in p if n_samples * p[k] >= min_expected]
+    rest = [k for k in p if n_samples * p[k] < min_expected]
+    bins = [([k], p[k]) for k in keep] + ([(rest, sum(p[k] for k in rest))] if rest else [])
+    stat = sum((sum(counts.get(k, 0) for k in ks) - n_samples * pk) ** 2 / (n_samples * pk)
+               for ks, pk in bins)
+    return stat, len(bins) - 1, bins
+
+
+def _sample_joint(target, draft, prompt, n, gamma, temperature, n_samples, seed):
+    gen = torch.Generator().manual_seed(seed)
+    counts: dict[tuple[int, ...], int] = {}
+    stats = SpecStats(gamma)
+    with decode_layout(target, draft):  # the decoders' weight copies, made once for every sample
+        for _ in range(n_samples):
+            s = SpecStats(gamma)
+            seq = tuple(speculative_generate(target, draft, prompt, n, gamma, temperature, gen, stats=s))
+            counts[seq] = counts.get(seq, 0) + 1
+            stats.merge(s)
+    return counts, stats
+
+
+def test_speculative_sampling_is_exact_over_the_whole_loop_with_stated_power(monkeypatch):
+    """The joint of the first 3 emitted tokens over a vocabulary of 8 (512 sequences) follows the
+    target's exact joint, through the whole loop: blocks of 2 drafted tokens, the rejection
+    rule, the resampled token and the roll-back of both caches (a cached mini-former draft).
+
+    Test: Pearson's chi-square on the cells of expected count >= 5 (the rest pooled into one
+    bin), at a false alarm rate alpha = 1e-3. Power: any sampler whose binned joint lies a total
+    variation distance >= 0.05 from the target's has noncentrality lambda = N sum (q - p)^2 / p
+    >= N (2 TV)^2 (Cauchy-Schwarz: (sum |q - p|)^2 <= sum (q - p)^2 / p), so with N = 8000
+    samples lambda >= 80, and the test's power against it, P(noncentral chi-square(df, 80) >
+    critical value), is computed below and must be >= 0.99 (0.996 with these models: 39 degrees
+    of freedom). A broken roll-back (the target's cache never cropped) must fail the same test.
+    """
+    from scipy import stats as st
+
+    V, n, gamma, T, N, alpha = 8, 3, 2, 1.0, 8000, 1e-3
+    target = lm(0, vocab=V, init_std=0.45)
+    draft = lm(7, vocab=V, layers=1)  # nearly uniform: accepted often enough, rejected often enough
+    prompt = [0, 3, 5, 1]
+    p = _sequence_distribution(target, prompt, n, T)
+    counts, stats = _sample_joint(target, draft, prompt, n, gamma, T, N, seed=0)
+    stat, df, bins = _chi_square_test(counts, p, N)
+    critical = st.chi2.ppf(1 - alpha, df)
+    power = st.ncx2.sf(critical, df, N * (2 * 0.05) ** 2)
+    assert power >= 0.99, (power, df)  # the stated power holds for these bins
+    assert stat < critical, (stat, critical, df)
+    # the whole loop was exercised: whole blocks accepted, and rejections (roll-backs)
+    assert 0.1 < stats.acceptance_rate < 0.9 and max(stats.accepted) == gamma, stats.acceptance_rate
+    # the draft's own joint is far from the target's: sampling it would be caught
+    q = _sequence_distribution(draft, prompt, n, T)
+    assert 0.5 * sum(abs(q[k] - p[k]) for k in p) > 0.05
+
+    # mutation: no roll-back of the target's cache (2 layers; the draft's has 1): the keys of
+    # rejected drafts stay and later tokens are drawn in the wrong context
+    crop = KVCache.crop
+    monkeypatch.setattr(KVCache, "crop", lambda self, length: None if self.n_layers == 2
+                        else crop(self, length))
+    bad, _ = _sample_joint(target, draft, prompt, n, gamma, T, N // 4, seed=1)
+    bad_stat, bad_df, _ = _chi_square_test(bad, p, N // 4)
+    assert bad_stat > st.chi2.ppf(1 - alpha, bad_df), (bad_stat, bad_df)

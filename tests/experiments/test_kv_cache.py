@@ -33,13 +33,13 @@ def test_config_rejects_bad_values():
     with pytest.raises(ValueError, match="new_tokens"):
         KVCacheConfig(new_tokens=[64, 32])
     with pytest.raises(ValueError, match="repeats"):
-        KVCacheConfig(repeats=0)
+        KVCacheConfig(repeats=1)  # a median ratio needs rounds to spread over
 
 
 def test_measure_speed_reports_identical_output(model):
-    rows = measure_speed(model, [1, 2, 3], [4, 8])
+    rows = measure_speed(model, [1, 2, 3], [4, 8], repeats=3)
     assert [r.new_tokens for r in rows] == [4, 8]
-    assert all(r.identical and r.seconds_cached > 0 and r.seconds_no_cache > 0 for r in rows)
+    assert all(r.identical and len(r.seconds_cached) == len(r.seconds_no_cache) == 3 for r in rows)
 
 
 def test_formula_matches_measured_bytes_for_mha_and_gqa():
@@ -68,18 +68,29 @@ def test_html_marks_hits_and_misses_from_the_trace(model):
 
 
 def test_items_findings_hold_on_a_tiny_model(model):
-    cfg = KVCacheConfig(new_tokens=[4, 8], min_speedup=0.01, viz_steps=4, memory_lengths=[4, 16],
-                        gqa_kv_heads=1)
+    cfg = KVCacheConfig(new_tokens=[4, 8], min_speedup=0.01, viz_steps=4, memory_lengths=[4, 2048],
+                        gqa_kv_heads=1, repeats=2, hf_repeats=2)
     results = run(cfg, Inputs(model, [1, 2, 3], decode=str, hf_model=to_hf_llama(model)))
     assert [r.item for r in results] == ["kv-cache/1", "kv-cache/2", "kv-cache/3"]
     for r in results:
         assert r.findings and all(f.passed for f in r.findings if f.kind == "invariant"), (r.item, r.findings)
-        assert all(f.metric in r.metrics for f in r.findings)
+        # clock and allocator readings are timings, their findings timed; the rest deterministic
+        assert all(f.metric in (r.timings if f.timed else r.metrics) or f.timed for f in r.findings)
+        assert not any(k.startswith(("speedup", "tokens_per_s", "heap", "hit_pass", "long_cache"))
+                       for k in r.metrics), sorted(r.metrics)
     # items 2 and 3: a timing finding each, over the configured interleaved rounds
     for r, metric in ((results[1], "hit_pass_speedup"), (results[2], "long_cache_step_ratio")):
         assert r.findings[-1].metric == metric and r.findings[-1].n == cfg.timing_rounds
+        assert r.findings[-1].timed
+    speed = {f.metric: f for f in results[0].findings}
+    assert speed["speedup.8"].timed and speed["speedup.8"].n == 2
+    assert speed["cached_vs_hf_generate"].timed and speed["cached_vs_hf_generate"].n == 2
     assert results[0].metrics["hf_same_tokens"] == 1.0
     assert results[2].metrics["gqa_over_mha"] == pytest.approx(1 / 4, abs=0)
+    # the measured memory findings hold on this model (2048 positions: 1 MiB of cache)
+    memory = {f.metric: f for f in results[2].findings}
+    for name in ("heap_per_token_error", "heap_gqa_ratio_error", "grown_heap_error"):
+        assert memory[name].timed and memory[name].passed, memory[name]
 
 
 @torch.inference_mode()
@@ -91,7 +102,31 @@ def test_a_cached_step_repeats_the_same_work_and_matches_recomputing(model):
 
 
 def test_speed_finding_fails_when_threshold_is_out_of_reach(model):
-    cfg = KVCacheConfig(new_tokens=[4], min_speedup=1e6, viz_steps=2, memory_lengths=[4])
+    cfg = KVCacheConfig(new_tokens=[4], min_speedup=1e6, viz_steps=2, memory_lengths=[4, 8], repeats=2)
     speed = run(cfg, Inputs(model, [1, 2], decode=str))[0]
     assert not speed.findings[1].passed
     assert speed.findings[0].passed
+
+
+def test_measured_heap_follows_the_formula_and_catches_a_leaky_cache(model, monkeypatch):
+    from nlpcurriculum.experiments.kv_cache import grown_cache_heap, prefill_heap_bytes
+    from nlpcurriculum.nn.kv_cache import KVCache
+
+    lengths = [16, 1024]
+    heap = prefill_heap_bytes(model, lengths)
+    per_token = (heap[1] - heap[0]) / (lengths[1] - lengths[0])
+    assert per_token == pytest.approx(formula_bytes(model.config, 1, 4), rel=0.02)
+    grown = grown_cache_heap(model, 16, 300)
+    assert [p for p, _, _ in grown] == [16, 17, 33, 65, 129, 257, 300]  # a doubling per row
+    assert grown[-1][1] == pytest.approx(grown[-1][2], rel=0.05)
+    # the mutation the finding must catch: growth that keeps the old buffer alive
+    leaked = []
+    grow = KVCache._grow
+
+    def leaky(buf, like, filled, size):
+        leaked.append(buf)
+        return grow(buf, like, filled, size)
+
+    monkeypatch.setattr(KVCache, "_grow", staticmethod(leaky))
+    bad = grown_cache_heap(model, 16, 300)
+    assert bad[-1][1] / bad[-1][2] - 1 > 0.4

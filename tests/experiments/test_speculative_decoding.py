@@ -2,6 +2,9 @@
 one tiny run of the stage's three items (the distillation loss is tested in
 tests/compression/test_distill.py)."""
 
+import json
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +14,7 @@ from nlpcurriculum.experiments.speculative_decoding import (
     SpeculativeConfig,
     bigram_draft,
     exactness_check,
+    prompt_sets,
     run,
 )
 from nlpcurriculum.training.trainer import TrainerConfig
@@ -60,31 +64,78 @@ def test_config_errors_name_the_key():
                           context_draft=False, table_draft=False)
 
 
-def test_run_tiny(tmp_path):
+def _tiny_cfg(**kw) -> SpeculativeConfig:
+    return SpeculativeConfig(**{
+        "draft_layers": [1], "draft_widths": [16], "train": TRAIN,
+        "seq_len": 16, "val_batches": 1, "prompt_tokens": 4, "tuning_prompts": 2, "heldout_prompts": 3,
+        "new_tokens": 8, "gammas": [1, 3], "temperatures": [0.0, 1.0], "curve_gamma": 2,
+        "exact_samples": 500, "repeats": 1, "heldout_rounds": 2, "cost_calls": 2,
+        "table_tokens": 1024, "table_generations_grid": [0, 4], "lookup_gammas": [4, 6], **kw})
+
+
+def _tiny_inputs():
     target = lm(0, vocab=40, init_std=0.3)
     rng = np.random.default_rng(0)
     train = rng.integers(0, 40, 3000).astype(np.int32)
     val = rng.integers(0, 40, 600).astype(np.int32)
-    cfg = SpeculativeConfig(
-        draft_layers=[1], draft_widths=[16], train=TRAIN,
-        seq_len=16, val_batches=1, prompt_tokens=4, n_prompts=2, new_tokens=8, gammas=[1, 3],
-        temperatures=[0.0, 1.0], curve_gamma=2, exact_samples=500, repeats=1, cost_calls=2,
-        table_tokens=1024, table_generations=4, lookup_gammas=[4, 6])
-    results = run(cfg, Inputs(target, train, val))
+    return Inputs(target, train, val)
+
+
+def test_run_tiny(tmp_path):
+    cfg = _tiny_cfg()
+    results = run(cfg, _tiny_inputs())
     assert [r.item for r in results] == [f"speculative-decoding/{i}" for i in (1, 2, 3)]
     assert results[0].metrics["greedy_runs_different"] == 0
     assert results[0].findings[0].passed
     assert all(r.findings for r in results)
     assert {"bigram.best_speedup", "1L-d16.best_speedup", "context.best_speedup", "table.best_speedup",
-            "context-table.best_speedup"} <= set(results[2].metrics)
-    # the lookup drafts are swept over lookup_gammas, the model drafts over gammas
-    assert {"context-table.g6.speedup", "1L-d16.g3.speedup"} <= set(results[1].metrics)
-    assert "1L-d16.g6.speedup" not in results[1].metrics
+            "context-table.best_speedup"} <= set(results[2].timings)
+    # the lookup drafts are swept over lookup_gammas, the model drafts over gammas (tuning: timed)
+    assert {"context-table.g6.speedup", "1L-d16.g3.speedup"} <= set(results[1].timings)
+    assert "1L-d16.g6.speedup" not in results[1].timings
+    # ... and on the held-out prompts, untimed: acceptance is a deterministic metric
+    assert {"context-table.g6.acceptance_rate", "1L-d16.g3.acceptance_rate"} <= set(results[1].metrics)
     # exactness is checked for a sampled q (the mini-former) and a one-hot q (context-table)
     m = results[0].metrics
     for name in ("1L-d16", "context-table"):
         assert m[f"exact.{name}.tv_spec_vs_target"] < m[f"exact.{name}.tv_bound"]
+    assert m["table.generations_chosen"] in (0, 4)
     assert results[2].metrics["table.params"] > 0  # table entries
+    # held out: one timed finding per family and temperature, n = the held-out prompts
+    held = [f for f in results[0].findings if f.metric.startswith("heldout.")]
+    assert {f.metric for f in held} >= {f"heldout.{fam}.T{t}.speedup" for fam in ("model", "lookup")
+                                        for t in ("0", "1")}
+    assert all(f.timed and f.n == cfg.heldout_prompts for f in held)
+    # no clock reading among the metrics; every timed finding's number is a timing
+    for r in results:
+        assert not any(k.endswith(("speedup", "cost_ratio", "predicted")) for k in r.metrics), r.item
+        assert all(not f.timed or f.kind == "finding" for f in r.findings)
     for r in results:
         for fig in r.figures.values():
             fig.savefig(tmp_path / "f.png")
+
+
+def test_prompt_sets_are_disjoint_halves():
+    cfg = _tiny_cfg()
+    val = np.arange(600)
+    tuning, heldout = prompt_sets(val, cfg)
+    assert len(tuning) == 2 and len(heldout) == 3
+    assert max(max(p) for p in tuning) < 300 <= min(min(p) for p in heldout)
+
+
+def test_deterministic_metrics_repeat_exactly():
+    """A rerun gives the same metrics (what metrics/<stage>.json holds), whatever the clock."""
+    cfg = _tiny_cfg(draft_layers=[], draft_widths=[], bigram=True, exact_samples=200)
+    a, b = (run(cfg, _tiny_inputs()) for _ in range(2))
+
+    def deterministic(results):  # as publish writes them (NaN != NaN, so compare the JSON text)
+        return json.dumps([[r.metrics, [asdict(f) for f in r.findings if not f.timed]] for r in results])
+
+    assert deterministic(a) == deterministic(b)
+
+
+def test_config_requires_a_fresh_heldout_seed():
+    with pytest.raises(ValueError, match="heldout_seed"):
+        _tiny_cfg(seed=3, heldout_seed=3)
+    with pytest.raises(ValueError, match="table_generations_grid"):
+        _tiny_cfg(table_generations_grid=[8, 0])

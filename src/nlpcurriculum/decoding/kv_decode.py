@@ -2,7 +2,10 @@
 
 Without a cache, step ``t`` runs the model over the whole sequence so far (prompt + ``t`` new
 tokens) and keeps only the last position's logits: every earlier key and value is recomputed,
-so ``n`` new tokens cost O(n * T) token-projections. With a
+so ``n`` new tokens cost O(n * T) token-projections. The output head, the widest matrix of a
+small model, is applied to the last position only (:func:`last_position_head`), as the cached
+decoder applies it to its one new position: the baseline recomputes what a cache saves (keys,
+values, the blocks' work on earlier positions), not logits nobody reads. With a
 :class:`~nlpcurriculum.nn.kv_cache.KVCache` (Pope et al. 2022, "Efficiently Scaling Transformer
 Inference", arXiv:2211.05102, section 2), the prompt is run once (*prefill*) and each later step
 feeds only the newest token: its key and value are computed (a cache *miss*) and appended, and
@@ -27,7 +30,8 @@ Left out: sampling (greedy only: identical output is then a sharp test), batchin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -36,7 +40,8 @@ from torch import nn
 from nlpcurriculum.nn.kv_cache import KVCache
 from nlpcurriculum.nn.fast.decode_layout import decode_layout
 
-__all__ = ["CacheStep", "greedy_cached", "greedy_no_cache"]
+__all__ = ["CacheStep", "LastPositionHead", "greedy_cached", "greedy_no_cache", "last_position_head",
+           "no_cache_logits"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,35 @@ class CacheStep:
         return self.cached_after - self.cached_before
 
 
+class LastPositionHead(nn.Module):
+    """An output head applied to the last position only: ``(B, T, C) -> (B, 1, V)``."""
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.head(h[:, -1:])  # (B, 1, C) -> (B, 1, V)
+
+
+@contextmanager
+def last_position_head(model: nn.Module) -> Iterator[nn.Module]:
+    """Within the block, ``model``'s ``lm_head`` computes the last position's logits only
+    (``logits`` is then ``(B, 1, V)``); the head is put back afterwards."""
+    head = model.lm_head
+    model.lm_head = LastPositionHead(head)
+    try:
+        yield model
+    finally:
+        model.lm_head = head
+
+
+def no_cache_logits(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+    """One step without a cache: run all of ``ids`` ``(1, T)``, the head on the last position
+    only; returns its ``(V,)`` logits. Call inside :func:`last_position_head`."""
+    return model(ids).logits[0, -1]  # (1, 1, V) -> (V,)
+
+
 def _check(model: nn.Module, prompt: Sequence[int], max_new_tokens: int) -> None:
     if not prompt:
         raise ValueError("prompt must hold at least one token id")
@@ -77,14 +111,15 @@ def _check(model: nn.Module, prompt: Sequence[int], max_new_tokens: int) -> None
 
 @torch.inference_mode()
 def greedy_no_cache(model: nn.Module, prompt: Sequence[int], max_new_tokens: int) -> list[int]:
-    """Greedy decoding that re-runs the whole sequence at every step; returns the new ids."""
+    """Greedy decoding that re-runs the whole sequence at every step (the output head on the
+    last position only); returns the new ids."""
     _check(model, prompt, max_new_tokens)
     model.eval()
-    with decode_layout(model):
+    with decode_layout(model), last_position_head(model):
         ids = torch.tensor([list(prompt)], dtype=torch.long)  # (1, T)
         new: list[int] = []
         for _ in range(max_new_tokens):
-            nxt = int(model(ids).logits[0, -1].argmax())  # logits (1, T, V) -> last position (V,)
+            nxt = int(no_cache_logits(model, ids).argmax())  # (V,) at the last position
             new.append(nxt)
             ids = torch.cat([ids, torch.tensor([[nxt]])], dim=1)  # (1, T+1)
     return new

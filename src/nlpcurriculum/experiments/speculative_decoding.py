@@ -9,11 +9,20 @@ The target is the pipeline's base LM (``models/base``). Two families of drafts:
 * model-free lookup drafts (:func:`lookup_drafts`, see :mod:`nlpcurriculum.decoding.drafters`):
   ``context`` (prompt lookup: copy what followed the last earlier occurrence of the suffix),
   ``table`` (the target's arg-max next tokens distilled into an n-gram table,
-  :func:`distilled_table`) and ``context-table`` (the copy where there is a match, the table
+  :func:`distilled_tables`) and ``context-table`` (the copy where there is a match, the table
   where there is none). Deterministic (one-hot ``q``), nearly free per token, so they are swept
   over longer blocks (``lookup_gammas``).
 
-Prompts are windows of the val stream.
+Prompts are windows of the val stream, in two disjoint sets (:func:`prompt_sets`): the *tuning*
+prompts (first half of the stream) choose each draft's gamma, the fastest draft of each family
+(model drafts; lookup drafts) and the table size (:func:`choose_table_size`); the *held-out*
+prompts (second half), with a fresh seed (``heldout_seed``) for sampling, the exactness check and
+a table rebuilt at the chosen size, carry the findings: per family and per temperature (greedy
+and sampling), the tuned setting is timed against plain KV-cached decoding on every held-out
+prompt over interleaved rounds, and the finding is the median per-prompt speedup with its
+robust standard error (:meth:`~nlpcurriculum.results.Finding.timing_ratio`). Clock readings are
+the items' ``timings`` (``metrics/timings/speculative.json``); acceptance statistics, losses and
+choices made without a clock are the deterministic metrics.
 
 * ``speculative-decoding/1`` (:func:`correctness_item`): greedy speculative decoding with every
   draft and every ``gamma`` must reproduce the target's own greedy (KV-cached) output token for
@@ -32,8 +41,8 @@ Prompts are windows of the val stream.
   acceptance rate, cost ratio and best speedup; the best quality/speed trade-off is the draft
   with the highest speedup (the lookup drafts are listed too, with their table sizes).
 
-Timings are best-of-``repeats`` with one torch thread; the machine is shared, so they move from
-run to run. The baseline is the target's own KV-cached greedy decoding
+Tuning timings are best-of-``repeats`` with one torch thread; the machine is shared, so they
+move from run to run. The baseline is the target's own KV-cached greedy decoding
 (:func:`~nlpcurriculum.decoding.kv_decode.greedy_cached`), the fastest plain decoder here.
 
 Drafts are trained on the corpus (``distill = 0``) or partly towards the target's own next-token
@@ -80,7 +89,7 @@ from nlpcurriculum.decoding.speculative import (
 from nlpcurriculum.compression.distill import distill_loss, kl_to_target
 from nlpcurriculum.experiments.harness import mean_loss
 from nlpcurriculum.metrics.stats import spearman
-from nlpcurriculum.metrics.timing import best_of, torch_threads
+from nlpcurriculum.metrics.timing import best_of, interleaved_rounds, torch_threads
 from nlpcurriculum.models.bigram import BigramLM
 from nlpcurriculum.models.miniformer import MiniFormer, build_model
 from nlpcurriculum.nn.kv_cache import KVCache
@@ -97,7 +106,10 @@ __all__ = [
     "acceptance_item",
     "bigram_draft",
     "correctness_item",
-    "distilled_table",
+    "distilled_tables",
+    "heldout_speed",
+    "heldout_stats",
+    "prompt_sets",
     "draft_size_item",
     "exactness_check",
     "forward_cost",
@@ -132,7 +144,11 @@ class SpeculativeChecks:
             over the model drafts.
         min_agreement_acceptance_spearman: item 3: Spearman correlation of -KL(target || draft) with
             acceptance.
-        min_best_draft_speedup: item 3: wall-clock speedup of the best draft/gamma pair.
+        min_best_draft_speedup: item 3: wall-clock speedup of the best draft/gamma pair on the
+            tuning prompts (a timed finding).
+        min_heldout_speedup_model: item 1: median over held-out prompts of the tuned model
+            draft's speedup, at every ``heldout_temperatures`` entry.
+        min_heldout_speedup_lookup: item 1: the same for the tuned lookup draft.
     """
 
     max_greedy_runs_different: float = 0.0
@@ -140,7 +156,9 @@ class SpeculativeChecks:
     acceptance_max_sigmas: float = 3.0
     min_quality_acceptance_spearman: float = 0.5
     min_agreement_acceptance_spearman: float = 0.5
-    min_best_draft_speedup: float = 1.0
+    min_best_draft_speedup: float = 1.05
+    min_heldout_speedup_model: float = 1.05
+    min_heldout_speedup_lookup: float = 1.05
 
 
 @dataclass(kw_only=True)
@@ -163,10 +181,13 @@ class SpeculativeConfig:
         table_order: longest key of the table (tokens).
         table_tokens: train-stream tokens the target is run over teacher-forced for the table
             (0 = the whole stream).
-        table_generations: the target's greedy continuations (``new_tokens`` ids each) of this
-            many train-stream windows (``prompt_tokens`` each, seeded random starts) also vote in
-            the table: the target distilled on its own outputs as well as on the corpus
-            (on-policy data, as in DistillSpec). 0 = the corpus only.
+        table_generations_grid: the table sizes tried: the target's greedy continuations
+            (``new_tokens`` ids each) of this many train-stream windows (``prompt_tokens`` each,
+            seeded random starts) also vote in the table: the target distilled on its own
+            outputs as well as on the corpus (on-policy data, as in DistillSpec); 0 = the corpus
+            only. The size is chosen on the tuning prompts (greedy tokens per target call at the
+            longest lookup gamma); the held-out prompts are decoded with a table of that size
+            built again from windows drawn with ``heldout_seed``.
         table_min_confidence: the table stops drafting when the product of its vote shares drops
             below this (0 = draft while keys are found).
         lookup_gammas: the most tokens the context / table drafts propose per call, swept
@@ -178,8 +199,11 @@ class SpeculativeConfig:
             0 = plain next-token training on the corpus.
         seq_len: training window (clipped to the target's ``max_seq_len``).
         val_batches: batches of ``train.batch_size`` val windows for each model's val loss.
-        prompt_tokens: prompt length; prompts are val-stream windows spread evenly over it.
-        n_prompts: prompts decoded per measurement.
+        prompt_tokens: prompt length; prompts are val-stream windows.
+        tuning_prompts: prompts spread evenly over the first half of the val stream: gamma, the
+            draft of each family and the table size are chosen on them.
+        heldout_prompts: prompts spread evenly over the second half: the findings are measured
+            on them, with ``heldout_seed``.
         new_tokens: ids generated per prompt.
         gammas: draft lengths swept (ascending).
         temperatures: item 2: temperatures of the acceptance curves (0 = greedy).
@@ -188,12 +212,17 @@ class SpeculativeConfig:
         exact_bins: item 1: the distributions are compared on the target's ``exact_bins - 1``
             likeliest tokens plus one bin for the rest.
         exact_temperature: item 1: temperature of that check.
-        repeats: timed runs per measurement; the fastest counts.
+        repeats: timed runs per tuning measurement; the fastest counts.
+        heldout_rounds: interleaved rounds (plain decoding / speculative) per held-out prompt;
+            a prompt's speedup is the ratio of its median times.
+        heldout_temperatures: temperatures of the held-out speed findings (0 = greedy).
         cost_calls: forward passes per cost measurement.
         min_speedup: item 1: the bound its finding checks the best wall-clock speedup against.
         formula_tol: item 2: max mean relative error of the formula (with the measured
             verification cost) against the measured speedups.
-        seed: seeds draft initialisation, sampling and the exactness check.
+        seed: seeds draft initialisation, the table's windows and sampling on the tuning prompts.
+        heldout_seed: a fresh seed for the held-out prompts: sampling, the exactness check and
+            the held-out table's windows.
         num_threads: torch threads (1: the least noisy timings on a shared machine).
         checks: the other bounds of the findings.
     """
@@ -209,7 +238,7 @@ class SpeculativeConfig:
     table_draft: bool = True
     table_order: int = 4
     table_tokens: int = 0
-    table_generations: int = 0
+    table_generations_grid: list[int] = field(default_factory=lambda: [0])
     table_min_confidence: float = 0.0
     lookup_gammas: list[int] = field(default_factory=lambda: [4, 8])
     train: TrainerConfig
@@ -217,7 +246,8 @@ class SpeculativeConfig:
     seq_len: int = 128
     val_batches: int = 8
     prompt_tokens: int = 16
-    n_prompts: int = 4
+    tuning_prompts: int = 4
+    heldout_prompts: int = 8
     new_tokens: int = 64
     gammas: list[int] = field(default_factory=lambda: [1, 2, 3, 4])
     temperatures: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
@@ -225,11 +255,14 @@ class SpeculativeConfig:
     exact_samples: int = 20000
     exact_bins: int = 16
     exact_temperature: float = 1.0
-    repeats: int = 3
+    repeats: int = 1
+    heldout_rounds: int = 3
+    heldout_temperatures: list[float] = field(default_factory=lambda: [0.0, 1.0])
     cost_calls: int = 50
     min_speedup: float = 1.8
     formula_tol: float = 0.35
     seed: int = 0
+    heldout_seed: int = 1
     num_threads: int = 1
     checks: SpeculativeChecks = field(default_factory=SpeculativeChecks)
 
@@ -246,8 +279,9 @@ class SpeculativeConfig:
         if self.draft_head_dim < 1 or any(w % self.draft_head_dim for w in self.draft_widths):
             raise ValueError(f"draft_head_dim={self.draft_head_dim} must divide every draft width "
                              f"{self.draft_widths}")
-        for name in ("seq_len", "val_batches", "prompt_tokens", "n_prompts", "new_tokens",
-                     "curve_gamma", "exact_samples", "repeats", "cost_calls", "num_threads"):
+        for name in ("seq_len", "val_batches", "prompt_tokens", "tuning_prompts", "heldout_prompts",
+                     "new_tokens", "curve_gamma", "exact_samples", "repeats", "cost_calls",
+                     "num_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.exact_bins < 2:
@@ -258,9 +292,20 @@ class SpeculativeConfig:
                 raise ValueError(f"{name} must be ascending distinct positive ints, got {gs}")
         if not 1 <= self.min_ngram <= self.max_ngram:
             raise ValueError(f"need 1 <= min_ngram <= max_ngram, got {self.min_ngram}, {self.max_ngram}")
-        if self.table_order < 1 or self.table_tokens < 0 or self.table_generations < 0:
-            raise ValueError(f"need table_order >= 1, table_tokens >= 0, table_generations >= 0; got "
-                             f"{self.table_order}, {self.table_tokens}, {self.table_generations}")
+        grid = self.table_generations_grid
+        if self.table_order < 1 or self.table_tokens < 0:
+            raise ValueError(f"need table_order >= 1, table_tokens >= 0; got "
+                             f"{self.table_order}, {self.table_tokens}")
+        if not grid or any(g < 0 for g in grid) or grid != sorted(set(grid)):
+            raise ValueError(f"table_generations_grid must be ascending distinct ints >= 0, got {grid}")
+        if self.heldout_rounds < 2:
+            raise ValueError(f"heldout_rounds must be >= 2 (a median time per prompt), got "
+                             f"{self.heldout_rounds}")
+        if not self.heldout_temperatures or any(t < 0 for t in self.heldout_temperatures):
+            raise ValueError(f"heldout_temperatures must be values >= 0, got {self.heldout_temperatures}")
+        if self.heldout_seed == self.seed:
+            raise ValueError(f"heldout_seed must differ from seed ({self.seed}): the held-out "
+                             "measurements use fresh seeds")
         if not 0.0 <= self.table_min_confidence <= 1.0:
             raise ValueError(f"table_min_confidence must be in [0, 1], got {self.table_min_confidence}")
         if not self.temperatures or any(t < 0 for t in self.temperatures) or max(self.temperatures) == 0:
@@ -358,45 +403,52 @@ def train_drafts(target: MiniFormer, train: np.ndarray, val: np.ndarray,
     return drafts
 
 
-def distilled_table(target: MiniFormer, train: np.ndarray, cfg: SpeculativeConfig) -> NgramTableDrafter:
-    """The target distilled into an n-gram table (see :class:`NgramTableDrafter`).
+def distilled_tables(target: MiniFormer, train: np.ndarray, cfg: SpeculativeConfig,
+                     seed: int, sizes: Sequence[int] | None = None) -> dict[int, NgramTableDrafter]:
+    """The target distilled into n-gram tables (see :class:`NgramTableDrafter`), one per size.
 
     Votes: the target's teacher-forced arg-max at every position of the first ``table_tokens``
-    train tokens (windows of the target's context), plus, if ``table_generations > 0``, the
-    target's own greedy continuations of that many seeded train windows (batched, one KV cache):
-    each generated token votes under the keys that precede it.
+    train tokens (windows of the target's context), plus the target's own greedy continuations
+    of ``size`` train windows drawn with ``seed`` (batched, one KV cache): each generated token
+    votes under the keys that precede it. The votes accumulate, so every size of ``sizes``
+    (default ``cfg.table_generations_grid``) is a snapshot of one run: the largest costs what
+    all of them cost.
     """
+    sizes = sorted(cfg.table_generations_grid if sizes is None else sizes)
     seq_len = target.config.max_seq_len
     stream = np.asarray(train if cfg.table_tokens == 0 else train[: cfg.table_tokens])
     nxt = teacher_forced_argmax_stream(target, stream, seq_len)  # (T',)
     counts = count_votes(stream[: len(nxt)], nxt, cfg.table_order)
-    if cfg.table_generations:
-        P, n = cfg.prompt_tokens, min(cfg.new_tokens, seq_len - cfg.prompt_tokens)
-        rng = np.random.default_rng(cfg.seed)
-        starts = rng.integers(0, len(train) - P, cfg.table_generations)
-        prompts = torch.as_tensor(np.stack([train[s: s + P] for s in starts]).astype(np.int64))  # (N, P)
-        for i in range(0, len(prompts), 256):
+    V = target.config.vocab_size
+    tables: dict[int, NgramTableDrafter] = {}
+    P, n = cfg.prompt_tokens, min(cfg.new_tokens, seq_len - cfg.prompt_tokens)
+    rng = np.random.default_rng(seed)
+    starts = rng.integers(0, len(train) - P, sizes[-1])
+    done = 0
+    for size in sizes:
+        windows = [train[s: s + P] for s in starts[done:size]]  # the windows new at this size
+        prompts = torch.as_tensor(np.stack(windows).astype(np.int64)) if windows else None  # (N, P)
+        for i in range(0, 0 if prompts is None else len(prompts), 256):
             rows = prompts[i: i + 256]  # (b, P)
             seqs = torch.cat([rows, greedy_batched(target, rows, n).tokens], dim=1)  # (b, P + n)
             for row in seqs.tolist():
                 # position j votes for row[j + 1]; the prompt's own positions do not vote
                 count_votes(row[:-1], row[1:], cfg.table_order, counts, first=P - 1)
-    return NgramTableDrafter.from_votes(counts, cfg.table_order, cfg.table_min_confidence,
-                                        target.config.vocab_size)
+        done = size
+        tables[size] = NgramTableDrafter.from_votes(counts, cfg.table_order, cfg.table_min_confidence, V)
+    return tables
 
 
-def lookup_drafts(target: MiniFormer, train: np.ndarray, cfg: SpeculativeConfig) -> list[Draft]:
+def lookup_drafts(cfg: SpeculativeConfig, table: NgramTableDrafter | None,
+                  build_s: float = 0.0) -> list[Draft]:
     """The model-free drafts: ``context`` (prompt lookup), ``table`` (distilled n-grams) and
-    their chain ``context-table``, as enabled."""
+    their chain ``context-table``, as enabled (``table`` is None when ``table_draft`` is off)."""
     drafts = []
     nan = float("nan")
     context = ContextDrafter(cfg.max_ngram, cfg.min_ngram)
     if cfg.context_draft:
         drafts.append(Draft("context", context, None, 0, nan, 0.0))
-    if cfg.table_draft:
-        start = time.perf_counter()
-        table = distilled_table(target, train, cfg)
-        build_s = time.perf_counter() - start
+    if table is not None:
         drafts.append(Draft("table", table, None, len(table), nan, build_s))
         if cfg.context_draft:
             drafts.append(Draft("context-table", ChainDrafter(context, table), None, len(table), nan,
@@ -542,16 +594,16 @@ def greedy_sweep(target: MiniFormer, drafts: Sequence[Draft], prompts: Sequence[
 
 
 def temperature_curves(target: MiniFormer, draft: Drafter, prompts: Sequence[list[int]],
-                       cfg: SpeculativeConfig) -> dict[float, tuple[SpecStats, float]]:
-    """Per temperature: the acceptance stats of speculative sampling and its speedup over
-    plain sampling with the KV cache (best of ``repeats``)."""
+                       cfg: SpeculativeConfig, seed: int) -> dict[float, tuple[SpecStats, float]]:
+    """Per temperature: the acceptance stats of speculative sampling (``seed``: deterministic)
+    and its speedup over plain sampling with the KV cache (best of ``repeats``)."""
     out = {}
     g, n = cfg.curve_gamma, cfg.new_tokens
     for t in cfg.temperatures:
         holder: list[SpecStats] = []
 
         def spec(t: float = t) -> None:
-            gen = torch.Generator().manual_seed(cfg.seed)
+            gen = torch.Generator().manual_seed(seed)
             stats = SpecStats(g)
             for p in prompts:
                 s = SpecStats(g)
@@ -560,7 +612,7 @@ def temperature_curves(target: MiniFormer, draft: Drafter, prompts: Sequence[lis
             holder.append(stats)
 
         def plain(t: float = t) -> None:
-            gen = torch.Generator().manual_seed(cfg.seed)
+            gen = torch.Generator().manual_seed(seed)
             for p in prompts:
                 autoregressive(target, p, n, t, gen)
 
@@ -570,6 +622,105 @@ def temperature_curves(target: MiniFormer, draft: Drafter, prompts: Sequence[lis
             base_s = min(base_s, best_of(plain, 1)[1])
         out[t] = (holder[-1], base_s / spec_s)
     return out
+
+
+@dataclass
+class StatsRow:
+    """One (draft, gamma) greedy run over the held-out prompts, untimed: what is deterministic."""
+
+    draft: str
+    gamma: int
+    identical: int  # prompts whose output equals the target's greedy output
+    stats: SpecStats
+    lookup: bool = False
+
+
+def heldout_stats(target: MiniFormer, drafts: Sequence[Draft], prompts: Sequence[list[int]],
+                  cfg: SpeculativeConfig) -> list[StatsRow]:
+    """Greedy speculative decoding of every draft and gamma on ``prompts``, compared with the
+    target's greedy output; acceptance statistics only (no clock)."""
+    n = cfg.new_tokens
+    reference = [greedy_cached(target, p, n) for p in prompts]
+    rows = []
+    for d in drafts:
+        for g in (cfg.lookup_gammas if d.lookup else cfg.gammas):
+            stats, same = SpecStats(g), 0
+            for p, ref in zip(prompts, reference):
+                s = SpecStats(g)
+                same += speculative_generate(target, d.drafter, p, n, g, stats=s) == ref
+                stats.merge(s)
+            rows.append(StatsRow(d.name, g, same, stats, d.lookup))
+    return rows
+
+
+@dataclass(frozen=True)
+class HeldoutSpeed:
+    """A tuned (draft, gamma) timed on every held-out prompt at one temperature.
+
+    ``baseline_s[i]`` and ``speculative_s[i]`` are prompt ``i``'s median seconds over
+    interleaved rounds of plain KV-cached decoding and speculative decoding.
+    """
+
+    family: str  # "model" or "lookup"
+    draft: str
+    gamma: int
+    temperature: float
+    baseline_s: list[float]
+    speculative_s: list[float]
+
+    @property
+    def speedups(self) -> list[float]:
+        return [b / s for b, s in zip(self.baseline_s, self.speculative_s)]
+
+
+def heldout_speed(target: MiniFormer, draft: Draft, family: str, gamma: int,
+                  prompts: Sequence[list[int]], temperature: float, cfg: SpeculativeConfig) -> HeldoutSpeed:
+    """Per held-out prompt: ``heldout_rounds`` interleaved rounds of plain decoding (greedy:
+    :func:`greedy_cached`; sampling: :func:`autoregressive`) and speculative decoding with
+    ``draft`` at ``gamma``; each arm draws from its own generator seeded with ``heldout_seed``
+    and the prompt's index."""
+    n, base_s, spec_s = cfg.new_tokens, [], []
+    for i, p in enumerate(prompts):
+        seed = cfg.heldout_seed * 100_003 + i
+
+        def plain(p: list[int] = p, seed: int = seed) -> None:
+            if temperature == 0:
+                greedy_cached(target, p, n)
+            else:
+                autoregressive(target, p, n, temperature, torch.Generator().manual_seed(seed))
+
+        def spec(p: list[int] = p, seed: int = seed) -> None:
+            speculative_generate(target, draft.drafter, p, n, gamma, temperature,
+                                 torch.Generator().manual_seed(seed))
+
+        times = interleaved_rounds({"plain": plain, "speculative": spec}, cfg.heldout_rounds)
+        base_s.append(float(np.median(times["plain"])))
+        spec_s.append(float(np.median(times["speculative"])))
+    return HeldoutSpeed(family, draft.name, gamma, temperature, base_s, spec_s)
+
+
+def tuned_choice(rows: Sequence[SweepRow], lookup: bool) -> SweepRow | None:
+    """The fastest (draft, gamma) of one family on the tuning prompts (None if it has none)."""
+    mine = [r for r in rows if r.lookup == lookup]
+    return _best(mine) if mine else None
+
+
+def choose_table_size(target: MiniFormer, tables: dict[int, NgramTableDrafter],
+                      prompts: Sequence[list[int]], cfg: SpeculativeConfig) -> tuple[int, dict[int, float]]:
+    """The table size with the most greedy tokens per target call on ``prompts`` (the tuning
+    prompts) at the longest lookup gamma; ties go to the smaller table. Deterministic: the
+    table costs next to nothing per lookup whatever its size, so acceptance decides."""
+    g = max(cfg.lookup_gammas)
+    per_call = {}
+    for size, table in tables.items():
+        stats = SpecStats(g)
+        for p in prompts:
+            s = SpecStats(g)
+            speculative_generate(target, table, p, cfg.new_tokens, g, stats=s)
+            stats.merge(s)
+        per_call[size] = stats.tokens_per_call
+    best = max(per_call, key=lambda k: (per_call[k], -k))
+    return best, per_call
 
 
 @torch.no_grad()
@@ -638,27 +789,58 @@ def _best(rows: Sequence[SweepRow]) -> SweepRow:
     return max(rows, key=lambda r: r.speedup)
 
 
-def correctness_item(rows: Sequence[SweepRow], exact: dict[str, dict[str, float]],
-                     cfg: SpeculativeConfig, n_prompts: int) -> ItemResult:
-    """speculative-decoding/1: greedy identity, distribution exactness, the best speedup.
+def _heldout_findings(speeds: Sequence[HeldoutSpeed], best_family: str | None,
+                      cfg: SpeculativeConfig) -> tuple[list[Finding], dict[str, float], str]:
+    """The timed findings of the held-out speeds, their timings and a per-prompt table."""
+    bounds = {"model": cfg.checks.min_heldout_speedup_model,
+              "lookup": cfg.checks.min_heldout_speedup_lookup}
+    findings, timings, lines = [], {}, []
+    for h in speeds:
+        mode = "greedy" if h.temperature == 0 else f"sampling at T={h.temperature:g}"
+        key = f"heldout.{h.family}.T{h.temperature:g}"
+        f = Finding.timing_ratio(
+            f"held out: speculative decoding with the tuned {h.family} draft ({h.draft}, gamma "
+            f"{h.gamma}, both chosen on the tuning prompts) beats plain KV-cached {mode} (median over "
+            f"{len(h.speedups)} held-out prompts of the per-prompt time ratio, each prompt the median "
+            f"of {cfg.heldout_rounds} interleaved rounds; a draft the target always rejects fails)",
+            f"{key}.speedup", h.baseline_s, h.speculative_s, bounds[h.family])
+        findings.append(f)
+        timings |= {f"{key}.speedup": f.value, f"{key}.se": f.se, f"{key}.gamma": h.gamma,
+                    f"{key}.min": min(h.speedups), f"{key}.max": max(h.speedups)}
+        lines.append(f"{key}: {h.draft} gamma {h.gamma}: median {f.value:.2f}x (SE {f.se:.2f}, n "
+                     f"{f.n}); per prompt " + " ".join(f"{x:.2f}" for x in h.speedups))
+        if h.family == best_family and h.temperature == 0:
+            findings.append(Finding.timing_ratio(
+                f"held out: the tuned best setting ({h.draft}, gamma {h.gamma}) speeds up greedy "
+                f"decoding >= {cfg.min_speedup:g}x (min_speedup in params; median over held-out "
+                "prompts)", "heldout.best.T0.speedup", h.baseline_s, h.speculative_s, cfg.min_speedup))
+    return findings, timings, "\n".join(lines)
+
+
+def correctness_item(tuning: Sequence[SweepRow], heldout: Sequence[StatsRow],
+                     exact: dict[str, dict[str, float]], speeds: Sequence[HeldoutSpeed],
+                     table_choice: tuple[int, dict[int, float]], cfg: SpeculativeConfig) -> ItemResult:
+    """speculative-decoding/1: greedy identity, distribution exactness, held-out speedups.
 
     ``exact`` maps a draft name to its :func:`exactness_check` result (a model draft and a
-    deterministic lookup draft: the rule must be exact for both kinds of ``q``).
+    deterministic lookup draft: the rule must be exact for both kinds of ``q``). ``speeds`` are
+    the tuned drafts of each family timed on the held-out prompts.
     """
-    runs = len(rows) * n_prompts
-    mismatches = runs - sum(r.identical for r in rows)
-    best = _best(rows)
-    metrics = {
-        "greedy_runs": runs,
-        "greedy_runs_different": mismatches,
-        "best_speedup": best.speedup,
-        "best_gamma": best.gamma,
-        "best_acceptance_rate": best.stats.acceptance_rate,
-        "best_tokens_per_call": best.stats.tokens_per_call,
-        "best_drafted_per_call": best.mean_proposed,
-    }
-    text = (f"greedy: {runs} runs (drafts x gammas x prompts), {mismatches} differ from the "
-            f"target's greedy output\n")
+    runs = (len(tuning) * cfg.tuning_prompts) + (len(heldout) * cfg.heldout_prompts)
+    mismatches = runs - sum(r.identical for r in tuning) - sum(r.identical for r in heldout)
+    chosen, per_call = table_choice
+    metrics: dict[str, float] = {"greedy_runs": runs, "greedy_runs_different": mismatches,
+                                 "tuning_prompts": cfg.tuning_prompts,
+                                 "heldout_prompts": cfg.heldout_prompts}
+    if cfg.table_draft:
+        metrics["table.generations_chosen"] = chosen
+        metrics |= {f"table.tuning_tokens_per_call.g{k}": v for k, v in per_call.items()}
+    text = (f"greedy: {runs} runs (drafts x gammas x tuning and held-out prompts), {mismatches} differ "
+            f"from the target's greedy output\n")
+    if cfg.table_draft:
+        text += ("table size (generations voting) chosen on the tuning prompts: " + ", ".join(
+            f"{k}: {v:.2f} tokens/call" for k, v in per_call.items()) + f" -> {chosen}; the held-out "
+            f"table is rebuilt at that size from windows drawn with seed {cfg.heldout_seed}\n")
     findings = [
         Finding.at_most("greedy speculative decoding reproduces the target's greedy output "
                         "token for token, for every draft, gamma and prompt (runs that differ)",
@@ -680,24 +862,27 @@ def correctness_item(rows: Sequence[SweepRow], exact: dict[str, dict[str, float]
                              f"from the target's than the bound", f"exact.{name}.tv_draft_vs_target",
                              ex["tv_draft_vs_target"], ex["tv_bound"]),
         ]
-    text += (f"best setting: draft {best.draft}, gamma {best.gamma}: {best.speedup:.2f}x wall clock "
-             f"({best.baseline_s:.3f} s -> {best.seconds:.3f} s, acceptance "
-             f"{best.stats.acceptance_rate:.3f}, {best.stats.tokens_per_call:.2f} tokens and "
-             f"{best.mean_proposed:.2f} drafted per target call, cost ratio {best.c:.4f}, "
-             f"verification {best.verify_ratio:.2f} one-token forwards)\n")
-    findings.append(Finding.at_least(f"wall-clock speedup over KV-cached greedy decoding at the best "
-                                     f"setting >= {cfg.min_speedup:g}x (min_speedup in params)",
-                                     "best_speedup", best.speedup, cfg.min_speedup))
-    return ItemResult(item=ITEM["correctness"], metrics=metrics, texts={"correctness.txt": text},
-                      findings=findings)
+    best = _best(tuning)
+    best_family = "lookup" if best.lookup else "model"
+    timed, timings, table = _heldout_findings(speeds, best_family, cfg)
+    timings |= {"tuning.best_speedup": best.speedup, "tuning.best_gamma": best.gamma}
+    text += (f"tuning prompts: best setting {best.draft}, gamma {best.gamma}: {best.speedup:.2f}x "
+             f"(acceptance {best.stats.acceptance_rate:.3f}, {best.stats.tokens_per_call:.2f} tokens "
+             f"per target call)\nheld-out prompts (seed {cfg.heldout_seed}), the tuned draft of each "
+             f"family:\n{table}\n")
+    return ItemResult(item=ITEM["correctness"], metrics=metrics, timings=timings,
+                      texts={"correctness.txt": text}, findings=findings + timed)
 
 
-def acceptance_item(rows: Sequence[SweepRow], curves: dict[float, tuple[SpecStats, float]],
-                    curve_draft: str, cfg: SpeculativeConfig) -> ItemResult:
-    """speculative-decoding/2: acceptance by position and temperature; speedup vs gamma; formula."""
+def acceptance_item(tuning: Sequence[SweepRow], heldout: Sequence[StatsRow],
+                    curves: dict[float, tuple[SpecStats, float]], curve_draft: str,
+                    cfg: SpeculativeConfig) -> ItemResult:
+    """speculative-decoding/2: acceptance by position and temperature (held out), speedup vs
+    gamma and the formula (tuning prompts, timed)."""
     from matplotlib.figure import Figure
 
     metrics: dict[str, float] = {}
+    timings: dict[str, float] = {}
     series: dict[str, list[tuple[int, float]]] = {}
     fig = Figure(figsize=(11, 3.8), layout="constrained")
     ax1, ax2, ax3 = fig.subplots(1, 3)
@@ -706,25 +891,27 @@ def acceptance_item(rows: Sequence[SweepRow], curves: dict[float, tuple[SpecStat
         ax1.plot(range(1, len(by_pos) + 1), by_pos, "o-", label=f"T={t:g} (a={stats.acceptance_rate:.2f})")
         metrics[f"T{t:g}.acceptance_rate"] = stats.acceptance_rate
         metrics[f"T{t:g}.tokens_per_call"] = stats.tokens_per_call
-        metrics[f"T{t:g}.speedup"] = speed
+        timings[f"T{t:g}.speedup"] = speed
         for i, (v, r) in enumerate(zip(by_pos, stats.reached())):
             metrics[f"T{t:g}.judged.pos{i + 1}"] = r  # how many calls the rate at i rests on
             if not math.isnan(v):
                 metrics[f"T{t:g}.acceptance.pos{i + 1}"] = v
         series[f"acceptance_T{t:g}"] = [(i + 1, v) for i, v in enumerate(by_pos) if not math.isnan(v)]
     ax1.set(xlabel="position in the draft block", ylabel="P(accept | earlier accepted)",
-            title=f"Acceptance by position ({curve_draft}, gamma={cfg.curve_gamma})", ylim=(0, 1.02))
+            title=f"Acceptance by position ({curve_draft}, gamma={cfg.curve_gamma}, held out)",
+            ylim=(0, 1.02))
     ax1.legend(fontsize=8)
-    names = list(dict.fromkeys(r.draft for r in rows))
+    for r in heldout:  # deterministic: greedy acceptance on the held-out prompts
+        metrics[f"{r.draft}.g{r.gamma}.acceptance_rate"] = r.stats.acceptance_rate
+        metrics[f"{r.draft}.g{r.gamma}.tokens_per_call"] = r.stats.tokens_per_call
+    names = list(dict.fromkeys(r.draft for r in tuning))
     errors, errors_paper, errors_lookup = [], [], []
     for name in names:
-        rs = [r for r in rows if r.draft == name]
+        rs = [r for r in tuning if r.draft == name]
         ax2.plot([r.gamma for r in rs], [r.speedup for r in rs], "o-", label=name)
         for r in rs:
-            metrics[f"{name}.g{r.gamma}.speedup"] = r.speedup
-            metrics[f"{name}.g{r.gamma}.predicted"] = r.predicted
-            metrics[f"{name}.g{r.gamma}.acceptance_rate"] = r.stats.acceptance_rate
-            metrics[f"{name}.g{r.gamma}.tokens_per_call"] = r.stats.tokens_per_call
+            timings[f"{name}.g{r.gamma}.speedup"] = r.speedup
+            timings[f"{name}.g{r.gamma}.predicted"] = r.predicted
             # the formula's i.i.d. acceptance fits model drafts; a lookup draft's acceptance is
             # bursty (a copied loop is accepted whole), so its error is reported, not judged
             if r.lookup:
@@ -732,30 +919,31 @@ def acceptance_item(rows: Sequence[SweepRow], curves: dict[float, tuple[SpecStat
             else:
                 errors.append(abs(r.predicted - r.speedup) / r.speedup)
                 errors_paper.append(abs(r.predicted_paper - r.speedup) / r.speedup)
-        series[f"speedup_{name}"] = [(r.gamma, r.speedup) for r in rs]
         ax3.scatter([r.predicted for r in rs], [r.speedup for r in rs], label=name, s=18)
     ax2.axhline(1.0, c="grey", lw=0.8)
     ax2.axhline(cfg.min_speedup, c="grey", ls="--", lw=0.8, label=f"target {cfg.min_speedup:g}x")
     ax2.set(xlabel="gamma (drafted tokens per call)", ylabel="speedup vs cached greedy",
-            title="Greedy speedup vs gamma")
+            title="Greedy speedup vs gamma (tuning prompts)")
     ax2.legend(fontsize=8)
-    hi = max([r.speedup for r in rows] + [r.predicted for r in rows]) * 1.1
+    hi = max([r.speedup for r in tuning] + [r.predicted for r in tuning]) * 1.1
     ax3.plot([0, hi], [0, hi], c="grey", lw=0.8)
     ax3.set(xlabel="formula (measured a, c, verify cost)", ylabel="measured speedup",
             title="Measured vs expected speedup")
     ax3.legend(fontsize=8)
-    metrics["formula_mean_rel_error"] = float(np.mean(errors)) if errors else float("nan")
-    metrics["formula_paper_mean_rel_error"] = float(np.mean(errors_paper)) if errors else float("nan")
+    timings["formula_mean_rel_error"] = float(np.mean(errors)) if errors else float("nan")
+    timings["formula_paper_mean_rel_error"] = float(np.mean(errors_paper)) if errors else float("nan")
     if errors_lookup:
-        metrics["formula_lookup_mean_rel_error"] = float(np.mean(errors_lookup))
-    table = ("draft          gamma  a      drafted/call  tok/call  c       verify  measured  formula  "
-             "paper-formula\n" + "\n".join(
+        timings["formula_lookup_mean_rel_error"] = float(np.mean(errors_lookup))
+    table = ("tuning prompts\ndraft          gamma  a      drafted/call  tok/call  c       verify  "
+             "measured  formula  paper-formula\n" + "\n".join(
                  f"{r.draft:14s} {r.gamma:5d}  {r.stats.acceptance_rate:.3f}  {r.mean_proposed:12.2f}  "
                  f"{r.stats.tokens_per_call:8.2f}  {r.c:.4f}  {r.verify_ratio:6.2f}  {r.speedup:8.2f}  "
-                 f"{r.predicted:7.2f}  {r.predicted_paper:13.2f}" for r in rows))
+                 f"{r.predicted:7.2f}  {r.predicted_paper:13.2f}" for r in tuning))
     table += ("\n(formula: Leviathan et al.'s with the measured a, c, mean drafted block and mean "
               "verification cost; judged on the model drafts only, whose acceptance is closer to "
-              "i.i.d.)")
+              "i.i.d.)\n\nheld-out prompts (greedy, untimed)\ndraft          gamma  a      tok/call\n"
+              + "\n".join(f"{r.draft:14s} {r.gamma:5d}  {r.stats.acceptance_rate:.3f}  "
+                          f"{r.stats.tokens_per_call:8.2f}" for r in heldout))
     hot_t = max(curves)
     hot = curves[hot_t][0]
     metrics[f"T{hot_t:g}.mean_beta"] = float(np.mean(hot.beta)) if hot.beta else float("nan")
@@ -764,11 +952,13 @@ def acceptance_item(rows: Sequence[SweepRow], curves: dict[float, tuple[SpecStat
     if errors:
         findings.append(Finding.at_most(
             "Leviathan et al.'s expected speedup, with the measured acceptance rate, cost ratio and "
-            "verification cost, predicts the measured speedups of the model drafts (mean relative "
-            "error)", "formula_mean_rel_error", metrics["formula_mean_rel_error"], cfg.formula_tol))
+            "verification cost, predicts the measured speedups of the model drafts on the tuning "
+            "prompts (mean relative error)", "formula_mean_rel_error",
+            timings["formula_mean_rel_error"], cfg.formula_tol).as_timed())
     return ItemResult(
         item=ITEM["acceptance"],
         metrics=metrics,
+        timings=timings,
         series=series,
         figures={"acceptance_speedup.png": fig},
         texts={"sweep.txt": table + "\n"},
@@ -784,40 +974,43 @@ def acceptance_item(rows: Sequence[SweepRow], curves: dict[float, tuple[SpecStat
     )
 
 
-def draft_size_item(rows: Sequence[SweepRow], drafts: Sequence[Draft], target_val_loss: float,
-                    costs: dict[str, float], checks: SpeculativeChecks) -> ItemResult:
-    """speculative-decoding/3: per draft: val loss, acceptance, cost ratio, best speedup.
+def draft_size_item(tuning: Sequence[SweepRow], heldout: Sequence[StatsRow], drafts: Sequence[Draft],
+                    target_val_loss: float, costs: dict[str, float],
+                    checks: SpeculativeChecks) -> ItemResult:
+    """speculative-decoding/3: per draft: val loss, acceptance (held out), cost ratio and best
+    speedup (tuning prompts, timed).
 
     The model drafts (bigram, mini-formers) are the size ablation: quality -> acceptance, size
     -> cost. The lookup drafts (context, table, context-table) have no distribution (no val
     loss, no KL) and next to no cost; they are listed with their table sizes.
 
-    A draft's acceptance rate here is pooled over all its gammas (accepted / judged over every
-    call of the sweep): deterministic, unlike the rate at the fastest gamma, which timing noise
-    picks.
+    A draft's acceptance rate here is pooled over all its gammas on the held-out prompts
+    (accepted / judged over every call): deterministic, unlike the rate at the fastest gamma,
+    which timing noise picks.
     """
     from matplotlib.figure import Figure
 
     metrics: dict[str, float] = {"target.val_loss": target_val_loss}
+    timings: dict[str, float] = {}
     per = []
-    acc: dict[str, float] = {}  # draft -> acceptance rate pooled over its gammas
+    acc: dict[str, float] = {}  # draft -> held-out acceptance rate pooled over its gammas
     for d in drafts:
-        mine = [r for r in rows if r.draft == d.name]
-        best = _best(mine)
+        best = _best([r for r in tuning if r.draft == d.name])
         per.append((d, best))
+        mine = [r for r in heldout if r.draft == d.name]
         pooled = SpecStats(max(r.gamma for r in mine))
         for r in mine:
             pooled.merge(r.stats)
         acc[d.name] = pooled.acceptance_rate
         metrics.update({f"{d.name}.val_loss": d.val_loss, f"{d.name}.params": d.params,
                         f"{d.name}.kl_to_target": d.kl_to_target,
-                        f"{d.name}.acceptance_rate": acc[d.name],
-                        f"{d.name}.best_gamma_acceptance_rate": best.stats.acceptance_rate,
+                        f"{d.name}.acceptance_rate": acc[d.name]})
+        timings.update({f"{d.name}.best_gamma_acceptance_rate": best.stats.acceptance_rate,
                         f"{d.name}.cost_ratio": best.c, f"{d.name}.best_speedup": best.speedup,
                         f"{d.name}.best_gamma": best.gamma})
     d_best, r_best = max(per, key=lambda x: x[1].speedup)
-    metrics["best_draft_speedup"] = r_best.speedup
-    metrics["best_draft_cost_ratio"] = r_best.c
+    timings["best_draft_speedup"] = r_best.speedup
+    timings["best_draft_cost_ratio"] = r_best.c
     models = [(d, r) for d, r in per if not d.lookup]
     neural = [(d, r) for d, r in models if d.name != "bigram"]
     # quality -> acceptance: every model draft (bigram included); size -> cost: the mini-formers
@@ -826,7 +1019,7 @@ def draft_size_item(rows: Sequence[SweepRow], drafts: Sequence[Draft], target_va
                                                       [acc[d.name] for d, _ in models], ties="ordinal")
     metrics["spearman_agreement_acceptance"] = spearman([-d.kl_to_target for d, _ in models],
                                                         [acc[d.name] for d, _ in models], ties="ordinal")
-    metrics["spearman_size_cost"] = spearman([d.params for d, _ in neural], [r.c for _, r in neural],
+    timings["spearman_size_cost"] = spearman([d.params for d, _ in neural], [r.c for _, r in neural],
                                              ties="ordinal")
 
     fig = Figure(figsize=(11, 3.8), layout="constrained")
@@ -837,47 +1030,52 @@ def draft_size_item(rows: Sequence[SweepRow], drafts: Sequence[Draft], target_va
         ax1.annotate(f"{d.name} (g={r.gamma})", (r.c, r.speedup), fontsize=8, xytext=(3, 3),
                      textcoords="offset points")
     ax1.axhline(1.0, c="grey", lw=0.8)
-    ax1.set(xlabel="draft cost / target cost (c)", ylabel="best speedup over gamma",
+    ax1.set(xlabel="draft cost / target cost (c)", ylabel="best speedup over gamma (tuning)",
             title="Speedup vs draft size (cost)")
     ax2.plot([d.val_loss for d, _ in models], [acc[d.name] for d, _ in models], "o")
     for d, _ in models:
         ax2.annotate(d.name, (d.val_loss, acc[d.name]), fontsize=8, xytext=(3, 3),
                      textcoords="offset points")
     ax2.axvline(target_val_loss, c="grey", ls="--", lw=0.8, label="target val loss")
-    ax2.set(xlabel="draft val loss (nats/token)", ylabel="greedy acceptance rate a",
+    ax2.set(xlabel="draft val loss (nats/token)", ylabel="greedy acceptance rate a (held out)",
             title="Draft quality vs acceptance")
     ax2.legend(fontsize=8)
     ax3.plot([d.kl_to_target for d, _ in models], [acc[d.name] for d, _ in models], "o")
     for d, _ in models:
         ax3.annotate(d.name, (d.kl_to_target, acc[d.name]), fontsize=8, xytext=(3, 3),
                      textcoords="offset points")
-    ax3.set(xlabel="KL(target || draft) on val (nats/token)", ylabel="greedy acceptance rate a",
+    ax3.set(xlabel="KL(target || draft) on val (nats/token)", ylabel="greedy acceptance rate a (held out)",
             title="Agreement with the target vs acceptance")
     table = ("draft          params/entries  val_loss  KL(p||q)  a      c       best_g  speedup  "
              "train_s\n" + "\n".join(
                  f"{d.name:14s} {d.params:14d}  {d.val_loss:7.3f}  {d.kl_to_target:8.3f}  "
                  f"{acc[d.name]:.3f}  {r.c:.4f}  "
                  f"{r.gamma:6d}  {r.speedup:7.2f}  {d.train_s:7.1f}" for d, r in per))
-    table += "\n(a: greedy acceptance pooled over every gamma of the sweep)"
+    table += ("\n(a: greedy acceptance on the held-out prompts pooled over every gamma; c, best_g, "
+              "speedup: tuning prompts)")
     table += (f"\ntarget val loss {target_val_loss:.3f}; target forward {costs['target.1'] * 1e3:.3f} ms"
               f"\nbest trade-off: {d_best.name} at gamma {r_best.gamma}: {r_best.speedup:.2f}x\n")
     return ItemResult(
         item=ITEM["size"],
         metrics=metrics,
+        timings=timings,
         figures={"draft_size.png": fig},
         texts={"draft_size.txt": table},
         findings=[
-            Finding.at_least("a better model draft (lower val loss) is accepted more often "
-                             "(Spearman rank correlation of -val loss with acceptance)",
-                             "spearman_quality_acceptance", metrics["spearman_quality_acceptance"],
+            Finding.at_least("a better model draft (lower val loss) is accepted more often on the "
+                             "held-out prompts (Spearman rank correlation of -val loss with "
+                             "acceptance)", "spearman_quality_acceptance",
+                             metrics["spearman_quality_acceptance"],
                              checks.min_quality_acceptance_spearman),
             Finding.at_least("a model draft closer to the target (lower KL(p_target || q_draft) on val) "
-                             "is accepted more often (Spearman rank correlation of -KL with "
-                             "acceptance)", "spearman_agreement_acceptance",
+                             "is accepted more often on the held-out prompts (Spearman rank "
+                             "correlation of -KL with acceptance)", "spearman_agreement_acceptance",
                              metrics["spearman_agreement_acceptance"],
                              checks.min_agreement_acceptance_spearman),
-            Finding.at_least("the best draft/gamma pair decodes faster than the target alone",
-                             "best_draft_speedup", r_best.speedup, checks.min_best_draft_speedup),
+            Finding.at_least(f"the best draft/gamma pair decodes >= {checks.min_best_draft_speedup:g}x "
+                             "faster than the target alone on the tuning prompts (a tie fails)",
+                             "best_draft_speedup", r_best.speedup,
+                             checks.min_best_draft_speedup).as_timed(),
         ],
     )
 
@@ -887,9 +1085,9 @@ def _exactness_on_some_prompt(target: MiniFormer, drafter: Drafter, prompts: Seq
     """:func:`exactness_check` after the first prompt the drafter proposes something for."""
     for p in prompts:
         drafter.start(p)
-        if drafter.propose(p, 1, cfg.exact_temperature, torch.Generator().manual_seed(cfg.seed))[0]:
+        if drafter.propose(p, 1, cfg.exact_temperature, torch.Generator().manual_seed(cfg.heldout_seed))[0]:
             return exactness_check(target, drafter, p, cfg.exact_temperature, cfg.exact_samples,
-                                   cfg.exact_bins, cfg.seed, cfg.checks.tv_false_alarm)
+                                   cfg.exact_bins, cfg.heldout_seed, cfg.checks.tv_false_alarm)
     raise ValueError("the drafter proposes nothing after any prompt: no exactness check")
 
 
@@ -908,37 +1106,84 @@ class Inputs:
     val: np.ndarray
 
 
+def prompt_sets(val: np.ndarray, cfg: SpeculativeConfig) -> tuple[list[list[int]], list[list[int]]]:
+    """``(tuning, held-out)`` prompts: windows of ``prompt_tokens`` spread evenly over the first
+    and the second half of the val stream (disjoint)."""
+    half = len(val) // 2
+
+    def spread(part: np.ndarray, n: int) -> list[list[int]]:
+        step = (len(part) - cfg.prompt_tokens) // n
+        return [np.asarray(part[i * step: i * step + cfg.prompt_tokens]).tolist() for i in range(n)]
+
+    return spread(val[:half], cfg.tuning_prompts), spread(val[half:], cfg.heldout_prompts)
+
+
 def run(cfg: SpeculativeConfig, inputs: Inputs) -> list[ItemResult]:
-    """Train the drafts, run every measurement and return the three items' results."""
+    """Train the drafts, tune on the tuning prompts, measure on the held-out ones; three items."""
     target, train, val = inputs.target, inputs.train, inputs.val
-    need = cfg.prompt_tokens * cfg.n_prompts
+    need = 2 * cfg.prompt_tokens * max(cfg.tuning_prompts, cfg.heldout_prompts)
     if len(val) < need:
-        raise ValueError(f"the val stream has {len(val)} tokens, fewer than n_prompts x "
-                         f"prompt_tokens = {need}")
+        raise ValueError(f"the val stream has {len(val)} tokens, fewer than 2 x prompt_tokens x "
+                         f"max(tuning_prompts, heldout_prompts) = {need}")
+    tuning_prompts, heldout_prompts = prompt_sets(val, cfg)
     with torch_threads(cfg.num_threads):
         target.eval()
-        drafts = train_drafts(target, train, val, cfg) + lookup_drafts(target, train, cfg)
+        models = train_drafts(target, train, val, cfg)
+        table_choice: tuple[int, dict[int, float]] = (0, {})
+        tuning_table = heldout_table = None
+        build_s = 0.0
+        if cfg.table_draft:
+            start = time.perf_counter()
+            tables = distilled_tables(target, train, cfg, cfg.seed)
+            build_s = time.perf_counter() - start
+            table_choice = choose_table_size(target, tables, tuning_prompts, cfg)
+            tuning_table = tables[table_choice[0]]
+            # fresh seed for the held-out measurement: the same size, other generated windows
+            heldout_table = distilled_tables(target, train, cfg, cfg.heldout_seed, [table_choice[0]])[
+                table_choice[0]]
+        tuning_drafts = models + lookup_drafts(cfg, tuning_table, build_s)
+        heldout_drafts = models + lookup_drafts(cfg, heldout_table, build_s)
         seq_len = min(cfg.seq_len, target.config.max_seq_len)
         val_data = TokenBatcher(torch.as_tensor(np.asarray(val, dtype=np.int64)), seq_len,
                                 mode="sequential")
         target_loss = mean_loss(target, val_data, cfg.train.batch_size, cfg.val_batches)
-        step = (len(val) - cfg.prompt_tokens) // cfg.n_prompts
-        prompts = [np.asarray(val[i * step: i * step + cfg.prompt_tokens]).tolist()
-                   for i in range(cfg.n_prompts)]
         # the decoders' transposed weight copies are made once for all timed runs, as a server
         # holding the model would (each call would otherwise pay 2-3 ms making them, both sides)
-        with decode_layout(target, *(d.model for d in drafts if d.model is not None)):
-            rows, costs = greedy_sweep(target, drafts, prompts, cfg)
-            best_draft = next(d for d in drafts if d.name == _best(rows).draft)
-            curves = temperature_curves(target, best_draft.drafter, prompts, cfg)
+        with decode_layout(target, *(d.model for d in models)):
+            rows, costs = greedy_sweep(target, tuning_drafts, tuning_prompts, cfg)
+            held = heldout_stats(target, heldout_drafts, heldout_prompts, cfg)
+            # the acceptance curves' draft: the model draft accepted most often on the tuning
+            # prompts (deterministic: not picked by a clock), else the first lookup draft
+            model_rows = [r for r in rows if not r.lookup]
+            if model_rows:
+                pooled: dict[str, SpecStats] = {}
+                for r in model_rows:
+                    pooled.setdefault(r.draft, SpecStats(max(cfg.gammas))).merge(r.stats)
+                curve_name = max(pooled, key=lambda k: (pooled[k].acceptance_rate, k))
+            else:
+                curve_name = heldout_drafts[0].name
+            curve_draft = next(d for d in heldout_drafts if d.name == curve_name)
+            curves = temperature_curves(target, curve_draft.drafter, heldout_prompts, cfg,
+                                        cfg.heldout_seed)
+            by_name = {d.name: d for d in heldout_drafts}
+            speeds = []
+            for family, lookup in (("model", False), ("lookup", True)):
+                chosen = tuned_choice(rows, lookup)
+                if chosen is None:
+                    continue
+                for t in cfg.heldout_temperatures:
+                    speeds.append(heldout_speed(target, by_name[chosen.draft], family, chosen.gamma,
+                                                heldout_prompts, t, cfg))
         # the rule must be exact for a sampled q (a mini-former, else the bigram) and for a
         # one-hot q (the last lookup draft: context-table when both are on)
-        models = [d for d in drafts if not d.lookup]
-        checked = [next((d for d in models if d.name != "bigram"), models[0])] if models else []
-        checked += [d for d in drafts if d.lookup][-1:]
-        exact = {d.name: _exactness_on_some_prompt(target, d.drafter, prompts, cfg) for d in checked}
+        model_drafts = [d for d in heldout_drafts if not d.lookup]
+        checked = ([next((d for d in model_drafts if d.name != "bigram"), model_drafts[0])]
+                   if model_drafts else [])
+        checked += [d for d in heldout_drafts if d.lookup][-1:]
+        exact = {d.name: _exactness_on_some_prompt(target, d.drafter, heldout_prompts, cfg)
+                 for d in checked}
     return [
-        correctness_item(rows, exact, cfg, len(prompts)),
-        acceptance_item(rows, curves, best_draft.name, cfg),
-        draft_size_item(rows, drafts, target_loss, costs, cfg.checks),
+        correctness_item(rows, held, exact, speeds, table_choice, cfg),
+        acceptance_item(rows, held, curves, curve_name, cfg),
+        draft_size_item(rows, held, tuning_drafts, target_loss, costs, cfg.checks),
     ]
