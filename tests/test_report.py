@@ -1,39 +1,249 @@
+"""The report, the summary and the closing block, on a fabricated metrics folder."""
+
 import json
+import os
+import subprocess
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
 
 from nlpcurriculum import registry, report
+from nlpcurriculum.results import Finding
+
+TOK = "tokenization-and-embeddings/2"
+KV1, KV2 = "kv-cache/1", "kv-cache/2"
 
 
-def test_report_lists_every_item_and_embeds_results_offline(tmp_path):
+def _figure(path: Path, wide: bool = False) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    (tmp_path / "metrics").mkdir()
-    (tmp_path / "plots").mkdir()
-    fig, ax = plt.subplots()
-    ax.plot([1, 2])
-    fig.savefig(tmp_path / "plots" / "bpe.png")
-    (tmp_path / "metrics" / "x.json").write_text(json.dumps({"items": {
-        "tokenization-and-embeddings/2": {
-            "metrics": {"tokens_per_byte": 0.25},
-            "findings": [{"claim": "ids equal <tiktoken>", "metric": "mismatches", "value": 0.0,
-                          "passed": True, "threshold": 0.0, "kind": "invariant"},
-                         {"claim": "faster", "metric": "ratio", "value": 0.5, "passed": False},
-                         {"claim": "fewer tokens", "metric": "gain", "value": 0.125,
-                          "passed": True, "threshold": 0.05, "kind": "finding", "n": 5,
-                          "se": 0.0123}],
-            "figures": ["plots/bpe.png"],
-        }}}))
-    runs = {"tokenization-and-embeddings/2": {"run_id": "abc", "experiment_id": "7", "stage": "s"}}
-    views = report.collect(tmp_path, runs, "http://127.0.0.1:5000")
-    page = report.render(views)
+    fig, ax = plt.subplots(figsize=(12, 3) if wide else (5, 4))
+    ax.plot([1, 2, 3], [3, 1, 2])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def fabricate(root: Path) -> Path:
+    """A project folder as a smoke run leaves it: two stages' metrics, timings, plots, a page."""
+    (root / "metrics" / "timings").mkdir(parents=True)
+    (root / "params").mkdir()
+    (root / "params" / "pipeline.yaml").write_text(
+        "# params/pipeline.yaml with profile 'smoke' applied (profiles/smoke/pipeline.yaml)\n"
+        "ingest:\n  source: files\n  path: data/raw\n  pattern: '*.txt'\nreport:\n  title: x\n")
+    _figure(root / "plots" / "tokenizer_compare" / "bpe.png")
+    _figure(root / "plots" / "kv_cache" / "kv-cache-1_speedup.png", wide=True)
+    (root / "reports" / "kv_cache").mkdir(parents=True)
+    (root / "reports" / "kv_cache" / "cache_viz.html").write_text("<p>viz</p>")
+    checks = {
+        TOK: [Finding.invariant("ids equal <tiktoken>", "mismatches", 0, True, 0.0),
+              Finding.compare("fewer tokens than bytes", "gain", [0.3, 0.31, 0.29], margin=0.05)],
+        KV1: [Finding.at_most("cached output identical", "lengths_with_different_output", 1, 0,
+                              kind="invariant"),
+              Finding.compare("the cache wins per seed", "loss_gap", [1.25, 1.5, 1.25], [1.0, 1.0, 1.0],
+                              margin=0.5)],
+        KV2: [Finding.timing_ratio("a cached pass beats recomputing", "hit_pass_speedup",
+                                   [1.0, 1.0, 1.0], [0.99, 1.0, 1.01], 1.1)],
+    }
+    stages = {"tokenizer_compare": [TOK], "kv_cache": [KV1, KV2]}
+    for stage, items in stages.items():
+        record = {"stage": stage, "metrics": {"n": 1}, "items": {}}
+        timed = {"stage": stage, "host": {"cpu": "Test CPU 9000", "cores": 2, "torch_threads": 1},
+                 "timings": {"wall_time_s": 60.0 if stage == "kv_cache" else 30.5}, "items": {}}
+        for it in items:
+            figs = sorted(str(p.relative_to(root)) for p in (root / "plots" / stage).glob("*.png")
+                          if stage == "tokenizer_compare" or p.name.startswith(it.replace("/", "-")))
+            record["items"][it] = {"metrics": {"tokens_per_byte": 0.25},
+                                   "findings": [asdict(f) for f in checks[it] if not f.timed],
+                                   "figures": figs}
+            timed["items"][it] = {"timings": {"tokens_per_s": 1234.5},
+                                  "findings": [asdict(f) for f in checks[it] if f.timed]}
+        (root / "metrics" / f"{stage}.json").write_text(json.dumps(record))
+        (root / "metrics" / "timings" / f"{stage}.json").write_text(json.dumps(timed))
+    (root / "metrics" / "ingest.json").write_text(json.dumps(
+        {"stage": "ingest", "metrics": {"documents": 150, "chars": 778690}, "items": {}}))
+    (root / "metrics" / "report.json").write_text(json.dumps({"stage": "report", "items": {
+        KV1: {"findings": [{"claim": "the report's own file is not a result", "passed": False}]}}}))
+    return root
+
+
+RUNS = {KV1: {"run_id": "abc", "experiment_id": "7", "stage": "kv_cache"}}
+UI = "http://127.0.0.1:5000"
+
+
+def test_summary_counts_invariants_and_findings_timed_ones_included(tmp_path):
+    views = report.collect(fabricate(tmp_path), RUNS, UI)
+    assert report.summary(views) == {
+        "items": 3, "invariants": {"held": 1, "total": 2}, "findings": {"passed": 1, "failed": 2}}
+    metrics = report.section_metrics(views)
+    assert metrics["kv-cache.findings.failed"] == 2
+    assert metrics["kv-cache.invariants.total"] == 1
+    assert metrics["tokenization-and-embeddings.findings.passed"] == 1
+    assert metrics[f"{TOK}.gain"] == pytest.approx(0.3)  # the key figure: the first finding's value
+    assert metrics[f"{KV2}.hit_pass_speedup"] == pytest.approx(1.0)
+    assert not any(k.startswith("mixture-of-experts") for k in metrics)  # no results: no keys
+
+
+def test_closing_block_names_each_failure_its_claim_value_bound_and_where_to_look(tmp_path):
+    views = report.collect(fabricate(tmp_path), RUNS, UI)
+    block = report.summary_block(views, "reports/index.html")
+    lines = block.splitlines()
+    assert lines[1] == "3 items run: invariants 1/2 held, findings 1/3 passed, 2 failed"
+    assert "FAILED invariants (a bug, not a result): 1" in lines
+    assert "  kv-cache/1: cached output identical" in lines
+    assert any(line.startswith("    lengths_with_different_output = ") and "(bound 0)" in line
+               and line.endswith("-> reports/index.html#kv-cache/1") for line in lines)
+    assert f"    MLflow: {UI}/#/experiments/7/runs/abc" in lines
+    assert "FAILED findings: 2" in lines
+    gap = next(line for line in lines if line.startswith("    loss_gap = "))
+    assert gap.startswith("    loss_gap = 0.3333 (bound 0.5, n=3, SE 0.08333)")  # mean, margin, n, SE
+    assert "  kv-cache/2 [timed]: a cached pass beats recomputing" in lines
+    assert "fewer tokens than bytes" not in block  # passed: not listed
+    assert "the report's own file" not in block
+    not_run = block[block.index("not run ("):block.index("report: ")]
+    implemented = registry.counts()[registry.IMPLEMENTED]
+    assert not_run.startswith(f"not run ({implemented - 3} implemented items without results)")
+    assert " moe," in not_run and " kv_cache," in not_run  # kv-cache/3 has no results
+    assert max(len(line) for line in lines) <= 100
+
+
+def test_report_stage_prints_the_block_last_and_writes_the_summary(tmp_path, monkeypatch):
+    """The stage's main (MLflow stubbed): summary.json, report.json's section keys, the block."""
+    import importlib.util
+
+    from nlpcurriculum import tracking
+
+    root = fabricate(tmp_path)
+    monkeypatch.chdir(root)
+    published = {}
+    monkeypatch.setattr(tracking, "latest_runs_by_item", lambda titles: RUNS)
+    monkeypatch.setattr(tracking, "git_commit", lambda: "abc1234")
+
+    def fake_publish(name, params, metrics=None, **kw):
+        published.update(metrics)
+        print("published")
+
+    spec = importlib.util.spec_from_file_location("report_stage", Path(__file__).parents[1] / "stages/report.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "publish", fake_publish)
+    monkeypatch.setattr(module, "load_section", lambda name, cls: cls())
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        module.main()
+    printed = out.getvalue().splitlines()
+    assert printed[0] == "published" and printed[-2] == "report: reports/index.html"
+    assert "3 items run: invariants 1/2 held, findings 1/3 passed, 2 failed" in printed
+    summary = json.loads((root / "metrics" / "summary.json").read_text())
+    assert summary["findings"] == {"passed": 1, "failed": 2}
+    assert published["kv-cache.findings.failed"] == 2 and published["items.implemented"] > 0
+    page = (root / "reports" / "index.html").read_text()
+    assert "abc1234" in page
+
+
+def test_dvc_metrics_show_fits_a_terminal(tmp_path):
+    """``dvc metrics show`` on the summary, as DVC prints it: two lines of 104 columns."""
+    root = fabricate(tmp_path / "project")
+    views = report.collect(root, {}, UI)
+    (root / "metrics" / "summary.json").write_text(json.dumps(report.summary(views)))
+    (root / "dvc.yaml").write_text("stages: {}\nmetrics:\n  - metrics/summary.json\n")
+    dvc = str(Path(sys.executable).with_name("dvc"))
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "COLUMNS": "200"}
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run([dvc, "init", "-q"], cwd=root, check=True, env=env)
+    shown = subprocess.run([dvc, "metrics", "show"], cwd=root, check=True, env=env,
+                           capture_output=True, text=True).stdout
+    lines = shown.strip().splitlines()
+    assert lines[0].split() == ["Path", "findings.failed", "findings.passed", "invariants.held",
+                                "invariants.total", "items"]
+    assert lines[1].split() == ["metrics/summary.json", "2", "1", "1", "2", "3"]
+    assert max(len(line) for line in lines) <= 110  # 104 with counts under 1000
+
+
+def test_run_info_reads_profile_corpus_wall_time_and_pages(tmp_path):
+    info = report.run_info(fabricate(tmp_path), commit="abc", date="2026-12-06")
+    assert info.profile == "smoke"
+    assert info.corpus == "files data/raw (*.txt): 150 documents, 778,690 characters"
+    assert info.wall_time_s == pytest.approx(90.5)
+    assert info.hosts["kv_cache"]["cpu"] == "Test CPU 9000"
+    assert info.pages == [("KV-cache visualizer", "kv_cache/cache_viz.html")]
+    (tmp_path / "params" / "pipeline.yaml").write_text("ingest:\n  source: stdlib\n")
+    assert report.run_info(tmp_path).profile == "default"
+
+
+def test_report_lists_every_item_and_embeds_results_offline(tmp_path):
+    root = fabricate(tmp_path)
+    views = report.collect(root, RUNS, UI)
+    page = report.render(views, info=report.run_info(root, "abc", "2026-12-06"))
     for it in registry.items():
         assert f"id='{it.id}'" in page
-    assert "data:image/png;base64," in page
-    assert "http://127.0.0.1:5000/#/experiments/7/runs/abc" in page
+    assert page.count("data:image/png;base64,") == 2  # the tokenizer item's plot and kv-cache/1's
+    assert f"{UI}/#/experiments/7/runs/abc" in page
     assert "ids equal &lt;tiktoken&gt;" in page
     assert ">PASS<" in page and ">FAIL<" in page
-    assert "1 of 2 expected findings pass; 1 of 1 invariants hold" in page
+    assert "<b>2</b> of 3 findings failed, 1 passed; 1 of 2 invariants hold" in page
     assert "invariant (holds by construction)" in page
-    assert "<td class=num>5</td><td class=num>0.0123</td><td class=num>0.05</td>" in page
+    # a comparison's row: mean effect, n, SE, margin
+    assert "<td class=num>0.3333</td><td class=num>3</td><td class=num>0.08333</td><td class=num>0.5</td>" in page
+    assert page.index("id=failures") < page.index("<nav>") < page.index("<main>")
     assert "<script" not in page and "src='http" not in page and 'src="http' not in page
+
+
+def test_report_in_a_browser_failures_first_filter_zoom_and_folded_tables(tmp_path):
+    """What a reader sees in chromium, the network blocked."""
+    from tests.browser import offline_page
+
+    root = fabricate(tmp_path)
+    page_path = root / "reports" / "index.html"
+    views = report.collect(root, RUNS, UI)
+    page_path.write_text(report.render(views, info=report.run_info(root, "abc1234", "2026-12-06")))
+    with offline_page(page_path, width=1280, height=900) as op:
+        p = op.page
+        assert op.blocked == [] and op.errors == []
+        header = p.locator("#run").inner_text()
+        for text in ("smoke", "150 documents", "abc1234", "2026-12-06", "1.5 min"):
+            assert text in header
+        assert p.get_by_role("link", name="KV-cache visualizer").is_visible()
+        # failures come first: their list is on the first screen, above the sections
+        failures = p.locator("#failures")
+        assert failures.bounding_box()["y"] < 900
+        assert failures.locator("li").count() == 3
+        assert "kv-cache/2" in failures.inner_text() and "fewer tokens" not in failures.inner_text()
+        # the navigation counts each section's failures
+        nav_kv = p.locator("nav a[href='#kv-cache']")
+        assert nav_kv.inner_text().endswith("(3/3 items; findings 0/2; invariants 0/1) 3 failed")
+        # folded: metrics and timings tables hidden until opened
+        item = p.locator("[id='tokenization-and-embeddings/2']")
+        metrics_cell = item.locator("details:not(.timings) td", has_text="tokens_per_byte")
+        assert not metrics_cell.is_visible()
+        item.locator("details:not(.timings) summary").click()
+        assert metrics_cell.is_visible()
+        assert "machine-dependent" in item.locator("details.timings summary").inner_text()
+        assert "Test CPU 9000" in p.locator("#timings").inner_text()
+        # "failed only" hides passing items and sections, keeps the failing ones
+        assert item.is_visible()
+        p.click("label[for=failed-only]")
+        assert not item.is_visible()
+        assert not p.locator("[id='mixture-of-experts/1']").is_visible()
+        assert p.locator("[id='kv-cache/1']").is_visible()
+        assert not p.locator("nav a[href='#mixture-of-experts']").is_visible()
+        p.click("label[for=failed-only]")
+        # a plot is readable in place and fills the window when clicked
+        img = p.locator("[id='kv-cache/1'] .figs img").first
+        img.scroll_into_view_if_needed()
+        small = img.bounding_box()
+        assert small["width"] >= 600  # a wide row of panels takes the whole row
+        img.click()
+        big = img.bounding_box()
+        assert big["width"] > 1100
+        p.screenshot(path=str(tmp_path / "zoomed.png"))
+        p.mouse.click(5, 5)  # outside the image: back in place
+        assert img.bounding_box()["width"] == pytest.approx(small["width"], abs=1)
