@@ -7,11 +7,15 @@ The tracking contract (docs/CONVENTIONS.md):
 * Names: the experiment is the section's title; the parent run is the DVC stage; each curriculum
   item the stage covers gets a child run. Tags ``nlpc.section``, ``nlpc.item``, ``nlpc.stage`` and
   ``nlpc.git_commit`` (also MLflow's own ``mlflow.source.git.commit``) make them searchable.
-* Content: the stage's params flattened (``model.d_model``), step series as MLflow step metrics,
-  figures as PNG artifacts, and every check as tags ``finding.<i>.claim`` / ``.kind``
-  (``finding`` or ``invariant``) / ``.passed`` plus the metrics ``finding.<i>.value`` and, where
-  known, ``.threshold``, ``.n`` and ``.se``; the child run's tags ``findings.passed`` and
-  ``invariants.held`` sum them up.
+* Content: the stage's params flattened (``model.d_model``) on the stage's run and on each item's
+  child run (the knobs that shaped the item), step series as MLflow step metrics, figures as PNG
+  artifacts, and every check as tags ``finding.<i>.claim`` / ``.kind`` (``finding`` or
+  ``invariant``) / ``.passed`` plus the metrics ``finding.<i>.value`` and, where known,
+  ``.threshold``, ``.n`` and ``.se``. The counts ``findings.passed``, ``findings.failed``,
+  ``invariants.held`` and ``invariants.failed`` are metrics of each child run and, summed, of the
+  stage's run, so the runs table shows them as columns.
+* Experiments are tagged ``mlflow.experimentKind = custom_model_development``: ``mlflow ui`` opens
+  them in its model-training ("Machine learning") view, with the runs table, not the GenAI one.
 * Key models: :meth:`StageRun.log_model` logs a torch model with ``mlflow.pytorch.log_model`` and
   can register it in the model registry (the sqlite store supports it; the base LM is
   ``nlpcurriculum-base``).
@@ -32,7 +36,7 @@ import os
 import socket
 import subprocess
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -40,6 +44,10 @@ from nlpcurriculum.params import flatten
 from nlpcurriculum.results import FINDING, INVARIANT, ItemResult
 
 PIPELINE_EXPERIMENT = "Pipeline"  # spine stages that belong to no curriculum section
+
+# The experiment tag that makes `mlflow ui` (3.x) open an experiment in its model-training view
+# (the runs table) instead of asking for, or guessing, a workflow type.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 # MLflow limits a param value to 6000 characters; keep well under it.
 _MAX_PARAM_CHARS = 500
@@ -181,12 +189,14 @@ def get_or_create_experiment(name: str) -> str:
     mlflow = _client()
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
+        if EXPERIMENT_KIND[0] not in experiment.tags:  # created before the tag existed
+            mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
         return experiment.experiment_id
     location = None
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         location = (project_root() / "mlruns").as_uri()
     try:
-        return mlflow.create_experiment(name, artifact_location=location)
+        return mlflow.create_experiment(name, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
     except Exception:  # created concurrently by another stage: read it back
         experiment = mlflow.get_experiment_by_name(name)
         if experiment is None:
@@ -208,6 +218,8 @@ class StageRun:
     run_id: str
     experiment_id: str
     commit: str
+    params: dict[str, str] = field(default_factory=dict)  # flattened, as logged on the stage's run
+    counts: dict[str, int] = field(default_factory=dict)  # the checks of the items logged so far
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         import mlflow
@@ -257,9 +269,12 @@ class StageRun:
         return info.model_uri
 
     def log_item(self, result: ItemResult, item_text: str = "") -> str:
-        """Log one item's metrics, series, texts and findings as a child run; returns its id.
+        """Log one item's params, metrics, series, texts and findings as a child run; returns its id.
 
-        Figures are saved by the stage (``plots/``) and logged from those files.
+        The child carries the stage's params (the item's experiment reads its knobs from the
+        stage's config) and the counts of its checks as metrics (:func:`check_counts`), which
+        also add up into :attr:`counts` for the stage's run. Figures are saved by the stage
+        (``plots/``) and logged from those files.
         """
         import mlflow
 
@@ -276,6 +291,8 @@ class StageRun:
                 "mlflow.source.git.commit": self.commit,
             },
         ) as child:
+            if self.params:
+                mlflow.log_params(self.params)
             if result.metrics or result.timings:
                 mlflow.log_metrics({k: float(v) for k, v in {**result.metrics, **result.timings}.items()})
             _log_series(child.info.run_id, result.series)
@@ -294,11 +311,19 @@ class StageRun:
                            "n": finding.n, "se": finding.se}
                 mlflow.log_metrics({f"finding.{i}.{k}": float(v)
                                     for k, v in numbers.items() if v is not None})
-            for kind, tag in ((FINDING, "findings.passed"), (INVARIANT, "invariants.held")):
-                checks = [f for f in result.findings if f.kind == kind]
-                if checks:
-                    mlflow.set_tag(tag, str(all(f.passed for f in checks)).lower())
+            counts = check_counts(result)
+            mlflow.log_metrics({k: float(v) for k, v in counts.items()})
+            for key, value in counts.items():
+                self.counts[key] = self.counts.get(key, 0) + value
             return child.info.run_id
+
+
+def check_counts(result: ItemResult) -> dict[str, int]:
+    """``findings.passed`` / ``.failed`` and ``invariants.held`` / ``.failed`` of one item."""
+    findings = [f.passed for f in result.findings if f.kind == FINDING]
+    invariants = [f.passed for f in result.findings if f.kind == INVARIANT]
+    return {"findings.passed": sum(findings), "findings.failed": len(findings) - sum(findings),
+            "invariants.held": sum(invariants), "invariants.failed": len(invariants) - sum(invariants)}
 
 
 def _log_series(run_id: str, series: dict[str, list[tuple[int, float]]]) -> None:
@@ -341,9 +366,13 @@ def stage_run(stage: str, section: str, params: dict[str, Any] | None = None) ->
             "mlflow.source.git.commit": commit,
         },
     ) as run:
-        if params:
-            mlflow.log_params(_params_for_mlflow(params))
-        yield StageRun(stage, section, run.info.run_id, experiment_id, commit)
+        flat = _params_for_mlflow(params) if params else {}
+        if flat:
+            mlflow.log_params(flat)
+        handle = StageRun(stage, section, run.info.run_id, experiment_id, commit, flat)
+        yield handle
+        if handle.counts:  # the stage's items, summed: a column of the runs table
+            mlflow.log_metrics({k: float(v) for k, v in handle.counts.items()})
 
 
 def latest_runs_by_item(section_titles: list[str]) -> dict[str, dict[str, str]]:
