@@ -147,16 +147,55 @@ def stage_records(folder: Path) -> dict[str, dict[str, Any]]:
     return records
 
 
-def collect(root: Path, runs: dict[str, dict[str, str]], mlflow_ui: str) -> list[ItemView]:
+def git_records(root: Path, rev: str = "") -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The stage records git holds: ``(metrics/<stage>.json, metrics/timings/<stage>.json)`` by stage.
+
+    Args:
+        root: the project folder (inside a git work tree).
+        rev: a commit (``"HEAD"``), or ``""`` for git's index: what is committed, or staged for
+            the next commit, whatever the working tree holds (a smoke run's files, say).
+
+    Raises:
+        OSError: git is missing or ``root`` is not in a git work tree.
+    """
+    import subprocess
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        if done.returncode:
+            raise OSError(f"git {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout
+
+    listing = (git("ls-tree", "-r", "--name-only", rev, "--", METRICS) if rev
+               else git("ls-files", "--", METRICS))
+    found: tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]] = ({}, {})
+    for path in listing.splitlines():
+        p = Path(path)
+        folder = {Path(METRICS): 0, Path(TIMINGS): 1}.get(p.parent)
+        if folder is None or p.suffix != ".json" or p.stem in (SELF, "summary"):
+            continue
+        try:
+            data = json.loads(git("show", f"{rev}:{path}"))
+        except json.JSONDecodeError:
+            continue
+        if isinstance(data, dict):
+            found[folder][p.stem] = data
+    return found
+
+
+def collect(root: Path, runs: dict[str, dict[str, str]], mlflow_ui: str,
+            records: tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]] | None = None,
+            ) -> list[ItemView]:
     """Join the registry with the stages' metrics and timings files and the MLflow runs.
 
     Args:
         root: the project folder (holding ``metrics/``).
         runs: ``{item id: {"run_id", "experiment_id"}}`` (``tracking.latest_runs_by_item``).
         mlflow_ui: the base URL of ``mlflow ui``, for the run links.
+        records: the stage records to read instead of ``root``'s files: ``(metrics by stage,
+            timings by stage)``, e.g. the committed ones (:func:`git_records`).
     """
-    records = stage_records(root / METRICS)
-    timed = stage_records(root / TIMINGS)
+    records, timed = records or (stage_records(root / METRICS), stage_records(root / TIMINGS))
     by_item: dict[str, tuple[str, dict[str, Any]]] = {}
     for stage, data in records.items():
         for item_id, rec in (data.get("items") or {}).items():
@@ -284,6 +323,29 @@ def section_metrics(views: list[ItemView]) -> dict[str, float]:
             if key:  # MLflow's metric names: letters, digits, _ - . / and spaces
                 out[f"{v.item.id}." + re.sub(r"[^\w\-./ ]", "_", key[0])] = key[1]
     return out
+
+
+def status_cell(section: registry.Section, views: list[ItemView]) -> str:
+    """A section's results in one README cell: ``12 passed, 1 failed; invariants 20/20``.
+
+    ``-`` for a section with nothing implemented, ``not run`` when no stage of it has results,
+    and ``not run: <stages>`` after the counts for the stages of it that have none.
+    """
+    mine = [v for v in views if v.item.section_id == section.id and v.item.status == registry.IMPLEMENTED]
+    if not mine:
+        return "-"
+    ran = [v for v in mine if v.ran]
+    if not ran:
+        return "not run"
+    passed, failed = _tally([f for v in ran for f in v.checks("finding")])
+    held, broken = _tally([f for v in ran for f in v.checks("invariant")])
+    cell = f"{passed} passed, {failed} failed"
+    if held + broken:
+        cell += f"; invariants {held}/{held + broken}"
+    missing = sorted({s for v in mine if not v.ran for s in v.item.stages} - {v.stage for v in ran})
+    if missing:
+        cell += "; not run: " + ", ".join(f"`{s}`" for s in missing)
+    return cell
 
 
 def bound_text(f: dict[str, Any]) -> str:
