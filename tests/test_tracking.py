@@ -183,3 +183,46 @@ def test_parent_sums_the_counts_of_its_items_and_old_experiments_get_the_kind_ta
     assert client.get_run(first).data.metrics["findings.failed"] == 1.0
     assert client.get_run(second).data.metrics["findings.passed"] == 0.0
     assert client.get_run(second).data.params == {"top_k": "5"}
+
+
+MOE_PARAMS = """\
+moe:                      # "Mixture of Experts (MoE)" items 1-3
+  seq_len: 64
+  variants: [[2, 1], [4, 1]]          # item 1: more MoE models
+  dense_d_ff: [128, 1024]             # item 3: dense sweep (k*H, E*H)
+  cbow:                   # Word2VecConfig of item 2 (arXiv:1301.3781)
+    dim: 64               # a sub-key: the block's scope applies
+  shared_by: 1            # items 1 (MoE), 3 (dense) and nothing else
+  checks:
+    min_balance: 0.9      # mixture-of-experts/2: normalized utilization entropy
+    min_rounds: 5         # mixture-of-experts/2, 3: interleaved rounds
+"""
+
+
+def test_item_scopes_read_the_items_each_knob_serves_from_its_comment():
+    assert tracking.item_scopes(MOE_PARAMS, "mixture-of-experts") == {
+        "moe": {1, 2, 3}, "moe.variants": {1}, "moe.dense_d_ff": {3}, "moe.cbow": {2},
+        "moe.shared_by": {1, 3}, "moe.checks.min_balance": {2}, "moe.checks.min_rounds": {2, 3}}
+    flat = {k: "v" for k in ("moe.seq_len", "moe.variants", "moe.dense_d_ff", "moe.cbow.dim",
+                             "moe.shared_by", "moe.checks.min_balance", "moe.checks.min_rounds")}
+    scopes = tracking.item_scopes(MOE_PARAMS, "mixture-of-experts")
+    assert sorted(tracking.item_params(flat, scopes, "mixture-of-experts/2")) == [
+        "moe.cbow.dim", "moe.checks.min_balance", "moe.checks.min_rounds", "moe.seq_len"]
+    assert sorted(tracking.item_params(flat, scopes, "mixture-of-experts/1")) == [
+        "moe.seq_len", "moe.shared_by", "moe.variants"]
+    assert tracking.item_params(flat, {}, "mixture-of-experts/1") == flat  # no comments: all
+
+
+def test_child_run_carries_its_own_knobs_from_the_stage_params_file(store):
+    (store / "params").mkdir()
+    (store / "params" / "mixture_of_experts.yaml").write_text(MOE_PARAMS)
+    params = {"moe": {"seq_len": 64, "variants": [[2, 1]], "dense_d_ff": [128], "cbow": {"dim": 64},
+                      "shared_by": 1, "checks": {"min_balance": 0.9, "min_rounds": 5}}}
+    with tracking.stage_run("moe", "Mixture of Experts (MoE)", params) as run:
+        two = run.log_item(ItemResult(item="mixture-of-experts/2"))
+    client = mlflow.MlflowClient()
+    child = client.get_run(two).data
+    assert child.params == {"moe.seq_len": "64", "moe.cbow.dim": "64", "moe.checks.min_balance": "0.9",
+                            "moe.checks.min_rounds": "5"}
+    assert child.tags["nlpc.params_scope"] == "item"
+    assert len(client.get_run(run.run_id).data.params) == 7  # the stage's run keeps them all
