@@ -271,3 +271,11 @@ def test_readme_column_reads_the_run_git_holds_not_the_working_tree(tmp_path):
     table = render_readme(readme, root)
     assert f"| {RESULTS_HEADER} |" in table
     assert "| `kv_cache` | 0 passed, 2 failed; invariants 0/1 |" in table
+
+
+def test_every_item_is_one_div_of_class_item(tmp_path):
+    """tests/test_pipeline.py counts the page's items by ``class=item``."""
+    views = report.collect(fabricate(tmp_path), RUNS, UI)
+    page = report.render(views)
+    assert page.count("class=item") == len(registry.items())
+    assert page.count("class=item data-failed") == 2  # kv-cache/1 and kv-cache/2

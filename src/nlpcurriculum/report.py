@@ -50,7 +50,7 @@ h2 .counts{font-size:.6em;font-weight:normal;color:#555;margin-left:.6em}
 .run td,.run th{border:0;padding:.05em .8em .05em 0;text-align:left} .run th{color:#555;font-weight:normal}
 .totals{font-size:1.05em;margin:.6em 0} .totals b{font-size:1.15em}
 .item{border:1px solid #e3e3e3;border-radius:6px;padding:.6em .9em;margin:.6em 0}
-.item.failed{border-color:#e8a0a0;border-left:5px solid #c33}
+.item[data-failed]{border-color:#e8a0a0;border-left:5px solid #c33}
 .badge{display:inline-block;border-radius:4px;padding:0 .5em;font-size:.8em;margin-right:.5em}
 .implemented{background:#d7f5dd;color:#135f24} .planned{background:#eee;color:#666}
 .pass{color:#135f24;font-weight:600} .fail{color:#a31515;font-weight:600}
@@ -68,7 +68,7 @@ nav{columns:3 18em;font-size:.9em;margin:.5em 0 1em} nav a{display:block;text-de
 nav .nfail{color:#a31515;font-weight:600}
 .filter{font-weight:600;margin:.5em 0;display:inline-block;background:#fff3f3;border:1px solid #e8a0a0;
   border-radius:4px;padding:.2em .6em;cursor:pointer}
-#failed-only:checked ~ main .item:not(.failed),
+#failed-only:checked ~ main .item:not([data-failed]),
 #failed-only:checked ~ main section:not(.failed),
 #failed-only:checked ~ nav a:not(.failed){display:none}
 #failures li{margin:.4em 0}
@@ -488,9 +488,9 @@ def _failures(views: list[ItemView]) -> str:
 
 def _render_item(v: ItemView) -> str:
     it = v.item
-    failed = " failed" if v.failed() else ""
+    failed = " data-failed" if v.failed() else ""
     parts = [
-        f"<div class='item{failed}' id='{_e(it.id)}'><span class='badge {it.status}'>{it.status}</span>"
+        f"<div class=item{failed} id='{_e(it.id)}'><span class='badge {it.status}'>{it.status}</span>"
         f"<b>{_e(it.text)}</b> <span class=muted>{_e(it.id)}"
     ]
     if it.stages:
