@@ -279,3 +279,18 @@ def test_every_item_is_one_div_of_class_item(tmp_path):
     page = report.render(views)
     assert page.count("class=item") == len(registry.items())
     assert page.count("class=item data-failed") == 2  # kv-cache/1 and kv-cache/2
+
+
+def test_closing_block_for_the_flow_links_runs_and_survives_an_unreadable_store(tmp_path, monkeypatch):
+    from nlpcurriculum import tracking
+
+    root = fabricate(tmp_path)
+    monkeypatch.setattr(tracking, "latest_runs_by_item", lambda titles: RUNS)
+    assert f"    MLflow: {UI}/#/experiments/7/runs/abc" in report.closing_block(root, UI).splitlines()
+
+    def down(titles):
+        raise RuntimeError("store unreadable")
+
+    monkeypatch.setattr(tracking, "latest_runs_by_item", down)
+    block = report.closing_block(root, UI)
+    assert "FAILED findings: 2" in block and "MLflow:" not in block

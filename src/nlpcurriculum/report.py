@@ -400,6 +400,22 @@ def summary_block(views: list[ItemView], page: str = "reports/index.html", width
     return "\n".join(lines)
 
 
+def closing_block(root: Path, mlflow_ui: str = "http://127.0.0.1:5000",
+                  page: str = "reports/index.html") -> str:
+    """:func:`summary_block` of the results under ``root``, with the items' MLflow runs.
+
+    For a caller other than the report stage (the Prefect flow's end): one call, and a tracking
+    store that cannot be read only costs the MLflow links.
+    """
+    from nlpcurriculum import tracking
+
+    try:
+        runs = tracking.latest_runs_by_item([s.title for s in registry.sections()])
+    except Exception:  # noqa: BLE001 - the block is still worth printing without links
+        runs = {}
+    return summary_block(collect(root, runs, mlflow_ui), page)
+
+
 # -- the page -----------------------------------------------------------------------------------
 
 
