@@ -94,22 +94,40 @@ def test_closing_block_names_each_failure_its_claim_value_bound_and_where_to_loo
     block = report.summary_block(views, "reports/index.html")
     lines = block.splitlines()
     assert lines[1] == "3 items run: invariants 1/2 held, findings 1/3 passed, 2 failed"
-    assert "FAILED invariants (a bug, not a result): 1" in lines
-    assert "  kv-cache/1: cached output identical" in lines
-    assert any(line.startswith("    lengths_with_different_output = ") and "(bound 0)" in line
-               and line.endswith("-> reports/index.html#kv-cache/1") for line in lines)
-    assert f"    MLflow: {UI}/#/experiments/7/runs/abc" in lines
-    assert "FAILED findings: 2" in lines
-    gap = next(line for line in lines if line.startswith("    loss_gap = "))
-    assert gap.startswith("    loss_gap = 0.3333 (bound 0.5, n=3, SE 0.08333)")  # mean, margin, n, SE
-    assert "  kv-cache/2 [timed]: a cached pass beats recomputing" in lines
+    # invariants first (a bug), each failed check under its item with the item's MLflow run
+    assert lines[2:6] == [
+        "FAILED invariants (a bug, not a result): 1 (each item in reports/index.html#<item>)",
+        f"  kv-cache/1  MLflow: {UI}/#/experiments/7/runs/abc",
+        "    - cached output identical",
+        "      lengths_with_different_output = 1 (bound 0)",
+    ]
+    assert lines[6:12] == [
+        "FAILED findings: 2 (each item in reports/index.html#<item>)",
+        f"  kv-cache/1  MLflow: {UI}/#/experiments/7/runs/abc",
+        "    - the cache wins per seed",
+        "      loss_gap = 0.3333 (bound 0.5, n=3, SE 0.08333)",  # mean effect, margin, n, SE
+        "  kv-cache/2",  # no MLflow run found
+        "    - [timed] a cached pass beats recomputing",
+    ]
+    assert lines[12].startswith("      hit_pass_speedup = 1 (bound 1.1, n=3, SE ")
     assert "fewer tokens than bytes" not in block  # passed: not listed
     assert "the report's own file" not in block
     not_run = block[block.index("not run ("):block.index("report: ")]
     implemented = registry.counts()[registry.IMPLEMENTED]
     assert not_run.startswith(f"not run ({implemented - 3} implemented items without results)")
     assert " moe," in not_run and " kv_cache," in not_run  # kv-cache/3 has no results
+    assert lines[-2:] == ["report: reports/index.html", "=" * 72]
     assert max(len(line) for line in lines) <= 100
+
+
+def test_closing_block_cuts_a_long_claim_to_one_line():
+    it = registry.item(KV1)
+    claim = "the cache " + "really " * 40 + "helps"
+    view = report.ItemView(it, stage="kv_cache", findings=[
+        {"claim": claim, "metric": "m", "value": 0.5, "threshold": 1.0, "passed": False}])
+    lines = report.summary_block([view], width=80).splitlines()
+    shown = next(line for line in lines if line.startswith("    - "))
+    assert shown.startswith("    - the cache really") and shown.endswith(" ...") and len(shown) <= 76
 
 
 @pytest.mark.slow
@@ -274,7 +292,7 @@ def test_closing_block_for_the_flow_links_runs_and_survives_an_unreadable_store(
 
     root = fabricate(tmp_path)
     monkeypatch.setattr(tracking, "latest_runs_by_item", lambda titles: RUNS)
-    assert f"    MLflow: {UI}/#/experiments/7/runs/abc" in report.closing_block(root, UI).splitlines()
+    assert f"  kv-cache/1  MLflow: {UI}/#/experiments/7/runs/abc" in report.closing_block(root, UI).splitlines()
 
     def down(titles):
         raise RuntimeError("store unreadable")

@@ -363,10 +363,15 @@ def bound_text(f: dict[str, Any]) -> str:
 def summary_block(views: list[ItemView], page: str = "reports/index.html", width: int = 100) -> str:
     """The short text that ends a run: totals, then each failed check and where to look.
 
+    Failed invariants first (a bug), then failed findings, grouped by item: a line with the item
+    and its MLflow run, then per failed check its claim (cut to one line; the report has it
+    whole) and its measured value with the bound (and n, SE for a comparison). Each item's
+    section of the report is ``<page>#<item id>``.
+
     Args:
         views: :func:`collect`'s items.
         page: the report's path, for the anchors (``reports/index.html#kv-cache/1``).
-        width: the longest line (claims are wrapped to it).
+        width: the longest claim line.
     """
     s = summary(views)
     inv, fnd = s["invariants"], s["findings"]
@@ -378,18 +383,19 @@ def summary_block(views: list[ItemView], page: str = "reports/index.html", width
     ]
     for kind, heading in (("invariant", "FAILED invariants (a bug, not a result)"),
                           ("finding", "FAILED findings")):
-        failed = [(v, f) for v in ran for f in v.checks(kind) if not f.get("passed")]
+        failed = {v.item.id: (v, [f for f in v.checks(kind) if not f.get("passed")]) for v in ran}
+        failed = {k: vf for k, vf in failed.items() if vf[1]}
         if not failed:
             continue
-        lines.append(f"{heading}: {len(failed)}")
-        for v, f in failed:
-            timed = " [timed]" if f.get("timed") else ""
-            lines += textwrap.wrap(f"{v.item.id}{timed}: {f.get('claim', '')}", width,
-                                   initial_indent="  ", subsequent_indent="      ")
-            lines.append(f"    {f.get('metric')} = {_num(f.get('value'))} ({bound_text(f)})"
-                         f" -> {page}#{v.item.id}")
-            if v.run_url:
-                lines.append(f"    MLflow: {v.run_url}")
+        n = sum(len(fs) for _, fs in failed.values())
+        lines.append(f"{heading}: {n} (each item in {page}#<item>)")
+        for item_id, (v, checks) in failed.items():
+            lines.append(f"  {item_id}" + (f"  MLflow: {v.run_url}" if v.run_url else ""))
+            for f in checks:
+                timed = "[timed] " if f.get("timed") else ""
+                lines.append(textwrap.shorten(f"{timed}{f.get('claim', '')}", width - 4,
+                                              placeholder=" ...", initial_indent="    - "))
+                lines.append(f"      {f.get('metric')} = {_num(f.get('value'))} ({bound_text(f)})")
     missing = [v.item for v in views if v.item.status == registry.IMPLEMENTED and not v.ran]
     if missing:
         stages = sorted({s for it in missing for s in it.stages})
