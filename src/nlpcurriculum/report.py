@@ -72,6 +72,8 @@ nav .nfail{color:#a31515;font-weight:600}
 #failed-only:checked ~ main section:not(.failed),
 #failed-only:checked ~ nav a:not(.failed){display:none}
 #failures li{margin:.4em 0}
+.filter::before{content:"\\2610  "} #failed-only:checked + .filter{background:#c33;color:#fff}
+#failed-only:checked + .filter::before{content:"\\2611  "}
 """
 
 
@@ -442,7 +444,7 @@ def render(views: list[ItemView], title: str = "nlpcurriculum report", info: Run
         f"{s['items']} items run, {n_done} of {len(views)} curriculum items implemented.</p>",
         _failures(views),
         "<input type=checkbox id=failed-only hidden>"
-        "<label for=failed-only class=filter>&#9745; show failed only</label>",
+        "<label for=failed-only class=filter>show failed only</label>",
         "<nav>",
     ]
     for sec in registry.sections():
@@ -482,8 +484,10 @@ def _counts(views: list[ItemView], done: int, total: int) -> str:
 def _header(info: RunInfo) -> str:
     rows = [("profile", info.profile), ("corpus", info.corpus or "?"),
             ("git commit", info.commit or "?"), ("date", info.date or "?"),
-            ("total wall time", f"{info.wall_time_s / 60:.1f} min ({info.wall_time_s:.0f} s, the sum of "
-                                f"{len(info.stage_wall_s)} stages' last runs; see timings below)")]
+            ("total wall time", f"{info.wall_time_s / 60:.1f} min ({info.wall_time_s:.0f} s: the sum of "
+                                f"{len(info.stage_wall_s)} stages' wall times in their last runs, from "
+                                "their start to their results, imports and MLflow logging aside; "
+                                "see Timings below)")]
     cells = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in rows)
     if info.pages:
         links = " &middot; ".join(f"<a href='{_e(p)}'>{_e(label)}</a>" for label, p in info.pages)
