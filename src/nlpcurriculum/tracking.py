@@ -16,8 +16,9 @@ The tracking contract (docs/CONVENTIONS.md):
   ``.threshold``, ``.n`` and ``.se``. The counts ``findings.passed``, ``findings.failed``,
   ``invariants.held`` and ``invariants.failed`` are metrics of each child run and, summed, of the
   stage's run, so the runs table shows them as columns.
-* Experiments are tagged ``mlflow.experimentKind = custom_model_development``: ``mlflow ui`` opens
-  them in its model-training ("Machine learning") view, with the runs table, not the GenAI one.
+* Experiments are tagged ``mlflow.experimentKind = custom_model_development`` (model training,
+  not GenAI), the kind ``mlflow ui`` shows in the experiment's header. The runs table is the
+  "Model training" side of the UI (``#/experiments/<id>/runs?workflowType=machine_learning``).
 * Key models: :meth:`StageRun.log_model` logs a torch model with ``mlflow.pytorch.log_model`` and
   can register it in the model registry (the sqlite store supports it; the base LM is
   ``nlpcurriculum-base``).
@@ -48,8 +49,8 @@ from nlpcurriculum.results import FINDING, INVARIANT, ItemResult
 
 PIPELINE_EXPERIMENT = "Pipeline"  # spine stages that belong to no curriculum section
 
-# The experiment tag that makes `mlflow ui` (3.x) open an experiment in its model-training view
-# (the runs table) instead of asking for, or guessing, a workflow type.
+# The experiment tag that tells `mlflow ui` (3.x) the experiment is model training (runs, params,
+# metrics), so it need not ask for, or guess, the experiment's kind.
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 # MLflow limits a param value to 6000 characters; keep well under it.
