@@ -52,6 +52,21 @@ def _value_at(data: Any, dotted: str) -> Any:
     return data
 
 
+def _same(old: Any, new: Any) -> bool:
+    """Equal values, reading a number written as text as the number: DVC writes ``1.0e-06`` into
+    dvc.lock as ``1e-06``, which PyYAML (YAML 1.1) reads back as a string."""
+    if old == new:
+        return True
+    numbers = [v for v in (old, new) if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if len(numbers) == 1:
+        text = old if isinstance(old, str) else new
+        try:
+            return float(text) == float(numbers[0])
+        except (TypeError, ValueError):
+            return False
+    return False
+
+
 def param_drift(lock: dict[str, Any], root: Path) -> list[str]:
     """Each param whose value ``dvc.lock`` recorded differs from ``root``'s params file now.
 
@@ -72,7 +87,7 @@ def param_drift(lock: dict[str, Any], root: Path) -> list[str]:
                             else {} if now is KeyError else {key: now})
                 for leaf in sorted(set(old_flat) | set(new_flat)):
                     old, new = old_flat.get(leaf, "(absent)"), new_flat.get(leaf, "(absent)")
-                    if old != new:
+                    if not _same(old, new):
                         problems.append(f"{stage}: {file} {leaf}: committed run {old!r}, params now {new!r}")
     return problems
 
@@ -187,6 +202,8 @@ def test_checkers_accept_a_committed_run_that_matches(tmp_path):
 
 def test_checkers_name_each_param_changed_since_the_committed_run(tmp_path):
     old = {**KV_PARAMS, "prompt_tokens": 16, "checks": {"min_speedup": 1.5}, "gone": 1}
+    assert _same("1e-06", 1.0e-06) and _same(1.1, "1.1") and not _same("1e-06", 1.0e-05)
+    assert not _same("abc", 1.0) and not _same(True, "1.0")
     root = _project(tmp_path, _lock(old, "0" * 32), {})
     lock = committed_lock(root)
     assert param_drift(lock, root) == [
