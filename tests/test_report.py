@@ -183,6 +183,10 @@ def test_run_info_reads_profile_corpus_wall_time_and_pages(tmp_path):
     assert info.pages == [("KV-cache visualizer", "kv_cache/cache_viz.html")]
     (tmp_path / "params" / "pipeline.yaml").write_text("ingest:\n  source: stdlib\n")
     assert report.run_info(tmp_path).profile == "default"
+    # the first line apply_profile writes now, in any params file it changed
+    (tmp_path / "params" / "kv_cache.yaml").write_text(
+        "# profile 'tiny' applied to params/kv_cache.yaml (profiles/tiny/kv_cache.yaml)\nkv_cache: {}\n")
+    assert report.run_info(tmp_path).profile == "tiny"
 
 
 def test_report_lists_every_item_and_embeds_results_offline(tmp_path):

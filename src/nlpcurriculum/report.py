@@ -225,15 +225,19 @@ def collect(root: Path, runs: dict[str, dict[str, str]], mlflow_ui: str,
 def run_info(root: Path, commit: str = "", date: str = "") -> RunInfo:
     """The run's header from ``params/pipeline.yaml``, ``metrics/`` and ``reports/``.
 
-    The profile is read from the header that applying a profile writes into the params files
-    (``# ... with profile 'smoke' applied``); without one the params are the defaults.
+    The profile is read from the first line that applying a profile writes into the params files
+    it changes (``# profile 'smoke' applied to ...``; older versions: ``# params/x.yaml with
+    profile 'smoke' applied``); without one the params are the defaults.
     """
     info = RunInfo(commit=commit, date=date)
+    for path in sorted((root / "params").glob("*.yaml")):
+        with open(path, encoding="utf-8") as f:
+            match = re.match(r"# .*\bprofile '([^']+)' applied\b", f.readline())
+        if match:
+            info.profile = match.group(1)
+            break
     params_path = root / "params" / "pipeline.yaml"
     text = params_path.read_text(encoding="utf-8") if params_path.exists() else ""
-    match = re.search(r"with profile '([^']+)' applied", "\n".join(text.splitlines()[:5]))
-    if match:
-        info.profile = match.group(1)
     info.corpus = _corpus(root, text)
     for stage, data in stage_records(root / TIMINGS).items():
         wall = (data.get("timings") or {}).get("wall_time_s")
