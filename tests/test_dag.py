@@ -15,7 +15,7 @@ def test_edges_come_from_outs_and_folders(tmp_path):
 stages:
   a: {cmd: x, outs: [data/a.parquet]}
   b: {cmd: x, deps: [data/a.parquet], outs: [data/b]}
-  c: {cmd: x, deps: [data/b/train.parquet], metrics: [{metrics/c.json: {cache: false}}]}
+  c: {cmd: x, deps: [data/b/train.parquet], outs: [{metrics/c.json: {cache: false}}]}
   d: {cmd: x, deps: [metrics/c.json, data/a.parquet]}
   e: {cmd: x}
 """))
@@ -60,7 +60,7 @@ def test_stage_table_rows_follow_the_dag(tmp_path):
     path = write(tmp_path, """
 stages:
   ingest: {cmd: x, outs: [data/a.parquet]}
-  moe: {cmd: x, deps: [data/a.parquet], outs: [reports/moe], metrics: [{metrics/moe.json: {cache: false}}]}
+  moe: {cmd: x, deps: [data/a.parquet], outs: [reports/moe, {metrics/moe.json: {cache: false}}]}
 """)
     assert {name: dag.outputs(spec) for name, spec in dag.read_stages(path).items()} == {
         "ingest": ["data/a.parquet"], "moe": ["reports/moe", "metrics/moe.json"]}

@@ -15,7 +15,9 @@ where the layout puts them (docs/ARCHITECTURE.md, "Stages").
 3. **Outputs are uniform.** Data under ``data/``, weights (checkpoints, tokenizers, vectors)
    under ``models/``, tables, text and HTML under ``reports/<stage>/`` (the front page
    ``reports/index.html`` of the ``report`` stage aside), figures under ``plots/<stage>/``,
-   metrics in ``metrics/<stage>.json``. tests/test_pipeline.py checks after a smoke run that no
+   metrics in ``metrics/<stage>.json`` (an output with ``cache: false``, not DVC metrics: the
+   only DVC metrics is the top-level ``metrics/summary.json`` that the ``report`` stage writes,
+   so that ``dvc metrics show`` and ``dvc exp show`` fit a terminal). tests/test_pipeline.py checks after a smoke run that no
    text or HTML file landed in an output under ``models/`` or ``data/``.
 """
 
@@ -38,6 +40,7 @@ from tests.source_imports import (
 
 SCRIPT = re.compile(r"python (stages/\w+\.py)(?:\s|$)")
 FRONT_PAGE = ("report", "reports/index.html")  # the one output under reports/ outside reports/<stage>/
+SUMMARY = ("report", "metrics/summary.json")  # the only DVC metrics (declared at the top level)
 
 
 def covers(dep: str, path: str) -> bool:
@@ -125,12 +128,13 @@ def misplaced_outputs(stages: dict[str, dict]) -> list[str]:
     for name, spec in stages.items():
         for out in dag.entry_paths(spec.get("outs")):
             if not (out.startswith(("data/", "models/")) or covers(f"reports/{name}", out)
-                    or (name, out) == FRONT_PAGE or out == f"metrics/timings/{name}.json"):
-                problems.append(f"{name}: out {out} (data/, models/, reports/{name}/ "
-                                f"or metrics/timings/{name}.json)")
+                    or (name, out) in (FRONT_PAGE, SUMMARY)
+                    or out in (f"metrics/{name}.json", f"metrics/timings/{name}.json")):
+                problems.append(f"{name}: out {out} (data/, models/, reports/{name}/, "
+                                f"metrics/{name}.json or metrics/timings/{name}.json)")
         for path in dag.entry_paths(spec.get("metrics")):
-            if path != f"metrics/{name}.json":
-                problems.append(f"{name}: metrics {path} (metrics/{name}.json)")
+            problems.append(f"{name}: metrics {path} (an out with cache: false; the only DVC "
+                            f"metrics is the top-level {SUMMARY[1]})")
         for path in dag.entry_paths(spec.get("plots")):
             if not covers(f"plots/{name}", path):
                 problems.append(f"{name}: plots {path} (plots/{name}/)")
@@ -159,6 +163,25 @@ def test_every_path_constant_of_a_stage_script_is_in_its_dvc_entries():
 def test_outputs_follow_the_layout():
     problems = misplaced_outputs(dag.read_stages(REPO / "dvc.yaml"))
     assert not problems, "outputs outside the layout:\n" + "\n".join(problems)
+
+
+def test_metrics_files_are_git_tracked_outputs_and_the_summary_is_the_only_dvc_metrics():
+    import yaml
+
+    spec = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))
+    assert spec.get("metrics") == [SUMMARY[1]], "dvc.yaml's top-level metrics: only the summary"
+    problems = []
+    for name, stage in spec["stages"].items():
+        outs = {p: opts for entry in stage.get("outs") or []
+                for p, opts in (entry.items() if isinstance(entry, dict) else [(entry, {})])}
+        wanted = [f"metrics/{name}.json", f"metrics/timings/{name}.json"]
+        if name == SUMMARY[0]:
+            wanted.append(SUMMARY[1])
+        for path in wanted:
+            opts = outs.get(path)
+            if opts is None or opts.get("cache") is not False or opts.get("persist") is not True:
+                problems.append(f"{name}: {path} must be an out with cache: false, persist: true")
+    assert not problems, "\n".join(problems)
 
 
 def test_the_closure_follows_late_imports_package_inits_and_subprocesses():
@@ -246,14 +269,18 @@ def test_path_constants_reads_module_level_strings_with_a_slash(tmp_path):
 
 def test_layout_check_flags_text_outputs_outside_reports_of_the_stage():
     stages = {
-        "moe": {"outs": ["models/moe", "reports/moe", "metrics/timings/moe.json"],
-                "metrics": [{"metrics/moe.json": {"cache": False}}], "plots": ["plots/moe"]},
-        "evaluate": {"outs": ["reports/samples.txt", "metrics/timings/moe.json"], "metrics": ["metrics/eval.json"]},
-        "report": {"outs": ["reports/index.html"], "plots": ["plots/other"]},
+        "moe": {"outs": ["models/moe", "reports/moe", "metrics/timings/moe.json",
+                         {"metrics/moe.json": {"cache": False}}], "plots": ["plots/moe"]},
+        "evaluate": {"outs": ["reports/samples.txt", "metrics/timings/moe.json"], "metrics": ["metrics/evaluate.json"]},
+        "report": {"outs": ["reports/index.html", "metrics/summary.json"], "plots": ["plots/other"]},
+        "other": {"outs": ["metrics/summary.json"]},
     }
+    where = "(data/, models/, reports/{0}/, metrics/{0}.json or metrics/timings/{0}.json)"
     assert misplaced_outputs(stages) == [
-        "evaluate: out reports/samples.txt (data/, models/, reports/evaluate/ or metrics/timings/evaluate.json)",
-        "evaluate: out metrics/timings/moe.json (data/, models/, reports/evaluate/ or metrics/timings/evaluate.json)",
-        "evaluate: metrics metrics/eval.json (metrics/evaluate.json)",
+        "evaluate: out reports/samples.txt " + where.format("evaluate"),
+        "evaluate: out metrics/timings/moe.json " + where.format("evaluate"),
+        "evaluate: metrics metrics/evaluate.json (an out with cache: false; the only DVC metrics "
+        "is the top-level metrics/summary.json)",
         "report: plots plots/other (plots/report/)",
+        "other: out metrics/summary.json " + where.format("other"),
     ]

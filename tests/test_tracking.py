@@ -50,8 +50,13 @@ def test_stage_run_logs_parent_and_item_child_with_tags_params_series_and_findin
     assert child.data.tags["finding.0.passed"] == "true"
     assert child.data.tags["finding.1.passed"] == "false"
     assert child.data.tags["finding.1.kind"] == "invariant"
-    assert child.data.tags["findings.passed"] == "true"
-    assert child.data.tags["invariants.held"] == "false"
+    # the counts are metrics (columns of the runs table), on the child and summed on the parent
+    assert {k: child.data.metrics[k] for k in tracking.check_counts(result)} == {
+        "findings.passed": 2.0, "findings.failed": 0.0, "invariants.held": 0.0, "invariants.failed": 1.0}
+    assert parent.data.metrics["findings.passed"] == 2.0
+    assert parent.data.metrics["invariants.failed"] == 1.0
+    # the child carries the knobs that shaped its item: the stage's params
+    assert child.data.params == parent.data.params
     assert child.data.metrics["finding.0.value"] == 6.5
     assert child.data.metrics["finding.2.n"] == 3.0
     assert child.data.metrics["finding.2.se"] == pytest.approx(0.5 / 3 ** 0.5)
@@ -61,6 +66,7 @@ def test_stage_run_logs_parent_and_item_child_with_tags_params_series_and_findin
     assert (store / "mlruns").is_dir()
     exp = client.get_experiment(run.experiment_id)
     assert exp.name == "KV Cache (Fast Inference)"
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # the runs-table view
     latest = tracking.latest_runs_by_item(["KV Cache (Fast Inference)"])
     assert latest["kv-cache/1"]["run_id"] == child_id
 
@@ -159,3 +165,64 @@ def test_mlflow_http_retries_are_bounded_unless_the_user_sets_them(store, monkey
 
     assert MLFLOW_HTTP_REQUEST_MAX_RETRIES.get() == 2
     assert MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR.get() == 5  # the user's value wins
+
+
+def test_parent_sums_the_counts_of_its_items_and_old_experiments_get_the_kind_tag(store):
+    mlflow = tracking._client()
+    old = mlflow.create_experiment("Sampling")  # as an older version of the project left it
+    ok = Finding.at_least("a", "x", 2.0, 1.0)
+    bad = Finding.at_least("b", "y", 0.0, 1.0)
+    with tracking.stage_run("sampling", "Sampling", {"top_k": 5}) as run:
+        first = run.log_item(ItemResult(item="s/1", findings=[ok, bad]))
+        second = run.log_item(ItemResult(item="s/2", findings=[bad]))
+    assert run.experiment_id == old
+    client = mlflow.MlflowClient()
+    assert client.get_experiment(old).tags["mlflow.experimentKind"] == "custom_model_development"
+    parent = client.get_run(run.run_id).data.metrics
+    assert (parent["findings.passed"], parent["findings.failed"]) == (1.0, 2.0)
+    assert client.get_run(first).data.metrics["findings.failed"] == 1.0
+    assert client.get_run(second).data.metrics["findings.passed"] == 0.0
+    assert client.get_run(second).data.params == {"top_k": "5"}
+
+
+MOE_PARAMS = """\
+moe:                      # "Mixture of Experts (MoE)" items 1-3
+  seq_len: 64
+  variants: [[2, 1], [4, 1]]          # item 1: more MoE models
+  dense_d_ff: [128, 1024]             # item 3: dense sweep (k*H, E*H)
+  cbow:                   # Word2VecConfig of item 2 (arXiv:1301.3781)
+    dim: 64               # a sub-key: the block's scope applies
+  shared_by: 1            # items 1 (MoE), 3 (dense) and nothing else
+  checks:
+    min_balance: 0.9      # mixture-of-experts/2: normalized utilization entropy
+    min_rounds: 5         # mixture-of-experts/2, 3: interleaved rounds
+"""
+
+
+def test_item_scopes_read_the_items_each_knob_serves_from_its_comment():
+    assert tracking.item_scopes(MOE_PARAMS, "mixture-of-experts") == {
+        "moe": {1, 2, 3}, "moe.variants": {1}, "moe.dense_d_ff": {3}, "moe.cbow": {2},
+        "moe.shared_by": {1, 3}, "moe.checks.min_balance": {2}, "moe.checks.min_rounds": {2, 3}}
+    flat = {k: "v" for k in ("moe.seq_len", "moe.variants", "moe.dense_d_ff", "moe.cbow.dim",
+                             "moe.shared_by", "moe.checks.min_balance", "moe.checks.min_rounds")}
+    scopes = tracking.item_scopes(MOE_PARAMS, "mixture-of-experts")
+    assert sorted(tracking.item_params(flat, scopes, "mixture-of-experts/2")) == [
+        "moe.cbow.dim", "moe.checks.min_balance", "moe.checks.min_rounds", "moe.seq_len"]
+    assert sorted(tracking.item_params(flat, scopes, "mixture-of-experts/1")) == [
+        "moe.seq_len", "moe.shared_by", "moe.variants"]
+    assert tracking.item_params(flat, {}, "mixture-of-experts/1") == flat  # no comments: all
+
+
+def test_child_run_carries_its_own_knobs_from_the_stage_params_file(store):
+    (store / "params").mkdir()
+    (store / "params" / "mixture_of_experts.yaml").write_text(MOE_PARAMS)
+    params = {"moe": {"seq_len": 64, "variants": [[2, 1]], "dense_d_ff": [128], "cbow": {"dim": 64},
+                      "shared_by": 1, "checks": {"min_balance": 0.9, "min_rounds": 5}}}
+    with tracking.stage_run("moe", "Mixture of Experts (MoE)", params) as run:
+        two = run.log_item(ItemResult(item="mixture-of-experts/2"))
+    client = mlflow.MlflowClient()
+    child = client.get_run(two).data
+    assert child.params == {"moe.seq_len": "64", "moe.cbow.dim": "64", "moe.checks.min_balance": "0.9",
+                            "moe.checks.min_rounds": "5"}
+    assert child.tags["nlpc.params_scope"] == "item"
+    assert len(client.get_run(run.run_id).data.params) == 7  # the stage's run keeps them all

@@ -5,7 +5,9 @@
   ``params/``, comments kept (or print the same overrides as ``dvc exp run -S file:key=value``
   arguments); ``profile default`` restores the defaults a profile changed.
 * ``readme [--check]``: regenerate the generated tables: README.md's status table (from the
-  registry) and docs/ARCHITECTURE.md's stage table (registry + dvc.yaml).
+  registry, with each section's findings passed / failed on the committed run: the
+  ``metrics/*.json`` git holds, "not run" where it holds none) and docs/ARCHITECTURE.md's stage
+  table (registry + dvc.yaml).
 """
 
 from __future__ import annotations
@@ -68,9 +70,34 @@ def _replace_block(text: str, start_marker: str, end_marker: str, block: str, na
     return text[: start + len(start_marker)] + "\n" + block + "\n" + text[end:]
 
 
-def render_readme(text: str) -> str:
+RESULTS_HEADER = "Default run (committed)"
+
+
+def committed_results(root: str | Path = ".") -> dict[str, str]:
+    """``{section id: cell}``: each section's findings on the run whose metrics git holds.
+
+    Read from git's index (what is committed, or staged to be), never from the working tree, so a
+    local smoke run does not change the README. Outside a git work tree every section is "not run".
+    The key ``""`` holds the totals.
+    """
+    from nlpcurriculum import report
+
+    try:
+        records = report.git_records(Path(root))
+    except OSError:
+        records = ({}, {})
+    views = report.collect(Path(root), {}, "", records=records)
+    cells = {sec.id: report.status_cell(sec, views) for sec in registry.sections()}
+    s = report.summary(views)
+    cells[""] = (f"{s['findings']['passed']} passed, {s['findings']['failed']} failed"
+                 if s["items"] else "not run")
+    return cells
+
+
+def render_readme(text: str, root: str | Path = ".") -> str:
     """README text with the status table between the markers replaced."""
-    return _replace_block(text, README_START, README_END, registry.markdown_table(), "README.md")
+    table = registry.markdown_table(committed_results(root), RESULTS_HEADER)
+    return _replace_block(text, README_START, README_END, table, "README.md")
 
 
 def render_architecture(text: str, dvc_yaml: str | Path = "dvc.yaml") -> str:
@@ -81,7 +108,7 @@ def render_architecture(text: str, dvc_yaml: str | Path = "dvc.yaml") -> str:
 
 
 def _readme(args: argparse.Namespace) -> int:
-    targets = [(Path(args.path), render_readme),
+    targets = [(Path(args.path), lambda text: render_readme(text, Path(args.path).parent)),
                (Path(args.architecture), render_architecture)]
     stale = []
     for path, render in targets:

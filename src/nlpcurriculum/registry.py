@@ -123,11 +123,18 @@ def counts() -> dict[str, int]:
     return out
 
 
-def markdown_table() -> str:
-    """The README's curriculum status table (one row per section)."""
+def markdown_table(results: dict[str, str] | None = None, results_header: str = "Results") -> str:
+    """The README's curriculum status table (one row per section).
+
+    Args:
+        results: an extra last column, ``{section id: cell}`` (the README's: each section's
+            findings on the committed default run); sections it lacks get ``-``.
+        results_header: that column's header.
+    """
+    extra = results is not None
     lines = [
-        "| Section | Items | Implemented | Module | Stages |",
-        "|---|---:|---:|---|---|",
+        "| Section | Items | Implemented | Module | Stages |" + (f" {results_header} |" if extra else ""),
+        "|---|---:|---:|---|---|" + ("---|" if extra else ""),
     ]
     for sec in sections():
         done = [it for it in sec.items if it.status == IMPLEMENTED]
@@ -136,7 +143,9 @@ def markdown_table() -> str:
         lines.append(
             f"| {sec.title} | {len(sec.items)} | {len(done)} | {module} | "
             f"{', '.join(f'`{s}`' for s in stages) or '-'} |"
+            + (f" {results.get(sec.id, '-')} |" if extra else "")
         )
     c = counts()
-    lines.append(f"| **All {len(sections())} sections** | {sum(c.values())} | {c[IMPLEMENTED]} | | |")
+    lines.append(f"| **All {len(sections())} sections** | {sum(c.values())} | {c[IMPLEMENTED]} | | |"
+                 + (f" {results.get('', '')} |" if extra else ""))
     return "\n".join(lines)

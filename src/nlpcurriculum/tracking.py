@@ -7,11 +7,18 @@ The tracking contract (docs/CONVENTIONS.md):
 * Names: the experiment is the section's title; the parent run is the DVC stage; each curriculum
   item the stage covers gets a child run. Tags ``nlpc.section``, ``nlpc.item``, ``nlpc.stage`` and
   ``nlpc.git_commit`` (also MLflow's own ``mlflow.source.git.commit``) make them searchable.
-* Content: the stage's params flattened (``model.d_model``), step series as MLflow step metrics,
-  figures as PNG artifacts, and every check as tags ``finding.<i>.claim`` / ``.kind``
-  (``finding`` or ``invariant``) / ``.passed`` plus the metrics ``finding.<i>.value`` and, where
-  known, ``.threshold``, ``.n`` and ``.se``; the child run's tags ``findings.passed`` and
-  ``invariants.held`` sum them up.
+* Content: the stage's params flattened (``model.d_model``) on the stage's run, and on each item's
+  child run the knobs that shaped the item: the stage's params less those whose comment in the
+  params file names other items only (``variants: ...  # item 1: ...`` is not item 2's knob;
+  :func:`item_scopes`), step series as MLflow step metrics, figures as PNG
+  artifacts, and every check as tags ``finding.<i>.claim`` / ``.kind`` (``finding`` or
+  ``invariant``) / ``.passed`` plus the metrics ``finding.<i>.value`` and, where known,
+  ``.threshold``, ``.n`` and ``.se``. The counts ``findings.passed``, ``findings.failed``,
+  ``invariants.held`` and ``invariants.failed`` are metrics of each child run and, summed, of the
+  stage's run, so the runs table shows them as columns.
+* Experiments are tagged ``mlflow.experimentKind = custom_model_development`` (model training,
+  not GenAI), the kind ``mlflow ui`` shows in the experiment's header. The runs table is the
+  "Model training" side of the UI (``#/experiments/<id>/runs?workflowType=machine_learning``).
 * Key models: :meth:`StageRun.log_model` logs a torch model with ``mlflow.pytorch.log_model`` and
   can register it in the model registry (the sqlite store supports it; the base LM is
   ``nlpcurriculum-base``).
@@ -29,10 +36,11 @@ MLflow is imported lazily (it costs 2-3 s): a stage does its work first, then lo
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -40,6 +48,10 @@ from nlpcurriculum.params import flatten
 from nlpcurriculum.results import FINDING, INVARIANT, ItemResult
 
 PIPELINE_EXPERIMENT = "Pipeline"  # spine stages that belong to no curriculum section
+
+# The experiment tag that tells `mlflow ui` (3.x) the experiment is model training (runs, params,
+# metrics), so it need not ask for, or guess, the experiment's kind.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 # MLflow limits a param value to 6000 characters; keep well under it.
 _MAX_PARAM_CHARS = 500
@@ -181,12 +193,14 @@ def get_or_create_experiment(name: str) -> str:
     mlflow = _client()
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
+        if EXPERIMENT_KIND[0] not in experiment.tags:  # created before the tag existed
+            mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
         return experiment.experiment_id
     location = None
     if not os.environ.get("MLFLOW_TRACKING_URI"):
         location = (project_root() / "mlruns").as_uri()
     try:
-        return mlflow.create_experiment(name, artifact_location=location)
+        return mlflow.create_experiment(name, artifact_location=location, tags=dict([EXPERIMENT_KIND]))
     except Exception:  # created concurrently by another stage: read it back
         experiment = mlflow.get_experiment_by_name(name)
         if experiment is None:
@@ -208,6 +222,9 @@ class StageRun:
     run_id: str
     experiment_id: str
     commit: str
+    params: dict[str, str] = field(default_factory=dict)  # flattened, as logged on the stage's run
+    scopes: dict[str, set[int]] = field(default_factory=dict)  # item_scopes of its params file
+    counts: dict[str, int] = field(default_factory=dict)  # the checks of the items logged so far
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         import mlflow
@@ -257,9 +274,12 @@ class StageRun:
         return info.model_uri
 
     def log_item(self, result: ItemResult, item_text: str = "") -> str:
-        """Log one item's metrics, series, texts and findings as a child run; returns its id.
+        """Log one item's params, metrics, series, texts and findings as a child run; returns its id.
 
-        Figures are saved by the stage (``plots/``) and logged from those files.
+        The child carries the stage's params (the item's experiment reads its knobs from the
+        stage's config) and the counts of its checks as metrics (:func:`check_counts`), which
+        also add up into :attr:`counts` for the stage's run. Figures are saved by the stage
+        (``plots/``) and logged from those files.
         """
         import mlflow
 
@@ -276,6 +296,11 @@ class StageRun:
                 "mlflow.source.git.commit": self.commit,
             },
         ) as child:
+            params = item_params(self.params, self.scopes, result.item)
+            if params:
+                mlflow.log_params(params)
+                # "item": the params file's comments left out other items' knobs
+                mlflow.set_tag("nlpc.params_scope", "item" if len(params) < len(self.params) else "stage")
             if result.metrics or result.timings:
                 mlflow.log_metrics({k: float(v) for k, v in {**result.metrics, **result.timings}.items()})
             _log_series(child.info.run_id, result.series)
@@ -294,11 +319,90 @@ class StageRun:
                            "n": finding.n, "se": finding.se}
                 mlflow.log_metrics({f"finding.{i}.{k}": float(v)
                                     for k, v in numbers.items() if v is not None})
-            for kind, tag in ((FINDING, "findings.passed"), (INVARIANT, "invariants.held")):
-                checks = [f for f in result.findings if f.kind == kind]
-                if checks:
-                    mlflow.set_tag(tag, str(all(f.passed for f in checks)).lower())
+            counts = check_counts(result)
+            mlflow.log_metrics({k: float(v) for k, v in counts.items()})
+            for key, value in counts.items():
+                self.counts[key] = self.counts.get(key, 0) + value
             return child.info.run_id
+
+
+_ITEM_NUMBERS = re.compile(r"\bitems?\s+((?:\d+(?:\s*-\s*\d+)?(?:\s*(?:,|and|&)\s*)?)+)")
+
+
+def _numbers(text: str) -> set[int]:
+    """``"1-3"`` -> {1, 2, 3}; ``"5 , 6 and 8"`` -> {5, 6, 8}."""
+    found: set[int] = set()
+    for a, b in re.findall(r"(\d+)(?:\s*-\s*(\d+))?", text):
+        found.update(range(int(a), int(b or a) + 1))
+    return found
+
+
+def item_scopes(text: str, section_id: str) -> dict[str, set[int]]:
+    """The params whose comment names the items they serve: ``{dotted key: item numbers}``.
+
+    Read from a params file's text: a key's comment that says ``item 3``, ``items 1-3``,
+    ``items 5 (CBOW), 6 (skip-gram)``, ``kv-cache/2`` or ``kv-cache/2, 3`` names those items of
+    ``section_id``.
+    Keys whose comment names no item are not listed (they serve the whole stage).
+    """
+    scopes: dict[str, set[int]] = {}
+    stack: list[tuple[int, str]] = []  # (indent, key) of the keys above the current line
+    for line in text.splitlines():
+        match = re.match(r"^(\s*)([A-Za-z_][\w-]*)\s*:(.*)$", line)
+        if not match:
+            continue
+        indent, key, rest = len(match.group(1)), match.group(2), match.group(3)
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, key))
+        comment = rest.split("#", 1)[1] if "#" in rest else ""
+        comment = re.sub(r"\([^)]*\)", " ", comment)  # "item 5 (arXiv:1301.3781)" -> "item 5"
+        named = set()
+        for listed in _ITEM_NUMBERS.findall(comment):
+            named |= _numbers(listed)
+        for listed in re.findall(rf"\b{re.escape(section_id)}/(\d+(?:\s*[-,&]\s*\d+)*)", comment):
+            named |= _numbers(listed)
+        if named:
+            scopes[".".join(k for _, k in stack)] = named
+    return scopes
+
+
+def item_params(params: dict[str, str], scopes: dict[str, set[int]], item: str) -> dict[str, str]:
+    """The stage's flattened ``params`` that serve ``item`` (``"moe/2"``): all but those whose
+    nearest commented key (:func:`item_scopes`) names other items only."""
+    number = item.rsplit("/", 1)[-1]
+    if not number.isdigit() or not scopes:
+        return dict(params)
+    kept = {}
+    for key, value in params.items():
+        parts = key.split(".")
+        nearest = next((scopes[".".join(parts[:n])] for n in range(len(parts), 0, -1)
+                        if ".".join(parts[:n]) in scopes), None)
+        if nearest is None or int(number) in nearest:
+            kept[key] = value
+    return kept
+
+
+def _stage_scopes(stage: str) -> dict[str, set[int]]:
+    """:func:`item_scopes` of the stage's params file ({} when it has none)."""
+    from nlpcurriculum import registry
+    from nlpcurriculum.params import ParamsError, params_file
+
+    try:
+        path = params_file(stage, project_root())
+        text = path.read_text(encoding="utf-8")
+    except (ParamsError, OSError):
+        return {}
+    sections = {it.section_id for it in registry.items_of_stage(stage)}
+    return item_scopes(text, sections.pop()) if len(sections) == 1 else {}
+
+
+def check_counts(result: ItemResult) -> dict[str, int]:
+    """``findings.passed`` / ``.failed`` and ``invariants.held`` / ``.failed`` of one item."""
+    findings = [f.passed for f in result.findings if f.kind == FINDING]
+    invariants = [f.passed for f in result.findings if f.kind == INVARIANT]
+    return {"findings.passed": sum(findings), "findings.failed": len(findings) - sum(findings),
+            "invariants.held": sum(invariants), "invariants.failed": len(invariants) - sum(invariants)}
 
 
 def _log_series(run_id: str, series: dict[str, list[tuple[int, float]]]) -> None:
@@ -341,9 +445,14 @@ def stage_run(stage: str, section: str, params: dict[str, Any] | None = None) ->
             "mlflow.source.git.commit": commit,
         },
     ) as run:
-        if params:
-            mlflow.log_params(_params_for_mlflow(params))
-        yield StageRun(stage, section, run.info.run_id, experiment_id, commit)
+        flat = _params_for_mlflow(params) if params else {}
+        if flat:
+            mlflow.log_params(flat)
+        handle = StageRun(stage, section, run.info.run_id, experiment_id, commit, flat,
+                          _stage_scopes(stage) if flat else {})
+        yield handle
+        if handle.counts:  # the stage's items, summed: a column of the runs table
+            mlflow.log_metrics({k: float(v) for k, v in handle.counts.items()})
 
 
 def latest_runs_by_item(section_titles: list[str]) -> dict[str, dict[str, str]]:
