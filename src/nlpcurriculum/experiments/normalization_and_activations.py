@@ -492,8 +492,6 @@ def ablation_item(cfg: NormsActivationsConfig, seeds: list[_SeedRuns]) -> ItemRe
         "norm_gain", scores("norm_runs", "none"), scores("norm_runs", best_norm),
         margin=cfg.min_norm_gain)
     findings = [gain]
-    metrics["norm_gain"] = gain.value
-    metrics["norm_gain.se"] = gain.se
     if "layernorm" in cfg.norms and "rmsnorm" in cfg.norms:
         same = Finding.compare(
             "RMSNorm (no re-centering) trains as well as LayerNorm: its held-out test loss is not "
@@ -502,8 +500,6 @@ def ablation_item(cfg: NormsActivationsConfig, seeds: list[_SeedRuns]) -> ItemRe
             "rmsnorm_minus_layernorm", scores("norm_runs", "rmsnorm"),
             scores("norm_runs", "layernorm"), margin=-cfg.max_rms_ln_gap, higher_is_better=False)
         findings.append(same)
-        metrics["rmsnorm_minus_layernorm"] = same.value
-        metrics["rmsnorm_minus_layernorm.se"] = same.se
     if "relu" in cfg.mlps and "swiglu" in cfg.mlps:
         swiglu = Finding.compare(
             "SwiGLU (parameter-matched) reaches a lower held-out test loss than ReLU by more than "
@@ -511,9 +507,8 @@ def ablation_item(cfg: NormsActivationsConfig, seeds: list[_SeedRuns]) -> ItemRe
             "Shazeer 2020)", "swiglu_gain_over_relu", scores("mlp_runs", "relu"),
             scores("mlp_runs", "swiglu"), margin=cfg.min_swiglu_gain)
         findings.append(swiglu)
-        metrics["swiglu_gain_over_relu"] = swiglu.value
-        metrics["swiglu_gain_over_relu.se"] = swiglu.se
-    for f in findings:
+    for f in findings:  # each comparison's mean effect and its standard error
+        metrics[f.metric], metrics[f"{f.metric}.se"] = f.value, f.se
         lines.append(f"{f.metric}: {f.value:+.4f} (SE {f.se:.4f}, n {f.n}, bound {f.threshold:+g}) "
                      f"{'pass' if f.passed else 'FAIL'}")
 
