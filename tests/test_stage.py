@@ -75,6 +75,9 @@ def test_publish_writes_stage_level_findings_of_a_stage_without_items(project):
     assert saved == record and saved["items"] == {}
     assert [(f["metric"], f["passed"], f["n"]) for f in saved["findings"]] == [
         ("model_minus_bigram_loss", True, 2)]
+    runs = mlflow.search_runs(experiment_names=["Pipeline"], output_format="list")
+    logged = runs[0].data.metrics
+    assert logged["finding.model_minus_bigram_loss.passed"] == 1.0 and logged["val_loss"] == 4.05
 
 
 def test_item_result_refuses_a_name_that_is_both_a_metric_and_a_timing():

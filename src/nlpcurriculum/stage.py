@@ -251,9 +251,13 @@ def publish(
             "findings": [asdict(f) for f in result.findings if f.timed],
         }
 
+    checked = {}  # stage-level findings in MLflow: the measured value and 1/0 for passed
+    for f in findings:
+        checked[f"finding.{f.metric}"] = f.value
+        checked[f"finding.{f.metric}.passed"] = float(f.passed)
     with tracking.stage_run(stage, section, params) as run:
-        if metrics or timing:
-            run.log_metrics({**metrics, **timing})
+        if metrics or timing or checked:
+            run.log_metrics({**metrics, **timing, **checked})
         if series or timing_series:
             run.log_series({**(series or {}), **(timing_series or {})})
         for path in artifacts:
