@@ -2,7 +2,8 @@
 
 Reads params `norms_activations` and the corpus splits `data/processed/splits/{train,val,test}.parquet`
 (the `splits` contract), tokenized as UTF-8 bytes. Checks the by-hand norms and activations
-against torch, trains one mini-former per norm and per activation, and records their activations
+against torch, trains one mini-former per norm and per activation on each of `seeds` (side by
+side), and records their activations
 layer by layer; writes the item tables to `reports/norms_activations/tables.txt`, the plots to
 `plots/norms_activations/` and `metrics/norms_activations.json`.
 """

@@ -6,6 +6,9 @@ meta.json) and params `pretrain` (`PretrainConfig`: `model` = MiniFormerConfig f
 (the trainer's atomic checkpoint; `load_model` rebuilds the model) + its `model.pt.json` sidecar,
 the loss / val_loss / lr / tokens-per-second curves (`plots/pretrain/`, MLflow step metrics) and
 `metrics/pretrain.json`; logs the model to MLflow and registers it as `nlpcurriculum-base`.
+Control (`pretrain.control`, bounds in `pretrain.checks`): the trained model, an add-k count bigram
+and a unigram (fitted on the train stream) score the same validation tokens; the stage's
+findings are that the model beats the bigram, then the unigram (`count_control`).
 Resume: an interrupted run (checkpoints every `train.checkpoint_every` updates) of the same
 settings and data continues from `models/base/model.pt`. Serves no item: MLflow experiment `Pipeline`.
 """
@@ -29,7 +32,7 @@ def main() -> None:
         raise ParamsError(f"{path}: pretrain.model.vocab_size: remove it, it comes from {TOKENS}/meta.json")
     import torch
 
-    from nlpcurriculum.training.pretrain import PretrainConfig, pretrain
+    from nlpcurriculum.training.pretrain import PretrainConfig, count_control, pretrain
 
     cfg = load_section("pretrain", PretrainConfig)
     arrays, meta = load_tokens(TOKENS, splits=["train", "val"])
@@ -51,12 +54,25 @@ def main() -> None:
         "tokens_seen": out.result.tokens_seen, "params": out.model.num_params(),
         "params.non_embedding": out.model.num_params(non_embedding=True),
     }
+    control = count_control(out.model, arrays["train"], arrays["val"], meta["vocab_size"],
+                            cfg.model.max_seq_len, cfg.control, cfg.checks)
+    for name, loss in control.losses.items():
+        metrics[f"control.{name}.val_loss"] = loss
+        metrics[f"control.{name}.val_bits_per_token"] = loss / math.log(2)
+    for name, k in control.k.items():
+        metrics[f"control.{name}.k"] = k
+    metrics["control.val_tokens"] = control.n_tokens
     publish("pretrain", {"pretrain": {**vars(cfg), "model": cfg.with_vocab(meta["vocab_size"])}},
-            metrics=metrics, series=series, timing_series=speed, started=started, model=out.model,
-            registered_model=REGISTERED)
+            metrics=metrics, findings=control.findings, series=series, timing_series=speed,
+            started=started, model=out.model, registered_model=REGISTERED)
     resumed = f", resumed from step {out.resumed_from}" if out.resumed_from else ""
     print(f"pretrain: {metrics['params']:,} params, {out.result.steps} steps{resumed}, "
           f"val loss {val_loss:.3f} (ppl {metrics['val_perplexity']:.1f}) -> {MODEL}")
+    losses = control.losses
+    print(f"pretrain: on all {control.n_tokens:,} val tokens: model {losses['model']:.3f}, count bigram "
+          f"{losses['bigram']:.3f}, unigram {losses['unigram']:.3f} nats/token; "
+          + "; ".join(f"{f.metric} {f.value:+.3f} (SE {f.se:.3f}, bound {f.threshold:+g}): "
+                      f"{'pass' if f.passed else 'FAIL'}" for f in control.findings))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Reads params `transformer_stacking`; its data is generated in code (the repeated-block toy task of
 `nlpcurriculum.data.synthetic.repeats`), so the stage has no data dependency. Trains a bigram
-baseline and mini-formers of each depth, dissects Q/K/V of one of them; writes the trained models
+baseline and mini-formers of each depth on each of `seeds` (side by side), dissects Q/K/V of one of
+them; writes the first seed's trained models
 to `models/transformer_stacking/depth<n>.pt` (+ `.json` sidecars), the item tables to
 `reports/transformer_stacking/tables.txt`, the plots to `plots/transformer_stacking/` and
 `metrics/transformer_stacking.json`.

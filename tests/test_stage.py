@@ -66,6 +66,20 @@ def test_publish_writes_clock_readings_apart_so_the_metrics_file_is_the_same_on_
     assert timed_second["timings"]["wall_time_s"] > 0 and timed_second["host"]["cores"] >= 1
 
 
+def test_publish_writes_stage_level_findings_of_a_stage_without_items(project):
+    """The spine's pretrain has no item: its findings sit at the top of metrics/pretrain.json."""
+    beats = Finding.compare("beats the bigram", "model_minus_bigram_loss", [4.0, 4.1], [5.0, 5.2],
+                            margin=0.25, higher_is_better=False)
+    record = publish("pretrain", {"seed": 1}, metrics={"val_loss": 4.05}, findings=[beats])
+    saved = json.loads((project / "metrics/pretrain.json").read_text())
+    assert saved == record and saved["items"] == {}
+    assert [(f["metric"], f["passed"], f["n"]) for f in saved["findings"]] == [
+        ("model_minus_bigram_loss", True, 2)]
+    runs = mlflow.search_runs(experiment_names=["Pipeline"], output_format="list")
+    logged = runs[0].data.metrics
+    assert logged["finding.model_minus_bigram_loss.passed"] == 1.0 and logged["val_loss"] == 4.05
+
+
 def test_item_result_refuses_a_name_that_is_both_a_metric_and_a_timing():
     with pytest.raises(ValueError, match="both metrics and timings"):
         ItemResult(item="x/1", metrics={"speedup": 1.0}, timings={"speedup": 2.0})

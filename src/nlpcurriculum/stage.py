@@ -25,6 +25,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -174,6 +175,7 @@ def publish(
     metrics: dict[str, float] | None = None,
     results: list[ItemResult] = (),
     timings: dict[str, float] | None = None,
+    findings: Sequence[Finding] = (),
     section: str | None = None,
     started: float | None = None,
     artifacts: list[str | Path] = (),
@@ -190,6 +192,8 @@ def publish(
         metrics: stage-level scalar metrics (deterministic).
         timings: stage-level clock readings (tokens per second, seconds); the wall time is added.
         results: one :class:`ItemResult` per curriculum item the stage covers.
+        findings: stage-level checks of a stage that serves no item (the spine's ``pretrain``
+            beats its count-model control), written under ``"findings"`` beside ``metrics``.
         section: the MLflow experiment; defaults to the section of the stage's items in the
             registry, or the ``Pipeline`` experiment for spine stages.
         started: ``time.time()`` at the stage's start, to log its wall time.
@@ -217,6 +221,9 @@ def publish(
     plots = PLOTS_DIR / stage
     record: dict[str, Any] = {"stage": stage, "metrics": metrics, "items": {}}
     timed: dict[str, Any] = {"stage": stage, "host": host(), "timings": timing, "items": {}}
+    if findings:
+        record["findings"] = [asdict(f) for f in findings if not f.timed]
+        timed["findings"] = [asdict(f) for f in findings if f.timed]
 
     for name, points in (series or {}).items():
         _write_series(plots / f"{name}.json", name, points)
@@ -244,9 +251,13 @@ def publish(
             "findings": [asdict(f) for f in result.findings if f.timed],
         }
 
+    checked = {}  # stage-level findings in MLflow: the measured value and 1/0 for passed
+    for f in findings:
+        checked[f"finding.{f.metric}"] = f.value
+        checked[f"finding.{f.metric}.passed"] = float(f.passed)
     with tracking.stage_run(stage, section, params) as run:
-        if metrics or timing:
-            run.log_metrics({**metrics, **timing})
+        if metrics or timing or checked:
+            run.log_metrics({**metrics, **timing, **checked})
         if series or timing_series:
             run.log_series({**(series or {}), **(timing_series or {})})
         for path in artifacts:

@@ -92,3 +92,12 @@ def test_budget_rejects_bad_values():
         LMBudget(steps=0)
     with pytest.raises(ValueError, match="warmup"):
         LMBudget(steps=5, warmup_steps=6)
+
+
+def test_map_seeds_runs_side_by_side_in_seed_order_and_equals_the_serial_run():
+    import operator
+
+    from nlpcurriculum.experiments.harness import map_seeds
+
+    assert map_seeds(operator.add, [3, 1, 2], 2, 10) == [13, 11, 12]
+    assert map_seeds(operator.add, [3, 1, 2], 1, 10) == [13, 11, 12]

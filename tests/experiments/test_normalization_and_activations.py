@@ -8,6 +8,9 @@ from nlpcurriculum.experiments.normalization_and_activations import (
     ITEMS,
     Inputs,
     NormsActivationsConfig,
+    _SeedRuns,
+    _Variant,
+    ablation_item,
     matched_d_ff,
     parity_errors,
     rms_norm_backward_timing,
@@ -38,6 +41,7 @@ def _tiny() -> NormsActivationsConfig:
                             eval_batches=1, progress=False),
         seq_len=16, norms=["layernorm", "rmsnorm", "none"], mlps=["relu", "swiglu"],
         test_batches=2, parity_rows=32, parity_dim=8, stat_windows=2, timing_rounds=3,
+        seeds=[1, 2, 3], workers=1, heldout_from_window=4,
     )
 
 
@@ -52,9 +56,45 @@ def test_run_returns_three_items_with_every_variant_measured():
                 "mlp.relu.test_loss", "mlp.swiglu.test_loss", "norm_gain", "swiglu_gain_over_relu"):
         assert key in ablation.metrics, key
     assert {f.metric for f in ablation.findings} == {
-        "norm_gain", "abs_rmsnorm_minus_layernorm", "swiglu_gain_over_relu"}
+        "norm_gain", "rmsnorm_minus_layernorm", "swiglu_gain_over_relu"}
+    assert all(f.n == 3 and f.se is not None for f in ablation.findings)  # compared over the seeds
+    assert "mlp.swiglu.seed2.test_loss" in ablation.metrics
     assert "layernorm.layer1.residual_std" in activations.metrics
+    assert {f.metric for f in activations.findings} == {
+        "attn_input_spread_with_norm", "residual_growth_ratio_none_vs_norm"}
+    assert all(f.n == 3 for f in activations.findings)
     assert {"histograms.png", "activation_std.png"} <= set(activations.figures)
+
+
+def _fake_seeds(losses: dict[str, list[float]]) -> list[_SeedRuns]:
+    """Seed runs with given test losses per variant (no models: the findings read only losses)."""
+    def v(name, loss):
+        return _Variant(name, None, None, loss, loss, False)
+
+    return [_SeedRuns(seed, {n: v(n, losses[n][i]) for n in ("layernorm", "rmsnorm", "none")},
+                      {m: v(m, losses[m][i]) for m in ("relu", "swiglu")}, {})
+            for i, seed in enumerate((1, 2, 3))]
+
+
+def test_ablation_findings_fail_on_ties_and_pass_on_clear_effects():
+    cfg = _tiny()
+    tie = _fake_seeds({"layernorm": [2.0, 2.1, 2.0], "rmsnorm": [2.0, 2.1, 2.0], "none": [2.0, 2.1, 2.0],
+                       "relu": [2.0, 2.1, 2.0], "swiglu": [2.0, 2.1, 2.0]})
+    verdict = {f.metric: f.passed for f in ablation_item(cfg, tie).findings}
+    # a tie passes neither gain; equal RMSNorm and LayerNorm are non-inferior
+    assert verdict == {"norm_gain": False, "swiglu_gain_over_relu": False, "rmsnorm_minus_layernorm": True}
+    clear = _fake_seeds({"layernorm": [2.0, 2.1, 2.0], "rmsnorm": [2.01, 2.1, 2.0], "none": [2.5, 2.7, 2.6],
+                         "relu": [2.1, 2.2, 2.1], "swiglu": [2.0, 2.12, 2.01]})
+    assert all(f.passed for f in ablation_item(cfg, clear).findings)
+    worse = _fake_seeds({"layernorm": [2.0, 2.1, 2.0], "rmsnorm": [2.2, 2.3, 2.2], "none": [2.5, 2.7, 2.6],
+                         "relu": [2.1, 2.2, 2.1], "swiglu": [2.0, 2.12, 2.01]})
+    verdict = {f.metric: f.passed for f in ablation_item(cfg, worse).findings}
+    assert verdict["rmsnorm_minus_layernorm"] is False  # 0.2 nats worse is not "as well"
+
+
+def test_heldout_windows_must_exist():
+    with pytest.raises(ValueError, match="heldout_from_window=500"):
+        run(replace(_tiny(), heldout_from_window=500), Inputs(TEXT, TEXT, TEXT))
 
 
 @pytest.mark.parametrize(
@@ -64,6 +104,7 @@ def test_run_returns_three_items_with_every_variant_measured():
         (dict(norms=["batchnorm", "none"]), "unknown norm 'batchnorm'"),
         (dict(mlps=["tanh"]), "unknown mlp 'tanh'"),
         (dict(seq_len=32), "seq_len=32 must be in"),
+        (dict(seeds=[1]), "seeds must hold >= 2 distinct"),
     ],
 )
 def test_bad_config_fails_clearly(change, message):

@@ -1,5 +1,6 @@
 """The attention experiment on a tiny model and a tiny corpus: items, structural findings, errors."""
 
+import copy
 from dataclasses import replace
 
 import pytest
@@ -12,6 +13,7 @@ from nlpcurriculum.experiments.self_attention_and_multihead_attention import (
     Outputs,
     byte_label,
     last_query_entropy,
+    multi_head_item,
     pick_sample,
     run,
     single_token_item,
@@ -19,7 +21,7 @@ from nlpcurriculum.experiments.self_attention_and_multihead_attention import (
 )
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
 from nlpcurriculum.nn.attention import MultiHeadAttention
-from nlpcurriculum.training.trainer import TrainerConfig
+from nlpcurriculum.training.trainer import TrainerConfig, TrainResult
 
 TEXTS = ["The quick brown fox jumps over the lazy dog. " * 20,
          "Pack my box with five dozen liquor jugs. " * 20]
@@ -54,6 +56,9 @@ def test_run_returns_the_three_items_with_structural_findings_passing():
                                             - single.metrics["last_query_entropy.trained"])
     assert "single_token.png" in single.figures and "sum of weights" in single.texts["single_token.txt"]
     assert {"heads.png", "head_divergence.png", "loss.png"} <= set(multi.figures)
+    diverse = multi.findings[0]  # trained vs the randomly initialised model, over the 4 windows
+    assert diverse.metric == "head_js_gain_over_init" and diverse.n == 4 and diverse.kind == "finding"
+    assert not diverse.passed  # 4 updates do not make the heads diverge by 0.05 nats
     assert causal.metrics["perturb_from"] == 8
     assert not model.training
 
@@ -74,6 +79,25 @@ def test_a_zero_query_attends_uniformly_and_a_sharp_one_is_found_selective():
     assert found.metric == "selectivity_gain" and found.n == 6 and found.passed
     tie = single_token_item(uniform, sample, 0, 0, 1e-5, control=uniform, windows=windows).findings[-1]
     assert tie.value == 0.0 and not tie.passed
+
+
+def test_head_diversity_passes_for_diverse_heads_and_fails_against_itself():
+    """The head-diversity finding against its control: heads wired to attend differently pass;
+    the initialised model compared with itself (a tie) fails."""
+    cfg = _tiny()
+    torch.manual_seed(0)
+    init = build_model(cfg.model).eval()
+    windows = torch.randint(0, 256, (6, 16), generator=torch.Generator().manual_seed(1))
+    sample = windows[0, :12]
+    result = TrainResult(history=[{"step": 1, "loss": 5.0, "val_loss": 5.0}], final_val_loss=5.0,
+                         steps=1, tokens_seen=64)
+    tie = multi_head_item(init, init, windows, sample, result, cfg).findings[0]
+    assert tie.metric == "head_js_gain_over_init" and tie.value == 0.0 and not tie.passed
+    sharp = copy.deepcopy(init)
+    with torch.no_grad():  # larger random Q/K: each head's rows turn sharp along its own projection
+        sharp.blocks[0].attn.qkv.weight.mul_(40.0)
+    diverse = multi_head_item(sharp, init, windows, sample, result, cfg).findings[0]
+    assert diverse.passed and diverse.value > cfg.min_head_js
 
 
 def test_torch_multihead_parity_is_at_float_rounding():

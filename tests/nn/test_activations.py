@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from nlpcurriculum.nn.activations import (
-    MLP, SwiGLU, build_activation, build_mlp, gelu, relu, silu, swiglu, swiglu_hidden,
+    MLP, SwiGLU, build_activation, build_mlp, gelu, relu, silu, silu_derivative, swiglu,
+    swiglu_hidden,
 )
 
 ATOL = 1e-6  # fp32 elementwise
@@ -33,6 +34,50 @@ def test_silu_and_relu_match_torch():
     assert torch.allclose(silu(x), F.silu(x), atol=ATOL, rtol=0)
     assert torch.equal(relu(x), F.relu(x))
     assert float(silu(torch.tensor(1.0))) == pytest.approx(0.7311, abs=1e-4)
+
+
+def test_silu_derivative_matches_torch_autograd_and_silu_backward():
+    # torch is the oracle: autograd through F.silu and its one-pass backward kernel, fp32
+    x = torch.linspace(-12, 12, 4001, requires_grad=True)
+    (oracle,) = torch.autograd.grad(F.silu(x), x, torch.ones_like(x))
+    ours = silu_derivative(x.detach())
+    assert torch.allclose(ours, oracle, atol=ATOL, rtol=0)
+    dy = torch.randn(4001, generator=torch.Generator().manual_seed(0))
+    kernel = torch.ops.aten.silu_backward(dy, x.detach())
+    assert torch.allclose(dy * ours, kernel, atol=4 * ATOL, rtol=0)
+    # hand-worked values: slope 0.5 at 0, 0.9277 at 1; a wrong formula (sigmoid alone,
+    # or s (1 - s)) is off by > 0.1 at x = 1
+    assert float(silu_derivative(torch.tensor(0.0))) == pytest.approx(0.5, abs=1e-7)
+    assert float(silu_derivative(torch.tensor(1.0))) == pytest.approx(0.9277, abs=1e-4)
+
+
+def test_swiglu_uses_no_torch_silu_kernel(monkeypatch):
+    """The by-hand SwiGLU must not call F.silu or aten.silu_backward: poison both and run it."""
+    def poisoned(*args, **kwargs):
+        raise AssertionError("torch's SiLU kernel was called")
+
+    monkeypatch.setattr(F, "silu", poisoned)
+    monkeypatch.setattr(torch, "silu", poisoned, raising=False)
+    gate_up = torch.randn(2, 3, 8, requires_grad=True)
+    out = swiglu(gate_up)
+    out.backward(torch.ones_like(out))
+    assert gate_up.grad is not None and torch.isfinite(gate_up.grad).all()
+
+
+def test_swiglu_values_and_gradients_match_torch_kernels():
+    """Oracle: torch's F.silu forward and autograd through it (which runs aten.silu_backward)."""
+    torch.manual_seed(0)
+    gate_up = torch.randn(4, 7, 2 * 33) * 4
+    a = gate_up.clone().requires_grad_(True)
+    b = gate_up.clone().requires_grad_(True)
+    grad = torch.randn(4, 7, 33)
+    out_a = swiglu(a)
+    gate, up = b.chunk(2, dim=-1)
+    out_b = F.silu(gate) * up
+    assert torch.allclose(out_a, out_b, atol=4 * ATOL, rtol=1e-6)
+    (ga,) = torch.autograd.grad(out_a, a, grad)
+    (gb,) = torch.autograd.grad(out_b, b, grad)
+    assert torch.allclose(ga, gb, atol=4 * ATOL, rtol=1e-6)
 
 
 def test_swiglu_is_the_gated_formula_with_fused_gate_and_up():

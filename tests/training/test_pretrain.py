@@ -14,12 +14,18 @@ from nlpcurriculum.models import MiniFormerConfig, build_model
 from nlpcurriculum.params import load_section, params_file, read_yaml
 from nlpcurriculum.stage import main_guard
 from nlpcurriculum.training import CheckpointError, TrainerConfig
+from nlpcurriculum.models.miniformer import ModelOutput
 from nlpcurriculum.training.pretrain import (
+    ControlConfig,
+    PretrainChecks,
     PretrainConfig,
     bits_per_byte,
+    count_control,
+    eval_windows,
     evaluate_lm,
     pretrain,
     resume_step,
+    window_losses,
 )
 from tests.conftest import params_copy
 
@@ -140,3 +146,56 @@ def test_bits_per_byte_worked_example():
     assert bits_per_byte(3.0, 0.25) == pytest.approx(3.0 / math.log(2) / 4, rel=1e-12)
     with pytest.raises(ValueError):
         bits_per_byte(3.0, 0.0)
+
+
+def test_control_windows_are_the_ones_evaluate_lm_scores():
+    """Invariant: the control scores exactly evaluate_lm's tokens with the same loss."""
+    torch.manual_seed(0)
+    model = build_model(MiniFormerConfig(vocab_size=32, d_model=16, n_layers=1, n_heads=2, max_seq_len=8))
+    tokens = stream(n=77)
+    x, y = eval_windows(tokens, 8)  # (9, 8) each
+    assert x.shape == y.shape == (9, 8)
+    assert np.array_equal(x[1], tokens[8:16]) and np.array_equal(y[1], tokens[9:17])
+    per_window = window_losses(model, x, y, batch_size=4)
+    assert per_window.mean() == pytest.approx(evaluate_lm(model, tokens, 8, batch_size=4).loss, rel=1e-6)
+
+
+class _SecondOrderOracle(torch.nn.Module):
+    """Knows the data rule y[t] = (x[t-1] + x[t]) % V: context a bigram cannot see."""
+
+    def __init__(self, vocab: int, confidence: float = 4.0) -> None:
+        super().__init__()
+        self.vocab, self.confidence = vocab, confidence
+
+    def forward(self, idx):
+        prev = torch.cat([idx[:, :1], idx[:, :-1]], dim=1)  # (B, T); the first has no prev
+        guess = (prev + idx) % self.vocab
+        logits = torch.zeros(*idx.shape, self.vocab)
+        logits.scatter_(-1, guess[..., None], self.confidence)
+        return ModelOutput(logits, None)
+
+
+def _second_order_stream(n: int, vocab: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = list(rng.integers(0, vocab, 2))
+    for _ in range(n - 2):  # a 5% chance of a random token keeps every pair possible
+        out.append(int(rng.integers(0, vocab)) if rng.random() < 0.05 else (out[-2] + out[-1]) % vocab)
+    return np.array(out)
+
+
+def test_control_passes_for_a_model_with_context_and_fails_for_an_untrained_one():
+    vocab = 16
+    train, val = _second_order_stream(20000, vocab, 0), _second_order_stream(4000, vocab, 1)
+    control, checks = ControlConfig(blocks=8), PretrainChecks(0.25, 1.0)
+    oracle = count_control(_SecondOrderOracle(vocab), train, val, vocab, 16, control, checks)
+    assert [f.metric for f in oracle.findings] == ["model_minus_bigram_loss", "model_minus_unigram_loss"]
+    assert all(f.passed and f.n == 8 for f in oracle.findings)
+    assert oracle.losses["model"] < oracle.losses["bigram"] - 0.25
+    assert oracle.k["bigram"] in control.k_grid
+    torch.manual_seed(0)
+    untrained = build_model(MiniFormerConfig(vocab_size=vocab, d_model=16, n_layers=1, n_heads=2,
+                                             max_seq_len=16))
+    null = count_control(untrained, train, val, vocab, 16, control, checks)
+    assert not any(f.passed for f in null.findings)
+    assert null.losses["model"] == pytest.approx(math.log(vocab), abs=0.1)  # ~uniform
+    assert null.n_tokens == (len(val) - 1) // 16 * 16

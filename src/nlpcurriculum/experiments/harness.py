@@ -15,7 +15,9 @@ have in common, so each experiment reads as its own idea and not as training boi
 - :func:`plot_curves`: loss curves, one line per run, on one axis;
 - :func:`torch_threads`: run a block with a given number of torch threads, then restore
   (re-exported from :mod:`nlpcurriculum.metrics.timing`);
-- :class:`CorpusSplits`: the ``Inputs`` of the experiments that read the corpus's splits.
+- :class:`CorpusSplits`: the ``Inputs`` of the experiments that read the corpus's splits;
+- :func:`map_seeds`: run one seed's work for several seeds, side by side in worker processes
+  (docs/CONVENTIONS.md, "Noise": comparisons over >= 3 seeds inside a section's time budget).
 
 Byte-level LM runs at an equal budget, shared by the experiments on training data (synthetic
 vs real text, :mod:`~nlpcurriculum.experiments.synthetic_data.synthetic_curves`; raw vs
@@ -69,6 +71,7 @@ __all__ = [
     "byte_tokens",
     "curve",
     "evaluate_stream",
+    "map_seeds",
     "final_train_loss",
     "mean_loss",
     "plot_curves",
@@ -90,6 +93,27 @@ class CorpusSplits:
     val_texts: Sequence[str]
     test_texts: Sequence[str] = ()
 
+
+
+def map_seeds(fn: Callable[..., Any], seeds: Sequence[int], workers: int, *args: Any) -> list[Any]:
+    """``[fn(seed, *args) for seed in seeds]``, up to ``workers`` seeds at a time in processes.
+
+    Independent seeds of a comparison are independent jobs, so on a multi-core CPU they run side
+    by side (each worker should pin its own torch threads, e.g. with :func:`torch_threads`).
+    ``fn`` must be a module-level function and its arguments and result picklable; workers are
+    started with ``spawn`` (a fresh interpreter, no forked OpenMP state). ``workers <= 1`` runs
+    the seeds one after another in this process. Results come back in the order of ``seeds``,
+    and each depends only on its seed, so the output is the same for any ``workers``.
+    """
+    if workers <= 1 or len(seeds) <= 1:
+        return [fn(seed, *args) for seed in seeds]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(seeds)), mp_context=context) as pool:
+        futures = [pool.submit(fn, seed, *args) for seed in seeds]
+        return [f.result() for f in futures]
 
 
 def train_run(

@@ -11,13 +11,19 @@
 2. *Ablate each* (:func:`ablation_item`): byte-level mini-formers on the corpus, identical but for
    the norm (LayerNorm / RMSNorm / none) or the feed-forward activation (ReLU / GELU / SwiGLU at a
    parameter-matched width), trained with the same steps, batches and learning rate; final train
-   and test loss of each, curves, and whether a run diverged.
+   and test loss of each, curves, and whether a run diverged. Every variant is trained on each
+   of ``seeds`` (fresh seeds, >= 3, run side by side): the findings are paired comparisons over
+   them (:meth:`~nlpcurriculum.results.Finding.compare`), on held-out test windows, those after
+   the first ``heldout_from_window`` of the test split. The baseline's ``init_std`` was chosen
+   (after SwiGLU trailed ReLU at GPT-2's 0.02) on seed 0 and the first 256 test windows; the
+   findings are measured on neither.
 3. *Plot activation distributions layer-wise* (:func:`activations_item`): histograms and standard
    deviations, layer by layer, of the residual stream and of each sub-layer's input, recorded
    with :func:`~nlpcurriculum.models.miniformer.record_activations` in the trained models with
    and without a norm. Pre-norm blocks keep the stream itself unnormalized, so its scale drifts
    with depth either way; what the norm controls is the scale of what each attention and MLP
-   *reads* (Xiong et al. 2020, arXiv:2002.04745).
+   *reads* (Xiong et al. 2020, arXiv:2002.04745). Both findings are measured on every seed's
+   models and compared over the seeds; the figures show the first seed.
 
 Papers: LayerNorm arXiv:1607.06450, RMSNorm arXiv:1910.07467, GELU arXiv:1606.08415, SwiGLU
 arXiv:2002.05202. Byte tokens (vocabulary 256), so losses are per byte.
@@ -43,10 +49,11 @@ from nlpcurriculum.experiments.harness import (
     byte_tokens,
     curve,
     final_train_loss,
+    map_seeds,
     mean_loss,
-    plot_curves,
     torch_threads,
     train_run,
+    uniform_loss,
 )
 from nlpcurriculum.metrics.timing import interleaved_rounds
 from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig, record_activations
@@ -54,7 +61,6 @@ from nlpcurriculum.nn.activations import SwiGLU, gelu, relu, silu
 from nlpcurriculum.nn.norms import NORMS, LayerNorm, RMSNorm, rms_norm
 from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 from nlpcurriculum.training.data import TokenBatcher
-from nlpcurriculum.training.progress import progress
 from nlpcurriculum.training.trainer import TrainerConfig, TrainResult
 
 __all__ = [
@@ -113,9 +119,14 @@ class NormsActivationsConfig:
         seq_len: training window in bytes.
         norms: item 2: the norms compared (with ``model.mlp``).
         mlps: item 2: the feed-forward activations compared (with ``model.norm``).
-        seed: model initialisation seed (the same for every variant).
+        seed: the seed of item 1's random inputs.
+        seeds: item 2 and 3: every variant is trained once per seed (initialisation and batch
+            order); fresh seeds, none of them used while the config was chosen.
+        workers: processes training seeds side by side (one torch thread each).
         num_threads: torch intra-op threads.
         test_batches: batches of ``train.batch_size`` windows for the test loss.
+        heldout_from_window: the test loss starts at this window of the test split (windows of
+            ``seq_len`` bytes); the ones before it were looked at while the config was chosen.
         parity_rows: item 1: random input rows of the parity checks.
         parity_dim: item 1: features per row.
         parity_tol: item 1: max abs difference (forward and gradient) allowed against torch,
@@ -127,6 +138,8 @@ class NormsActivationsConfig:
         min_norm_gain: item 2: how much lower the best norm's test loss must be than no norm's.
         max_rms_ln_gap: item 2: RMSNorm's and LayerNorm's test losses must agree this closely.
         min_swiglu_gain: item 2: how much lower SwiGLU's test loss must be than ReLU's.
+        min_growth_ratio: item 3: without a norm, the residual stream's growth over depth must
+            exceed the normed models' by this factor.
         max_norm_input_spread: item 3: with a norm, ``max/min`` over layers of the std of the
             attention inputs must stay below this.
         checks: the other bounds of the findings.
@@ -138,8 +151,11 @@ class NormsActivationsConfig:
     norms: list[str] = field(default_factory=lambda: ["layernorm", "rmsnorm", "none"])
     mlps: list[str] = field(default_factory=lambda: ["relu", "gelu", "swiglu"])
     seed: int = 0
+    seeds: list[int] = field(default_factory=lambda: [101, 102, 103])
+    workers: int = 2
     num_threads: int = 1
     test_batches: int = 16
+    heldout_from_window: int = 0
     parity_rows: int = 2048
     parity_dim: int = 64
     parity_tol: float = 1e-5
@@ -166,8 +182,13 @@ class NormsActivationsConfig:
                 raise ValueError(f"unknown mlp {name!r} in mlps; choose from {ABLATION_MLPS}")
         if "none" not in self.norms or len([n for n in self.norms if n != "none"]) < 1:
             raise ValueError("norms must contain 'none' and at least one real norm (items 2 and 3)")
+        if len(self.seeds) < 2 or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must hold >= 2 distinct seeds (a comparison needs a standard "
+                             f"error; use >= 3), got {self.seeds}")
+        if self.heldout_from_window < 0:
+            raise ValueError(f"heldout_from_window must be >= 0, got {self.heldout_from_window}")
         for name in ("test_batches", "parity_rows", "parity_dim", "stat_windows", "num_threads",
-                     "timing_rounds"):
+                     "timing_rounds", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
 
@@ -351,7 +372,7 @@ def matched_d_ff(mlp: str, d_model: int) -> int:
 
 @dataclass
 class _Variant:
-    """One trained ablation variant."""
+    """One trained ablation variant on one seed."""
 
     name: str
     model: MiniFormer | None
@@ -360,11 +381,17 @@ class _Variant:
     test_loss: float
     diverged: bool
 
+    @property
+    def score(self) -> float:
+        """The test loss, or uniform guessing's ``log 256`` for a diverged run (no better)."""
+        return self.test_loss if math.isfinite(self.test_loss) else uniform_loss(BYTE_VOCAB)
 
-def _train_variant(name: str, model_cfg: MiniFormerConfig, cfg: NormsActivationsConfig,
-                   train: TokenBatcher, val: TokenBatcher, test: TokenBatcher) -> _Variant:
+
+def _train_variant(name: str, model_cfg: MiniFormerConfig, train_cfg: TrainerConfig, seed: int,
+                   cfg: NormsActivationsConfig, train: TokenBatcher, val: TokenBatcher,
+                   test: TokenBatcher) -> _Variant:
     try:
-        model, result = train_run(model_cfg, cfg.train, train, val, seed=cfg.seed)
+        model, result = train_run(model_cfg, train_cfg, train, val, seed=seed)
     except FloatingPointError:  # the trainer stops on a non-finite loss: that *is* the result
         return _Variant(name, None, None, math.nan, math.nan, True)
     test_loss = mean_loss(model, test, cfg.train.batch_size, cfg.test_batches)
@@ -372,62 +399,130 @@ def _train_variant(name: str, model_cfg: MiniFormerConfig, cfg: NormsActivations
                     not math.isfinite(test_loss))
 
 
-def ablation_item(cfg: NormsActivationsConfig, norm_runs: dict[str, _Variant],
-                  mlp_runs: dict[str, _Variant]) -> ItemResult:
-    """Item 2: train/test loss of each norm and each activation, same steps and learning rate."""
+@dataclass
+class _SeedRuns:
+    """Everything one seed trained: the norm ablation, the activation ablation and item 3's
+    activation statistics (stds by layer, ``{variant: {site: [std per layer]}}``)."""
+
+    seed: int
+    norm_runs: dict[str, _Variant]
+    mlp_runs: dict[str, _Variant]
+    stats: dict[str, dict[str, list[float]]]
+
+
+def _heldout_test(cfg: NormsActivationsConfig, test_texts) -> TokenBatcher:
+    """The test windows after the first ``heldout_from_window`` (see the config)."""
+    tokens = byte_tokens(test_texts)
+    skip = cfg.heldout_from_window * cfg.seq_len
+    if len(tokens) - skip < cfg.seq_len + 1:
+        raise ValueError(f"the test split has {len(tokens)} bytes: nothing is left after the first "
+                         f"heldout_from_window={cfg.heldout_from_window} windows of {cfg.seq_len}")
+    return TokenBatcher(tokens[skip:], cfg.seq_len, mode="sequential")
+
+
+def _train_seed(seed: int, cfg: NormsActivationsConfig, train_texts, val_texts, test_texts) -> _SeedRuns:
+    """Train every variant on one seed (module-level: it runs in a worker process)."""
+    with torch_threads(cfg.num_threads):
+        train = TokenBatcher(byte_tokens(train_texts), cfg.seq_len, seed=seed)
+        val = TokenBatcher(byte_tokens(val_texts), cfg.seq_len, mode="sequential")
+        test = _heldout_test(cfg, test_texts)
+        train_cfg = replace(cfg.train, seed=seed, progress=False)  # the seed orders the batches too
+        trained: dict[tuple[str, str], _Variant] = {}
+
+        def variant(norm: str, mlp: str) -> _Variant:
+            if (norm, mlp) not in trained:
+                d_ff = matched_d_ff(mlp, cfg.model.d_model)
+                model_cfg = replace(cfg.model, norm=norm, mlp=mlp, d_ff=d_ff)
+                trained[(norm, mlp)] = _train_variant(f"{norm}+{mlp}", model_cfg, train_cfg, seed,
+                                                      cfg, train, val, test)
+            return trained[(norm, mlp)]
+
+        norm_runs = {n: variant(n, cfg.model.mlp) for n in cfg.norms}
+        mlp_runs = {m: variant(cfg.model.norm, m) for m in cfg.mlps}
+        x = torch.cat([xb for xb, _ in val.eval_batches(cfg.stat_windows, 1)])  # (N, T)
+        stats = {}
+        for name, v in norm_runs.items():
+            if v.model is not None:
+                acts = activation_stats(v.model, x)
+                stats[name] = {key: _std_by_layer(acts, key, cfg.model.n_layers)
+                               for key in ("norm1", "residual", "mlp_hidden")}
+    return _SeedRuns(seed, norm_runs, mlp_runs, stats)
+
+
+def _mean(xs) -> float:
+    return float(np.mean(xs))
+
+
+def ablation_item(cfg: NormsActivationsConfig, seeds: list[_SeedRuns]) -> ItemResult:
+    """Item 2: train/test loss of each norm and each activation, same steps and learning rate,
+    on every seed; the findings compare the variants paired by seed."""
     metrics: dict[str, float] = {}
     series: dict[str, list[tuple[int, float]]] = {}
-    lines = [f"{'ablation':<8} {'variant':<10} {'params':>7} {'train loss':>10} {'test loss':>9} "
-             f"{'diverged':>8}"]
-    for group, runs in (("norm", norm_runs), ("mlp", mlp_runs)):
-        for name, v in runs.items():
-            metrics[f"{group}.{name}.train_loss"] = v.train_loss
-            metrics[f"{group}.{name}.test_loss"] = v.test_loss
-            metrics[f"{group}.{name}.diverged"] = float(v.diverged)
-            params = sum(p.numel() for p in v.model.parameters()) if v.model is not None else 0
-            lines.append(f"{group:<8} {name:<10} {params:>7} {v.train_loss:>10.4f} {v.test_loss:>9.4f} "
-                         f"{str(v.diverged):>8}")
-            if v.result is not None:
-                series[f"{group}.{name}.val_loss"] = curve(v.result.history)
+    ids = [r.seed for r in seeds]
+    lines = [f"seeds {ids} (fresh), test loss on held-out windows (from window "
+             f"{cfg.heldout_from_window} of the test split); a diverged run scores log 256",
+             f"{'ablation':<8} {'variant':<10} {'params':>7} {'train loss':>10} "
+             f"{'test loss (mean)':>16}  per seed{'':<12} {'diverged':>8}"]
+    for group, attr in (("norm", "norm_runs"), ("mlp", "mlp_runs")):
+        for name in getattr(seeds[0], attr):
+            runs = [getattr(r, attr)[name] for r in seeds]
+            metrics[f"{group}.{name}.train_loss"] = _mean([v.train_loss for v in runs])
+            metrics[f"{group}.{name}.test_loss"] = _mean([v.score for v in runs])
+            metrics[f"{group}.{name}.diverged"] = float(sum(v.diverged for v in runs))
+            for seed, v in zip(ids, runs):
+                metrics[f"{group}.{name}.seed{seed}.test_loss"] = v.score
+            first = runs[0]
+            params = sum(p.numel() for p in first.model.parameters()) if first.model is not None else 0
+            per_seed = " ".join(f"{v.score:.4f}" for v in runs)
+            lines.append(f"{group:<8} {name:<10} {params:>7} {metrics[f'{group}.{name}.train_loss']:>10.4f} "
+                         f"{metrics[f'{group}.{name}.test_loss']:>16.4f}  {per_seed:<20} "
+                         f"{int(metrics[f'{group}.{name}.diverged']):>8}")
+            if first.result is not None:
+                series[f"{group}.{name}.val_loss"] = curve(first.result.history)
 
-    def finite(x: float) -> float:
-        return x if math.isfinite(x) else math.inf
+    def scores(attr: str, name: str) -> list[float]:
+        return [getattr(r, attr)[name].score for r in seeds]
 
-    none = finite(norm_runs["none"].test_loss)
-    normed = {k: finite(v.test_loss) for k, v in norm_runs.items() if k != "none"}
-    best_norm = min(normed, key=normed.get)
-    gain = none - normed[best_norm]  # inf when no-norm diverged
-    metrics["norm_gain"] = gain if math.isfinite(gain) else 1e9
-    findings = [Finding.at_least(
-        f"at the same learning rate ({cfg.train.lr:g}) no norm ends with a higher test loss than "
-        f"with one (best: {best_norm}; test-loss gap, nats; a divergence counts as a win for the norm)",
-        "norm_gain", metrics["norm_gain"], cfg.min_norm_gain)]
-    if "layernorm" in norm_runs and "rmsnorm" in norm_runs:
-        gap = finite(norm_runs["rmsnorm"].test_loss) - finite(norm_runs["layernorm"].test_loss)
-        metrics["rmsnorm_minus_layernorm"] = gap if math.isfinite(gap) else 1e9
-        metrics["abs_rmsnorm_minus_layernorm"] = abs(metrics["rmsnorm_minus_layernorm"])
-        findings.append(Finding.at_most(
-            "RMSNorm (no re-centering) trains as well as LayerNorm (|test-loss gap|, nats; "
-            "Zhang & Sennrich 2019)", "abs_rmsnorm_minus_layernorm",
-            abs(metrics["rmsnorm_minus_layernorm"]), cfg.max_rms_ln_gap))
-    if "relu" in mlp_runs and "swiglu" in mlp_runs:
-        gap = finite(mlp_runs["relu"].test_loss) - finite(mlp_runs["swiglu"].test_loss)
-        metrics["swiglu_gain_over_relu"] = gap if math.isfinite(gap) else -1e9
-        findings.append(Finding.at_least(
-            "SwiGLU (parameter-matched) reaches a lower test loss than ReLU (gap, nats; "
-            "Shazeer 2020)", "swiglu_gain_over_relu", metrics["swiglu_gain_over_relu"],
-            cfg.min_swiglu_gain))
+    normed = [n for n in cfg.norms if n != "none"]
+    best_norm = min(normed, key=lambda n: metrics[f"norm.{n}.test_loss"])
+    gain = Finding.compare(
+        f"at the same learning rate ({cfg.train.lr:g}) no norm ends with a higher held-out test "
+        f"loss than with one (best: {best_norm}; no norm - {best_norm}, nats/byte, paired over "
+        f"seeds {ids}; a divergence scores log 256)",
+        "norm_gain", scores("norm_runs", "none"), scores("norm_runs", best_norm),
+        margin=cfg.min_norm_gain)
+    findings = [gain]
+    if "layernorm" in cfg.norms and "rmsnorm" in cfg.norms:
+        same = Finding.compare(
+            "RMSNorm (no re-centering) trains as well as LayerNorm: its held-out test loss is not "
+            f"worse by {cfg.max_rms_ln_gap:g} nats/byte or more (non-inferiority, RMSNorm - "
+            f"LayerNorm paired over seeds {ids}; Zhang & Sennrich 2019)",
+            "rmsnorm_minus_layernorm", scores("norm_runs", "rmsnorm"),
+            scores("norm_runs", "layernorm"), margin=-cfg.max_rms_ln_gap, higher_is_better=False)
+        findings.append(same)
+    if "relu" in cfg.mlps and "swiglu" in cfg.mlps:
+        swiglu = Finding.compare(
+            "SwiGLU (parameter-matched) reaches a lower held-out test loss than ReLU by more than "
+            f"{cfg.min_swiglu_gain:g} nats/byte (ReLU - SwiGLU paired over seeds {ids}; "
+            "Shazeer 2020)", "swiglu_gain_over_relu", scores("mlp_runs", "relu"),
+            scores("mlp_runs", "swiglu"), margin=cfg.min_swiglu_gain)
+        findings.append(swiglu)
+    for f in findings:  # each comparison's mean effect and its standard error
+        metrics[f.metric], metrics[f"{f.metric}.se"] = f.value, f.se
+        lines.append(f"{f.metric}: {f.value:+.4f} (SE {f.se:.4f}, n {f.n}, bound {f.threshold:+g}) "
+                     f"{'pass' if f.passed else 'FAIL'}")
 
     fig = Figure(figsize=(12.0, 4.2), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
-    for ax, (group, runs) in zip(axes, (("norm", norm_runs), ("activation", mlp_runs))):
-        for name, v in runs.items():
+    for ax, (group, attr) in zip(axes, (("norm", "norm_runs"), ("activation", "mlp_runs"))):
+        for name, v in getattr(seeds[0], attr).items():
+            mean = metrics[f"{'norm' if group == 'norm' else 'mlp'}.{name}.test_loss"]
             if v.result is not None:
                 steps, values = zip(*curve(v.result.history))
-                ax.plot(steps, values, label=f"{name} (test {v.test_loss:.3f})")
+                ax.plot(steps, values, label=f"{name} (test {mean:.3f}, mean of {len(seeds)} seeds)")
             else:
                 ax.plot([], [], label=f"{name} (diverged)")
-        ax.set(xlabel="optimizer step", title=f"{group} ablation, lr {cfg.train.lr:g}")
+        ax.set(xlabel="optimizer step", title=f"{group} ablation, lr {cfg.train.lr:g}, seed {ids[0]}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_ylabel("validation loss (nats / byte)")
@@ -454,12 +549,19 @@ def _std_by_layer(acts: dict[str, Tensor], key: str, n_layers: int) -> list[floa
     return [float(acts[f"layer{i}.{key}"].std()) for i in range(n_layers)]
 
 
-def activations_item(cfg: NormsActivationsConfig, runs: dict[str, _Variant], x: Tensor) -> ItemResult:
-    """Item 3: per-layer activation histograms and scales, with and without a norm."""
+def activations_item(cfg: NormsActivationsConfig, seeds: list[_SeedRuns], x: Tensor) -> ItemResult:
+    """Item 3: per-layer activation histograms and scales, with and without a norm.
+
+    The numbers and findings come from every seed's models (compared over the seeds); the
+    histograms show the first seed's, on the validation windows ``x``.
+    """
     n_layers = cfg.model.n_layers
-    stats = {name: activation_stats(v.model, x) for name, v in runs.items() if v.model is not None}
+    first = seeds[0]
+    stats = {name: activation_stats(v.model, x) for name, v in first.norm_runs.items()
+             if v.model is not None}
     metrics: dict[str, float] = {}
-    lines = [f"{'variant':<10} {'site':<10} " + " ".join(f"{'L' + str(i):>8}" for i in range(n_layers))]
+    lines = [f"seed {first.seed}", f"{'variant':<10} {'site':<10} "
+             + " ".join(f"{'L' + str(i):>8}" for i in range(n_layers))]
     for name, acts in stats.items():
         for key in ("norm1", "residual", "mlp_hidden"):
             stds = _std_by_layer(acts, key, n_layers)
@@ -467,27 +569,42 @@ def activations_item(cfg: NormsActivationsConfig, runs: dict[str, _Variant], x: 
                 metrics[f"{name}.layer{i}.{key}_std"] = s
             lines.append(f"{name:<10} {key:<10} " + " ".join(f"{s:>8.3f}" for s in stds))
         metrics[f"{name}.embed_std"] = float(acts["embed"].std())
-        res = _std_by_layer(acts, "residual", n_layers)
-        metrics[f"{name}.residual_growth"] = res[-1] / res[0]
-        inputs = _std_by_layer(acts, "norm1", n_layers)
-        metrics[f"{name}.attn_input_spread"] = max(inputs) / min(inputs)
+
+    def growth(r: _SeedRuns, name: str) -> float:
+        res = r.stats[name]["residual"]
+        return res[-1] / res[0]
+
+    def spread(r: _SeedRuns, name: str) -> float:
+        inputs = r.stats[name]["norm1"]
+        return max(inputs) / min(inputs)
 
     findings = []
-    normed = [n for n in stats if n != "none"]
-    if normed:
-        spread = max(metrics[f"{n}.attn_input_spread"] for n in normed)
-        metrics["attn_input_spread_with_norm"] = spread
-        findings.append(Finding.at_most(
+    ids = [r.seed for r in seeds]
+    normed = [n for n in cfg.norms if n != "none"]
+    # a diverged run has no model: the findings then use the seeds where every run trained
+    complete = [r for r in seeds if all(n in r.stats for n in cfg.norms)]
+    for name in cfg.norms:
+        values = [growth(r, name) for r in complete]
+        if values:
+            metrics[f"{name}.residual_growth"] = _mean(values)
+            metrics[f"{name}.attn_input_spread"] = _mean([spread(r, name) for r in complete])
+    if complete and normed:
+        worst = [max(spread(r, n) for n in normed) for r in complete]
+        f = Finding.compare(
             "with a norm, the input every attention layer reads keeps its scale across depth "
-            "(max/min over layers of its std, worst norm)", "attn_input_spread_with_norm",
-            spread, cfg.max_norm_input_spread))
-    if "none" in stats and normed:
-        ratio = metrics["none.residual_growth"] / max(metrics[f"{n}.residual_growth"] for n in normed)
-        metrics["residual_growth_ratio_none_vs_norm"] = ratio
-        findings.append(Finding.at_least(
+            f"(max/min over layers of its std, worst norm, mean over seeds {ids}, below "
+            f"{cfg.max_norm_input_spread:g})", "attn_input_spread_with_norm", worst,
+            margin=-cfg.max_norm_input_spread, higher_is_better=False)
+        metrics["attn_input_spread_with_norm"] = f.value
+        findings.append(f)
+        ratios = [growth(r, "none") / max(growth(r, n) for n in normed) for r in complete]
+        f = Finding.compare(
             "without a norm the residual stream's std grows with depth far more than with one "
-            "(growth first -> last block, no norm / with norm)",
-            "residual_growth_ratio_none_vs_norm", ratio, cfg.min_growth_ratio))
+            f"(growth first -> last block, no norm / with norm, mean over seeds {ids}, above "
+            f"{cfg.min_growth_ratio:g})", "residual_growth_ratio_none_vs_norm", ratios,
+            margin=cfg.min_growth_ratio)
+        metrics["residual_growth_ratio_none_vs_norm"] = f.value
+        findings.append(f)
     return ItemResult(
         item=ITEM["activations"], metrics=metrics, findings=findings,
         figures={
@@ -544,7 +661,7 @@ Inputs = CorpusSplits
 
 
 def run(cfg: NormsActivationsConfig, inputs: Inputs) -> list[ItemResult]:
-    """Run the parity checks, train every variant and measure its activations.
+    """Run the parity checks, train every variant on every seed and measure its activations.
 
     Args:
         cfg: the stage config.
@@ -554,27 +671,14 @@ def run(cfg: NormsActivationsConfig, inputs: Inputs) -> list[ItemResult]:
         ``[item 1, item 2, item 3]``.
     """
     train_texts, val_texts, test_texts = inputs.train_texts, inputs.val_texts, inputs.test_texts
+    _heldout_test(cfg, test_texts)  # fail before training when the held-out windows are missing
     with torch_threads(cfg.num_threads):
         parity = parity_item(cfg)
-        train = TokenBatcher(byte_tokens(train_texts), cfg.seq_len, seed=cfg.seed)
+    seeds = map_seeds(_train_seed, cfg.seeds, cfg.workers, cfg, list(train_texts), list(val_texts),
+                      list(test_texts))
+    with torch_threads(cfg.num_threads):
+        ablation = ablation_item(cfg, seeds)
         val = TokenBatcher(byte_tokens(val_texts), cfg.seq_len, mode="sequential")
-        test = TokenBatcher(byte_tokens(test_texts), cfg.seq_len, mode="sequential")
-        trained: dict[tuple[str, str], _Variant] = {}
-        pairs = {(n, cfg.model.mlp) for n in cfg.norms} | {(cfg.model.norm, m) for m in cfg.mlps}
-        bar = progress(total=len(pairs), desc="norms_activations: models", unit="model")
-
-        def variant(norm: str, mlp: str) -> _Variant:
-            if (norm, mlp) not in trained:
-                d_ff = matched_d_ff(mlp, cfg.model.d_model)
-                model_cfg = replace(cfg.model, norm=norm, mlp=mlp, d_ff=d_ff)
-                trained[(norm, mlp)] = _train_variant(f"{norm}+{mlp}", model_cfg, cfg, train, val, test)
-                bar.update(1)
-            return trained[(norm, mlp)]
-
-        norm_runs = {n: variant(n, cfg.model.mlp) for n in cfg.norms}
-        mlp_runs = {m: variant(cfg.model.norm, m) for m in cfg.mlps}
-        bar.close()
-        ablation = ablation_item(cfg, norm_runs, mlp_runs)
         x = torch.cat([xb for xb, _ in val.eval_batches(cfg.stat_windows, 1)])  # (N, T)
-        activations = activations_item(cfg, norm_runs, x)
+        activations = activations_item(cfg, seeds, x)
     return [parity, ablation, activations]
