@@ -115,6 +115,9 @@ def test_experiment_runs_at_a_tiny_size():
     under = {f.metric: f for f in precision.findings if f.metric.startswith("underflow.")}
     assert set(under) == {"underflow.rel_error_gain", "underflow.zero_fraction_gain"}
     assert all(f.n == 3 for f in under.values())
+    gaps = {f.metric: f for f in precision.findings if f.metric.endswith("loss_gap_vs_fp32")}
+    assert set(gaps) == {"bf16.loss_gap_vs_fp32", "fp16.loss_gap_vs_fp32"}
+    assert all(f.n == 3 and f.threshold == cfg.max_precision_loss_gap for f in gaps.values())
     assert {"precision.png"} <= set(precision.figures)
     with pytest.raises(ValueError, match="inject_inf_at"):
         replace(cfg, inject_inf_at=[99])
