@@ -5,7 +5,8 @@ Reads params `checkpointing` and the train split `data/processed/splits/train.pa
 vs torch.utils.checkpoint vs none: exactness, saved bytes, peak RSS, step time), resumes a run
 with and without its optimizer / scheduler / RNG / data state, and SIGKILLs a training
 subprocess mid-run and restarts it; writes the item tables to `reports/checkpointing/tables.txt`,
-the plots to `plots/checkpointing/` and `metrics/checkpointing.json`.
+the plots to `plots/checkpointing/` and `metrics/checkpointing.json` (peak RSS and step times to
+`metrics/timings/checkpointing.json`).
 """
 
 import time

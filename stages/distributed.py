@@ -5,7 +5,8 @@ Reads params `distributed` and the corpus's train split `data/processed/splits/t
 job: the by-hand all-reduce, DDP and FSDP2 parity runs, the GPipe pipeline at each micro-batch
 count, and the communication profiles; runs the single-process reference; writes the item
 tables and the per-rank results (`tables.txt`, `rank<r>.json`) to `reports/distributed/`, the plots to `plots/distributed/` and
-`metrics/distributed.json`.
+`metrics/distributed.json` (idle fractions and communication times to
+`metrics/timings/distributed.json`).
 """
 
 import json

@@ -4,7 +4,8 @@ Reads params `mixed_precision` and the corpus's train split `data/processed/spli
 (UTF-8 bytes). Checks our dynamic loss scaler against torch.amp.GradScaler, trains fp32 / bf16 /
 fp16 autocast, proves gradient accumulation equal to one big batch, and measures throughput and
 saved-activation memory on this CPU; writes the tables to `reports/mixed_precision/tables.txt`,
-the plots to `plots/mixed_precision/` and `metrics/mixed_precision.json`.
+the plots to `plots/mixed_precision/` and `metrics/mixed_precision.json` (tokens/s, speed-ups and
+the CPU's native-bf16 flag to `metrics/timings/mixed_precision.json`).
 """
 
 import time

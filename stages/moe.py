@@ -5,9 +5,9 @@ Reads params `moe` and the corpus splits `data/processed/splits/{train,val}.parq
 without the balancing loss, the `variants`) and a sweep of dense ones, measures routing by byte
 kind, expert utilization, FLOPs per token (counted and by hand) and wall time per step; writes
 the item tables to `reports/moe/tables.txt`, the plots to `plots/moe/` and `metrics/moe.json`.
-Item 3's wall times (`*.ms_per_step`, `wall_ratio*`, `equal_quality.ms_per_step`, its figure's
-right panel) differ from run to run and machine to machine: rerun on a quiet machine before
-quoting them.
+Item 3's wall times (`*.ms_per_step`, `wall_ratio*`, `equal_quality.ms_per_step`, the dispatch
+overhead, its figure's right panel) differ from run to run and machine to machine: they go to
+`metrics/timings/moe.json` with the host, so `metrics/moe.json` is the same on a rerun.
 """
 
 import time

@@ -5,7 +5,8 @@ Reads params `scaling_laws` and the corpus splits `data/processed/splits/{train,
 token budget, fits L(N) = E + A N^-alpha, benchmarks time / throughput / memory per size, and
 predicts and verifies the smallest size that reaches a target loss; writes the item tables to
 `reports/scaling_laws/tables.txt`, the plots to `plots/scaling_laws/` and
-`metrics/scaling_laws.json`.
+`metrics/scaling_laws.json` (wall times, tokens/s and peak RSS to
+`metrics/timings/scaling_laws.json`).
 """
 
 import time

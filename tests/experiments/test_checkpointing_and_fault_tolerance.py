@@ -23,7 +23,7 @@ TEXT = ["It was the best of times, it was the worst of times. " * 40]
 def _tiny() -> CheckpointingConfig:
     return CheckpointingConfig(
         ac_model=MiniFormerConfig(d_model=16, n_layers=2, n_heads=2, max_seq_len=32),
-        ac_batch_size=2, ac_seq_len=32, ac_repeats=1,
+        ac_batch_size=2, ac_seq_len=32, ac_repeats=1, ac_rounds=2,
         model=MiniFormerConfig(d_model=16, n_layers=1, n_heads=2, max_seq_len=16, dropout=0.1),
         train=TrainerConfig(lr=3e-3, max_steps=16, batch_size=4, warmup_steps=2, eval_every=0,
                             checkpoint_every=4, progress=False),
@@ -43,7 +43,18 @@ def test_run_gives_three_items_and_exact_resumes():
     assert resume.metrics["no_rng.max_abs_diff"] > 0.0  # dropout draws from the restored RNG
     assert crash.metrics["steps_missing"] == 0.0
     assert crash.metrics["max_abs_diff"] == 0.0
-    assert crash.metrics["checkpoint_step_at_kill"] < 16
+    # the demo parks after logging kill_after_step (9): the kill lands there on any machine, the
+    # last checkpoint (every 4) is step 8, and step 9 is logged, lost and run again
+    assert crash.metrics["killed_at_step"] == 9.0
+    assert crash.metrics["checkpoint_step_at_kill"] == 8.0
+    assert crash.metrics["replayed_steps"] == 1.0
+    # clock / allocator readings are timings, their findings timed
+    assert {"none.step_seconds", "ours.peak_rss_delta_bytes", "ours.time_ratio"} <= set(ac.timings)
+    assert not any(k.endswith(("step_seconds", "peak_rss_delta_bytes", "time_ratio",
+                               "peak_memory_ratio")) for k in ac.metrics)
+    timed = {f.metric: f for f in ac.findings if f.timed}
+    assert set(timed) == {"ours.peak_memory_ratio", "none_over_ours.time_ratio"}
+    assert timed["none_over_ours.time_ratio"].n == 2
     assert crash.metrics["corrupt_checkpoint_clear_error"] == 1.0
     kinds = {f.metric: f.kind for f in crash.findings}
     assert kinds == {"max_abs_diff": "invariant", "corrupt_checkpoint_clear_error": "invariant",
@@ -92,6 +103,7 @@ def test_demo_reports_a_corrupt_checkpoint(tmp_path, capsys):
         (dict(seq_len=64), "seq_len=64 must be in"),
         (dict(ac_seq_len=64), "ac_seq_len=64 must be in"),
         (dict(ac_repeats=0), "ac_repeats must be >= 1"),
+        (dict(ac_rounds=0), "ac_rounds must be >= 1"),
         (dict(ac_dropout=1.0), "ac_dropout must be in"),
     ],
 )

@@ -55,7 +55,7 @@ def _tiny() -> ScalingConfig:
                ScaleSize("d", 16, 2, 2), ScaleSize("e", 24, 2, 2)],
         train=TrainerConfig(lr=3e-3, max_steps=6, batch_size=4, warmup_steps=1, eval_every=3,
                             eval_batches=1, progress=False),
-        val_batches=2, verify_layers=1,
+        val_batches=2, verify_layers=1, throughput_rounds=2,
     )
 
 
@@ -71,15 +71,24 @@ def test_run_returns_three_items_with_every_size_measured():
     assert [loss.item, bench.item, extra.item] == list(ITEMS)
     assert cfg.tokens_per_run == 6 * 4 * 16
     for s in "abcde":
-        # throughput is the run's tokens over its training wall time
-        assert bench.metrics[f"{s}.seed0.tokens_per_s"] == pytest.approx(
-            cfg.tokens_per_run / bench.metrics[f"{s}.seed0.train_seconds"])
+        for seed in cfg.seeds:  # every size with each of the 3 default seeds
+            # throughput is the run's tokens over its training wall time (timings, not metrics)
+            assert bench.timings[f"{s}.seed{seed}.tokens_per_s"] == pytest.approx(
+                cfg.tokens_per_run / bench.timings[f"{s}.seed{seed}.train_seconds"])
+            assert f"{s}.seed{seed}.tokens_per_s" not in bench.metrics
+    throughput = bench.findings[0]
+    assert throughput.timed and throughput.n == 2 and throughput.threshold == 2.0
     # a wider model saves more activations for backward on the same batch
     assert bench.metrics["a.seed0.activation_bytes"] < bench.metrics["e.seed0.activation_bytes"]
     assert loss.metrics["a.seed0.n_params"] < loss.metrics["e.seed0.n_params"]
     assert "fit.r2" in loss.metrics and {"loss_vs_params.png", "loss_vs_compute.png"} <= set(loss.figures)
     assert "target_loss" in extra.metrics and "holdout.rel_error" in extra.metrics
-    assert extra.findings
+    # the out-of-range check: fitted on a-d, it predicts e, over e's 3 seeds
+    assert extra.metrics["holdout.range_factor"] > 1.0
+    holdout = next(f for f in extra.findings if f.metric == "holdout.rel_error")
+    assert holdout.n == 3 and holdout.threshold == cfg.max_holdout_rel_error
+    gain = next(f for f in loss.findings if f.metric == "size_gain_smallest_minus_largest")
+    assert gain.n == 3
 
 
 @pytest.mark.parametrize(
@@ -92,6 +101,7 @@ def test_run_returns_three_items_with_every_size_measured():
         (dict(target_loss=-1.0), "target_loss must be"),
         (dict(val_batches=0), "val_batches must be >= 1"),
         (dict(lr_rule="chinchilla"), "lr_rule must be one of"),
+        (dict(throughput_rounds=0), "throughput_rounds must be >= 1"),
     ],
 )
 def test_bad_config_fails_clearly(change, message):

@@ -10,6 +10,7 @@ from nlpcurriculum.experiments.mixed_precision_and_gradient_accumulation import 
     ITEMS,
     Inputs,
     MixedPrecisionConfig,
+    fp16_grad_underflow,
     run,
 )
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
@@ -103,8 +104,34 @@ def test_experiment_runs_at_a_tiny_size():
     acc = {f.metric: f for f in accumulation.findings}
     assert acc["grad_rel_diff"].passed and acc["max_weight_diff"].passed
     assert speed.metrics["bf16.memory_ratio_vs_fp32"] < 1.0
+    # clock readings are timings, the speed finding timed; the metrics stay deterministic
+    assert {"fp32.tokens_per_s", "bf16.speedup_vs_fp32", "host.native_bf16"} <= set(speed.timings)
+    assert not any("tokens_per_s" in k or "speedup" in k for k in speed.metrics)
+    speed_finding = speed.findings[-1]
+    assert speed_finding.timed and speed_finding.n == 1 and not speed_finding.passed  # one round
+    assert "native bf16" in speed_finding.claim
+    # the scaler's control: fp16 without it, over the three control seeds
+    assert "fp16_no_scaler.final_loss" in precision.metrics
+    under = {f.metric: f for f in precision.findings if f.metric.startswith("underflow.")}
+    assert set(under) == {"underflow.rel_error_gain", "underflow.zero_fraction_gain"}
+    assert all(f.n == 3 for f in under.values())
+    gaps = {f.metric: f for f in precision.findings if f.metric.endswith("loss_gap_vs_fp32")}
+    assert set(gaps) == {"bf16.loss_gap_vs_fp32", "fp16.loss_gap_vs_fp32"}
+    assert all(f.n == 3 and f.threshold == cfg.max_precision_loss_gap for f in gaps.values())
     assert {"precision.png"} <= set(precision.figures)
     with pytest.raises(ValueError, match="inject_inf_at"):
         replace(cfg, inject_inf_at=[99])
     with pytest.raises(ValueError, match="accum_steps must be >= 2"):
         replace(cfg, accum_steps=1)
+
+
+def test_fp16_without_a_scaler_flushes_gradients_the_scaler_keeps():
+    """The control of the loss scaler: fp16 without it loses gradient entries to underflow
+    (zero where fp32 is not), the scaled fp16 gradients lose none; a "scaler" that multiplies
+    by 1 would lose the same entries (the finding's mutation)."""
+    cfg = MixedPrecisionConfig(model=MODEL, seq_len=16, batch_size=4)
+    out = fp16_grad_underflow(cfg, TOKENS, seed=0)
+    assert out["scale"] == 2.0**16  # no overflow at init: the full scale is kept
+    assert out["scaler.zero_fraction"] == 0.0
+    assert out["no_scaler.zero_fraction"] > 0.0
+    assert out["scaler.rel_error"] < 1e-3  # fp16 rounding only (tolerance: 10 bits of mantissa)

@@ -19,7 +19,11 @@ reference_losses`).
    exposed communication against ``bucket_cap_mb``, and DDP's fp16 gradient compression hook.
 
 Timings on a shared 2-core CPU are noisy and dominated by per-call latency (gloo over
-localhost TCP); they are medians over steps, of the slowest rank per step.
+localhost TCP); they are medians over steps, of the slowest rank per step, and they are the
+items' ``timings`` (``metrics`` stay deterministic). The two timing findings compare their arms
+over ``profile_rounds`` interleaved rounds: the launch's job list alternates short jobs of both
+arms (per-parameter / bucketed all-reduce; the fewest / most micro-batches), so a slow spell of
+the machine hits both alike.
 
 Left out: multi-node runs (documented in :mod:`nlpcurriculum.training.distributed`), GPU
 timings (no GPU in this session), tensor parallelism.
@@ -84,7 +88,7 @@ class DistributedChecks:
 
     Attributes:
         min_idle_shrink: item 2: measured idle fraction at the fewest micro-batches minus at the
-            most.
+            most (paired over the interleaved rounds, two SE above it).
         min_unsynced_factor: item 1: rank 0 trained alone (no all-reduce) must leave the
             single-process curve by at least this many ``parity_tol`` (max |loss difference|).
     """
@@ -111,10 +115,14 @@ class DistributedConfig:
         pipeline_steps: updates per pipeline run (item 2).
         micro_batches: item 2: the ``m`` values compared.
         profile_steps: item 3: updates per communication run.
+        profile_rounds: items 2-3: interleaved rounds of the timing findings' jobs (each round:
+            one per-parameter and one bucketed all-reduce job of ``profile_steps`` updates, one
+            pipeline job at the fewest and one at the most micro-batches of ``pipeline_steps``).
         ddp_buckets_mb: item 3: DDP ``bucket_cap_mb`` values swept.
         flat_bucket_mb: bucket size of the hand-written bucketed all-reduce (and item 1's).
         parity_tol: max |loss - single-process loss| at any step.
-        min_bucket_speedup: item 3: per-parameter all-reduce time / bucketed must reach this.
+        min_bucket_speedup: item 3: per-parameter all-reduce time / bucketed must exceed this
+            (median over rounds of the per-round ratios, two robust SE above it).
         max_fp16_loss_diff: item 3: fp16-compressed DDP loss may differ from single process by
             at most this.
         num_threads: torch threads of this (single) process; the ranks use 1 each.
@@ -133,6 +141,7 @@ class DistributedConfig:
     pipeline_steps: int = 8
     micro_batches: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
     profile_steps: int = 12
+    profile_rounds: int = 5
     ddp_buckets_mb: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 25.0])
     flat_bucket_mb: float = 25.0
     parity_tol: float = 1e-5
@@ -148,7 +157,7 @@ class DistributedConfig:
         if not 2 <= self.seq_len <= self.model.max_seq_len:
             raise ValueError(f"seq_len={self.seq_len} must be in [2, model.max_seq_len]")
         for name in ("global_batch", "steps", "nproc", "pipeline_steps", "profile_steps",
-                     "num_threads"):
+                     "profile_rounds", "num_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.profile_steps < 2 or self.pipeline_steps < 2:
@@ -171,8 +180,15 @@ def _jobs(cfg: DistributedConfig) -> list[DistJob]:
     ]
     jobs += [DistJob(f"pipeline_m{m}", "pipeline", cfg.pipeline_steps, micro_batches=m)
              for m in cfg.micro_batches]
-    jobs.append(DistJob("manual_per_param", "manual", cfg.profile_steps, bucket_mb=0))
-    jobs.append(DistJob("manual_flat", "manual", cfg.profile_steps, bucket_mb=cfg.flat_bucket_mb))
+    lo, hi = min(cfg.micro_batches), max(cfg.micro_batches)
+    for r in range(cfg.profile_rounds):  # the timing findings' arms, interleaved round by round
+        arms = [DistJob(f"manual_per_param_r{r}", "manual", cfg.profile_steps, bucket_mb=0),
+                DistJob(f"manual_flat_r{r}", "manual", cfg.profile_steps,
+                        bucket_mb=cfg.flat_bucket_mb)]
+        if hi > lo:
+            arms += [DistJob(f"bubble_m{lo}_r{r}", "pipeline", cfg.pipeline_steps, micro_batches=lo),
+                     DistJob(f"bubble_m{hi}_r{r}", "pipeline", cfg.pipeline_steps, micro_batches=hi)]
+        jobs += arms if r % 2 == 0 else arms[::-1]
     jobs += [DistJob(f"ddp_b{b:g}", "ddp", cfg.profile_steps, bucket_mb=b,
                      profile_passes=cfg.profile_steps) for b in cfg.ddp_buckets_mb]
     jobs.append(DistJob("ddp_fp16", "ddp", cfg.profile_steps, compress="fp16"))
@@ -282,6 +298,7 @@ def pipeline_item(cfg: DistributedConfig, ref: list[float], ranks: list[dict[str
         f"{'m':>3} {'max |loss diff|':>16} {'bubble (p-1)/(m+p-1)':>21} {'measured idle':>14} "
         f"{'per rank':>18}"]
     diffs, measured, theory = [], [], []
+    timings: dict[str, float] = {}  # measured idle fractions are clock readings
     for m in cfg.micro_batches:
         job = f"pipeline_m{m}"
         losses = ranks[-1]["jobs"][job]["losses"]
@@ -292,7 +309,7 @@ def pipeline_item(cfg: DistributedConfig, ref: list[float], ranks: list[dict[str
         measured.append(mean_idle)
         theory.append(bubble_fraction(p, m))
         metrics[f"m{m}.max_abs_loss_diff"] = diff
-        metrics[f"m{m}.idle_fraction"] = mean_idle
+        timings[f"m{m}.idle_fraction"] = mean_idle
         metrics[f"m{m}.bubble_theory"] = theory[-1]
         lines.append(f"{m:>3} {diff:>16.3e} {theory[-1]:>21.3f} {mean_idle:>14.3f} "
                      f"{', '.join(f'{v:.3f}' for v in idle):>18}")
@@ -304,12 +321,24 @@ def pipeline_item(cfg: DistributedConfig, ref: list[float], ranks: list[dict[str
         "training (max |loss difference| over all m and steps, nats)",
         "max_abs_loss_diff", max(diffs), cfg.parity_tol, kind=INVARIANT)]
     if hi > lo:
-        shrink = metrics[f"m{lo}.idle_fraction"] - metrics[f"m{hi}.idle_fraction"]
-        metrics["idle_shrink"] = shrink
-        findings.append(Finding.at_least(
+        def round_idle(m: int) -> list[float]:  # mean over ranks, per interleaved round
+            return [sum(r["jobs"][f"bubble_m{m}_r{i}"]["idle_fraction"] for r in ranks) / p
+                    for i in range(cfg.profile_rounds)]
+
+        idle_lo, idle_hi = round_idle(lo), round_idle(hi)
+        shrink = Finding.compare(
             f"more micro-batches shrink the bubble: measured idle fraction at m={lo} minus at "
-            f"m={hi} (theory: {bubble_fraction(p, lo) - bubble_fraction(p, hi):.3f})",
-            "idle_shrink", shrink, cfg.checks.min_idle_shrink))
+            f"m={hi} (theory: {bubble_fraction(p, lo) - bubble_fraction(p, hi):.3f}; paired over "
+            f"{cfg.profile_rounds} interleaved rounds; a schedule that ran the micro-batches one "
+            "at a time through both stages would fail)",
+            "idle_shrink", idle_lo, idle_hi, margin=cfg.checks.min_idle_shrink).as_timed()
+        timings["idle_shrink"] = shrink.value
+        for i, (a, b) in enumerate(zip(idle_lo, idle_hi)):
+            timings[f"round{i}.m{lo}.idle_fraction"] = a
+            timings[f"round{i}.m{hi}.idle_fraction"] = b
+        findings.append(shrink)
+        lines.append(f"interleaved rounds, idle at m={lo} / m={hi}: " + "; ".join(
+            f"{a:.3f} / {b:.3f}" for a, b in zip(idle_lo, idle_hi)))
     lines += ["", "measured idle = time blocked in recv / waiting for sends, over the schedule's "
               "time (forwards + backwards, no optimizer step), steps after the first; it also "
               "holds the transfer latency, which theory leaves out: 2m hand-offs per step, each "
@@ -325,7 +354,7 @@ def pipeline_item(cfg: DistributedConfig, ref: list[float], ranks: list[dict[str
     ax.set_xticks(cfg.micro_batches, [str(m) for m in cfg.micro_batches])
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return ItemResult(item=ITEM["pipeline"], metrics=metrics, findings=findings,
+    return ItemResult(item=ITEM["pipeline"], metrics=metrics, timings=timings, findings=findings,
                       figures={"bubble.png": fig},
                       # measured idle times are timings: metrics / figure only, never plots/ series
                       series={"bubble_theory": list(zip(cfg.micro_batches, theory))},
@@ -336,19 +365,28 @@ def communication_item(cfg: DistributedConfig, ref: list[float], ranks: list[dic
                        ) -> ItemResult:
     """Item 3: all-reduce share of the step, per-parameter vs bucketed, DDP bucket sweep."""
     metrics: dict[str, float] = {}
+    timings: dict[str, float] = {}  # clock readings: apart from the deterministic metrics
     lines = []
-    manual = {}
+    manual, rounds = {}, {}
     for job in ("manual_per_param", "manual_flat"):
-        comm = _slowest_median(ranks, job, "comm_s")
-        step = _slowest_median(ranks, job, "step_s")
-        manual[job] = (comm, step, ranks[0]["jobs"][job]["allreduce_calls"])
-        metrics[f"{job}.comm_ms"] = comm * 1e3
-        metrics[f"{job}.step_ms"] = step * 1e3
-        metrics[f"{job}.comm_share"] = comm / step
+        names = [f"{job}_r{i}" for i in range(cfg.profile_rounds)]
+        rounds[job] = [_slowest_median(ranks, n, "comm_s") for n in names]  # one per round
+        comm = statistics.median(rounds[job])
+        step = statistics.median(_slowest_median(ranks, n, "step_s") for n in names)
+        manual[job] = (comm, step, ranks[0]["jobs"][names[0]]["allreduce_calls"])
+        timings[f"{job}.comm_ms"] = comm * 1e3
+        timings[f"{job}.step_ms"] = step * 1e3
+        timings[f"{job}.comm_share"] = comm / step
         metrics[f"{job}.allreduce_calls"] = float(manual[job][2])
-    speedup = manual["manual_per_param"][0] / manual["manual_flat"][0]
-    metrics["bucket_speedup"] = speedup
-    param_mb = ranks[0]["jobs"]["manual_flat"]["param_bytes"] / 2**20
+    bucket = Finding.timing_ratio(
+        "bucketing: one all-reduce of a flat gradient buffer is faster than one per "
+        f"parameter ({manual['manual_per_param'][2]} calls; time ratio per-parameter / "
+        f"bucketed, median over {cfg.profile_rounds} interleaved rounds; a bucketed path that "
+        "still sent one message per parameter would fail)",
+        "bucket_speedup", rounds["manual_per_param"], rounds["manual_flat"], cfg.min_bucket_speedup)
+    speedup = bucket.value
+    timings["bucket_speedup"] = speedup
+    param_mb = ranks[0]["jobs"]["manual_flat_r0"]["param_bytes"] / 2**20
     lines.append(f"gradients: {param_mb:.3f} MB fp32 per step per rank")
     lines.append(f"{'hand-written':<18} {'calls':>6} {'all-reduce ms':>14} {'step ms':>9} {'share':>7}")
     for job, (comm, step, calls) in manual.items():
@@ -361,25 +399,23 @@ def communication_item(cfg: DistributedConfig, ref: list[float], ranks: list[dic
         compute = _slowest_median(ranks, job, "compute_only_s")
         share = max(0.0, 1.0 - compute / step)
         shares.append(share)
-        metrics[f"{job}.fwd_bwd_ms"] = step * 1e3
-        metrics[f"{job}.compute_ms"] = compute * 1e3
-        metrics[f"{job}.exposed_comm_share"] = share
+        timings[f"{job}.fwd_bwd_ms"] = step * 1e3
+        timings[f"{job}.compute_ms"] = compute * 1e3
+        timings[f"{job}.exposed_comm_share"] = share
         lines.append(f"{b:<18g} {step * 1e3:>9.2f} {compute * 1e3:>11.2f} {share:>13.1%}")
     fp16 = ranks[0]["jobs"]["ddp_fp16"]["global_losses"]
     fp16_diff = _max_diff(fp16, ref)
-    metrics["ddp_fp16.step_ms"] = _slowest_median(ranks, "ddp_fp16", "step_s") * 1e3
+    timings["ddp_fp16.step_ms"] = _slowest_median(ranks, "ddp_fp16", "step_s") * 1e3
     metrics["ddp_fp16.max_abs_loss_diff"] = fp16_diff
     lines += ["", f"DDP + fp16 compression hook (half the bytes): step "
-              f"{metrics['ddp_fp16.step_ms']:.2f} ms, max |loss - single| {fp16_diff:.2e}",
+              f"{timings['ddp_fp16.step_ms']:.2f} ms, max |loss - single| {fp16_diff:.2e}",
               "exposed comm = 1 - (forward+backward under no_sync, no communication) / "
               "(DDP forward+backward, whose all-reduces overlap the backward pass)",
-              "timings: medians over steps 2.. of the slowest rank; gloo over localhost on a "
-              "shared 2-core CPU: latency per call dominates at this size"]
+              "timings: medians over steps 2.. of the slowest rank (hand-written all-reduce: the "
+              f"median of {cfg.profile_rounds} interleaved rounds' medians); gloo over localhost "
+              "on a shared 2-core CPU: latency per call dominates at this size"]
     findings = [
-        Finding.at_least(
-            "bucketing: one all-reduce of a flat gradient buffer is faster than one per "
-            f"parameter ({manual['manual_per_param'][2]} calls; time ratio per-parameter / "
-            "bucketed)", "bucket_speedup", speedup, cfg.min_bucket_speedup),
+        bucket,
         Finding.at_most(
             "fp16 gradient compression (DDP comm hook) keeps training on the single-process "
             f"loss curve over {cfg.profile_steps} steps (max |loss difference|, nats)",
@@ -398,7 +434,7 @@ def communication_item(cfg: DistributedConfig, ref: list[float], ranks: list[dic
     ax1.set(xscale="log", xlabel="DDP bucket_cap_mb", ylabel="exposed communication share of step",
             title="DDP: communication vs bucket size", ylim=(0, 1))
     ax1.grid(alpha=0.3)
-    return ItemResult(item=ITEM["communication"], metrics=metrics, findings=findings,
+    return ItemResult(item=ITEM["communication"], metrics=metrics, timings=timings, findings=findings,
                       figures={"communication.png": fig},
                       texts={"communication.txt": "\n".join(lines) + "\n"})
 

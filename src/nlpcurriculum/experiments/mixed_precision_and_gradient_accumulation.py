@@ -5,16 +5,26 @@
    drive the same fp16-autocast training run of the byte-level mini-former, with overflows
    injected at fixed steps: the scale trajectories, the skipped steps and the final weights must
    be identical. Then fp32, bf16 (no scaler: fp32's exponent range) and fp16 (with our scaler)
-   train from the same start; their loss curves overlaid, final losses compared.
+   train from the same start; their loss curves overlaid, final losses compared. The scaler's
+   control is fp16 *without* it: on the first batch of ``control_seeds`` models, the fp16
+   gradients with and without the scale against the fp32 ones: without it small gradients
+   underflow (entries flushed to zero, a larger relative error). The fp16 run without a scaler
+   is trained too (AdamW divides by the gradient's RMS, so underflow, not the gradient's scale,
+   is what can hurt it).
 2. *Gradient accumulation* (:func:`accumulation_item`): the project's
    :class:`~nlpcurriculum.training.trainer.Trainer` with ``batch_size = b, grad_accum = k`` vs
    ``batch_size = k b, grad_accum = 1`` on the same sequential windows: weights after training
    equal to fp32 tolerance, at about ``1/k`` of the activation memory; a run with batch ``b``
    and no accumulation shows what a real difference looks like.
-3. *Throughput vs memory* (:func:`throughput_item`): tokens/s of whole training steps and the
-   bytes autograd saves for backward (activations, plus autocast's weight copies), fp32 / bf16
-   / fp16. Low precision halves activation bytes; on a CPU it is not faster at this size (the
-   casts cost more than the narrower matmuls save) - measured, not assumed.
+3. *Throughput vs memory* (:func:`throughput_item`): tokens/s of whole training steps
+   (interleaved rounds, median; timings) and the bytes autograd saves for backward
+   (activations, plus autocast's weight copies), fp32 / bf16 / fp16. Low precision halves
+   activation bytes. Its speed depends on the CPU (:func:`~nlpcurriculum.metrics.hardware.has_native_bf16`):
+   with native bf16 instructions (AVX-512 BF16, AMX) bf16 autocast is expected to keep at least
+   ``min_bf16_speed_native`` of fp32's speed at this size (the casts cost about what the narrower
+   matmuls save); without them bf16 is emulated and fp32 is expected to be at least
+   ``min_fp32_speedup_emulated`` times faster. The stage states which expectation it checked and
+   records the CPU flags with the timings.
 
 Left out: GPU timings (no GPU was lent to this session; the same code runs with
 ``device_type="cuda"``), pure low-precision weights, fp8.
@@ -22,6 +32,7 @@ Left out: GPU timings (no GPU was lent to this session; the same code runs with
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -29,6 +40,8 @@ import torch
 from matplotlib.figure import Figure
 
 from nlpcurriculum.experiments.harness import BYTE_VOCAB, byte_tokens, torch_threads
+from nlpcurriculum.metrics.hardware import VECTOR_FLAGS, cpu_flags, has_native_bf16
+from nlpcurriculum.metrics.timing import interleaved_rounds
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
 from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 from nlpcurriculum.training.amp import (
@@ -36,7 +49,6 @@ from nlpcurriculum.training.amp import (
     DynamicLossScaler,
     autocast,
     saved_activation_bytes,
-    throughput,
     train_amp,
 )
 from nlpcurriculum.training.data import TokenBatcher
@@ -75,7 +87,14 @@ class MixedPrecisionChecks:
             this many times ``accum_tol`` from the big batch (the control).
         activation_ratio_factor: item 2: accumulation's saved-for-backward bytes over the big
             batch's must stay below this over ``k``.
-        max_bf16_speedup: item 3: bf16 autocast throughput over fp32's at most this.
+        min_underflow_error_gain: item 1: relative gradient error (vs fp32) of fp16 without
+            the scaler minus with it, mean over ``control_seeds``, paired.
+        min_underflow_zero_gain: item 1: fraction of gradient entries (non-zero in fp32) that
+            fp16 flushes to zero, without the scaler minus with it, paired.
+        min_bf16_speed_native: item 3, CPU with native bf16: bf16 step throughput / fp32's must
+            exceed this (median over interleaved rounds).
+        min_fp32_speedup_emulated: item 3, CPU without native bf16: fp32 step throughput /
+            bf16's must exceed this.
     """
 
     max_scale_diff: float = 0.0
@@ -83,7 +102,10 @@ class MixedPrecisionChecks:
     max_scaler_weight_diff: float = 1e-6
     min_small_batch_factor: float = 100.0
     activation_ratio_factor: float = 1.5
-    max_bf16_speedup: float = 1.0
+    min_underflow_error_gain: float = 0.01
+    min_underflow_zero_gain: float = 0.001
+    min_bf16_speed_native: float = 0.5
+    min_fp32_speedup_emulated: float = 2.0
 
 
 @dataclass(kw_only=True)
@@ -103,13 +125,17 @@ class MixedPrecisionConfig:
         micro_batch: item 2: ``b``.
         accum_steps: item 2: ``k``.
         accum_updates: item 2: optimizer updates per run.
-        throughput_steps: item 3: timed steps per precision (after 2 warm-up steps).
+        control_seeds: item 1: init (and batch) seeds of the no-scaler gradient control and of
+            the precision comparisons (``seed``'s runs are reused for its own).
+        throughput_steps: item 3: interleaved timing rounds, one step per precision each (after
+            2 warm-up rounds).
         accum_tol: item 2: max |weight difference| allowed after ``accum_updates`` AdamW updates
             (AdamW normalises every update to ~lr per weight, so an fp32 rounding difference in a
             tiny gradient entry can move a weight by a fraction of lr: 1e-4 ~ lr / 30).
         grad_tol: item 2: max |gradient difference| on the first batch, relative to the largest
             gradient entry (pure fp32 summation-order rounding).
-        max_precision_loss_gap: item 1: |final loss (low precision) - fp32| allowed, nats.
+        max_precision_loss_gap: item 1: |final loss (low precision) - fp32| allowed, nats (mean
+            over ``control_seeds``, two standard errors below).
         max_activation_ratio: item 3: saved-for-backward bytes, low / fp32, at most this.
         num_threads: torch threads.
         checks: the other bounds of the findings.
@@ -127,6 +153,7 @@ class MixedPrecisionConfig:
     micro_batch: int = 4
     accum_steps: int = 4
     accum_updates: int = 20
+    control_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     throughput_steps: int = 10
     accum_tol: float = 1e-4
     grad_tol: float = 1e-5
@@ -173,6 +200,41 @@ def _max_weight_diff(a, b) -> float:
     return max(float((p - q).detach().abs().max()) for p, q in zip(a.parameters(), b.parameters()))
 
 
+def fp16_grad_underflow(cfg: MixedPrecisionConfig, tokens, seed: int) -> dict[str, float]:
+    """fp16 gradients of one batch with and without loss scaling, against fp32's.
+
+    One model (init ``seed``) and one batch (drawn with ``seed``); the gradients of the same
+    loss in fp32, in fp16 autocast unscaled, and in fp16 autocast scaled by ``2^16`` (halved
+    until no gradient overflows, as the scaler would) and divided back. Over the entries that
+    are non-zero in fp32: the fraction fp16 flushed to zero, and the relative error
+    ``||g - g_fp32|| / ||g_fp32||``.
+    """
+    seed_everything(seed)
+    model = build_model(cfg.model).train()
+    x, y = TokenBatcher(tokens, cfg.seq_len, seed=seed).next_batch(cfg.batch_size)
+
+    def grads(precision: str, scale: float) -> torch.Tensor:
+        model.zero_grad(set_to_none=True)
+        with autocast(precision):
+            loss = model(x, targets=y).loss
+        (loss.float() * scale).backward()
+        return torch.cat([p.grad.flatten() / scale for p in model.parameters()])  # (n_params,)
+
+    ref = grads("fp32", 1.0)
+    unscaled = grads("fp16", 1.0)
+    scale = 2.0**16
+    scaled = grads("fp16", scale)
+    while not torch.isfinite(scaled).all() and scale > 1.0:
+        scale /= 2
+        scaled = grads("fp16", scale)
+    live = ref != 0
+    out = {"scale": scale}
+    for name, g in (("no_scaler", unscaled), ("scaler", scaled)):
+        out[f"{name}.zero_fraction"] = float(((g == 0) & live).sum() / live.sum())
+        out[f"{name}.rel_error"] = float((g - ref).norm() / ref.norm())
+    return out
+
+
 def precision_item(cfg: MixedPrecisionConfig, tokens) -> ItemResult:
     """Item 1: scaler parity with GradScaler (injected overflows); fp32 / bf16 / fp16 training."""
     ours_model, ours = _train(cfg, tokens, "fp16", DynamicLossScaler(
@@ -194,6 +256,25 @@ def precision_item(cfg: MixedPrecisionConfig, tokens) -> ItemResult:
         tail = runs[precision]["loss"][-10:]
         metrics[f"{precision}.final_loss"] = sum(tail) / len(tail)
     metrics["fp16.skipped_steps"] = sum(runs["fp16"]["skipped"])
+    # the precision comparisons over every control seed (model init and batches), paired
+    finals = {cfg.seed: {p: metrics[f"{p}.final_loss"] for p in AMP_DTYPES}}
+    for seed in (s for s in cfg.control_seeds if s != cfg.seed):
+        finals[seed] = {}
+        for precision in AMP_DTYPES:
+            scaler = DynamicLossScaler() if precision == "fp16" else None
+            tail = _train(replace(cfg, seed=seed), tokens, precision, scaler, cfg.steps)[1]["loss"][-10:]
+            finals[seed][precision] = sum(tail) / len(tail)
+            metrics[f"seed{seed}.{precision}.final_loss"] = finals[seed][precision]
+    # the scaler's control: fp16 without it (training, and the underflow on one batch per seed)
+    _, no_scaler = _train(cfg, tokens, "fp16", None, cfg.steps)
+    tail = no_scaler["loss"][-10:]
+    metrics["fp16_no_scaler.final_loss"] = sum(tail) / len(tail)
+    metrics["fp16_no_scaler.first_loss"] = no_scaler["loss"][0]
+    under = {s: fp16_grad_underflow(cfg, tokens, s) for s in cfg.control_seeds}
+    for s, d in under.items():
+        for key, v in d.items():
+            metrics[f"underflow.seed{s}.{key}"] = v
+    col = {key: [under[s][key] for s in cfg.control_seeds] for key in under[cfg.control_seeds[0]]}
     findings = [
         Finding.at_most("our dynamic loss scaler reproduces torch.amp.GradScaler's scale "
                         f"trajectory ({cfg.scaler_steps} fp16 steps, overflows injected at "
@@ -209,13 +290,30 @@ def precision_item(cfg: MixedPrecisionConfig, tokens) -> ItemResult:
                          "scaler.skipped_steps", sum(ours["skipped"]), len(set(cfg.inject_inf_at)),
                          kind=INVARIANT),
     ]
+    n = len(cfg.control_seeds)
+    findings += [
+        Finding.compare(
+            "without a loss scaler fp16 gradients underflow: their relative error against fp32 "
+            f"exceeds the scaled fp16 gradients' (one batch, paired over {n} init/batch seeds; a "
+            "scaler that does not scale, or fp16 with fp32's range, would fail)",
+            "underflow.rel_error_gain", col["no_scaler.rel_error"], col["scaler.rel_error"],
+            margin=cfg.checks.min_underflow_error_gain),
+        Finding.compare(
+            "... entries that are non-zero in fp32 are flushed to zero in fp16 without the scaler, "
+            f"more often than with it (fraction of entries, paired over {n} seeds)",
+            "underflow.zero_fraction_gain", col["no_scaler.zero_fraction"],
+            col["scaler.zero_fraction"], margin=cfg.checks.min_underflow_zero_gain),
+    ]
     for precision in ("bf16", "fp16"):
         gap = abs(metrics[f"{precision}.final_loss"] - metrics["fp32.final_loss"])
         metrics[f"{precision}.loss_gap_vs_fp32"] = gap
-        findings.append(Finding.at_most(
+        gaps = [abs(f[precision] - f["fp32"]) for f in finals.values()]
+        findings.append(Finding.compare(
             f"{precision} autocast{' with loss scaling' if precision == 'fp16' else ''} trains "
-            f"as well as fp32 (|mean loss of the last 10 of {cfg.steps} steps - fp32's|, nats)",
-            f"{precision}.loss_gap_vs_fp32", gap, cfg.max_precision_loss_gap))
+            f"as well as fp32 (|mean loss of the last 10 of {cfg.steps} steps - fp32's|, nats, "
+            f"mean over {len(gaps)} seeds below the bound by two SE; a low-precision path that "
+            "lost the updates would fail)", f"{precision}.loss_gap_vs_fp32", gaps,
+            margin=-cfg.max_precision_loss_gap, higher_is_better=False))
     fig = Figure(figsize=(11.0, 4.0), layout="constrained")
     ax0, ax1 = fig.subplots(1, 2)
     for precision, h in runs.items():
@@ -239,8 +337,21 @@ def precision_item(cfg: MixedPrecisionConfig, tokens) -> ItemResult:
     lines += ["", "final loss (mean of last 10 steps): " + ", ".join(
         f"{p} {metrics[f'{p}.final_loss']:.4f}" for p in AMP_DTYPES),
         f"fp16 run (init scale 2^16, interval 2000): {int(metrics['fp16.skipped_steps'])} "
-        "overflow steps skipped"]
+        "overflow steps skipped",
+        f"fp16 without a loss scaler: first loss {metrics['fp16_no_scaler.first_loss']:.4f}, final "
+        f"{metrics['fp16_no_scaler.final_loss']:.4f} (AdamW divides by the gradient's RMS, so "
+        "only entries lost to underflow, not the gradient's scale, can hurt it)",
+        "", "underflow control (one batch; entries non-zero in fp32):",
+        f"{'seed':>4} {'zero, no scaler':>15} {'zero, scaler':>12} {'rel err, no scaler':>18} "
+        f"{'rel err, scaler':>15} {'scale':>7}"]
+    lines += [f"{s:>4} {d['no_scaler.zero_fraction']:>15.4%} {d['scaler.zero_fraction']:>12.4%} "
+              f"{d['no_scaler.rel_error']:>18.3e} {d['scaler.rel_error']:>15.3e} {d['scale']:>7g}"
+              for s, d in under.items()]
+    ax0.plot(range(1, len(no_scaler["loss"]) + 1), no_scaler["loss"], label="fp16, no scaler",
+             linewidth=1.0, linestyle=":")
+    ax0.legend(fontsize=8)
     series = {f"{p}_loss": list(enumerate(h["loss"], 1)) for p, h in runs.items()}
+    series["fp16_no_scaler_loss"] = list(enumerate(no_scaler["loss"], 1))
     series["loss_scale"] = list(enumerate(ours["scale"], 1))
     return ItemResult(item=ITEM["precision"], metrics=metrics, findings=findings, series=series,
                       figures={"precision.png": fig},
@@ -314,10 +425,16 @@ def accumulation_item(cfg: MixedPrecisionConfig, tokens) -> ItemResult:
 
 
 def throughput_item(cfg: MixedPrecisionConfig, tokens) -> ItemResult:
-    """Item 3: tokens/s and saved-activation bytes of fp32 / bf16 / fp16 training steps."""
+    """Item 3: tokens/s (timings) and saved-activation bytes of fp32 / bf16 / fp16 training steps.
+
+    The precisions' steps run in interleaved rounds (one step of each per round, 2 warm-up
+    rounds), so a slow spell of the machine hits them alike; tokens/s is the median round's.
+    """
     data = TokenBatcher(tokens, cfg.seq_len, seed=cfg.seed)
     x, y = data.next_batch(cfg.batch_size)
     metrics: dict[str, float] = {}
+    timings: dict[str, float] = {}
+    arms = {}
     for precision in AMP_DTYPES:
         model = _model(cfg)
         opt = _optimizer(model, cfg.lr)
@@ -325,32 +442,49 @@ def throughput_item(cfg: MixedPrecisionConfig, tokens) -> ItemResult:
         with autocast(precision):
             saved, _ = saved_activation_bytes(lambda: model(x, targets=y).loss)
 
-        def step() -> int:
+        def step(precision=precision, model=model, opt=opt, scaler=scaler) -> None:
             with autocast(precision):
                 loss = model(x, targets=y).loss
             scaler.scale_loss(loss).backward()
             scaler.step(opt)
             scaler.update()
             opt.zero_grad(set_to_none=True)
-            return x.numel()
 
-        metrics[f"{precision}.tokens_per_s"] = throughput(step, cfg.throughput_steps)
+        arms[precision] = step
         metrics[f"{precision}.saved_bytes"] = float(saved)
+    times = interleaved_rounds(arms, cfg.throughput_steps, warmup=2)
+    for precision in AMP_DTYPES:
+        timings[f"{precision}.tokens_per_s"] = x.numel() / statistics.median(times[precision])
     for p in ("bf16", "fp16"):
-        metrics[f"{p}.speedup_vs_fp32"] = metrics[f"{p}.tokens_per_s"] / metrics["fp32.tokens_per_s"]
+        timings[f"{p}.speedup_vs_fp32"] = timings[f"{p}.tokens_per_s"] / timings["fp32.tokens_per_s"]
         metrics[f"{p}.memory_ratio_vs_fp32"] = metrics[f"{p}.saved_bytes"] / metrics["fp32.saved_bytes"]
+    native = has_native_bf16()
+    flags = [f for f in VECTOR_FLAGS if f in cpu_flags()]
+    timings["host.native_bf16"] = float(native)
     findings = [Finding.at_most(
         f"{p} autocast shrinks what autograd saves for backward (bytes, {p} / fp32)",
         f"{p}.memory_ratio_vs_fp32", metrics[f"{p}.memory_ratio_vs_fp32"], cfg.max_activation_ratio)
         for p in ("bf16", "fp16")]
-    findings.append(Finding.at_most(
-        "on this CPU, at this size, low precision buys no speed: bf16 autocast throughput / fp32 "
-        "(the casts cost more than the narrower matmuls save)",
-        "bf16.speedup_vs_fp32", metrics["bf16.speedup_vs_fp32"], cfg.checks.max_bf16_speedup))
+    rounds = f"median over {cfg.throughput_steps} interleaved rounds"
+    if native:
+        expectation = (f"this CPU has native bf16 ({', '.join(f for f in flags if 'bf16' in f)}): "
+                       f"bf16 autocast keeps more than {cfg.checks.min_bf16_speed_native:g}x fp32's "
+                       "throughput at this size")
+        findings.append(Finding.timing_ratio(
+            f"{expectation} (bf16 / fp32 tokens per s, {rounds}; an emulated bf16 path would fail)",
+            "bf16.speedup_vs_fp32", times["fp32"], times["bf16"], cfg.checks.min_bf16_speed_native))
+    else:
+        expectation = (f"this CPU has no native bf16 (flags: {', '.join(flags) or 'none read'}): "
+                       f"bf16 is emulated and fp32 is more than "
+                       f"{cfg.checks.min_fp32_speedup_emulated:g}x faster")
+        findings.append(Finding.timing_ratio(
+            f"{expectation} (fp32 / bf16 tokens per s, {rounds}; native bf16 kernels would fail)",
+            "fp32.speedup_vs_bf16", times["bf16"], times["fp32"],
+            cfg.checks.min_fp32_speedup_emulated))
     fig = Figure(figsize=(10.0, 3.8), layout="constrained")
     ax0, ax1 = fig.subplots(1, 2)
     names = list(AMP_DTYPES)
-    ax0.bar(names, [metrics[f"{p}.tokens_per_s"] for p in names], color=["C0", "C1", "C2"])
+    ax0.bar(names, [timings[f"{p}.tokens_per_s"] for p in names], color=["C0", "C1", "C2"])
     ax0.set(ylabel="tokens / s (training step)", title="throughput (1 CPU thread)")
     ax1.bar(names, [metrics[f"{p}.saved_bytes"] / 2**20 for p in names], color=["C0", "C1", "C2"])
     ax1.set(ylabel="MiB saved for backward", title="activation memory per step")
@@ -358,16 +492,19 @@ def throughput_item(cfg: MixedPrecisionConfig, tokens) -> ItemResult:
         ax.grid(alpha=0.3, axis="y")
     lines = [f"{'precision':<9} {'tokens/s':>10} {'x fp32':>7} {'saved MiB':>10} {'x fp32':>7}"]
     for p in names:
-        lines.append(f"{p:<9} {metrics[f'{p}.tokens_per_s']:>10.0f} "
-                     f"{metrics[f'{p}.tokens_per_s'] / metrics['fp32.tokens_per_s']:>7.2f} "
+        lines.append(f"{p:<9} {timings[f'{p}.tokens_per_s']:>10.0f} "
+                     f"{timings[f'{p}.tokens_per_s'] / timings['fp32.tokens_per_s']:>7.2f} "
                      f"{metrics[f'{p}.saved_bytes'] / 2**20:>10.2f} "
                      f"{metrics[f'{p}.saved_bytes'] / metrics['fp32.saved_bytes']:>7.2f}")
     lines += ["", "memory: bytes of the tensors autograd saves for backward in one training step "
               "(torch.autograd.graph.saved_tensors_hooks; each storage once, parameters not "
               "counted; includes autocast's low-precision weight copies). Not RSS: the fp32 "
               "weights, gradients and AdamW state are the same in every precision.",
-              "device: this CPU, 1 thread; no GPU was lent to this session, so no GPU numbers."]
-    return ItemResult(item=ITEM["throughput"], metrics=metrics, findings=findings,
+              f"tokens/s: {rounds} of one training step per precision (timings: they vary from "
+              "run to run).",
+              f"device: this CPU, {cfg.num_threads} thread(s); vector flags: "
+              f"{', '.join(flags) or 'none read'}. Expectation checked: {expectation}."]
+    return ItemResult(item=ITEM["throughput"], metrics=metrics, timings=timings, findings=findings,
                       figures={"throughput_memory.png": fig},
                       texts={"throughput_memory.txt": "\n".join(lines) + "\n"})
 

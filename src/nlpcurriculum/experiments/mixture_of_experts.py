@@ -9,8 +9,12 @@ several widths, all trained with the same steps, batches and learning rate.
    (Switch-style), and the main one without its balancing loss. Routing is *dynamic* when the expert a token goes to depends on
    the token: measured as the mutual information between the byte's kind (lowercase,
    uppercase, digit, whitespace, punctuation, non-ASCII) and its top-1 expert, per layer, in
-   bits. Also: each model's val loss against the dense model with the same active parameters,
-   and an evaluation-time capacity-factor sweep on the main model (dropped assignments, loss).
+   bits. Its control is the same architecture at initialisation (an *untrained* router): random
+   embeddings and router weights already send different bytes to different experts, so the
+   finding is the gain of the trained router over the untrained one, paired by seed. Also: each
+   model's val loss against the dense model with the same active parameters (over the seeds
+   ``[seed, *extra_seeds]``, paired), and an evaluation-time capacity-factor sweep on the main
+   model (dropped assignments, loss).
 2. *Expert utilization histograms over the dataset* (:func:`utilization_item`): the share of
    the val split's tokens each expert receives, per layer, with and without the balancing loss
    (normalized entropy of the utilization: 1 = perfectly balanced, 0 = collapsed onto one
@@ -22,13 +26,15 @@ several widths, all trained with the same steps, batches and learning rate.
    of a training batch (attention through the by-hand path, so its ``T x T`` matmuls are seen;
    CPU SDPA kernels are not counted) and cross-checked against a hand count
    ``6 * (tokens * shared matmul weights + sum_e tokens_e * expert weights) + 12 L B T^2 C``.
-   Wall time per training step (forward, backward, AdamW) is measured round-robin over the
-   models on one batch (median), so machine load hits every model alike. "The dense model of
+   Wall time per training step (forward, backward, AdamW) is measured over interleaved rounds
+   (:func:`~nlpcurriculum.metrics.timing.interleaved_rounds`: every model once per round, on one
+   batch; median), so machine load hits every model alike. "The dense model of
    equal quality" is interpolated along the dense sweep (log FLOPs and log time, linear in val
    loss) at the MoE's val loss.
 
-Wall times (``*.ms_per_step``, ``wall_ratio*``) differ from run to run and machine to machine;
-everything else is deterministic. At these sizes, on a CPU, the MoE's dispatch (sorting,
+Wall times (``*.ms_per_step``, ``wall_ratio*``, ``dispatch_overhead_wall_over_flops``) differ
+from run to run and machine to machine: they are the items' ``timings`` (and the dispatch finding
+is timed); everything in ``metrics`` is deterministic. At these sizes, on a CPU, the MoE's dispatch (sorting,
 gathering, a Python loop over experts, ``index_add_``) costs time that no FLOP count sees: it
 can be slower per step than a dense model with more FLOPs; the stage reports what it measures.
 
@@ -43,7 +49,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -65,12 +70,13 @@ from nlpcurriculum.experiments.harness import (
 )
 from nlpcurriculum.metrics.flops import count_flops, dense_train_flops
 from nlpcurriculum.metrics.stats import mutual_information_bits, normalized_entropy
-from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig
+from nlpcurriculum.metrics.timing import interleaved_rounds
+from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig, build_model
 from nlpcurriculum.nn.moe import MoE, MoEConfig
 from nlpcurriculum.results import INVARIANT, Finding, ItemResult
 from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.progress import progress
-from nlpcurriculum.training.trainer import TrainerConfig, TrainResult
+from nlpcurriculum.training.trainer import TrainerConfig, TrainResult, seed_everything
 
 __all__ = [
     "BYTE_KINDS",
@@ -122,10 +128,14 @@ class MoEChecks:
 
     Attributes:
         min_dispatch_overhead: item 3: the MoE's step-time ratio to dense-active over its FLOP
-            ratio.
+            ratio (median over interleaved rounds, two robust SE above it).
+        min_mi_gain_over_untrained: item 1: bits of I(byte kind; top-1 expert), best layer, that
+            the trained router must add to the same architecture at initialisation (paired by
+            seed).
     """
 
-    min_dispatch_overhead: float = 1.0
+    min_dispatch_overhead: float = 1.1
+    min_mi_gain_over_untrained: float = 0.05
 
 
 @dataclass(kw_only=True)
@@ -143,15 +153,20 @@ class MoEExperimentConfig:
             parameters) and ``E * H`` (equal total parameters) are always added.
         capacity_factors: item 1: evaluation-time capacity factors tried on the main model.
         seed: initialisation seed (the same for every model).
+        extra_seeds: more initialisation seeds of the main MoE, the MoE without balancing loss,
+            the dense-active model and the untrained router: the comparisons (MoE gain, balancing
+            gain, routing MI over its control) are paired over ``[seed, *extra_seeds]``.
         num_threads: torch intra-op threads.
         val_batches: batches of ``train.batch_size`` val windows for the losses and the routing
             statistics (sequential windows from the start of the val split).
-        timing_repeats: item 3: round-robin timed training steps per model.
+        timing_repeats: item 3: interleaved timing rounds (one training step per model each).
         min_kind_mi_bits: item 1: mutual information (bits) between byte kind and top-1
-            expert, best layer of the main model.
-        min_moe_gain: item 1: dense-active val loss minus the main MoE's (nats).
+            expert, best layer of the main model (mean over the seeds).
+        min_moe_gain: item 1: dense-active val loss minus the main MoE's (nats), mean over the
+            seeds, by two standard errors.
         min_balance_entropy: item 2: normalized utilization entropy, worst layer, with the loss.
-        min_aux_entropy_gain: item 2: that entropy with the balancing loss minus without it.
+        min_aux_entropy_gain: item 2: that entropy with the balancing loss minus without it
+            (mean over the seeds, by two standard errors).
         max_flop_rel_diff: item 3: |counted - hand count| / counted.
         max_active_flops_ratio: item 3: MoE FLOPs / dense-active FLOPs (router + dropped slots).
         min_equal_quality_flops_ratio: item 3: FLOPs of the dense model of equal quality / MoE's.
@@ -165,13 +180,14 @@ class MoEExperimentConfig:
     dense_d_ff: list[int] = field(default_factory=lambda: [128, 1024])
     capacity_factors: list[float] = field(default_factory=lambda: [0.5, 1.0, 1.25, 2.0])
     seed: int = 0
+    extra_seeds: list[int] = field(default_factory=lambda: [1, 2])
     num_threads: int = 1
     val_batches: int = 16
     timing_repeats: int = 10
     min_kind_mi_bits: float = 0.05
-    min_moe_gain: float = 0.0
+    min_moe_gain: float = 0.01
     min_balance_entropy: float = 0.9
-    min_aux_entropy_gain: float = 0.0
+    min_aux_entropy_gain: float = 0.02
     max_flop_rel_diff: float = 1e-6
     max_active_flops_ratio: float = 1.05
     min_equal_quality_flops_ratio: float = 1.0
@@ -196,6 +212,14 @@ class MoEExperimentConfig:
         for name in ("val_batches", "timing_repeats", "num_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.seed in self.extra_seeds or len(set(self.extra_seeds)) != len(self.extra_seeds):
+            raise ValueError(f"extra_seeds={self.extra_seeds} must be distinct and differ from "
+                             f"seed={self.seed}")
+
+    @property
+    def seeds(self) -> list[int]:
+        """The seeds of the paired comparisons: ``[seed, *extra_seeds]``."""
+        return [self.seed, *self.extra_seeds]
 
     @property
     def active_d_ff(self) -> int:
@@ -225,9 +249,15 @@ class _Run:
     model: MiniFormer
     result: TrainResult
     val_loss: float
+    seed: int = 0
     flops_per_token: float = 0.0
     hand_flops_per_token: float = 0.0
-    ms_per_step: float = 0.0
+    step_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def ms_per_step(self) -> float:
+        """Median of the timed rounds, in ms (a clock reading: a timing, not a metric)."""
+        return 1000 * statistics.median(self.step_seconds) if self.step_seconds else math.nan
 
     @property
     def params(self) -> int:
@@ -325,34 +355,30 @@ def _matmul_weights(mlp: torch.nn.Module) -> int:
     return sum(m.weight.numel() for m in mlp.modules() if isinstance(m, torch.nn.Linear))
 
 
-def time_steps(runs: Sequence[_Run], x: Tensor, y: Tensor, lr: float, repeats: int) -> list[float]:
-    """Median ms of one training step (forward, backward, AdamW) per run, timed round-robin.
+def time_steps(runs: Sequence[_Run], x: Tensor, y: Tensor, lr: float, rounds: int
+               ) -> list[list[float]]:
+    """Seconds of one training step (forward, backward, AdamW) per run, over interleaved rounds.
 
-    Each model is rebuilt with its trained weights (the trained model is left alone) and warmed
-    up once; then every repeat times each model once in turn, so a busy neighbour slows every
-    model alike.
+    Each model is rebuilt with its trained weights (the trained model is left alone); one
+    untimed warm-up round, then every round times each model once in turn
+    (:func:`~nlpcurriculum.metrics.timing.interleaved_rounds`), so a busy neighbour slows every
+    model alike. Returns ``[[seconds of round 0, round 1, ...] per run]``.
     """
-    models = []
-    for r in runs:
-        copy = MiniFormer(r.cfg)
-        copy.load_state_dict(r.model.state_dict())
-        models.append(copy.train())
-    opts = [torch.optim.AdamW(m.parameters(), lr=lr) for m in models]
-    times: list[list[float]] = [[] for _ in runs]
+    arms = {}
+    for i, r in enumerate(runs):
+        model = MiniFormer(r.cfg)
+        model.load_state_dict(r.model.state_dict())
+        model.train()
+        opt = torch.optim.AdamW(model.parameters(), lr=lr)
 
-    def step(m: MiniFormer, opt: torch.optim.Optimizer) -> float:
-        t0 = time.perf_counter()
-        m(x, targets=y).loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        return time.perf_counter() - t0
+        def step(m: MiniFormer = model, o: torch.optim.Optimizer = opt) -> None:
+            m(x, targets=y).loss.backward()
+            o.step()
+            o.zero_grad(set_to_none=True)
 
-    for m, opt in zip(models, opts):
-        step(m, opt)  # warm-up: allocator, first-call overheads
-    for _ in range(repeats):
-        for i, (m, opt) in enumerate(zip(models, opts)):
-            times[i].append(step(m, opt))
-    return [1000 * statistics.median(t) for t in times]
+        arms[f"{i}:{r.name}"] = step
+    times = interleaved_rounds(arms, rounds)
+    return [times[name] for name in arms]
 
 
 def equal_quality(widths: Sequence[float], losses: Sequence[float], target: float
@@ -387,14 +413,59 @@ def _log_interp(values: Sequence[float], position: float) -> float:
     return float(math.exp((1 - t) * math.log(values[i]) + t * math.log(values[i + 1])))
 
 
+def best_layer_mi(routing: dict[int, dict[str, Tensor]]) -> float:
+    """I(byte kind; top-1 expert) in bits, at the MoE layer where it is largest."""
+    return max(mutual_information_bits(d["kind"], d["expert"][:, 0]) for d in routing.values())
+
+
+def min_layer_entropy(routing: dict[int, dict[str, Tensor]], experts: int) -> float:
+    """Normalized entropy of the experts' shares of the assignments, at the least even layer."""
+    return min(normalized_entropy(torch.bincount(d["expert"].reshape(-1), minlength=experts))
+               for d in routing.values())
+
+
+def untrained_routing(model_cfg: MiniFormerConfig, seed: int, batches: Sequence[Tensor]
+                      ) -> dict[int, dict[str, Tensor]]:
+    """Routing of the same architecture at initialisation (seeded as a trained run): the control.
+
+    An untrained router is not a uniform one: its random weights on random embeddings already
+    send different bytes to different experts, so some mutual information with the byte's kind
+    comes for free. What training adds is measured against this.
+    """
+    seed_everything(seed)
+    return collect_routing(build_model(model_cfg), batches)
+
+
+def seed_stats(cfg: MoEExperimentConfig, main: _Run, no_aux: _Run, dense_active: _Run,
+               main_routing: dict[int, dict[str, Tensor]],
+               no_aux_routing: dict[int, dict[str, Tensor]], val_x: Sequence[Tensor]
+               ) -> dict[str, float]:
+    """One seed's numbers of the paired comparisons (items 1 and 2)."""
+    E = cfg.model.moe.experts
+    return {
+        "main.val_loss": main.val_loss,
+        "no_aux.val_loss": no_aux.val_loss,
+        "dense_active.val_loss": dense_active.val_loss,
+        "main.best_layer_mi_bits": best_layer_mi(main_routing),
+        "untrained.best_layer_mi_bits": best_layer_mi(
+            untrained_routing(cfg.model, main.seed, val_x)),
+        "main.min_entropy": min_layer_entropy(main_routing, E),
+        "no_aux.min_entropy": min_layer_entropy(no_aux_routing, E),
+    }
+
+
 # ---------------------------------------------------------------------------------------------
 # item 1: routing
 
 
 def routing_item(cfg: MoEExperimentConfig, moes: dict[str, _Run], dense: dict[int, _Run],
                  routing: dict[str, dict[int, dict[str, Tensor]]],
-                 capacity_sweep: list[tuple[float | None, float, float]]) -> ItemResult:
-    """Item 1: trained MoE models, routing by byte kind, capacity factor, against dense."""
+                 capacity_sweep: list[tuple[float | None, float, float]],
+                 per_seed: dict[int, dict[str, float]]) -> ItemResult:
+    """Item 1: trained MoE models, routing by byte kind, capacity factor, against dense.
+
+    ``per_seed``: :func:`seed_stats` of every seed of the paired comparisons.
+    """
     main = moes["main"]
     dense_active = dense[cfg.active_d_ff]
     metrics: dict[str, float] = {"dense_active.val_loss": dense_active.val_loss}
@@ -440,15 +511,40 @@ def routing_item(cfg: MoEExperimentConfig, moes: dict[str, _Run], dense: dict[in
               "MI: mutual information (bits) between the input byte's kind "
               f"({', '.join(BYTE_KINDS)}) and its top-1 expert, val split."]
 
+    seeds = sorted(per_seed)
+    col = {key: [per_seed[s][key] for s in seeds] for key in per_seed[seeds[0]]}
+    lines += ["", f"per seed (paired comparisons; seeds {seeds}):",
+              f"{'seed':>4} {'MoE loss':>9} {'dense-act.':>10} {'gain':>8} {'MI trained':>10} "
+              f"{'MI untrained':>12}"]
+    for s in seeds:
+        d = per_seed[s]
+        metrics[f"seed{s}.main.val_loss"] = d["main.val_loss"]
+        metrics[f"seed{s}.dense_active.val_loss"] = d["dense_active.val_loss"]
+        metrics[f"seed{s}.main.best_layer_mi_bits"] = d["main.best_layer_mi_bits"]
+        metrics[f"seed{s}.untrained.best_layer_mi_bits"] = d["untrained.best_layer_mi_bits"]
+        lines.append(f"{s:>4} {d['main.val_loss']:>9.4f} {d['dense_active.val_loss']:>10.4f} "
+                     f"{d['dense_active.val_loss'] - d['main.val_loss']:>+8.4f} "
+                     f"{d['main.best_layer_mi_bits']:>10.4f} {d['untrained.best_layer_mi_bits']:>12.4f}")
+    E, k = cfg.model.moe.experts, cfg.model.moe.top_k
     findings = [
-        Finding.at_least(
+        Finding.compare(
             "routing is dynamic: which expert a byte goes to depends on what kind of byte it is "
-            "(mutual information between byte kind and top-1 expert, best layer, bits)",
-            "main.best_layer_kind_expert_mi_bits", best_mi, cfg.min_kind_mi_bits),
-        Finding.at_least(
-            f"the main {cfg.model.moe.experts}-expert top-{cfg.model.moe.top_k} MoE reaches a lower "
-            "val loss than the dense model with the same active parameters per token (gap, nats)",
-            "moe_gain_over_dense_active", gain, cfg.min_moe_gain),
+            f"(mutual information between byte kind and top-1 expert, best layer, bits; mean over "
+            f"{len(seeds)} seeds; a router that ignores its input would fail)",
+            "main.best_layer_kind_expert_mi_bits.mean", col["main.best_layer_mi_bits"],
+            margin=cfg.min_kind_mi_bits),
+        Finding.compare(
+            "... and training makes it so: the trained router's mutual information exceeds the "
+            "same architecture's at initialisation (untrained router, same seed; bits, paired "
+            "over seeds; a router that learned nothing would fail)",
+            "kind_mi_gain_over_untrained_router", col["main.best_layer_mi_bits"],
+            col["untrained.best_layer_mi_bits"], margin=cfg.checks.min_mi_gain_over_untrained),
+        Finding.compare(
+            f"the main {E}-expert top-{k} MoE reaches a lower val loss than the dense model with "
+            f"the same active parameters per token (dense-active minus MoE, nats, paired over "
+            f"{len(seeds)} init seeds; an MoE whose extra experts add nothing would fail)",
+            "moe_gain_over_dense_active.mean", col["dense_active.val_loss"], col["main.val_loss"],
+            margin=cfg.min_moe_gain),
     ]
     fig = Figure(figsize=(11.0, 4.2), layout="constrained")
     ax0, ax1 = fig.subplots(1, 2)
@@ -480,9 +576,12 @@ def routing_item(cfg: MoEExperimentConfig, moes: dict[str, _Run], dense: dict[in
 # item 2: utilization
 
 
-def utilization_item(cfg: MoEExperimentConfig, routing: dict[str, dict[int, dict[str, Tensor]]]
-                     ) -> ItemResult:
-    """Item 2: expert shares per layer (with / without the balancing loss) and per byte kind."""
+def utilization_item(cfg: MoEExperimentConfig, routing: dict[str, dict[int, dict[str, Tensor]]],
+                     per_seed: dict[int, dict[str, float]]) -> ItemResult:
+    """Item 2: expert shares per layer (with / without the balancing loss) and per byte kind.
+
+    ``per_seed``: :func:`seed_stats` of every seed (the balancing gain is paired over them).
+    """
     E = cfg.model.moe.experts
     metrics: dict[str, float] = {}
     shares: dict[str, dict[int, np.ndarray]] = {}
@@ -498,6 +597,10 @@ def utilization_item(cfg: MoEExperimentConfig, routing: dict[str, dict[int, dict
         metrics[f"{name}.min_entropy"] = min(metrics[f"{name}.layer{i}.entropy"] for i in routing[name])
     gain = metrics["main.min_entropy"] - metrics["no_aux.min_entropy"]
     metrics["aux_entropy_gain"] = gain
+    seeds = sorted(per_seed)
+    for s in seeds:
+        for name in ("main", "no_aux"):
+            metrics[f"seed{s}.{name}.min_entropy"] = per_seed[s][f"{name}.min_entropy"]
 
     layers = sorted(routing["main"])
     by_kind: dict[int, np.ndarray] = {}  # layer -> (kinds, E) share of each kind's tokens
@@ -518,16 +621,21 @@ def utilization_item(cfg: MoEExperimentConfig, routing: dict[str, dict[int, dict
             f"with the balancing loss (weight {cfg.model.moe.aux_weight:g}) the experts share the "
             "val tokens nearly evenly (normalized entropy of expert utilization, worst layer)",
             "main.min_entropy", metrics["main.min_entropy"], cfg.min_balance_entropy),
-        Finding.at_least(
+        Finding.compare(
             "the balancing loss makes utilization more even than training without it "
-            "(normalized entropy with minus without, worst layer)",
-            "aux_entropy_gain", gain, cfg.min_aux_entropy_gain),
+            f"(normalized entropy with minus without, worst layer, paired over {len(seeds)} init "
+            "seeds; a balancing loss that never reaches the router's gradient would fail)",
+            "aux_entropy_gain.mean", [per_seed[s]["main.min_entropy"] for s in seeds],
+            [per_seed[s]["no_aux.min_entropy"] for s in seeds], margin=cfg.min_aux_entropy_gain),
     ]
     lines = [f"expert shares of the val split's routing assignments (E={E}, top-{cfg.model.moe.top_k})"]
     for name in shares:
         for layer in layers:
             lines.append(f"{name:<7} layer {layer}: " + " ".join(f"{s:.3f}" for s in shares[name][layer])
                          + f"   entropy {metrics[f'{name}.layer{layer}.entropy']:.3f}")
+    lines += ["", "worst-layer normalized entropy per init seed (with / without the balancing loss): "
+              + "; ".join(f"seed {s} {per_seed[s]['main.min_entropy']:.3f} / "
+                          f"{per_seed[s]['no_aux.min_entropy']:.3f}" for s in seeds)]
     lines += ["", "share of each byte kind's assignments per expert (main model)"]
     for layer in layers:
         for k, kind in enumerate(BYTE_KINDS):
@@ -584,6 +692,7 @@ def _by_kind_figure(by_kind: dict[int, np.ndarray], kind_counts: Tensor | None, 
 def swaps_item(cfg: MoEExperimentConfig, main: _Run, dense: list[_Run]) -> ItemResult:
     """Item 3: FLOPs per token (counted and by hand), wall time, val loss: MoE vs dense sweep."""
     metrics: dict[str, float] = {}
+    timings: dict[str, float] = {}  # clock readings: metrics/timings/, apart from the metrics
     active = next(r for r in dense if r.cfg.d_ff == cfg.active_d_ff)
     total = next(r for r in dense if r.cfg.d_ff == cfg.total_d_ff)
     rows = [("moe", main)] + [(f"dense_{r.cfg.d_ff}", r) for r in dense]
@@ -595,7 +704,7 @@ def swaps_item(cfg: MoEExperimentConfig, main: _Run, dense: list[_Run]) -> ItemR
         metrics[f"{name}.active_mlp_params"] = float(r.active_mlp_params)
         metrics[f"{name}.flops_per_token"] = r.flops_per_token
         metrics[f"{name}.hand_flops_per_token"] = r.hand_flops_per_token
-        metrics[f"{name}.ms_per_step"] = r.ms_per_step
+        timings[f"{name}.ms_per_step"] = r.ms_per_step
         metrics[f"{name}.val_loss"] = r.val_loss
         rel_diffs.append(abs(r.flops_per_token - r.hand_flops_per_token) / r.flops_per_token)
         lines.append(f"{name:<12} {r.params:>8} {r.active_mlp_params:>10} {r.flops_per_token:>12.4g} "
@@ -604,8 +713,8 @@ def swaps_item(cfg: MoEExperimentConfig, main: _Run, dense: list[_Run]) -> ItemR
     metrics["flops_ratio_moe_over_dense_active"] = main.flops_per_token / active.flops_per_token
     metrics["flops_ratio_dense_total_over_moe"] = total.flops_per_token / main.flops_per_token
     metrics["params_ratio_moe_over_dense_active"] = main.params / active.params
-    metrics["wall_ratio_moe_over_dense_active"] = main.ms_per_step / active.ms_per_step
-    metrics["wall_ratio_moe_over_dense_total"] = main.ms_per_step / total.ms_per_step
+    timings["wall_ratio_moe_over_dense_active"] = main.ms_per_step / active.ms_per_step
+    timings["wall_ratio_moe_over_dense_total"] = main.ms_per_step / total.ms_per_step
     metrics["loss_gap_moe_minus_dense_total"] = main.val_loss - total.val_loss
 
     widths = [r.cfg.d_ff for r in dense]
@@ -616,11 +725,20 @@ def swaps_item(cfg: MoEExperimentConfig, main: _Run, dense: list[_Run]) -> ItemR
     metrics["equal_quality.in_sweep"] = float(inside)
     metrics["equal_quality.dense_d_ff"] = eq_width
     metrics["equal_quality.flops_per_token"] = eq_flops
-    metrics["equal_quality.ms_per_step"] = eq_ms
+    timings["equal_quality.ms_per_step"] = eq_ms
     metrics["equal_quality.flops_ratio_dense_over_moe"] = eq_flops / main.flops_per_token
-    metrics["equal_quality.wall_ratio_dense_over_moe"] = eq_ms / main.ms_per_step
-    overhead = metrics["wall_ratio_moe_over_dense_active"] / metrics["flops_ratio_moe_over_dense_active"]
-    metrics["dispatch_overhead_wall_over_flops"] = overhead
+    timings["equal_quality.wall_ratio_dense_over_moe"] = eq_ms / main.ms_per_step
+    # dispatch overhead per round: (MoE time / dense-active time) / (MoE FLOPs / dense-active FLOPs)
+    flops_ratio = metrics["flops_ratio_moe_over_dense_active"]
+    dispatch = Finding.timing_ratio(
+        "on a CPU at this size the MoE's dispatch costs wall time no FLOP count sees: its step "
+        "time relative to dense-active exceeds its FLOP ratio (wall ratio / FLOP ratio, median "
+        f"over {len(main.step_seconds)} interleaved rounds; a dispatch as cheap as its FLOPs, or "
+        "a timer that measured FLOPs, would fail)",
+        "dispatch_overhead_wall_over_flops", [t / flops_ratio for t in main.step_seconds],
+        active.step_seconds, cfg.checks.min_dispatch_overhead)
+    overhead = dispatch.value
+    timings["dispatch_overhead_wall_over_flops"] = overhead
     bound = "" if inside else (" (outside the dense sweep: a bound at its nearest end, not an "
                                "interpolation)")
     lines += [
@@ -631,12 +749,13 @@ def swaps_item(cfg: MoEExperimentConfig, main: _Run, dense: list[_Run]) -> ItemR
         f"{eq_flops / main.flops_per_token:.2f}x the FLOPs and {eq_ms / main.ms_per_step:.2f}x the "
         "wall time",
         f"MoE vs dense-active: {metrics['flops_ratio_moe_over_dense_active']:.3f}x FLOPs, "
-        f"{metrics['wall_ratio_moe_over_dense_active']:.2f}x wall time, "
+        f"{timings['wall_ratio_moe_over_dense_active']:.2f}x wall time, "
         f"{metrics['params_ratio_moe_over_dense_active']:.2f}x parameters",
         "FLOPs: FlopCounterMode on one forward+backward of a training batch (matmuls; attention "
         "by hand), hand: 6 * (n * shared + sum_e n_e * expert) weights + 12 L B T^2 C.",
-        "ms/step: median of round-robin timed training steps (forward, backward, AdamW) on this "
-        f"machine, {cfg.num_threads} thread(s); they vary from run to run.",
+        f"ms/step: median over {cfg.timing_repeats} interleaved rounds of one training step "
+        f"(forward, backward, AdamW) per model, on this machine, {cfg.num_threads} thread(s); "
+        f"they vary from run to run. Dispatch overhead (wall ratio / FLOP ratio): {overhead:.2f}.",
         "reproduce: dvc repro moe   (or: python stages/moe.py, with data/processed/splits)",
     ]
     findings = [
@@ -652,16 +771,14 @@ def swaps_item(cfg: MoEExperimentConfig, main: _Run, dense: list[_Run]) -> ItemR
             "flops_ratio_moe_over_dense_active", metrics["flops_ratio_moe_over_dense_active"],
             cfg.max_active_flops_ratio, kind=INVARIANT),
         Finding.at_least(
-            "the dense model of equal val loss needs at least as many FLOPs per token as the MoE "
-            "(interpolated along the dense width sweep; ratio dense / MoE)",
+            "the dense model of equal val loss needs more FLOPs per token than the MoE "
+            "(interpolated along the dense width sweep; ratio dense / MoE; one seed; an MoE no "
+            "better than its dense-active peer would fail)",
             "equal_quality.flops_ratio_dense_over_moe",
             metrics["equal_quality.flops_ratio_dense_over_moe"], cfg.min_equal_quality_flops_ratio),
-        Finding.at_least(
-            "on a CPU at this size the MoE's dispatch costs wall time no FLOP count sees: its step "
-            "time relative to dense-active exceeds its FLOP ratio (wall ratio / FLOP ratio)",
-            "dispatch_overhead_wall_over_flops", overhead, cfg.checks.min_dispatch_overhead),
+        dispatch,
     ]
-    return ItemResult(item=ITEM["swaps"], metrics=metrics, findings=findings,
+    return ItemResult(item=ITEM["swaps"], metrics=metrics, timings=timings, findings=findings,
                       figures={"flops_wall.png": _swaps_figure(main, dense, eq_flops, eq_ms, inside)},
                       texts={"swaps.txt": "\n".join(lines) + "\n"})
 
@@ -716,10 +833,11 @@ def run(cfg: MoEExperimentConfig, inputs: Inputs) -> list[ItemResult]:
         bs = cfg.train.batch_size
         val_x = [x for x, _ in val.eval_batches(bs, cfg.val_batches)]
 
-        def fit(name: str, model_cfg: MiniFormerConfig) -> _Run:
-            model, result = train_run(model_cfg, cfg.train, train, val, seed=cfg.seed)
+        def fit(name: str, model_cfg: MiniFormerConfig, seed: int = cfg.seed) -> _Run:
+            model, result = train_run(model_cfg, cfg.train, train, val, seed=seed)
             bar.update(1)  # the sweep's progress bar, opened below
-            return _Run(name, model_cfg, model, result, mean_loss(model, val, bs, cfg.val_batches))
+            return _Run(name, model_cfg, model, result, mean_loss(model, val, bs, cfg.val_batches),
+                        seed)
 
         m = cfg.model
         moe_cfgs = {"main": m, "no_aux": replace(m, moe=replace(m.moe, aux_weight=0.0, z_weight=0.0))}
@@ -727,10 +845,20 @@ def run(cfg: MoEExperimentConfig, inputs: Inputs) -> list[ItemResult]:
             if (experts, k) != (m.moe.experts, m.moe.top_k):
                 moe_cfgs[f"E{experts}_top{k}"] = replace(m, moe=replace(m.moe, experts=experts, top_k=k))
         widths = cfg.dense_widths()
-        with progress(total=len(moe_cfgs) + len(widths), desc="moe: models", unit="model") as bar:
+        active_cfg = replace(m, moe=None, d_ff=cfg.active_d_ff)
+        total = len(moe_cfgs) + len(widths) + 3 * len(cfg.extra_seeds)
+        with progress(total=total, desc="moe: models", unit="model") as bar:
             moes = {name: fit(name, c) for name, c in moe_cfgs.items()}
             dense = [fit(f"dense_{w}", replace(m, moe=None, d_ff=w)) for w in widths]
-        routing = {name: collect_routing(r.model, val_x) for name, r in moes.items()}
+            routing = {name: collect_routing(r.model, val_x) for name, r in moes.items()}
+            active = next(r for r in dense if r.cfg.d_ff == cfg.active_d_ff)
+            per_seed = {cfg.seed: seed_stats(cfg, moes["main"], moes["no_aux"], active,
+                                             routing["main"], routing["no_aux"], val_x)}
+            for seed in cfg.extra_seeds:  # the paired comparisons' other seeds
+                runs = [fit(n, c, seed) for n, c in (("main", m), ("no_aux", moe_cfgs["no_aux"]),
+                                                     ("dense_active", active_cfg))]
+                per_seed[seed] = seed_stats(cfg, *runs, collect_routing(runs[0].model, val_x),
+                                            collect_routing(runs[1].model, val_x), val_x)
 
         main = moes["main"]
         capacity_sweep = []
@@ -749,10 +877,11 @@ def run(cfg: MoEExperimentConfig, inputs: Inputs) -> list[ItemResult]:
             n_tokens = x.numel()
             r.flops_per_token = step_flops(r.model, x, y) / n_tokens
             r.hand_flops_per_token = hand_flops(r.model, x) / n_tokens
-        for r, ms in zip(timed, time_steps(timed, x, y, cfg.train.lr, cfg.timing_repeats)):
-            r.ms_per_step = ms
+        for r, seconds in zip(timed, time_steps(timed, x, y, cfg.train.lr, cfg.timing_repeats)):
+            r.step_seconds = seconds
         return [
-            routing_item(cfg, moes, {r.cfg.d_ff: r for r in dense}, routing, capacity_sweep),
-            utilization_item(cfg, routing),
+            routing_item(cfg, moes, {r.cfg.d_ff: r for r in dense}, routing, capacity_sweep,
+                         per_seed),
+            utilization_item(cfg, routing, per_seed),
             swaps_item(cfg, main, dense),
         ]

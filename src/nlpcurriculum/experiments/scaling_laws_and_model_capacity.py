@@ -20,15 +20,19 @@
    tokens per second, and memory: parameter, gradient and AdamW-moment bytes (4 + 4 + 8 bytes
    per parameter), the bytes autograd saves for backward on one batch (``saved_tensors_hooks``)
    and the peak resident-set growth of one forward + backward. On this CPU "VRAM" is RAM: the peak
-   RSS is the process's high-water mark.
-3. *How small can you go* (:func:`extrapolate_item`): (a) an out-of-sample check: the law fitted
-   without the largest model predicts its loss; (b) the smallest ``N`` whose predicted loss
+   RSS is the process's high-water mark. Wall times, tokens/s and peak RSS are the item's
+   ``timings``; the throughput finding times one training step of the smallest and the largest
+   size over ``throughput_rounds`` interleaved rounds (:func:`step_time_rounds`).
+3. *How small can you go* (:func:`extrapolate_item`): (a) an out-of-range check: the law fitted
+   on every size but the largest (all seeds) predicts the largest one's loss, larger than any
+   size in that fit; its relative error per seed against a bound fixed in advance; (b) the smallest ``N`` whose predicted loss
    reaches a target loss (``target_loss``, or by default midway between the two largest models'
    measured losses), with an interval from the parameter draws; a model with about that many
    parameters is then trained the same way and its measured loss compared with the prediction.
 
-Byte tokens (vocabulary 256): losses are nats per byte. One seed per size (``seeds`` adds more,
-and the fit then uses every run). Left out: the compute-optimal frontier over several budgets
+Byte tokens (vocabulary 256): losses are nats per byte. Every size is trained with each of
+``seeds`` (3 by default; each run is one point of the fit, and the size comparisons are paired
+by seed). Left out: the compute-optimal frontier over several budgets
 (Chinchilla's IsoFLOP curves), learning-rate tuning per size, ``T``-dependent FLOPs.
 """
 
@@ -50,6 +54,7 @@ from nlpcurriculum.experiments.harness import (
     mean_loss,
     torch_threads,
 )
+from nlpcurriculum.metrics.timing import interleaved_rounds
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
 from nlpcurriculum.results import Finding, ItemResult
 from nlpcurriculum.training.activation_checkpointing import peak_rss_delta, saved_tensor_bytes
@@ -107,14 +112,15 @@ class ScalingChecks:
     """Bounds of the findings that no knob above sets (params ``scaling_laws.checks``).
 
     Attributes:
-        max_largest_minus_smallest_loss: item 1: the largest size's val loss minus the smallest's
-            (nats).
-        min_throughput_ratio: item 2: tokens/s of the smallest size over the largest's.
+        min_size_gain: item 1: the smallest size's val loss minus the largest's (nats), paired
+            by seed, by two standard errors.
+        min_throughput_ratio: item 2: step time of the largest size over the smallest's (median
+            of interleaved rounds, two robust SE above it).
         max_n_star: item 3: the predicted size N* when the verify run is skipped (target below E).
     """
 
-    max_largest_minus_smallest_loss: float = 0.0
-    min_throughput_ratio: float = 1.0
+    min_size_gain: float = 0.1
+    min_throughput_ratio: float = 2.0
     max_n_star: float = 1e17
 
 
@@ -129,7 +135,8 @@ class ScalingConfig:
         sizes: the ladder, smallest first (at least 4 for a 3-parameter fit).
         train: trainer knobs, the same for every size; ``max_steps * batch_size * max_seq_len``
             is the token budget ``D``.
-        seeds: initialisation seeds per size (each run is one point of the fit).
+        seeds: initialisation seeds per size (each run is one point of the fit; the size
+            comparisons and the out-of-range check are paired by / taken over them).
         val_batches: batches of ``train.batch_size`` windows for the final validation loss.
         lr_rule: ``"fixed"`` (``train.lr`` for every size) or ``"kaplan"`` (the peak learning
             rate of each size from :func:`kaplan_lr`; ``train.lr`` is then unused).
@@ -139,14 +146,17 @@ class ScalingConfig:
         num_threads: torch intra-op threads.
         min_r2: item 1: the fit's R^2 must reach this.
         max_verify_rel_error: item 3: |measured - predicted| / predicted of the verification run.
-        max_holdout_rel_error: item 3: the same for the largest size predicted without it.
+        max_holdout_rel_error: item 3: the same for the largest size predicted by the fit without
+            it (mean over its seeds, two standard errors below).
+        throughput_rounds: item 2: interleaved rounds of one training step of the smallest and
+            the largest size.
         checks: the other bounds of the findings.
     """
 
     base: MiniFormerConfig
     sizes: list[ScaleSize] = field(default_factory=_default_sizes)
     train: TrainerConfig
-    seeds: list[int] = field(default_factory=lambda: [0])
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     val_batches: int = 32
     lr_rule: str = "kaplan"
     target_loss: float | None = None
@@ -155,6 +165,7 @@ class ScalingConfig:
     min_r2: float = 0.95
     max_verify_rel_error: float = 0.03
     max_holdout_rel_error: float = 0.05
+    throughput_rounds: int = 10
     checks: ScalingChecks = field(default_factory=ScalingChecks)
 
     def __post_init__(self) -> None:
@@ -171,7 +182,7 @@ class ScalingConfig:
                                  f"multiple of n_heads={s.n_heads}, n_layers >= 1")
         if not self.seeds:
             raise ValueError("seeds must list at least one seed")
-        for name in ("val_batches", "verify_layers", "num_threads"):
+        for name in ("val_batches", "verify_layers", "num_threads", "throughput_rounds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.lr_rule not in LR_RULES:
@@ -384,12 +395,16 @@ def loss_item(cfg: ScalingConfig, runs: list[SizeRun], fit: PowerLawFit) -> Item
     findings = [Finding.at_least(
         "final validation loss falls with non-embedding parameters as a power law "
         "L = E + A N^-alpha (R^2 of the fit on every run)", "fit.r2", fit.r2, cfg.min_r2)]
-    big, small = max(runs, key=lambda r: r.n_params), min(runs, key=lambda r: r.n_params)
-    metrics["largest_minus_smallest_loss"] = big.val_loss - small.val_loss
-    findings.append(Finding.at_most(
-        "the largest model ends below the smallest at the same token budget (loss gap, nats)",
-        "largest_minus_smallest_loss", metrics["largest_minus_smallest_loss"],
-        cfg.checks.max_largest_minus_smallest_loss))
+    n_big, n_small = max(r.n_params for r in runs), min(r.n_params for r in runs)
+    by_seed = {r.seed: r for r in runs if r.n_params == n_big}
+    pairs = [(by_seed[r.seed].val_loss, r.val_loss) for r in runs
+             if r.n_params == n_small and r.seed in by_seed]
+    metrics["largest_minus_smallest_loss"] = float(np.mean([b - a for b, a in pairs]))
+    findings.append(Finding.compare(
+        "the largest model ends below the smallest at the same token budget (smallest minus "
+        f"largest val loss, nats, paired over {len(pairs)} seeds; a ladder whose extra capacity "
+        "went unused would fail)", "size_gain_smallest_minus_largest",
+        [a for _, a in pairs], [b for b, _ in pairs], margin=cfg.checks.min_size_gain))
     series = {f"{r.name}.seed{r.seed}.val_loss": r.curve for r in runs}
     return ItemResult(item=ITEM["loss"], metrics=metrics, series=series, findings=findings,
                       figures={"loss_vs_params.png": _fit_figure(cfg, runs, fit),
@@ -448,10 +463,40 @@ def _compute_figure(cfg: ScalingConfig, runs: list[SizeRun], fit: PowerLawFit) -
     return fig
 
 
-def benchmark_item(cfg: ScalingConfig, runs: list[SizeRun]) -> ItemResult:
-    """Item 2: wall clock, throughput and memory per size."""
+def step_time_rounds(cfg: ScalingConfig, sizes: Sequence[ScaleSize], train: TokenBatcher
+                     ) -> dict[str, list[float]]:
+    """Seconds of one training step (forward, backward, AdamW) per size, interleaved rounds.
+
+    Fresh models of each size (seeded with ``seeds[0]``) on one batch of ``train.batch_size``
+    windows; one warm-up round, then ``throughput_rounds`` rounds each running every size once
+    (:func:`~nlpcurriculum.metrics.timing.interleaved_rounds`).
+    """
+    x, y = TokenBatcher(train.tokens, train.seq_len, seed=cfg.train.seed).next_batch(
+        cfg.train.batch_size)
+    arms = {}
+    for size in sizes:
+        seed_everything(cfg.seeds[0])
+        model = build_model(cfg.model_config(size)).train()
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.train.lr)
+
+        def step(m=model, o=opt) -> None:
+            m(x, targets=y).loss.backward()
+            o.step()
+            o.zero_grad(set_to_none=True)
+
+        arms[size.name] = step
+    return interleaved_rounds(arms, cfg.throughput_rounds)
+
+
+def benchmark_item(cfg: ScalingConfig, runs: list[SizeRun],
+                   rounds: dict[str, list[float]]) -> ItemResult:
+    """Item 2: wall clock, throughput and memory per size.
+
+    ``rounds``: :func:`step_time_rounds` of the smallest and the largest size (their names).
+    """
     mb = 1e6
     metrics: dict[str, float] = {}
+    timings: dict[str, float] = {}  # clock and allocator readings, apart from the metrics
     lines = ["memory: weights fp32 (4 B/param), gradients (4 B), AdamW moments (8 B); activations = "
              "bytes autograd saves for backward on one batch; peak RSS = process high-water-mark "
              "growth of one forward + backward (CPU: 'VRAM' is RAM)", "",
@@ -459,21 +504,28 @@ def benchmark_item(cfg: ScalingConfig, runs: list[SizeRun]) -> ItemResult:
              f"{'grad+adam MB':>12} {'activ. MB':>9} {'peak RSS MB':>11}"]
     for r in runs:
         key = f"{r.name}.seed{r.seed}"
-        metrics[f"{key}.train_seconds"] = r.train_seconds
-        metrics[f"{key}.tokens_per_s"] = r.tokens_per_s
+        timings[f"{key}.train_seconds"] = r.train_seconds
+        timings[f"{key}.tokens_per_s"] = r.tokens_per_s
         metrics[f"{key}.param_bytes"] = r.param_bytes
         metrics[f"{key}.activation_bytes"] = r.activation_bytes
-        metrics[f"{key}.peak_rss_bytes"] = r.peak_rss_bytes
+        timings[f"{key}.peak_rss_bytes"] = r.peak_rss_bytes
         lines.append(f"{r.name:<8} {r.n_params:>9} {r.train_seconds:>8.1f} {r.tokens_per_s:>9.0f} "
                      f"{r.param_bytes / mb:>10.2f} {(r.param_bytes + r.optimizer_bytes) / mb:>12.2f} "
                      f"{r.activation_bytes / mb:>9.2f} {r.peak_rss_bytes / mb:>11.2f}")
-    # throughput should fall as N grows (compute per token ~ 6N); check the ends of the ladder
-    small, big = runs[0], max(runs, key=lambda r: r.n_params)
-    metrics["throughput_ratio_smallest_over_largest"] = small.tokens_per_s / big.tokens_per_s
-    findings = [Finding.at_least(
-        "the smallest model processes more tokens per second than the largest "
-        "(throughput ratio)", "throughput_ratio_smallest_over_largest",
-        metrics["throughput_ratio_smallest_over_largest"], cfg.checks.min_throughput_ratio)]
+    # throughput should fall as N grows (compute per token ~ 6N); time the ends of the ladder
+    small, big = min(runs, key=lambda r: r.n_params), max(runs, key=lambda r: r.n_params)
+    finding = Finding.timing_ratio(
+        f"the smallest model ({small.name}, N={small.n_params:,}) processes more tokens per second "
+        f"than the largest ({big.name}, N={big.n_params:,}): step time largest / smallest, median "
+        f"over {cfg.throughput_rounds} interleaved rounds (a step cost that did not grow with N "
+        "would fail)", "throughput_ratio_smallest_over_largest", rounds[big.name],
+        rounds[small.name], cfg.checks.min_throughput_ratio)
+    timings["throughput_ratio_smallest_over_largest"] = finding.value
+    findings = [finding]
+    lines += ["", f"step time, median of {cfg.throughput_rounds} interleaved rounds: "
+              + ", ".join(f"{n} {1e3 * float(np.median(t)):.1f} ms" for n, t in rounds.items())
+              + f" (ratio {finding.value:.2f}); wall s, tokens/s and peak RSS are timings: they "
+              "vary from run to run"]
     fig = Figure(figsize=(12.0, 4.0), layout="constrained")
     axes = fig.subplots(1, 3)
     ns = [r.n_params for r in runs]
@@ -491,7 +543,7 @@ def benchmark_item(cfg: ScalingConfig, runs: list[SizeRun]) -> ItemResult:
         ax.set_xlabel("non-embedding parameters N")
         ax.grid(alpha=0.3, which="both")
     axes[2].set_yscale("log")
-    return ItemResult(item=ITEM["benchmark"], metrics=metrics, findings=findings,
+    return ItemResult(item=ITEM["benchmark"], metrics=metrics, timings=timings, findings=findings,
                       figures={"benchmark.png": fig},
                       texts={"benchmark.txt": "\n".join(lines) + "\n"})
 
@@ -511,13 +563,24 @@ def extrapolate_item(cfg: ScalingConfig, runs: list[SizeRun], fit: PowerLawFit,
         measured = float(np.mean([r.val_loss for r in held]))
         predicted = float(fit_rest.predict(largest))
         rel = abs(measured - predicted) / predicted
+        per_seed = [abs(r.val_loss - predicted) / predicted for r in held]
+        top_fitted = max(r.n_params for r in rest)
         metrics.update({"holdout.n_params": float(largest), "holdout.predicted": predicted,
-                        "holdout.measured": measured, "holdout.rel_error": rel})
-        lines.append(f"(a) fit on the {len(rest)} smaller runs predicts the largest (N={largest:,}): "
-                     f"{predicted:.4f}, measured {measured:.4f}, relative error {rel:.2%}")
-        findings.append(Finding.at_most(
-            "a power law fitted on the smaller models predicts the largest one's loss "
-            "(relative error, out of sample)", "holdout.rel_error", rel, cfg.max_holdout_rel_error))
+                        "holdout.measured": measured, "holdout.rel_error": rel,
+                        "holdout.range_factor": largest / top_fitted})
+        for r, e in zip(held, per_seed):
+            metrics[f"holdout.seed{r.seed}.rel_error"] = e
+        lines.append(f"(a) fit on the {len(rest)} runs of the smaller sizes (largest fitted N="
+                     f"{top_fitted:,}) predicts the largest (N={largest:,}, {largest / top_fitted:.1f}x "
+                     f"beyond the fit): {predicted:.4f}, measured {measured:.4f} (mean of "
+                     f"{len(held)} seeds), relative error {rel:.2%}; per seed "
+                     + ", ".join(f"{e:.2%}" for e in per_seed))
+        findings.append(Finding.compare(
+            f"a power law fitted on the smaller models predicts the loss of a model "
+            f"{largest / top_fitted:.1f}x larger than any in the fit (relative error per seed, "
+            f"mean below the bound by two SE; a law that flattened or kept falling too fast "
+            "would fail)", "holdout.rel_error", per_seed, margin=-cfg.max_holdout_rel_error,
+            higher_is_better=False))
     else:
         lines.append("(a) skipped: fewer than 4 distinct smaller sizes to fit without the largest")
 
@@ -598,5 +661,12 @@ def run(cfg: ScalingConfig, inputs: Inputs) -> list[ItemResult]:
         runs = [train_size(cfg, size, seed, train, val)
                 for size, seed in progress(grid, desc="scaling_laws: models", unit="model")]
         fit = fit_power_law([r.n_params for r in runs], [r.val_loss for r in runs])
-        return [loss_item(cfg, runs, fit), benchmark_item(cfg, runs),
+        ends = [min(cfg.sizes, key=lambda s: _n_params(cfg, s)),
+                max(cfg.sizes, key=lambda s: _n_params(cfg, s))]
+        rounds = step_time_rounds(cfg, ends, train)
+        return [loss_item(cfg, runs, fit), benchmark_item(cfg, runs, rounds),
                 extrapolate_item(cfg, runs, fit, train, val)]
+
+
+def _n_params(cfg: ScalingConfig, size: ScaleSize) -> int:
+    return build_model(cfg.model_config(size)).num_params(non_embedding=True)

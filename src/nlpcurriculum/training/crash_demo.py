@@ -19,7 +19,10 @@ stops the process with exit status 2 and a one-line :class:`CheckpointError` mes
 :func:`build_trainer` is the one way a run is constructed (seed, model, batcher, trainer), shared
 by this process and the in-process reference run, so both start from identical state.
 ``step_delay_s`` sleeps after each update, only so that a kill can land mid-run on a fast machine;
-it touches no state.
+it touches no state. ``hold_at_step`` (optional) parks a fresh run right after it has logged that
+update: it writes ``RUN_DIR/holding`` and sleeps until it is killed, so the kill lands at a known
+step whatever the machine's load, and the crash experiment's numbers are the same on every run.
+A resumed run never holds.
 """
 
 from __future__ import annotations
@@ -39,11 +42,12 @@ from nlpcurriculum.training.checkpoint import CheckpointError
 from nlpcurriculum.training.data import TokenBatcher
 from nlpcurriculum.training.trainer import Trainer, TrainerConfig, seed_everything
 
-__all__ = ["CHECKPOINT", "LOSSES", "build_trainer", "main", "read_losses", "run"]
+__all__ = ["CHECKPOINT", "HOLDING", "LOSSES", "build_trainer", "main", "read_losses", "run"]
 
 CHECKPOINT = "ckpt.pt"
 LOSSES = "losses.jsonl"
 REPLAYED = "replayed.jsonl"
+HOLDING = "holding"
 
 
 def build_trainer(config: dict[str, Any], tokens: torch.Tensor,
@@ -109,13 +113,16 @@ def run(run_dir: str | Path) -> int:
     ckpt = run_dir / CHECKPOINT
     trainer = build_trainer(config, tokens, checkpoint_path=ckpt)
     start = 0
-    if ckpt.exists():
+    resumed = ckpt.exists()
+    if resumed:
         trainer.load(ckpt)  # model, optimizer, scheduler, RNGs, data position, history
         start = trainer.step
         _cut_log(run_dir, start)
     elif (run_dir / LOSSES).exists():
         _cut_log(run_dir, 0)
     delay = float(config.get("step_delay_s", 0.0))
+    hold = config.get("hold_at_step")
+    hold = int(hold) if hold is not None and not resumed else None
     log = open(run_dir / LOSSES, "a")
 
     def on_step(step: int, metrics: dict[str, float]) -> None:
@@ -124,6 +131,10 @@ def run(run_dir: str | Path) -> int:
         os.fsync(log.fileno())
         if delay:
             time.sleep(delay)
+        if step == hold:  # parked until killed: the kill lands right after this update
+            (run_dir / HOLDING).write_text(str(step))
+            while True:
+                time.sleep(1.0)
 
     trainer.on_step = on_step
     try:
