@@ -304,6 +304,10 @@ def test_section_of_a_missing_params_file_names_the_file(tmp_path, monkeypatch):
         load_section("moe", Outer)
 
 
+# Sections a stage reads besides its own: the report's header names the corpus (`ingest.path`).
+ALSO_READS = {"report": ["ingest"]}
+
+
 def test_every_section_sits_in_its_stages_file_and_dvc_tracks_it():
     """Each params file holds exactly the sections params_file() sends to it, one per stage; each
     dvc.yaml stage tracks its section and the presets it names, and nothing else."""
@@ -320,7 +324,7 @@ def test_every_section_sits_in_its_stages_file_and_dvc_tracks_it():
     presets = read_presets(presets_path) if presets_path.exists() else {}
     used = set()
     for stage, spec in stages.items():
-        expected = [{f"params/{params_file(stage).name}": [stage]}]
+        expected = [{f"params/{params_file(stage).name}": [stage, *ALSO_READS.get(stage, [])]}]
         if presets_used(sections[stage]):
             expected.append({f"params/{PRESETS_FILE}": presets_used(sections[stage])})
             used.update(presets_used(sections[stage]))
