@@ -22,8 +22,13 @@ from nlpcurriculum.experiments.positional_embeddings.positional_embeddings impor
     offset_dot_spread,
     rope_shift_error,
     run,
+    SCHEMES,
+    _train_job,
+    corpus_jobs,
+    map_jobs,
     scheme_item,
 )
+from nlpcurriculum.tokenizers.bytes import byte_tokens
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
 from nlpcurriculum.nn.positional import RotaryPositions, sinusoidal_table
 from nlpcurriculum.training import TrainerConfig
@@ -267,6 +272,7 @@ def test_tiny_end_to_end_run_returns_six_items_with_checked_findings():
     assert [r.item for r in results] == [f"positional-embeddings/{i}" for i in range(1, 7)]
     # one line per corpus model: 5 schemes x 2 seeds, 2 scaled sinusoids; 2 ablation arms
     assert len(lines) == 5 * 2 + 2 + 2
+    assert lines[0].startswith("none seed 0: val loss by context") and "sqrt(d_model)-scaled seed 1" in lines[11]
     assert all(r.findings for r in results)
     sinusoidal, learned, rope, alibi, animation, ablation = results
     assert sinusoidal.findings[0].passed  # a property of the table: holds at any training budget
@@ -291,3 +297,27 @@ def test_tiny_end_to_end_run_returns_six_items_with_checked_findings():
     for r in results:
         for name, points in r.series.items():
             assert points and all(isinstance(s, int) for s, _ in points), name
+
+
+def test_corpus_jobs_give_the_same_models_in_worker_processes():
+    """Two workers train the same models as one process: each job is seeded and single-threaded."""
+    cfg = PositionalConfig(
+        model=MiniFormerConfig(d_model=16, n_layers=1, n_heads=2, max_seq_len=16),
+        train=TrainerConfig(lr=3e-3, max_steps=3, batch_size=4, warmup_steps=1, eval_every=3,
+                            eval_batches=1, progress=False),
+        eval_tokens=128, toy_text="to be to", seeds=[0, 1],
+    )
+    jobs = corpus_jobs(cfg)
+    assert jobs[:5] == [(s, 0, False) for s in SCHEMES] and jobs[-2:] == [("sinusoidal", 0, True),
+                                                                          ("sinusoidal", 1, True)]
+    assert len(jobs) == 5 * 2 + 2  # seed 0 (train.seed) is not trained twice
+    tokens = byte_tokens(["def f(x):\n    return x + 1\n" * 20])
+    picked = [("rope", 1, False), ("sinusoidal", 0, True)]
+    here = map_jobs(_train_job, picked, 1, cfg, tokens, tokens)
+    there = map_jobs(_train_job, picked, 2, cfg, tokens, tokens)
+    for a, b in zip(here, there):
+        clockless = [[{k: v for k, v in h.items() if k != "tokens_per_s"} for h in r.history]
+                     for r in (a, b)]
+        assert a.losses == b.losses and clockless[0] == clockless[1]
+        assert all(torch.equal(p, q) for p, q in zip(a.model.state_dict().values(),
+                                                     b.model.state_dict().values()))

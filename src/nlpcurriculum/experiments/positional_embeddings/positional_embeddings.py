@@ -84,6 +84,7 @@ from nlpcurriculum.experiments.positional_embeddings.plots import (
     plot_sinusoidal_table,
 )
 from nlpcurriculum.metrics.stats import spearman
+from nlpcurriculum.metrics.timing import torch_threads
 from nlpcurriculum.models.miniformer import MiniFormer, MiniFormerConfig, build_model, record_activations
 from nlpcurriculum.nn.attention import repeat_kv
 from nlpcurriculum.nn.positional import RotaryPositions, SinusoidalPositions, sinusoidal_table
@@ -119,9 +120,11 @@ __all__ = [
     "offset_dot_spread",
     "rope_shift_error",
     "run",
+    "corpus_jobs",
+    "map_jobs",
     "scheme_item",
-    "seed_runs",
-    "sinusoidal_scaling_runs",
+    "seed_losses",
+    "sinusoidal_scaling",
     "train_scheme",
 ]
 
@@ -235,9 +238,11 @@ class PositionalConfig:
             the control are trained once per seed, and item 1's ``sqrt(d_model)``-scaled
             sinusoidal model too; ``train.seed``'s runs are the main ones (reused). At least 2
             (a paired comparison needs a spread), 3 or more by default.
-        num_threads: torch CPU threads, set by the stage (not by the library). 1 by default:
-            these matmuls are too small to gain from a second thread, and on a shared machine
-            two contending threads run several times slower.
+        num_threads: torch CPU threads, set by the stage (not by the library), and per worker.
+            1 by default: these matmuls are too small to gain from a second thread, and on a
+            shared machine two contending threads run several times slower.
+        num_workers: corpus models trained side by side in worker processes (one per core);
+            1 trains them one after another in this process. The results do not depend on it.
         checks: the other bounds of the findings.
     """
 
@@ -257,6 +262,7 @@ class PositionalConfig:
     min_separation: float = 0.01
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     num_threads: int = 1
+    num_workers: int = 1
     checks: PositionalChecks = field(default_factory=PositionalChecks)
 
     def __post_init__(self) -> None:
@@ -280,8 +286,9 @@ class PositionalConfig:
             )
         if self.model.vocab_size < 256:
             raise ValueError(f"byte tokens need model.vocab_size >= 256, got {self.model.vocab_size}")
-        if self.num_threads < 1:
-            raise ValueError(f"num_threads must be >= 1, got {self.num_threads}")
+        if self.num_threads < 1 or self.num_workers < 1:
+            raise ValueError(f"num_threads and num_workers must be >= 1, got {self.num_threads}, "
+                             f"{self.num_workers}")
         if not self.rope_shifts or min(self.rope_shifts) < 1:
             raise ValueError(f"rope_shifts must be positive ints, got {self.rope_shifts}")
         seeds = self.seeds
@@ -590,62 +597,70 @@ def _seeded(cfg: PositionalConfig, seed: int) -> PositionalConfig:
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed))
 
 
-def seed_runs(
-    cfg: PositionalConfig, runs: dict[str, SchemeRun], train_tokens: Tensor, val_tokens: Tensor,
-    log: Callable[[str], None] | None = None,
-) -> dict[str, SeedLosses]:
-    """Every scheme of ``runs`` trained once per seed of ``cfg.seeds``: the samples of items 1-4.
+#: One corpus model to train: ``(scheme, seed, scaled)``; ``scaled``: item 1's sqrt(d_model) arm.
+Job = tuple[str, int, bool]
+
+
+def corpus_jobs(cfg: PositionalConfig) -> list[Job]:
+    """Every corpus model of items 1-5: each scheme per seed (``train.seed`` first, the main runs
+    whose models items 3 and 5 read), then the ``sqrt(d_model)``-scaled sinusoid per seed."""
+    seeds = list(dict.fromkeys([cfg.train.seed, *cfg.seeds]))
+    return ([(scheme, seed, False) for seed in seeds for scheme in SCHEMES]
+            + [("sinusoidal", seed, True) for seed in cfg.seeds])
+
+
+def _train_job(job: Job, cfg: PositionalConfig, train_tokens: Tensor, val_tokens: Tensor) -> SchemeRun:
+    """One :func:`corpus_jobs` entry trained (module level: a worker process can run it)."""
+    scheme, seed, scaled = job
+    with torch_threads(cfg.num_threads):  # a worker process pins its own threads
+        return train_scheme(scheme, _seeded(cfg, seed), train_tokens, val_tokens, scale_embeddings=scaled)
+
+
+def map_jobs(fn: Callable[..., Any], jobs: Sequence[Any], workers: int, *args: Any) -> list[Any]:
+    """``[fn(job, *args) for job in jobs]``, up to ``workers`` jobs at a time in processes.
+
+    The models are independent, so on a multi-core CPU they train side by side, one torch thread
+    each. Workers start with ``spawn`` (a fresh interpreter, no forked OpenMP state); ``fn`` must
+    be a module-level function and its arguments and result picklable. ``workers <= 1`` runs the
+    jobs one after another here. Each result depends only on its job (seeded, one thread), so the
+    output is the same for any ``workers``.
+    """
+    if workers <= 1 or len(jobs) <= 1:
+        return [fn(job, *args) for job in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+        return [f.result() for f in [pool.submit(fn, job, *args) for job in jobs]]
+
+
+def seed_losses(cfg: PositionalConfig, trained: dict[Job, SchemeRun]) -> dict[str, SeedLosses]:
+    """The samples of items 1-4: ``{scheme: [losses by context length, one per seed of cfg.seeds]}``.
 
     Within a seed every scheme starts from the same seed and sees the same batches, so the
-    comparisons are paired by seed. The runs of ``train.seed`` are ``runs`` themselves (reused).
-
-    Returns:
-        ``{scheme: [losses by context length, one per seed]}``.
+    comparisons are paired by seed.
     """
-    out: dict[str, SeedLosses] = {scheme: [] for scheme in runs}
-    for seed in cfg.seeds:
-        for scheme, main in runs.items():
-            if seed == cfg.train.seed:
-                out[scheme].append(main.losses)
-                continue
-            r = train_scheme(scheme, _seeded(cfg, seed), train_tokens, val_tokens)
-            out[scheme].append(r.losses)
-            if log:
-                log(f"{scheme} seed {seed}: val loss {r.losses[cfg.model.max_seq_len]:.3f} "
-                    f"({r.seconds:.0f} s)")
-    return out
+    return {scheme: [trained[(scheme, seed, False)].losses for seed in cfg.seeds] for scheme in SCHEMES}
 
 
-def sinusoidal_scaling_runs(
-    cfg: PositionalConfig, plain: SeedLosses, train_tokens: Tensor, val_tokens: Tensor,
-    log: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """Item 1's cause test: the ``sqrt(d_model)``-scaled sinusoidal model per seed, beside the plain.
-
-    Args:
-        cfg: the stage config (``seeds``).
-        plain: the plain sinusoidal model's losses per seed (:func:`seed_runs`), reused.
-        train_tokens, val_tokens: the byte streams every scheme trains and is measured on.
-        log: progress lines (optional).
+def sinusoidal_scaling(cfg: PositionalConfig, trained: dict[Job, SchemeRun]) -> dict[str, Any]:
+    """Item 1's cause test: the ``sqrt(d_model)``-scaled and the plain sinusoid per seed.
 
     Returns:
         ``{"seeds": [...], "plain": [val loss at T per seed], "scaled": [...], "scaled_pe_to_token_rms":
         the first scaled model's sinusoid RMS over its scaled token embeddings' RMS}``.
     """
     T = cfg.model.max_seq_len
-    out: dict[str, Any] = {"seeds": list(cfg.seeds), "plain": [losses[T] for losses in plain],
-                           "scaled": []}
-    for seed in cfg.seeds:
-        r = train_scheme("sinusoidal", _seeded(cfg, seed), train_tokens, val_tokens,
-                         scale_embeddings=True)
-        out["scaled"].append(r.losses[T])
-        if "scaled_pe_to_token_rms" not in out:
-            scaled_rms = float(r.model.tok_emb.weight.detach().pow(2).mean().sqrt()) * math.sqrt(
-                cfg.model.d_model)  # the embeddings as the sinusoid meets them
-            out["scaled_pe_to_token_rms"] = float(r.model.position.table.pow(2).mean().sqrt()) / scaled_rms
-        if log:
-            log(f"sinusoidal scaled seed {seed}: val loss {r.losses[T]:.3f} ({r.seconds:.0f} s)")
-    return out
+    first = trained[("sinusoidal", cfg.seeds[0], True)].model
+    scaled_rms = float(first.tok_emb.weight.detach().pow(2).mean().sqrt()) * math.sqrt(
+        cfg.model.d_model)  # the embeddings as the sinusoid meets them
+    return {
+        "seeds": list(cfg.seeds),
+        "plain": [trained[("sinusoidal", seed, False)].losses[T] for seed in cfg.seeds],
+        "scaled": [trained[("sinusoidal", seed, True)].losses[T] for seed in cfg.seeds],
+        "scaled_pe_to_token_rms": float(first.position.table.pow(2).mean().sqrt()) / scaled_rms,
+    }
 
 
 def _curve(history: list[dict[str, float]], key: str, max_points: int = 50) -> list[tuple[int, float]]:
@@ -687,9 +702,9 @@ def scheme_item(
         cfg: the stage config (thresholds).
         probe: ``(1, T')`` token ids whose layer-0 queries and keys item 3 shifts (a validation
             window); default: the toy text repeated to the training context.
-        scaling: item 1: :func:`sinusoidal_scaling_runs`' result (the ``sqrt(d_model)`` test of
+        scaling: item 1: :func:`sinusoidal_scaling`' result (the ``sqrt(d_model)`` test of
             why the sinusoid may trail no positions); left out when ``None``.
-        seeded: :func:`seed_runs`' losses per scheme and seed, the samples of the comparisons
+        seeded: :func:`seed_losses`' losses per scheme and seed, the samples of the comparisons
             with "none" (and, for ALiBi, with the others); default: ``runs``' single seed, whose
             comparisons cannot pass (one sample has no standard error).
     """
@@ -1008,16 +1023,16 @@ def run(cfg: PositionalConfig, inputs: Inputs) -> list[ItemResult]:
             f"(max(positional_embeddings.context_multiples) x model.max_seq_len + 1) needs "
             f"{needed}: add documents or raise splits.val_fraction, or lower those keys"
         )
-    runs: dict[str, SchemeRun] = {}
-    for scheme in SCHEMES:
-        runs[scheme] = run = train_scheme(scheme, cfg, train_tokens, val_tokens)
-        if log:
-            losses = ", ".join(
-                f"{L}: {'n/a' if v is None else f'{v:.3f}'}" for L, v in run.losses.items()
-            )
-            log(f"{scheme}: val loss by context {{{losses}}} ({run.seconds:.0f} s)")
-    seeded = seed_runs(cfg, runs, train_tokens, val_tokens, log)
-    scaling = sinusoidal_scaling_runs(cfg, seeded["sinusoidal"], train_tokens, val_tokens, log)
+    jobs = corpus_jobs(cfg)
+    trained = dict(zip(jobs, map_jobs(_train_job, jobs, cfg.num_workers, cfg, train_tokens, val_tokens)))
+    if log:
+        for (scheme, seed, scaled), r in trained.items():
+            losses = ", ".join(f"{L}: {'n/a' if v is None else f'{v:.3f}'}" for L, v in r.losses.items())
+            log(f"{scheme}{' sqrt(d_model)-scaled' if scaled else ''} seed {seed}: val loss by "
+                f"context {{{losses}}} ({r.seconds:.0f} s)")
+    runs = {scheme: trained[(scheme, cfg.train.seed, False)] for scheme in SCHEMES}
+    seeded = seed_losses(cfg, trained)
+    scaling = sinusoidal_scaling(cfg, trained)
     probe = val_tokens[: cfg.model.max_seq_len][None]  # (1, T): a real window for item 3
     results = [scheme_item(s, runs, cfg, probe, scaling if s == "sinusoidal" else None, seeded)
                for s in ("sinusoidal", "learned", "rope", "alibi")]
