@@ -2,9 +2,12 @@
 
 Reads the raw, deduplicated and filtered documents (`data/interim/{documents,deduped,
 filtered}.parquet`, the `documents` contract), the `splits` stage's val and test documents as a
-clean held-out set (removed by `doc_id` from all three training sets, so none trains on it), and
-params `dedup_impact`; trains the same LM on each at an equal step budget over several seeds and
-writes `plots/dedup_impact/` and `metrics/dedup_impact.json`. Item deduplication-and-filtering/3.
+clean held-out set (removed by `doc_id` from the training sets here, and by near-duplicate inside
+the experiment), and params `dedup_impact`; trains the same LM on a deduplicated subset, the same
+subset with planted duplicated passages, and a filtered subset, at an equal step budget over
+several seeds; measures clean held-out loss and the memorisation of the duplicated passages, and
+writes `plots/dedup_impact/` and `metrics/dedup_impact.json`. Item
+deduplication-and-filtering/3. The dedup and filter stages' outputs are only read.
 """
 
 import time

@@ -2,7 +2,8 @@
 
 Covers the six items of "Positional Embeddings". Reads params `positional_embeddings` and the
 splits `data/processed/splits/{train,val}.parquet` (the `splits` contract; tokenized as UTF-8
-bytes by the library). Trains the same mini-former once per scheme, measures length extrapolation,
+bytes by the library). Trains the same mini-former once per scheme and seed (`seeds`), compares
+each scheme with no positions paired by seed, measures length extrapolation,
 each scheme's own property, the 3D encoding animation and the attention-collapse ablation (see
 `nlpcurriculum.experiments.positional_embeddings.positional_embeddings`). Writes the interactive
 3D page and a findings summary to `reports/positional_embeddings/`, figures, series and the

@@ -17,6 +17,7 @@ from nlpcurriculum.experiments.pretraining_objectives import (
     next_byte_probe,
     quirks,
     run,
+    samples_item,
 )
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
 from nlpcurriculum.training.objectives import MASK_ID
@@ -27,7 +28,8 @@ TEXT = ["It was the best of times, it was the worst of times. " * 40]
 
 def _tiny() -> PretrainingObjectivesConfig:
     return PretrainingObjectivesConfig(
-        model=MiniFormerConfig(vocab_size=257, d_model=16, n_layers=1, n_heads=2, max_seq_len=24),
+        model=MiniFormerConfig(vocab_size=257, d_model=16, n_layers=1, n_heads=2, max_seq_len=24,
+                               position="rope"),
         train=TrainerConfig(lr=3e-3, max_steps=4, batch_size=4, warmup_steps=1, eval_every=2,
                             eval_batches=1, progress=False),
         seq_len=16, probe_windows=8, cloze_probes=3, cloze_left=6, cloze_right=3,
@@ -36,7 +38,7 @@ def _tiny() -> PretrainingObjectivesConfig:
 
 
 def test_run_trains_three_objectives_at_equal_compute():
-    results = run(_tiny(), Inputs(TEXT, TEXT))
+    results = run(_tiny(), Inputs(TEXT, TEXT, TEXT))
     assert [r.item for r in results] == list(ITEMS)
     train, probes, samples = results
     m = train.metrics
@@ -45,12 +47,24 @@ def test_run_trains_three_objectives_at_equal_compute():
     assert all(f.passed for f in train.findings if f.kind == "invariant")
     # the finding: prefix minus causal continuation loss, paired over the 3 default seeds; seed 0's
     # values are the main runs' last continuation probe
-    diff = train.findings[-1]
+    diff = next(f for f in train.findings if f.metric == "prefix_minus_causal_continuation_loss")
     assert diff.kind == "finding" and diff.metric == "prefix_minus_causal_continuation_loss" and diff.n == 3
     per_seed = [m[f"prefix.seed{s}.continuation_loss"] - m[f"causal.seed{s}.continuation_loss"]
                 for s in range(3)]
     assert diff.value == pytest.approx(sum(per_seed) / 3)
     assert m["causal.seed0.continuation_loss"] == probes.series["causal.continuation_loss"][-1][1]
+    # the re-check of the MLM's RoPE on fresh seeds and the test split, against learned positions
+    fresh = {f.metric: f for f in train.findings if f.metric.startswith("fresh.")}
+    assert set(fresh) == {"fresh.mlm_rope_gain_over_unigram", "fresh.mlm_rope_minus_learned_acc"}
+    assert all(f.n == 3 and f.kind == "finding" for f in fresh.values())
+    assert {"fresh.seed10.mlm_rope.next_byte_acc", "fresh.seed12.mlm_learned.next_byte_acc"} <= set(m)
+    # item 2's comparisons pair the 3 seeds; the untrained control is the probe at step 0
+    pf = {f.metric: f for f in probes.findings}
+    assert set(pf) == {"causal_minus_mlm_auc", "mlm_right_context_gain_over_untrained",
+                       "worst_gain_over_unigram"} and all(f.n == 3 for f in pf.values())
+    assert probes.series["mlm.next_byte_acc"][0][1] == probes.metrics["seed0.mlm.untrained_next_byte_acc"]
+    (loops,) = samples.findings
+    assert loops.metric == "causal_greedy_minus_sampled_repeat" and loops.n == 3
     # probe curves: steps 0, 2, 4 for every objective; no continuation loss for the MLM
     assert [s for s, _ in probes.series["mlm.next_byte_acc"]] == [0, 2, 4]
     assert "mlm.continuation_loss" not in probes.series and "prefix.continuation_loss" in probes.series
@@ -115,3 +129,28 @@ def test_config_errors_name_the_key():
         replace(ok, seq_len=1000)
     with pytest.raises(ValueError, match="prompt_len"):
         replace(ok, prompt_len=60, sample_len=30)
+
+
+def test_the_comparisons_fail_on_a_tie_and_on_the_untrained_control():
+    """Mutations: a sampler whose temperature changes nothing, an MLM that ignores its right
+    context as much as its random initialisation does, seeds whose objectives tie."""
+    cfg = _tiny()
+    per_seed = {s: {"causal.greedy.repeat_4gram_rate": 0.3 + s / 100,
+                    "causal.sampled.repeat_4gram_rate": 0.3 + s / 100} for s in range(3)}
+    (loops,) = samples_item(cfg, {}, torch.zeros(0, 6, dtype=torch.long), per_seed).findings
+    assert loops.value == 0.0 and not loops.passed
+    for s in range(3):
+        per_seed[s]["causal.sampled.repeat_4gram_rate"] -= 0.2 + s / 200  # greedy loops: passes
+    (loops,) = samples_item(cfg, {}, torch.zeros(0, 6, dtype=torch.long), per_seed).findings
+    assert loops.passed and loops.value == pytest.approx(0.205, abs=1e-9)
+
+
+def test_fresh_seeds_need_a_test_split_and_differ_from_the_compare_seeds():
+    with pytest.raises(CorpusTooSmallError, match="fresh_seeds .* the test split, which is empty"):
+        run(_tiny(), Inputs(TEXT, TEXT))
+    with pytest.raises(ValueError, match="fresh_seeds must be"):
+        replace(_tiny(), fresh_seeds=[1, 5])
+    with pytest.raises(ValueError, match="learned"):
+        replace(_tiny(), model=MiniFormerConfig(vocab_size=257, d_model=16, n_layers=1, n_heads=2,
+                                                max_seq_len=24, position="learned"))
+    assert replace(_tiny(), fresh_seeds=[]).fresh_seeds == []

@@ -58,7 +58,7 @@ def test_run_tiny():
     stream = [t for d in TEXT for t in tok.encode(d)]
     cfg = SamplingConfig(prompt_tokens=4, n_prompts=2, view_tokens=5, sweep_temperatures=[0.5, 1.0, 2.0],
                          sweep_top_ks=[3], sweep_top_ps=[0.8], samples_per_prompt=3, sweep_tokens=8,
-                         repetition_tokens=20, repetition_temperatures=[0.0, 1.0])
+                         repetition_tokens=20, repetition_temperatures=[0.0, 1.0], repetition_prompts=3)
     r1, r2, r3 = run(cfg, Inputs(model, tok, stream, eos_id(tok)))
     assert [r.item for r in (r1, r2, r3)] == [f"sampling-parameters-temp-top-k-top-p/{i}" for i in (1, 2, 3)]
     # item 1's filter checks are exact properties: they hold on any model
@@ -74,5 +74,14 @@ def test_run_tiny():
                                      [r2.metrics[f"distinct2.{k}"] for k in keys]).statistic
     assert len(keys) == 5 and r2.metrics["spearman.entropy_distinct2"] == pytest.approx(expected)
     assert r3.metrics["longest_repeat.argmax"] >= 0 and "repetition.png" in r3.figures
+    # item 3's findings pair argmax and T=1 on each of the 3 prompts
+    rep, span = r3.findings
+    assert rep.n == span.n == 3 and rep.value == pytest.approx(r3.metrics["rep3_gap.argmax_minus_T1"])
+    assert rep.threshold == cfg.min_rep_gap
+    # mutation: a model so sure of itself that T=1 sampling is argmax ties on every prompt: fails
+    with torch.no_grad():
+        model.lm_head.weight.mul_(1e4)
+    rep, span = run(cfg, Inputs(model, tok, stream, eos_id(tok)))[2].findings
+    assert rep.value == 0.0 and span.value == 0.0 and not rep.passed and not span.passed
     assert all(r.findings for r in (r1, r2, r3))
     assert all("=" not in k for r in (r1, r2, r3) for k in r.metrics)  # MLflow rejects "=" in keys

@@ -10,6 +10,10 @@
    trained for, continuing a prompt: at equal compute the causal LM (every position scored)
    reaches a lower held-out continuation loss than the prefix LM (only the continuation scored),
    over several seeds (``compare_seeds``, paired: same initialisation and windows per seed).
+   The MLM uses RoPE because with learned positions it sat at the most-frequent-byte plateau for
+   500 steps: a choice made after a failure, so it is re-measured on fresh seeds (``fresh_seeds``,
+   never used while choosing) and on the *test* split: the MLM with RoPE against the MLM with
+   learned positions (the configuration that failed), paired by seed.
 2. *Plot loss curves; compare which learns "English" faster* (:func:`probes_item`). "Learns
    English faster" is measured on held-out (validation) text with probes all three can answer:
 
@@ -28,13 +32,18 @@
      span's log-probability; for the prefix LM the left context is its prefix) and pick the best.
      The same hidden positions are also scored from the left context alone (top-1), so the gain
      from the right context is visible.
+
+   The comparisons run over ``compare_seeds`` (all three objectives trained per seed, paired by
+   seed), against controls: the most-frequent-byte guess, and the randomly initialised model of
+   the same seed (the probe at step 0; for the cloze, the untrained MLM's right-context gain).
 3. *Generate samples from each, note quirks* (:func:`samples_item`): greedy and temperature
    continuations of held-out prompts from the causal and prefix LMs (the prompt is the prefix LM's
    bidirectional prefix); for the MLM, iterative unmasking (Ghazvininejad et al. 2019,
    Mask-Predict: the prompt followed by ``[MASK]`` s, each pass fills the masked position the model
    is most confident about). The quirks are computed, not eyeballed: repeated 4-gram rate,
    invalid UTF-8 sequences, non-printable bytes, longest run of one byte, and for the MLM how
-   often the fill order was not left to right.
+   often the fill order was not left to right. The finding: greedy decoding repeats itself more
+   than temperature sampling, measured on ``repeat_prompts`` held-out prompts per seed's causal LM.
 
 Byte tokens: losses are nats per byte.
 
@@ -76,12 +85,14 @@ __all__ = [
     "PretrainingObjectivesConfig",
     "cloze_probe",
     "continuation_loss",
-    "continuation_over_seeds",
+    "fresh_mlm_check",
     "lm_generate",
     "mlm_unmask",
     "next_byte_probe",
     "quirks",
+    "repeat_rates",
     "run",
+    "seed_measures",
 ]
 
 #: The curriculum item id of each result :func:`run` returns, by short name.
@@ -103,19 +114,23 @@ class PretrainingObjectivesChecks:
         max_tokens_seen_spread: item 1: max - min tokens seen by the three runs.
         max_params_spread: item 1: max - min parameter count of the three models.
         min_causal_minus_mlm_auc: item 2: mean held-out next-byte accuracy over probe steps, causal
-            minus MLM.
+            minus MLM (mean over ``compare_seeds``, paired, beyond two standard errors).
         min_prefix_minus_causal_continuation: item 1: held-out continuation loss of the prefix LM
             minus the causal LM's (nats/byte, mean over ``compare_seeds``, beyond two standard
             errors).
         min_greedy_minus_sampled_repeat: item 3: repeated-4-gram rate of greedy decoding minus
-            sampling's.
+            sampling's (causal LM, pooled over ``repeat_prompts`` prompts, mean over
+            ``compare_seeds``, beyond two standard errors).
+        min_rope_minus_learned_mlm_acc: item 1: fresh seeds, test split: the RoPE MLM's final
+            next-byte accuracy minus the learned-position MLM's (paired by seed).
     """
 
     max_tokens_seen_spread: float = 0.0
     max_params_spread: float = 0.0
-    min_causal_minus_mlm_auc: float = 0.0
-    min_greedy_minus_sampled_repeat: float = 0.0
+    min_causal_minus_mlm_auc: float = 0.02
+    min_greedy_minus_sampled_repeat: float = 0.05
     min_prefix_minus_causal_continuation: float = 0.02
+    min_rope_minus_learned_mlm_acc: float = 0.02
 
 
 @dataclass(kw_only=True)
@@ -137,9 +152,13 @@ class PretrainingObjectivesConfig:
         prompt_len: bytes of each prompt.
         sample_len: bytes generated per sample.
         temperature: sampling temperature (besides greedy).
-        compare_seeds: item 1: seeds (``seed`` replaced) of the causal vs prefix comparison;
-            ``seed`` reuses the main runs, the others train those two objectives without probes.
-            At least 2 distinct seeds.
+        compare_seeds: seeds (``seed`` replaced) of every comparison of items 1-3: the three
+            objectives are trained (and probed) once per seed; ``seed``'s runs are the main ones,
+            whose curves, cloze and samples are shown. At least 2 distinct seeds.
+        fresh_seeds: item 1: seeds never used while choosing the configuration, on which the MLM
+            is retrained with the chosen RoPE and with learned positions and probed on the test
+            split (empty: skipped). Disjoint from ``compare_seeds``.
+        repeat_prompts: item 3: held-out prompts per seed of the greedy vs sampling finding.
         min_gain_over_unigram: item 2: every objective's final next-byte accuracy must beat the
             most-frequent-byte baseline by this much.
         min_right_context_gain: item 2: the MLM's two-sided cloze accuracy must beat its
@@ -162,6 +181,8 @@ class PretrainingObjectivesConfig:
     sample_len: int = 32
     temperature: float = 0.8
     compare_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    fresh_seeds: list[int] = field(default_factory=lambda: [10, 11, 12])
+    repeat_prompts: int = 16
     min_gain_over_unigram: float = 0.05
     min_right_context_gain: float = 0.01
     checks: PretrainingObjectivesChecks = field(default_factory=PretrainingObjectivesChecks)
@@ -175,7 +196,7 @@ class PretrainingObjectivesConfig:
         if not 0.0 < self.mask_prob < 1.0:
             raise ValueError(f"mask_prob must be in (0, 1), got {self.mask_prob}")
         for name in ("num_threads", "probe_windows", "cloze_probes", "cloze_left", "cloze_right",
-                     "sample_prompts", "prompt_len", "sample_len"):
+                     "sample_prompts", "prompt_len", "sample_len", "repeat_prompts"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.cloze_left + 1 + self.cloze_right > m.max_seq_len:
@@ -188,6 +209,14 @@ class PretrainingObjectivesConfig:
             raise ValueError("train.eval_every must be >= 1 (it is the probe interval)")
         if len(set(self.compare_seeds)) < 2 or len(set(self.compare_seeds)) != len(self.compare_seeds):
             raise ValueError(f"compare_seeds must be at least 2 distinct seeds, got {self.compare_seeds}")
+        fresh = self.fresh_seeds
+        if fresh and (len(set(fresh)) < 2 or len(set(fresh)) != len(fresh)
+                      or set(fresh) & set(self.compare_seeds)):
+            raise ValueError(f"fresh_seeds must be [] or at least 2 distinct seeds not in "
+                             f"compare_seeds, got {fresh}")
+        if fresh and self.model.position == "learned":
+            raise ValueError("fresh_seeds compares model.position with learned positions: "
+                             "model.position must be another scheme, got 'learned'")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,12 +227,15 @@ _SMALL_VAL = ("add documents or raise splits.val_fraction, or lower pretraining_
               "cloze_left, cloze_right or prompt_len")
 
 
-def _windows(stream: Tensor, length: int, n: int) -> Tensor:
+def _windows(stream: Tensor, length: int, n: int, split: str = "val") -> Tensor:
     """``n`` non-overlapping windows of ``length`` tokens from the start of ``stream``: ``(n', L)``."""
     n = min(n, stream.numel() // length)
     if n < 1:
-        raise CorpusTooSmallError(f"the val split ({stream.numel()} bytes) is too short for "
-                                  f"windows of {length} bytes: {_SMALL_VAL}")
+        raise CorpusTooSmallError(f"the {split} split ({stream.numel()} bytes) is too short for "
+                                  f"windows of {length} bytes: "
+                                  + (_SMALL_VAL if split == "val" else
+                                     f"add documents or raise splits.{split}_fraction, or lower "
+                                     "pretraining_objectives.seq_len"))
     return stream[: n * length].view(n, length)
 
 
@@ -401,13 +433,15 @@ class ObjectiveRun:
 
 
 def train_objective(objective: str, cfg: PretrainingObjectivesConfig, train_tokens: Tensor,
-                    probe_windows: Tensor, probes_on: bool = True) -> ObjectiveRun:
+                    probe_windows: Tensor, probes_on: bool = True,
+                    position: str | None = None) -> ObjectiveRun:
     """Train one objective; every ``train.eval_every`` steps run the held-out probes.
 
     With ``probes_on=False`` no probe runs (the probes touch no random state, so the trained model
-    is the same) and ``probes`` stays empty.
+    is the same) and ``probes`` stays empty. ``position`` replaces ``model.position``.
     """
-    model_cfg = replace(cfg.model, causal=objective != "mlm")
+    model_cfg = replace(cfg.model, causal=objective != "mlm",
+                        position=position or cfg.model.position)
     seed_everything(cfg.seed)
     model = build_model(model_cfg)
     batcher = TokenBatcher(train_tokens, cfg.seq_len, seed=cfg.seed)  # same windows for all three
@@ -440,30 +474,91 @@ def train_objective(objective: str, cfg: PretrainingObjectivesConfig, train_toke
 # items
 
 
-def continuation_over_seeds(cfg: PretrainingObjectivesConfig, runs: dict[str, ObjectiveRun],
-                            train_tokens: Tensor, probe_windows: Tensor) -> dict[str, list[float]]:
-    """Held-out continuation loss of the causal and the prefix LM for every seed of ``compare_seeds``.
+@torch.no_grad()
+def repeat_rates(model: MiniFormer, prompts: Tensor, n: int, temperature: float,
+                 generator: torch.Generator) -> tuple[float, float]:
+    """Repeated-4-gram rate (:func:`quirks`) of a causal LM's greedy and sampled continuations.
 
-    The main runs (seed ``cfg.seed``) are reused; the other seeds train the two objectives
-    without probes. Returns ``{"seeds": [...], "causal": [...], "prefix": [...]}``.
+    Each of the ``(N, P)`` prompts is continued by ``n`` bytes greedily and at ``temperature``;
+    the rate is pooled over the N continuations of each method. Returns ``(greedy, sampled)``.
     """
-    out: dict[str, list[float]] = {"seeds": [float(s) for s in cfg.compare_seeds], "causal": [], "prefix": []}
-    for seed in cfg.compare_seeds:
-        for objective in ("causal", "prefix"):
-            if seed == cfg.seed:
-                model = runs[objective].model
-            else:
-                model = train_objective(objective, replace(cfg, seed=seed), train_tokens, probe_windows,
-                                        probes_on=False).model
-            out[objective].append(continuation_loss(model, objective, probe_windows))
+    greedy = [bytes(lm_generate(model, "causal", p, n, 0.0, generator)) for p in prompts]
+    sampled = [bytes(lm_generate(model, "causal", p, n, temperature, generator)) for p in prompts]
+    return quirks(greedy)["repeat_4gram_rate"], quirks(sampled)["repeat_4gram_rate"]
+
+
+def seed_measures(cfg: PretrainingObjectivesConfig, runs: dict[str, ObjectiveRun], seed: int,
+                  spans: Tensor, repeat_prompts: Tensor | None = None) -> dict[str, float]:
+    """The numbers of one seed's three runs that the comparisons of items 1-3 pair by seed.
+
+    Keys: ``<objective>.next_byte_acc_auc``, ``.next_byte_acc`` (final) and
+    ``.untrained_next_byte_acc`` (the probe at step 0: the randomly initialised model);
+    ``causal.continuation_loss``, ``prefix.continuation_loss`` (the last probe: the final model);
+    ``mlm.right_context_gain`` and ``untrained_mlm.right_context_gain`` (two-sided minus left-only
+    cloze accuracy of the trained MLM and of its initialisation, rebuilt from ``seed``);
+    ``causal.greedy.repeat_4gram_rate`` and ``causal.sampled.repeat_4gram_rate`` (only with
+    ``repeat_prompts``: :func:`repeat_rates`).
+    """
+    out: dict[str, float] = {}
+    for name, r in runs.items():
+        accs = [v for _, v in r.probes["next_byte_acc"]]
+        out[f"{name}.next_byte_acc_auc"] = sum(accs) / len(accs)
+        out[f"{name}.next_byte_acc"] = accs[-1]
+        out[f"{name}.untrained_next_byte_acc"] = accs[0]
+        if r.probes["continuation_loss"]:
+            out[f"{name}.continuation_loss"] = r.probes["continuation_loss"][-1][1]
+    if "mlm" in runs:
+        two, one = cloze_probe(runs["mlm"].model, "mlm", spans, cfg.cloze_left)
+        out["mlm.right_context_gain"] = two - one
+        seed_everything(seed)  # the MLM's own initialisation (train_objective seeds the same way)
+        untrained = build_model(replace(cfg.model, causal=False)).eval()
+        two, one = cloze_probe(untrained, "mlm", spans, cfg.cloze_left)
+        out["untrained_mlm.right_context_gain"] = two - one
+    if "causal" in runs and repeat_prompts is not None:
+        gen = torch.Generator().manual_seed(seed + 2)
+        greedy, sampled = repeat_rates(runs["causal"].model, repeat_prompts, cfg.sample_len,
+                                       cfg.temperature, gen)
+        out["causal.greedy.repeat_4gram_rate"] = greedy
+        out["causal.sampled.repeat_4gram_rate"] = sampled
     return out
 
 
+def fresh_mlm_check(cfg: PretrainingObjectivesConfig, train_tokens: Tensor,
+                    test_windows: Tensor) -> dict[str, list[float]]:
+    """Item 1's re-check of a choice made after a failure: the MLM on ``fresh_seeds``.
+
+    For each fresh seed the MLM is trained with ``model.position`` (RoPE, chosen because the MLM
+    with learned positions sat at the most-frequent-byte plateau) and with learned positions, the
+    same initialisation seed and windows, and probed once at the end on ``test_windows``, text of
+    the test split that no choice looked at.
+
+    Returns:
+        ``{"seeds": [...], "chosen": [final next-byte accuracy per seed], "learned": [...]}``.
+    """
+    out: dict[str, list[float]] = {"seeds": [float(x) for x in cfg.fresh_seeds], "chosen": [],
+                                   "learned": []}
+    for seed in cfg.fresh_seeds:
+        for arm, position in (("chosen", cfg.model.position), ("learned", "learned")):
+            model = train_objective("mlm", replace(cfg, seed=seed), train_tokens, test_windows,
+                                    probes_on=False, position=position).model
+            out[arm].append(next_byte_probe(model, "mlm", test_windows)[0])
+    return out
+
+
+def _per_seed(per_seed: dict[int, dict[str, float]], key: str) -> list[float]:
+    """``key`` of every seed of :func:`seed_measures`' results, in seed order."""
+    return [m[key] for m in per_seed.values()]
+
+
 def training_item(cfg: PretrainingObjectivesConfig, runs: dict[str, ObjectiveRun],
-                  continuation: dict[str, list[float]] | None = None) -> ItemResult:
+                  per_seed: dict[int, dict[str, float]] | None = None,
+                  fresh: dict[str, list[float]] | None = None, test_unigram_acc: float = 0.0,
+                  ) -> ItemResult:
     """Item 1: the three objectives trained at equal compute; each one's own training loss.
 
-    ``continuation`` (:func:`continuation_over_seeds`) adds the causal vs prefix finding.
+    ``per_seed`` (:func:`seed_measures` by seed) adds the causal vs prefix finding; ``fresh``
+    (:func:`fresh_mlm_check`, with the most-frequent-byte accuracy on the same test windows) the
+    re-check of the MLM's position scheme.
     """
     metrics: dict[str, float] = {}
     series: dict[str, list[tuple[int, float]]] = {}
@@ -505,24 +600,49 @@ def training_item(cfg: PretrainingObjectivesConfig, runs: dict[str, ObjectiveRun
                         "(max - min)", "params_spread", metrics["params_spread"],
                         cfg.checks.max_params_spread, kind=INVARIANT),
     ]
-    if continuation is not None:
-        seeds = [int(s) for s in continuation["seeds"]]
-        for seed, c, p in zip(seeds, continuation["causal"], continuation["prefix"]):
+    if per_seed is not None:
+        seeds = list(per_seed)
+        causal, prefix = _per_seed(per_seed, "causal.continuation_loss"), _per_seed(
+            per_seed, "prefix.continuation_loss")
+        for seed, c, p in zip(seeds, causal, prefix):
             metrics[f"causal.seed{seed}.continuation_loss"] = c
             metrics[f"prefix.seed{seed}.continuation_loss"] = p
         diff = Finding.compare(
             "at equal compute the causal LM, scored on every position, continues held-out prompts "
             "better than the prefix LM, scored on the continuation only (prefix minus causal "
             f"continuation loss, nats/byte, paired by seed, {len(seeds)} seeds)",
-            "prefix_minus_causal_continuation_loss", continuation["prefix"], continuation["causal"],
+            "prefix_minus_causal_continuation_loss", prefix, causal,
             margin=cfg.checks.min_prefix_minus_causal_continuation)
         metrics["prefix_minus_causal_continuation_loss"] = diff.value
         metrics["prefix_minus_causal_continuation_loss.se"] = diff.se
         lines += ["", f"held-out continuation loss over seeds {seeds} (second half given the first): "
-                  f"causal {sum(continuation['causal']) / len(seeds):.4f}, prefix "
-                  f"{sum(continuation['prefix']) / len(seeds):.4f}; prefix - causal {diff.value:+.4f} "
-                  f"+- {diff.se:.4f} (SE)"]
+                  f"causal {sum(causal) / len(seeds):.4f}, prefix {sum(prefix) / len(seeds):.4f}; "
+                  f"prefix - causal {diff.value:+.4f} +- {diff.se:.4f} (SE)"]
         findings.append(diff)
+    if fresh is not None and fresh["seeds"]:
+        seeds = [int(x) for x in fresh["seeds"]]
+        chosen, learned, position = fresh["chosen"], fresh["learned"], cfg.model.position
+        for seed, c, le in zip(seeds, chosen, learned):
+            metrics[f"fresh.seed{seed}.mlm_{position}.next_byte_acc"] = c
+            metrics[f"fresh.seed{seed}.mlm_learned.next_byte_acc"] = le
+        metrics["fresh.test_unigram_next_byte_acc"] = test_unigram_acc
+        over = Finding.compare(
+            f"re-check on fresh seeds {seeds} and the test split: the MLM with {position} (chosen "
+            "after the MLM with learned positions stayed at the most-frequent-byte plateau) beats "
+            "that guess on held-out next-byte accuracy", f"fresh.mlm_{position}_gain_over_unigram",
+            [c - test_unigram_acc for c in chosen], margin=cfg.min_gain_over_unigram)
+        vs = Finding.compare(
+            f"re-check on fresh seeds {seeds} and the test split: the MLM with {position} beats the "
+            "MLM with learned positions on held-out next-byte accuracy (paired by seed; the same "
+            "initialisation seed and windows)", f"fresh.mlm_{position}_minus_learned_acc", chosen,
+            learned, margin=cfg.checks.min_rope_minus_learned_mlm_acc)
+        for f in (over, vs):
+            metrics[f.metric] = f.value
+            metrics[f"{f.metric}.se"] = f.se
+            findings.append(f)
+        lines += ["", f"MLM re-check, fresh seeds {seeds}, test split: next-byte accuracy with "
+                  f"{position} {sum(chosen) / len(seeds):.4f}, learned {sum(learned) / len(seeds):.4f}, "
+                  f"most frequent byte {test_unigram_acc:.4f}"]
     return ItemResult(
         item=ITEM["train"], metrics=metrics, series=series, figures={"train_loss.png": fig},
         texts={"training.txt": "\n".join(lines) + "\n"}, findings=findings,
@@ -535,8 +655,13 @@ def _unigram_accuracy(train_tokens: Tensor, windows: Tensor) -> float:
 
 
 def probes_item(cfg: PretrainingObjectivesConfig, runs: dict[str, ObjectiveRun], spans: Tensor,
-                unigram_acc: float) -> ItemResult:
-    """Item 2: held-out probes vs steps, and which objective learns English faster."""
+                unigram_acc: float, per_seed: dict[int, dict[str, float]] | None = None) -> ItemResult:
+    """Item 2: held-out probes vs steps, and which objective learns English faster.
+
+    The curves, table and cloze of every objective are ``runs``' (the main seed); the findings
+    compare ``per_seed`` (:func:`seed_measures` by seed; default: ``runs`` alone, whose
+    comparisons cannot pass: one sample has no standard error).
+    """
     metrics: dict[str, float] = {"unigram_next_byte_acc": unigram_acc}
     series: dict[str, list[tuple[int, float]]] = {}
     lines = [f"{'objective':<8} {'next-byte acc':>13} {'mean acc (AUC)':>14} {'next-byte loss':>14} "
@@ -565,26 +690,51 @@ def probes_item(cfg: PretrainingObjectivesConfig, runs: dict[str, ObjectiveRun],
               f"cloze: byte {cfg.cloze_left} of {cfg.cloze_left + 1 + cfg.cloze_right}-byte spans; "
               "causal/prefix two-sided = best of 256 candidates by the span's log-probability"]
 
+    if per_seed is None:
+        per_seed = {cfg.seed: seed_measures(cfg, runs, cfg.seed, spans)}
+    seeds = list(per_seed)
+    for seed, m in per_seed.items():
+        for key in ("next_byte_acc_auc", "next_byte_acc", "untrained_next_byte_acc"):
+            for name in runs:
+                metrics[f"seed{seed}.{name}.{key}"] = m[f"{name}.{key}"]
+        for key in ("mlm.right_context_gain", "untrained_mlm.right_context_gain"):
+            if key in m:
+                metrics[f"seed{seed}.{key}"] = m[key]
     findings = []
     if "causal" in runs and "mlm" in runs:
-        gap = metrics["causal.next_byte_acc_auc"] - metrics["mlm.next_byte_acc_auc"]
-        metrics["causal_minus_mlm_auc"] = gap
-        findings.append(Finding.at_least(
+        auc = Finding.compare(
             "at equal compute the causal LM learns held-out next-byte prediction faster than the "
-            "MLM (difference of mean accuracy over probe steps; MLM scores only 15% of positions)",
-            "causal_minus_mlm_auc", gap, cfg.checks.min_causal_minus_mlm_auc))
+            "MLM (mean accuracy over probe steps, causal minus MLM, paired by seed, "
+            f"{len(seeds)} seeds; the MLM scores only {cfg.mask_prob:.0%} of positions; two runs of one "
+            "objective would tie and fail)",
+            "causal_minus_mlm_auc", _per_seed(per_seed, "causal.next_byte_acc_auc"),
+            _per_seed(per_seed, "mlm.next_byte_acc_auc"), margin=cfg.checks.min_causal_minus_mlm_auc)
+        metrics["causal_minus_mlm_auc"] = auc.value
+        metrics["causal_minus_mlm_auc.se"] = auc.se
+        findings.append(auc)
     if "mlm" in runs:
-        gain = metrics["mlm.cloze_two_sided_acc"] - metrics["mlm.cloze_left_only_acc"]
-        metrics["mlm_right_context_gain"] = gain
-        findings.append(Finding.at_least(
-            "the MLM uses the right context: its cloze accuracy with both sides beats left-only",
-            "mlm_right_context_gain", gain, cfg.min_right_context_gain))
-    worst = min(metrics[f"{n}.next_byte_acc"] for n in runs) - unigram_acc
-    metrics["worst_gain_over_unigram"] = worst
-    findings.append(Finding.at_least(
+        metrics["mlm_right_context_gain"] = (metrics["mlm.cloze_two_sided_acc"]
+                                             - metrics["mlm.cloze_left_only_acc"])
+        right = Finding.compare(
+            "the MLM uses the right context: its cloze accuracy with both sides minus left-only, "
+            "against the same gain of its random initialisation (the control), paired by seed, "
+            f"{len(seeds)} seeds", "mlm_right_context_gain_over_untrained",
+            _per_seed(per_seed, "mlm.right_context_gain"),
+            _per_seed(per_seed, "untrained_mlm.right_context_gain"), margin=cfg.min_right_context_gain)
+        metrics["mlm_right_context_gain_over_untrained"] = right.value
+        metrics["mlm_right_context_gain_over_untrained.se"] = right.se
+        findings.append(right)
+    worst = [min(m[f"{n}.next_byte_acc"] for n in runs) - unigram_acc for m in per_seed.values()]
+    untrained = [max(m[f"{n}.untrained_next_byte_acc"] for n in runs) for m in per_seed.values()]
+    metrics["untrained_best_next_byte_acc"] = sum(untrained) / len(untrained)
+    gain = Finding.compare(
         "every objective learns English bytes beyond the most-frequent-byte guess (final held-out "
-        "next-byte accuracy minus the baseline's, worst objective)",
-        "worst_gain_over_unigram", worst, cfg.min_gain_over_unigram))
+        f"next-byte accuracy minus the baseline's, worst objective per seed, {len(seeds)} seeds; "
+        "an untrained model fails: the random initialisations score untrained_best_next_byte_acc)",
+        "worst_gain_over_unigram", worst, margin=cfg.min_gain_over_unigram)
+    metrics["worst_gain_over_unigram"] = gain.value
+    metrics["worst_gain_over_unigram.se"] = gain.se
+    findings.append(gain)
 
     fig = Figure(figsize=(12.0, 4.2), layout="constrained")
     ax0, ax1 = fig.subplots(1, 2)
@@ -607,8 +757,13 @@ def probes_item(cfg: PretrainingObjectivesConfig, runs: dict[str, ObjectiveRun],
 
 
 def samples_item(cfg: PretrainingObjectivesConfig, runs: dict[str, ObjectiveRun],
-                 prompts: Tensor) -> ItemResult:
-    """Item 3: samples from each objective, with computed quirks."""
+                 prompts: Tensor, per_seed: dict[int, dict[str, float]] | None = None) -> ItemResult:
+    """Item 3: samples from each objective, with computed quirks.
+
+    The samples shown are ``runs``' (the main seed); the greedy-vs-sampling finding compares the
+    repeat rates of ``per_seed`` (:func:`seed_measures` with ``repeat_prompts``; default: none,
+    and the finding is left out).
+    """
     gen = torch.Generator().manual_seed(cfg.seed)
     metrics: dict[str, float] = {}
     out = ["Samples from held-out prompts ('|' marks the end of the prompt).", ""]
@@ -663,14 +818,22 @@ def samples_item(cfg: PretrainingObjectivesConfig, runs: dict[str, ObjectiveRun]
                      "masking the MLM rarely saw long runs of [MASK], so a block of them tends to "
                      "fill with the same confident byte (space, 'e')")
     findings = []
-    if "causal" in runs:
-        greedy = metrics["causal.greedy.repeat_4gram_rate"]
-        sampled = metrics[f"causal.t{cfg.temperature:g}.repeat_4gram_rate"]
-        metrics["causal_greedy_minus_sampled_repeat"] = greedy - sampled
-        findings.append(Finding.at_least(
-            "greedy decoding of the causal LM repeats itself more than temperature sampling "
-            "(difference of repeated-4-gram rates)", "causal_greedy_minus_sampled_repeat",
-            greedy - sampled, cfg.checks.min_greedy_minus_sampled_repeat))
+    if per_seed and all("causal.greedy.repeat_4gram_rate" in m for m in per_seed.values()):
+        greedy = _per_seed(per_seed, "causal.greedy.repeat_4gram_rate")
+        sampled = _per_seed(per_seed, "causal.sampled.repeat_4gram_rate")
+        for seed, g, t in zip(per_seed, greedy, sampled):
+            metrics[f"seed{seed}.causal.greedy.repeat_4gram_rate"] = g
+            metrics[f"seed{seed}.causal.sampled.repeat_4gram_rate"] = t
+        loops = Finding.compare(
+            f"greedy decoding of the causal LM repeats itself more than sampling at T="
+            f"{cfg.temperature:g} (repeated-4-gram rate of {cfg.sample_len}-byte continuations "
+            f"pooled over {cfg.repeat_prompts} held-out prompts, greedy minus sampled, paired by "
+            f"seed, {len(greedy)} seeds; a sampler that ignored the temperature would tie)",
+            "causal_greedy_minus_sampled_repeat", greedy, sampled,
+            margin=cfg.checks.min_greedy_minus_sampled_repeat)
+        metrics["causal_greedy_minus_sampled_repeat"] = loops.value
+        metrics["causal_greedy_minus_sampled_repeat.se"] = loops.se
+        findings.append(loops)
     return ItemResult(item=ITEM["samples"], metrics=metrics, findings=findings,
                       texts={"samples.txt": "\n".join(out + notes) + "\n"})
 
@@ -681,6 +844,9 @@ Inputs = CorpusSplits
 
 def run(cfg: PretrainingObjectivesConfig, inputs: Inputs) -> list[ItemResult]:
     """Train the three objectives on the train split and probe them on the val split.
+
+    Every objective is trained once per seed of ``compare_seeds`` (and ``seed``); with
+    ``fresh_seeds`` the MLM is retrained on those and probed on the test split (item 1).
 
     Returns:
         ``[item 1, item 2, item 3]``.
@@ -694,9 +860,24 @@ def run(cfg: PretrainingObjectivesConfig, inputs: Inputs) -> list[ItemResult]:
         rest = val_tokens[probe_windows.numel():]
         spans = _windows(rest if rest.numel() >= span_len else val_tokens, span_len, cfg.cloze_probes)
         prompts = _prompts(val_tokens, cfg.prompt_len, cfg.sample_prompts)
-        runs = {o: train_objective(o, cfg, train_tokens, probe_windows) for o in OBJECTIVES}
-        continuation = continuation_over_seeds(cfg, runs, train_tokens, probe_windows)
-        items = [training_item(cfg, runs, continuation),
-                 probes_item(cfg, runs, spans, _unigram_accuracy(train_tokens, probe_windows)),
-                 samples_item(cfg, runs, prompts)]
+        repeat_prompts = _prompts(val_tokens, cfg.prompt_len, cfg.repeat_prompts)
+        seeds = list(dict.fromkeys([cfg.seed, *cfg.compare_seeds]))  # the main seed first
+        by_seed = {seed: {o: train_objective(o, replace(cfg, seed=seed), train_tokens, probe_windows)
+                          for o in OBJECTIVES} for seed in seeds}
+        runs = by_seed[cfg.seed]
+        per_seed = {seed: seed_measures(cfg, by_seed[seed], seed, spans, repeat_prompts)
+                    for seed in cfg.compare_seeds}
+        fresh, test_unigram = None, 0.0
+        if cfg.fresh_seeds:
+            if not inputs.test_texts:
+                raise CorpusTooSmallError("pretraining_objectives.fresh_seeds re-measures the MLM on "
+                                          "the test split, which is empty: raise "
+                                          "splits.test_fraction, or set fresh_seeds: []")
+            test_windows = _windows(byte_tokens(inputs.test_texts), cfg.seq_len, cfg.probe_windows,
+                                    "test")
+            fresh = fresh_mlm_check(cfg, train_tokens, test_windows)
+            test_unigram = _unigram_accuracy(train_tokens, test_windows)
+        items = [training_item(cfg, runs, per_seed, fresh, test_unigram),
+                 probes_item(cfg, runs, spans, _unigram_accuracy(train_tokens, probe_windows), per_seed),
+                 samples_item(cfg, runs, prompts, per_seed)]
     return items

@@ -22,8 +22,13 @@ from nlpcurriculum.experiments.positional_embeddings.positional_embeddings impor
     offset_dot_spread,
     rope_shift_error,
     run,
+    SCHEMES,
+    _train_job,
+    corpus_jobs,
+    map_jobs,
     scheme_item,
 )
+from nlpcurriculum.tokenizers.bytes import byte_tokens
 from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
 from nlpcurriculum.nn.positional import RotaryPositions, sinusoidal_table
 from nlpcurriculum.training import TrainerConfig
@@ -161,17 +166,49 @@ def test_sinusoidal_item_checks_its_gain_and_the_sqrt_d_model_cause_over_seeds()
     sin.model = build_model(MiniFormerConfig(d_model=16, n_layers=1, n_heads=2, max_seq_len=8,
                                              position="sinusoidal"))
     runs = {"none": _fake_run("none", {8: 2.5, 16: 2.5, 32: 2.51}), "sinusoidal": sin}
+    seeded = {"none": _at_8([2.5, 2.52, 2.49]), "sinusoidal": _at_8([2.6, 2.7, 2.65])}
     scaling = {"seeds": [0, 1, 2], "plain": [2.6, 2.7, 2.65], "scaled": [2.5, 2.55, 2.52],
                "scaled_pe_to_token_rms": 3.0}
-    by_metric = {f.metric: f for f in scheme_item("sinusoidal", runs, cfg, scaling=scaling).findings}
+    result = scheme_item("sinusoidal", runs, cfg, scaling=scaling, seeded=seeded)
+    by_metric = {f.metric: f for f in result.findings}
     assert by_metric["offset_dot_spread"].kind == "invariant" and by_metric["offset_dot_spread"].passed
-    assert by_metric["gain_over_none"].value == pytest.approx(-0.1) and not by_metric["gain_over_none"].passed
+    gain = by_metric["gain_over_none"]  # sinusoidal trails no positions on every seed: fails
+    assert gain.n == 3 and gain.value == pytest.approx(-0.1467, abs=1e-4) and not gain.passed
+    assert result.metrics["seed1.val_loss"] == 2.7 and result.metrics["none.seed2.val_loss"] == 2.49
     cause = by_metric["sqrt_scaled_minus_plain_val_loss"]
     assert cause.n == 3 and cause.value == pytest.approx(-0.1267, abs=1e-4) and cause.passed
     assert cause.threshold == pytest.approx(-cfg.checks.min_sqrt_scale_gain)
+    assert result.metrics["sqrt_scaled.gain_over_none"] == pytest.approx(2.5033 - 2.5233, abs=1e-4)
     tie = dict(scaling, scaled=scaling["plain"])  # scaling changes nothing: the cause is not shown
-    by_metric = {f.metric: f for f in scheme_item("sinusoidal", runs, cfg, scaling=tie).findings}
+    by_metric = {f.metric: f for f in scheme_item("sinusoidal", runs, cfg, scaling=tie,
+                                                  seeded=seeded).findings}
     assert not by_metric["sqrt_scaled_minus_plain_val_loss"].passed
+
+
+def test_gain_over_none_needs_seeds_and_a_margin_beyond_two_standard_errors():
+    cfg = PositionalConfig(model=MiniFormerConfig(d_model=16, n_layers=1, n_heads=2, max_seq_len=8),
+                           train=TrainerConfig(), toy_text="abab")
+    runs = {"none": _fake_run("none", {8: 2.5, 16: None, 32: None}),
+            "learned": _fake_run("learned", {8: 2.3, 16: None, 32: None})}
+    runs["learned"].model = build_model(MiniFormerConfig(d_model=16, n_layers=1, n_heads=2,
+                                                         max_seq_len=8, position="learned"))
+
+    def gain(none: list[float], learned: list[float]):
+        seeded = {"none": _at_8(none, longer=None), "learned": _at_8(learned, longer=None)}
+        return next(f for f in scheme_item("learned", runs, cfg, seeded=seeded).findings
+                    if f.metric == "gain_over_none")
+
+    assert gain([2.5, 2.6, 2.55], [2.3, 2.38, 2.36]).passed  # gains 0.2, 0.22, 0.19
+    assert not gain([2.5, 2.6, 2.55], [2.5, 2.6, 2.55]).passed  # positions ignored: a tie
+    assert not gain([2.5, 2.6, 2.55], [2.3, 2.6, 2.36]).passed  # 0.2, 0, 0.19: too noisy for 0.1
+    single = next(f for f in scheme_item("learned", runs, cfg).findings if f.metric == "gain_over_none")
+    assert single.n == 1 and single.value == pytest.approx(0.2) and not single.passed  # one seed
+
+
+def _at_8(losses: list[float], longer: float | None = 0.0) -> list[dict[int, float | None]]:
+    """Per-seed losses at context 8; at 16 and 32 the same plus ``longer`` (None: not measurable)."""
+    return [{8: v, 16: None if longer is None else v + longer,
+             32: None if longer is None else v + 2 * longer} for v in losses]
 
 
 def _fake_run(scheme: str, losses: dict[int, float | None]) -> SchemeRun:
@@ -189,7 +226,9 @@ def test_alibi_findings_fail_honestly_when_another_scheme_extrapolates_better():
         "rope": _fake_run("rope", {8: 2.0, 16: 2.1, 32: 2.4}),
         "alibi": _fake_run("alibi", {8: 2.1, 16: 2.15, 32: 2.2}),
     }
-    result = scheme_item("alibi", runs, cfg)
+    seeded = {"none": _at_8([2.5, 2.52, 2.48], 0.005), "learned": _at_8([2.0, 2.05, 1.98], None),
+              "rope": _at_8([2.0, 2.02, 2.01], 0.2), "alibi": _at_8([2.1, 2.12, 2.09], 0.05)}
+    result = scheme_item("alibi", runs, cfg, seeded=seeded)
     assert result.item == ITEM["alibi"]
     by_metric = {f.metric: f for f in result.findings}
     assert by_metric["extrapolation.degradation"].value == pytest.approx(0.1)
@@ -197,8 +236,15 @@ def test_alibi_findings_fail_honestly_when_another_scheme_extrapolates_better():
     assert by_metric["degradation_minus_best_other"].value == pytest.approx(0.1 - 0.01)
     assert not by_metric["degradation_minus_best_other"].passed  # "none" degraded less
     assert "learned.degradation" not in result.metrics  # cannot run at 4x: left out, not zero
-    runs["alibi"] = _fake_run("alibi", {8: 2.1, 16: 2.09, 32: 2.08})
-    assert all(f.passed for f in scheme_item("alibi", runs, cfg).findings)
+    assert by_metric["gain_over_none"].value == pytest.approx(0.3967, abs=1e-4)
+    # ALiBi flat at 4x on every seed but 0.001: a clear pass; the same as "none": a tie, fails
+    seeded["alibi"] = [{8: v, 16: v - 0.01, 32: v - 0.01 - 0.001 * i}
+                       for i, v in enumerate([2.1, 2.12, 2.09])]
+    assert all(f.passed for f in scheme_item("alibi", runs, cfg, seeded=seeded).findings)
+    seeded["alibi"] = _at_8([2.1, 2.12, 2.09], 0.005)
+    by_metric = {f.metric: f for f in scheme_item("alibi", runs, cfg, seeded=seeded).findings}
+    assert by_metric["extrapolation.degradation"].passed
+    assert not by_metric["degradation_minus_best_other"].passed
 
 
 def test_a_val_split_shorter_than_the_longest_context_fails_in_one_line_naming_keys():
@@ -218,14 +264,15 @@ def test_tiny_end_to_end_run_returns_six_items_with_checked_findings():
                             eval_batches=1, progress=False),
         ablation=AblationConfig(seq_len=8, lag=2, max_steps=4, batch_size=4, eval_sequences=4),
         eval_tokens=256, anim_frames=3, max_offset=8, rope_shifts=[1, 100], toy_text="to be to",
-        sinusoidal_seeds=[0, 1],
+        seeds=[0, 1],
     )
     text = "def f(x):\n    return x + 1\n" * 40
     lines = []
     results = run(cfg, Inputs([text], [text[:400]], log=lines.append))
     assert [r.item for r in results] == [f"positional-embeddings/{i}" for i in range(1, 7)]
-    # one line per corpus model, per arm and seed of the sqrt(d_model) comparison, per ablation arm
-    assert len(lines) == 5 + 2 * 2 + 2
+    # one line per corpus model: 5 schemes x 2 seeds, 2 scaled sinusoids; 2 ablation arms
+    assert len(lines) == 5 * 2 + 2 + 2
+    assert lines[0].startswith("none seed 0: val loss by context") and "sqrt(d_model)-scaled seed 1" in lines[11]
     assert all(r.findings for r in results)
     sinusoidal, learned, rope, alibi, animation, ablation = results
     assert sinusoidal.findings[0].passed  # a property of the table: holds at any training budget
@@ -238,6 +285,8 @@ def test_tiny_end_to_end_run_returns_six_items_with_checked_findings():
     assert [f.metric for f in rho] == ["sinusoidal.offset_distance_rho_gain", "rope.offset_distance_rho_gain"]
     cause = sinusoidal.findings[-1]
     assert cause.metric == "sqrt_scaled_minus_plain_val_loss" and cause.n == 2
+    gains = [next(f for f in r.findings if f.metric == "gain_over_none") for r in results[:4]]
+    assert all(g.n == 2 and g.kind == "finding" for g in gains)  # sinusoidal and ALiBi included
     assert animation.files["position_encoding_3d.gif"][:6] == b"GIF89a"
     page = animation.texts["position_encoding_3d.html"]
     assert 'createElement("canvas")' in page and "http" not in page
@@ -248,3 +297,27 @@ def test_tiny_end_to_end_run_returns_six_items_with_checked_findings():
     for r in results:
         for name, points in r.series.items():
             assert points and all(isinstance(s, int) for s, _ in points), name
+
+
+def test_corpus_jobs_give_the_same_models_in_worker_processes():
+    """Two workers train the same models as one process: each job is seeded and single-threaded."""
+    cfg = PositionalConfig(
+        model=MiniFormerConfig(d_model=16, n_layers=1, n_heads=2, max_seq_len=16),
+        train=TrainerConfig(lr=3e-3, max_steps=3, batch_size=4, warmup_steps=1, eval_every=3,
+                            eval_batches=1, progress=False),
+        eval_tokens=128, toy_text="to be to", seeds=[0, 1],
+    )
+    jobs = corpus_jobs(cfg)
+    assert jobs[:5] == [(s, 0, False) for s in SCHEMES] and jobs[-2:] == [("sinusoidal", 0, True),
+                                                                          ("sinusoidal", 1, True)]
+    assert len(jobs) == 5 * 2 + 2  # seed 0 (train.seed) is not trained twice
+    tokens = byte_tokens(["def f(x):\n    return x + 1\n" * 20])
+    picked = [("rope", 1, False), ("sinusoidal", 0, True)]
+    here = map_jobs(_train_job, picked, 1, cfg, tokens, tokens)
+    there = map_jobs(_train_job, picked, 2, cfg, tokens, tokens)
+    for a, b in zip(here, there):
+        clockless = [[{k: v for k, v in h.items() if k != "tokens_per_s"} for h in r.history]
+                     for r in (a, b)]
+        assert a.losses == b.losses and clockless[0] == clockless[1]
+        assert all(torch.equal(p, q) for p, q in zip(a.model.state_dict().values(),
+                                                     b.model.state_dict().values()))
