@@ -46,7 +46,9 @@ def test_repro_writes_outputs_lock_and_mlflow_runs(reproduced: Path):
     for item_id in implemented:
         stage = registry.item(item_id).stages[0]
         record = json.loads((root / "metrics" / f"{stage}.json").read_text())
-        assert record["items"][item_id]["findings"], f"{item_id} checks no expected finding"
+        timed = json.loads((root / "metrics" / "timings" / f"{stage}.json").read_text())
+        findings = record["items"][item_id]["findings"] + timed["items"][item_id]["findings"]
+        assert findings, f"{item_id} checks no expected finding"
 
 
 def test_text_and_html_outputs_sit_under_reports(reproduced: Path):
