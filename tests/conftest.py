@@ -51,9 +51,16 @@ def params_copy(dest: Path, profile: str = "default") -> Path:
     return dest
 
 
+# The committed default run (its lock file and results): a fresh copy starts without them.
+COMMITTED_RUN = ("dvc.lock", "metrics/")
+
+
 def make_project_copy(dest: Path, profile: str = "smoke") -> Path:
-    """Copy the project into ``dest``, as a fresh git repo, with ``profile`` applied."""
+    """Copy the project into ``dest``, as a fresh git repo without the committed default run's
+    results, with ``profile`` applied."""
     for name in project_files():
+        if name == COMMITTED_RUN[0] or name.startswith(COMMITTED_RUN[1]):
+            continue
         target = dest / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, target)

@@ -109,6 +109,13 @@ def test_a_params_typo_fails_once_without_retries_and_says_so_once(project: Path
     assert not (project / "metrics" / "dedup.json").exists()
 
 
+def add_stage(project: Path, stage: str) -> None:
+    """Put a stage's YAML (``"\\n  name:\\n    cmd: ..."``) first under ``stages:`` in dvc.yaml (a
+    top-level key, ``metrics:``, follows the stages, so appending would land inside it)."""
+    dvc_yaml = project / "dvc.yaml"
+    dvc_yaml.write_text(dvc_yaml.read_text().replace("\nstages:\n", "\nstages:" + stage.rstrip("\n") + "\n", 1))
+
+
 # A stage that prints a line, works 4 s, prints another: the first must reach the log at once.
 SLOW_STAGE = """
   slow:
@@ -119,8 +126,7 @@ SLOW_STAGE = """
 
 
 def test_stage_output_reaches_the_log_while_the_stage_runs(project: Path):
-    with open(project / "dvc.yaml", "a") as f:
-        f.write(SLOW_STAGE)
+    add_stage(project, SLOW_STAGE)
     proc = run([PY, "flows/pipeline.py", "run", "--stages", "slow"], project)
     log = [(t, text) for t, _, name, text in _log(proc.stdout + proc.stderr)
            if name == "Task run 'dvc-slow'"]
@@ -259,8 +265,7 @@ def _ingest_state(root: Path) -> dict:
 def test_runs_started_beside_a_running_dvc_repro_fail_in_one_line_and_corrupt_nothing(project: Path):
     dvc = str(BIN / "dvc")
     run([dvc, "repro", "ingest"], project)
-    with open(project / "dvc.yaml", "a") as f:
-        f.write(HOLD_STAGE)
+    add_stage(project, HOLD_STAGE)
     before = _ingest_state(project)
     holder = subprocess.Popen([dvc, "repro", "hold"], cwd=project, env=stage_env(project),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
