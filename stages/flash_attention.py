@@ -9,24 +9,16 @@ plain, recompute, tiled and fused attention by length; writes the item tables to
 `metrics/timings/flash_attention.json`.
 """
 
-import time
-
-from nlpcurriculum.params import load_section
-from nlpcurriculum.stage import main_guard, print_findings, publish, save_item_texts
+from nlpcurriculum.section_stage import run_section
+from nlpcurriculum.stage import main_guard
 
 STAGE = "flash_attention"
-REPORTS = "reports/flash_attention"
 
 
 def main() -> None:
-    started = time.time()
-    from nlpcurriculum.experiments.flash_attention_and_sparse_attention import FlashAttentionConfig, Inputs, run
+    from nlpcurriculum.experiments import flash_attention_and_sparse_attention as experiment
 
-    cfg = load_section(STAGE, FlashAttentionConfig)
-    results = run(cfg, Inputs())
-    save_item_texts(REPORTS, results)
-    publish(STAGE, {STAGE: cfg}, results=results, started=started)
-    print_findings(STAGE, results)
+    run_section(STAGE, experiment, experiment.FlashAttentionConfig)
 
 
 if __name__ == "__main__":

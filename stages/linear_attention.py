@@ -8,24 +8,16 @@ references, trains an encoder with each mixer against softmax attention, and tim
 `metrics/timings/linear_attention.json`.
 """
 
-import time
-
-from nlpcurriculum.params import load_section
-from nlpcurriculum.stage import main_guard, print_findings, publish, save_item_texts
+from nlpcurriculum.section_stage import run_section
+from nlpcurriculum.stage import main_guard
 
 STAGE = "linear_attention"
-REPORTS = "reports/linear_attention"
 
 
 def main() -> None:
-    started = time.time()
-    from nlpcurriculum.experiments.linear_attention_variants import Inputs, LinearAttentionConfig, run
+    from nlpcurriculum.experiments import linear_attention_variants as experiment
 
-    cfg = load_section(STAGE, LinearAttentionConfig)
-    results = run(cfg, Inputs())
-    save_item_texts(REPORTS, results)
-    publish(STAGE, {STAGE: cfg}, results=results, started=started)
-    print_findings(STAGE, results)
+    run_section(STAGE, experiment, experiment.LinearAttentionConfig)
 
 
 if __name__ == "__main__":

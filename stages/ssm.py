@@ -8,24 +8,16 @@ the item tables to `reports/ssm/tables.txt`, the plots to `plots/ssm/`, `metrics
 time and memory readings to `metrics/timings/ssm.json`.
 """
 
-import time
-
-from nlpcurriculum.params import load_section
-from nlpcurriculum.stage import main_guard, print_findings, publish, save_item_texts
+from nlpcurriculum.section_stage import run_section
+from nlpcurriculum.stage import main_guard
 
 STAGE = "ssm"
-REPORTS = "reports/ssm"
 
 
 def main() -> None:
-    started = time.time()
-    from nlpcurriculum.experiments.state_space_models import Inputs, SSMExperimentConfig, run
+    from nlpcurriculum.experiments import state_space_models as experiment
 
-    cfg = load_section(STAGE, SSMExperimentConfig)
-    results = run(cfg, Inputs())
-    save_item_texts(REPORTS, results)
-    publish(STAGE, {STAGE: cfg}, results=results, started=started)
-    print_findings(STAGE, results)
+    run_section(STAGE, experiment, experiment.SSMExperimentConfig)
 
 
 if __name__ == "__main__":

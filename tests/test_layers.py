@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("tasks", ("augmentation", "adaptation", "alignment", "compression", "export", "retrieval",
                "reasoning", "fairness", "multimodal")),
     # pipeline plumbing: stage helpers, MLflow, the HTML report, the DVC graph
-    ("pipeline", ("stage", "tracking", "report", "dag")),
+    ("pipeline", ("stage", "section_stage", "tracking", "report", "dag")),
     # the curriculum's experiments, the apps and the command line
     ("top", ("experiments", "apps", "__main__")),
 ]
