@@ -15,6 +15,7 @@ from nlpcurriculum.experiments.self_attention_and_multihead_attention import (
     last_query_entropy,
     multi_head_item,
     pick_sample,
+    replication_findings,
     run,
     single_token_item,
     torch_multihead_parity,
@@ -61,6 +62,32 @@ def test_run_returns_the_three_items_with_structural_findings_passing():
     assert not diverse.passed  # 4 updates do not make the heads diverge by 0.05 nats
     assert causal.metrics["perturb_from"] == 8
     assert not model.training
+
+
+def test_replication_seeds_add_one_finding_per_item_over_training_runs():
+    results = run(replace(_tiny(), replication_seeds=(1, 2)), Inputs(TEXTS[:1], TEXTS[1:]))
+    single, multi, _ = results
+    selective, diverse = single.findings[-1], multi.findings[-1]
+    assert (selective.metric, selective.n) == ("seeds.selectivity_gain", 3)
+    assert (diverse.metric, diverse.n) == ("seeds.head_js_gain_over_init", 3)
+    assert not diverse.passed  # 4 updates per run: no run's heads diverge by 0.05 nats
+
+
+def test_replication_findings_pass_a_consistent_gain_and_fail_one_lucky_run():
+    cfg = replace(_tiny(), replication_seeds=(1, 2))
+
+    def runs(gains):
+        return [{"entropy.untrained": 0.9, "entropy.trained": 0.9 - g,
+                 "head_js.untrained": 0.001, "head_js.trained": 0.001 + g} for g in gains]
+
+    assert all(f.passed for f in replication_findings(runs([0.3, 0.32, 0.29]), cfg))
+    # one run with a large gain and two with none: the mean clears 0.05, not by two SEs
+    assert not any(f.passed for f in replication_findings(runs([0.6, 0.0, 0.0]), cfg))
+
+
+def test_bad_replication_seed_fails_clearly():
+    with pytest.raises(ValueError, match="must not repeat seed=0"):
+        replace(_tiny(), replication_seeds=(0, 1))
 
 
 def test_a_zero_query_attends_uniformly_and_a_sharp_one_is_found_selective():

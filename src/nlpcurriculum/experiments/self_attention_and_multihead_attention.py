@@ -14,13 +14,16 @@ attention on real text, not random weights:
    every validation window the same head's last query is wired by hand in the trained model and
    in the untrained one (the control: the same initial weights); the normalised entropy of its
    weights (1 = uniform over the window) must drop, paired over the windows.
+   Replicated: the same model trained from ``replication_seeds`` (other initialisations and
+   batch orders) gives one mean gain per training run, and the gain must hold across runs
+   (:func:`replication_findings`), so it is a property of training, not of one run.
 2. *Scale to multi-head, plot per-head heatmaps* (:func:`multi_head_item`): every head of every
    layer on the sample line. Checked: our :class:`~nlpcurriculum.nn.attention.MultiHeadAttention`
    equals ``torch.nn.MultiheadAttention`` loaded with the same weights (fp32 tolerance), and the
    trained heads attend *differently* (mean pairwise Jensen-Shannon divergence between heads'
    attention rows), by a margin more than the randomly initialised model's heads on the same
    windows (the control; paired over the windows); at initialisation all heads are close to
-   uniform and alike.
+   uniform and alike. Replicated across training runs as in item 1.
 3. *Mask out future tokens, verify the causal property* (:func:`causal_item`): replace the
    second half of validation windows by other bytes; with the causal mask every logit of the
    first half is *bit-for-bit* unchanged (max abs difference exactly 0, on the fused kernel and on
@@ -84,7 +87,9 @@ __all__ = [
     "last_query_entropy",
     "multi_head_item",
     "pick_sample",
+    "replication_findings",
     "run",
+    "run_means",
     "single_token_item",
     "torch_multihead_parity",
 ]
@@ -141,6 +146,9 @@ class AttentionConfig:
         max_init_head_js: item 2: the same quantity at initialisation must stay below this
             (heads start alike: near-uniform attention).
         min_unmasked_change: item 3: the past-logit change the unmasked model must show.
+        replication_seeds: further training runs (initialisation and batch-order seeds besides
+            ``seed``) over which the findings of items 1-2 are replicated: one mean per run,
+            paired with its own untrained initialisation.
         checks: the other bounds of the findings.
     """
 
@@ -159,6 +167,7 @@ class AttentionConfig:
     min_head_js: float = 0.05
     max_init_head_js: float = 0.01
     min_unmasked_change: float = 1e-3
+    replication_seeds: tuple[int, ...] = ()
     checks: AttentionChecks = field(default_factory=AttentionChecks)
 
     def __post_init__(self) -> None:
@@ -175,6 +184,8 @@ class AttentionConfig:
             raise ValueError(f"demo_head={self.demo_head} must be < model.n_heads={m.n_heads}")
         if not 0 <= self.perturb_from < self.seq_len:
             raise ValueError(f"perturb_from={self.perturb_from} must be in [0, seq_len)")
+        if self.seed in self.replication_seeds:
+            raise ValueError(f"replication_seeds must not repeat seed={self.seed}")
         if self.stat_windows < 1 or self.num_threads < 1:
             raise ValueError("stat_windows and num_threads must be >= 1")
         if not m.causal:
@@ -689,6 +700,41 @@ class Outputs:
     model: MiniFormer | None = None
 
 
+def run_means(model: MiniFormer, init_model: MiniFormer, windows: Tensor, cfg: AttentionConfig) -> dict[str, float]:
+    """One training run's window means of the items 1-2 statistics, trained and at initialisation."""
+    with torch.no_grad():
+        trained = model(windows, return_attn=True).attentions
+        initial = init_model(windows, return_attn=True).attentions
+    return {
+        "entropy.trained": float(np.mean(last_query_entropy(model, windows, cfg.demo_layer, cfg.demo_head))),
+        "entropy.untrained": float(np.mean(last_query_entropy(init_model, windows, cfg.demo_layer, cfg.demo_head))),
+        "head_js.trained": float(np.mean([mean_pairwise_js(w) for w in trained])),
+        "head_js.untrained": float(np.mean([mean_pairwise_js(w) for w in initial])),
+    }
+
+
+def replication_findings(runs: list[dict[str, float]], cfg: AttentionConfig) -> tuple[Finding, Finding]:
+    """Items 1-2's findings over training runs: one sample per run (its window mean), paired
+    with the run's own initialisation; the margins are the window-level findings' margins.
+
+    A gain that one lucky initialisation produced, or that comes from the windows rather than
+    from training, fails here: the standard error is the spread between runs.
+    """
+    n = len(runs)
+    selective = Finding.compare(
+        f"across {n} training runs (seeds {cfg.seed}, {', '.join(map(str, cfg.replication_seeds))}), "
+        f"training makes layer {cfg.demo_layer} head {cfg.demo_head}'s last query selective: "
+        "normalised entropy, untrained minus trained, one window mean per run",
+        "seeds.selectivity_gain", [r["entropy.untrained"] for r in runs],
+        [r["entropy.trained"] for r in runs], margin=cfg.checks.min_selectivity_gain)
+    diverse = Finding.compare(
+        f"across {n} training runs, trained heads attend more differently than their own "
+        "initialisation's: mean pairwise head JS divergence (nats), trained - initialised, one "
+        "window mean per run", "seeds.head_js_gain_over_init", [r["head_js.trained"] for r in runs],
+        [r["head_js.untrained"] for r in runs], margin=cfg.min_head_js)
+    return selective, diverse
+
+
 def run(cfg: AttentionConfig, inputs: Inputs, outputs: Outputs | None = None) -> list[ItemResult]:
     """Train the byte-level model on the train split and run the three items.
 
@@ -716,6 +762,19 @@ def run(cfg: AttentionConfig, inputs: Inputs, outputs: Outputs | None = None) ->
             multi_head_item(model, init_model, windows, sample, result, cfg),
             causal_item(model, windows, cfg),
         ]
+        if cfg.replication_seeds:
+            runs = [run_means(model, init_model, windows, cfg)]
+            for seed in cfg.replication_seeds:
+                seed_everything(seed)
+                init_s = build_model(cfg.model).eval()
+                batches = TokenBatcher(byte_tokens(train_texts), cfg.seq_len, seed=seed)
+                model_s, _ = train_run(None, cfg.train, batches, val, seed=seed,
+                                       model=copy.deepcopy(init_s))
+                runs.append(run_means(model_s.eval(), init_s, windows, cfg))
+            for r, finding in zip(results[:2], replication_findings(runs, cfg)):
+                r.findings.append(finding)
+                r.metrics[finding.metric] = finding.value
+                r.metrics[finding.metric + ".se"] = finding.se
     if outputs is not None:
         outputs.model = model
     return results
