@@ -350,7 +350,10 @@ def _invalidation(svc: _Service, docs_text: list[str], C: np.ndarray, cached_tex
 
 
 def run(cfg: SemanticCacheConfig, inputs: Inputs) -> list[ItemResult]:
-    """The item; torch on ``cfg.num_threads`` threads."""
+    """The item; torch and numpy's BLAS on ``cfg.num_threads`` threads (OpenBLAS's own threads
+    spin against a loaded machine: one query's search ran 100x slower with two of them)."""
+    from threadpoolctl import threadpool_limits
+
     from nlpcurriculum.metrics.timing import interleaved_rounds, torch_threads
 
     an = Analyzer()
@@ -363,7 +366,7 @@ def run(cfg: SemanticCacheConfig, inputs: Inputs) -> list[ItemResult]:
     pos = {d: i for i, d in enumerate(data.corpus["doc_id"])}
     for q, qid in zip(an.batch(inputs.tune.queries["text"].tolist()), inputs.tune.queries["query_id"]):
         pairs += [(q, pos[d]) for d, s in inputs.tune.qrels[qid].items() if s > 0]
-    with torch_threads(cfg.num_threads):
+    with torch_threads(cfg.num_threads), threadpool_limits(cfg.num_threads, user_api="blas"):
         start = time.perf_counter()
         model, losses = train_biencoder(pairs, docs, vocab, cfg.dense, cfg.seed, hard=None)
         train_s = time.perf_counter() - start
