@@ -361,7 +361,14 @@ def stage_configs() -> dict[str, type]:
                   if isinstance(node, ast.ImportFrom) for a in node.names}
         consts = {n.targets[0].id: n.value.value for n in tree.body if isinstance(n, ast.Assign)
                   and isinstance(n.targets[0], ast.Name) and isinstance(n.value, ast.Constant)}
+        modules = {a.asname or a.name: f"{node.module}.{a.name}" for node in ast.walk(tree)
+                   if isinstance(node, ast.ImportFrom) for a in node.names}
         for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "run_section":
+                # run_section(STAGE, experiment, experiment.Config): the module imported as `experiment`
+                name_arg, cls_arg = node.args[0], node.args[2]
+                name = name_arg.value if isinstance(name_arg, ast.Constant) else consts[name_arg.id]
+                found[name] = getattr(importlib.import_module(modules[cls_arg.value.id]), cls_arg.attr)
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "load_section":
                 name_arg, cls_arg = node.args[:2]
                 name = name_arg.value if isinstance(name_arg, ast.Constant) else consts[name_arg.id]

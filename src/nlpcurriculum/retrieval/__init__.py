@@ -12,6 +12,10 @@
   document scores from chunk scores, and the document -> section -> sentence hierarchical index.
 * :mod:`~nlpcurriculum.retrieval.dense`: a DPR-style bi-encoder trained here, FAISS flat / IVF /
   HNSW over its vectors, and rank fusion (RRF, weighted scores) with BM25.
+* :mod:`~nlpcurriculum.retrieval.semantic_cache`: a semantic cache for near-repeated queries
+  (cosine threshold over cached query vectors) with invalidation by version stamps and a score bound.
+* :mod:`~nlpcurriculum.retrieval.rag`: RAG prompt assembly under a window (head, tail,
+  per-passage, whole-passage truncation) and a learned term-translation reranker.
 
 Submodules are imported on demand; importing this package is free.
 """
