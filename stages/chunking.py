@@ -23,7 +23,7 @@ INDEX = "models/chunking/bm25.npz"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.experiments.chunking_and_indexing_strategies import (ChunkingConfig, Outputs,
+    from nlpcurriculum.experiments.chunking_and_indexing_strategies.chunking import (ChunkingConfig, Outputs,
                                                                             load_inputs, run)
 
     cfg = load_section(STAGE, ChunkingConfig)

@@ -21,7 +21,7 @@ OUTPUT = "reports/semantic_cache"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.experiments.semantic_cache import SemanticCacheConfig, load_inputs, run
+    from nlpcurriculum.experiments.chunking_and_indexing_strategies.semantic_cache import SemanticCacheConfig, load_inputs, run
 
     cfg = load_section(STAGE, SemanticCacheConfig)
     results = run(cfg, load_inputs(cfg))

@@ -2,8 +2,7 @@
 
 ``chunking-and-indexing-strategies/3`` ("implement semantic caching for repeated queries") runs
 in its own stage, ``semantic_cache``, beside the section's stage ``chunking`` (items 1-2, module
-:mod:`~nlpcurriculum.experiments.chunking_and_indexing_strategies`), so that adding it leaves the
-``chunking`` stage's code untouched.
+:mod:`~nlpcurriculum.experiments.chunking_and_indexing_strategies.chunking`).
 
 The cache (:mod:`nlpcurriculum.retrieval.semantic_cache`) sits in front of dense retrieval: our
 bi-encoder (:mod:`nlpcurriculum.retrieval.dense`, trained here on corpus titles -> abstracts and

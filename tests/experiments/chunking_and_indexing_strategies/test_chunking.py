@@ -5,7 +5,7 @@ import matplotlib
 matplotlib.use("Agg")
 import pytest
 
-from nlpcurriculum.experiments import chunking_and_indexing_strategies as exp
+from nlpcurriculum.experiments.chunking_and_indexing_strategies import chunking as exp
 from nlpcurriculum.retrieval import chunking
 from nlpcurriculum.retrieval.bm25 import BM25Index
 from tests.conftest import REPO

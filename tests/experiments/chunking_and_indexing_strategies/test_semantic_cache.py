@@ -6,7 +6,7 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 
-from nlpcurriculum.experiments import semantic_cache as exp
+from nlpcurriculum.experiments.chunking_and_indexing_strategies import semantic_cache as exp
 from nlpcurriculum.retrieval.dense import DenseConfig
 from tests.conftest import REPO
 
