@@ -10,7 +10,10 @@ the query (retrieved or not).
   list shorter than k counts as if padded with non-relevant documents).
 * :func:`interpolated_precision`: the 11-point interpolated curve, ``iprec(r) = max{P@k :
   recall@k >= r}`` over the retrieved list (0 when the list never reaches recall r), at
-  ``r = 0, 0.1, ..., 1`` (trec_eval's ``iprec_at_recall``).
+  ``r = 0, 0.1, ..., 1`` (trec_eval's ``iprec_at_recall``). "Reaches recall r" is trec_eval's
+  count: ``hits(k) >= int(r * R + 0.9)`` in double precision, which rounds some levels down (R =
+  3: ``0.7 * 3 + 0.9`` is 2.9999999999999996, so two hits reach recall 0.7). An empty list gets
+  0 at every level (trec_eval: NaN at recall 0, from 0 / 0).
 * :func:`average_precision`: ``AP@k = sum over relevant documents at ranks i <= k of P@i / R``,
   the area under the non-interpolated curve (trec_eval's ``map_cut_k``).
 
@@ -32,7 +35,7 @@ from nlpcurriculum.retrieval.evaluate import rank
 __all__ = ["RECALL_LEVELS", "average_precision", "interpolated_precision", "precision_recall_at_ranks"]
 
 #: the 11 standard recall levels of the interpolated curve
-RECALL_LEVELS = np.round(np.linspace(0.0, 1.0, 11), 2)
+RECALL_LEVELS = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
 
 
 def _hits(run: Mapping[str, Mapping[str, float]], q: str, rel: Mapping[str, int]) -> np.ndarray:
@@ -73,9 +76,8 @@ def interpolated_precision(run: Mapping[str, Mapping[str, float]],
             continue
         found = np.cumsum(h)
         precision = found / np.arange(1, h.size + 1)                 # (n_retrieved,)
-        recall = found / n_rel
         for j, level in enumerate(RECALL_LEVELS):
-            reached = recall >= level - 1e-12
+            reached = found >= int(float(level) * n_rel + 0.9)       # trec_eval's rounding
             out[i, j] = precision[reached].max() if reached.any() else 0.0
     return out
 
