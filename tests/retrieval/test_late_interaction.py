@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from nlpcurriculum.metrics.timing import torch_threads
 from nlpcurriculum.retrieval.encoder import DOC, EncoderConfig, Group, train_listwise
 from nlpcurriculum.retrieval.late_interaction import (ColBERT, build_index, maxsim,
                                                       maxsim_reference)
@@ -11,10 +12,8 @@ from nlpcurriculum.retrieval.late_interaction import (ColBERT, build_index, maxs
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 def test_maxsim_hand_worked_example():

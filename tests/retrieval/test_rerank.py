@@ -4,16 +4,15 @@ import numpy as np
 import pytest
 import torch
 
+from nlpcurriculum.metrics.timing import torch_threads
 from nlpcurriculum.retrieval.encoder import CLS, SEP, UNK, EncoderConfig, Group, train_listwise
 from nlpcurriculum.retrieval.rerank import CrossEncoder, pair_features, rerank, score_pairs
 
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 def test_pair_features_hand_worked_example():
