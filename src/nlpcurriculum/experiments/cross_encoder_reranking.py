@@ -609,7 +609,7 @@ def colbert_item(data: BeirData, seeds: list[_Seed], latency: dict[str, list[flo
     metrics |= {"cross_minus_colbert.ndcg@10": d.mean, "cross_minus_colbert.low": d.low,
                 "cross_minus_colbert.high": d.high}
     med = {arm: float(np.median(ts)) * 1e3 for arm, ts in latency.items()}
-    timings = {f"colbert.{k}.seed{s}": v for s, r in zip(cfg.seeds, seeds) for k, v in r.timings.items()
+    timings = {f"{k}.seed{s}": v for s, r in zip(cfg.seeds, seeds) for k, v in r.timings.items()
                if k.startswith("colbert")}
     timings |= {f"latency_ms.{arm}": v for arm, v in med.items()}
     lines += ["", f"cross-encoder minus ColBERT nDCG@10: {d.mean:+.4f} [{d.low:+.4f}, {d.high:+.4f}] (paired 95% CI)",
