@@ -16,6 +16,13 @@
   (cosine threshold over cached query vectors) with invalidation by version stamps and a score bound.
 * :mod:`~nlpcurriculum.retrieval.rag`: RAG prompt assembly under a window (head, tail,
   per-passage, whole-passage truncation) and a learned term-translation reranker.
+* :mod:`~nlpcurriculum.retrieval.encoder`: what the rerankers share: a term tokenizer over the
+  analyser's stems, a bidirectional mini-former body, listwise training against hard negatives.
+* :mod:`~nlpcurriculum.retrieval.rerank`: a cross-encoder over ``[CLS] query [SEP] doc``.
+* :mod:`~nlpcurriculum.retrieval.late_interaction`: ColBERT-style MaxSim over token vectors, with
+  a precomputed token index of the corpus.
+* :mod:`~nlpcurriculum.retrieval.pr_curves`: precision / recall over rank cutoffs, 11-point
+  interpolated precision and AP@k in trec_eval's conventions.
 
 Submodules are imported on demand; importing this package is free.
 """
