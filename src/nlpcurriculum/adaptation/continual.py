@@ -165,12 +165,15 @@ class EWCStrategy(Strategy):
         ewc: the penalty (lambda, online or one term per task).
         fisher: ``"true"`` or ``"empirical"`` (:func:`~.ewc.diagonal_fisher`).
         samples: examples of a finished task its Fisher is estimated on (fresh draws).
+        seed: seeds the Fisher's own draws, apart from the training stream (so an EWC run sees
+            the same training examples as a naive run of the same stream).
     """
 
     name = "ewc"
 
-    def __init__(self, ewc: EWC, fisher: str = "true", samples: int = 100) -> None:
+    def __init__(self, ewc: EWC, fisher: str = "true", samples: int = 100, seed: int = 0) -> None:
         self.ewc, self.fisher, self.samples = ewc, fisher, samples
+        self._draws = torch.Generator().manual_seed(seed)
 
     def regularizer(self, model: ContinualClassifier) -> Tensor | None:
         if not self.ewc.terms or self.ewc.lam == 0:
@@ -178,7 +181,7 @@ class EWCStrategy(Strategy):
         return self.ewc.penalty(dict(model.named_parameters()))
 
     def end_task(self, model: ContinualClassifier, task: Task, generator: torch.Generator) -> None:
-        x, y = task.sample(self.samples, generator)
+        x, y = task.sample(self.samples, self._draws)
         ids = torch.full((1,), task.index, dtype=torch.long)
         was_training = model.training
         model.eval()
