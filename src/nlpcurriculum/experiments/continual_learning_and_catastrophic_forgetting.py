@@ -160,11 +160,11 @@ class ContinualExperimentConfig:
     ewc_lambda: float = 10000.0
     ewc_lambdas: list[float] = field(default_factory=lambda: [100.0, 1000.0, 10000.0, 100000.0])
     fisher: str = "true"
-    fisher_samples: int = 100
+    fisher_samples: int = 50
     replay_capacity: int = 500
     replay_batch: int = 64
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
-    workers: int = 2
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    workers: int = 3
     threads: int = 1
     checks: ContinualChecks = field(default_factory=ContinualChecks)
 
