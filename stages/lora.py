@@ -23,12 +23,16 @@ REPORT = "reports/lora"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.experiments import low_rank_adaptation_and_peft as experiment
+    from nlpcurriculum.experiments.low_rank_adaptation_and_peft import (
+        Inputs,
+        LoRAExperimentConfig,
+        run,
+    )
     from nlpcurriculum.models import load_model
 
-    cfg = load_section(STAGE, experiment.LoRAExperimentConfig)
+    cfg = load_section(STAGE, LoRAExperimentConfig)
     tok = load_tokenizer(TOKENIZER)
-    results = experiment.run(cfg, experiment.Inputs(load_model(MODEL), tok.encode))
+    results = run(cfg, Inputs(load_model(MODEL), tok.encode))
     save_item_texts(REPORT, results)
     publish(STAGE, {STAGE: cfg}, results=results, started=started)
     print_findings(STAGE, results)
