@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -112,10 +113,11 @@ def _jsonl_records(path: Path, raw: str) -> list[tuple[str, dict]]:
 
 
 def _csv_records(path: Path, raw: str) -> list[tuple[str, dict]]:
-    reader = csv.DictReader(raw.splitlines())
+    reader = csv.DictReader(io.StringIO(raw, newline=""))  # quoted newlines stay in their field
     if not reader.fieldnames:
         raise CustomDataError(f"{path}: empty CSV file (no header row)")
-    # row 1 is the header, so data rows are numbered from 2, as a spreadsheet shows them
+    # the header is record 1, so data records are numbered from 2 (as a spreadsheet shows them
+    # when no field spans lines)
     return [(f"row {number}", {k: v for k, v in row.items() if k is not None})
             for number, row in enumerate(reader, start=2)]
 
