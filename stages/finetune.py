@@ -30,7 +30,7 @@ OUTPUT = "reports/finetune"
 
 def main() -> None:
     started = time.time()
-    from nlpcurriculum.adaptation.finetune import load_text_dataset, split_texts
+    from nlpcurriculum.adaptation.finetune import load_text_dataset, save_tuned, split_texts
     from nlpcurriculum.experiments.finetuning_vs_instruction_tuning_vs_rlhf.finetune import (
         FinetuneConfig,
         Inputs,
@@ -38,8 +38,6 @@ def main() -> None:
         run,
     )
     from nlpcurriculum.models import load_model
-    from nlpcurriculum.training.checkpoint import save_checkpoint
-    from nlpcurriculum.training.trainer import seed_everything
 
     cfg = load_section(STAGE, FinetuneConfig)
     texts = load_text_dataset(cfg.data, cfg.text_field)
@@ -56,13 +54,9 @@ def main() -> None:
     outputs = Outputs()
     results = run(cfg, inputs, outputs)
 
-    model = base  # the base architecture, given the fine-tuned weights
-    model.load_state_dict(outputs.state)
-    seed_everything(outputs.train.seed)  # the checkpoint stores the RNG state: make it the same every run
-    save_checkpoint(MODEL, model=model, step=outputs.train.max_steps,
-                    model_config=outputs.config, trainer_config=dataclasses.asdict(outputs.train),
-                    extra={"history": outputs.history, "data": str(cfg.data),
-                           "text_field": cfg.text_field})
+    base.load_state_dict(outputs.state)  # the base architecture, given the tuned weights
+    save_tuned(MODEL, base, outputs.train, outputs.history,
+               extra={"data": str(cfg.data), "text_field": cfg.text_field})
     save_item_texts(OUTPUT, results)
     publish(STAGE, {STAGE: cfg}, results=results, started=started,
             artifacts=[f"{OUTPUT}/tables.txt"])

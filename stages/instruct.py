@@ -31,6 +31,7 @@ OUTPUT = "reports/instruct"
 
 def main() -> None:
     started = time.time()
+    from nlpcurriculum.adaptation.finetune import save_tuned
     from nlpcurriculum.experiments.finetuning_vs_instruction_tuning_vs_rlhf.instruct import (
         InstructConfig,
         Inputs,
@@ -38,8 +39,6 @@ def main() -> None:
         run,
     )
     from nlpcurriculum.models import load_model
-    from nlpcurriculum.training.checkpoint import save_checkpoint
-    from nlpcurriculum.training.trainer import seed_everything
 
     cfg = load_section(STAGE, InstructConfig)
     records = {}
@@ -54,13 +53,10 @@ def main() -> None:
     outputs = Outputs()
     results = run(cfg, inputs, outputs)
 
-    model = base  # the base architecture, given the tuned weights
-    model.load_state_dict(outputs.state)
-    seed_everything(outputs.train.seed)  # the checkpoint stores the RNG state: make it the same every run
-    save_checkpoint(MODEL, model=model, step=outputs.train.max_steps, model_config=outputs.config,
-                    trainer_config=dataclasses.asdict(outputs.train),
-                    extra={"history": outputs.history, "unseen_types": list(cfg.unseen_types),
-                           "separator": cfg.separator, "loss": "response-masked"})
+    base.load_state_dict(outputs.state)  # the base architecture, given the tuned weights
+    save_tuned(MODEL, base, outputs.train, outputs.history,
+               extra={"unseen_types": list(cfg.unseen_types), "separator": cfg.separator,
+                      "loss": "response-masked"})
     save_item_texts(OUTPUT, results)
     publish(STAGE, {STAGE: cfg}, results=results, started=started,
             artifacts=[f"{OUTPUT}/tables.txt"])

@@ -10,10 +10,11 @@ from nlpcurriculum.adaptation.finetune import (
     CustomDataError,
     fine_tune,
     load_text_dataset,
+    save_tuned,
     split_texts,
 )
 from nlpcurriculum.data.errors import ContractError
-from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model
+from nlpcurriculum.models.miniformer import MiniFormerConfig, build_model, load_model
 from nlpcurriculum.training.pretrain import evaluate_lm
 from nlpcurriculum.training.trainer import TrainerConfig, seed_everything
 
@@ -99,3 +100,16 @@ def test_fine_tune_trains_a_copy_and_lowers_the_loss_on_the_new_data():
     assert evaluate_lm(tuned, stream, 16).loss < evaluate_lm(base, stream, 16).loss - 1.0
     with pytest.raises(CustomDataError, match="fewer than one window"):
         fine_tune(base, stream[:10], cfg)
+
+
+def test_save_tuned_writes_a_checkpoint_load_model_rebuilds_the_same_bytes_every_time(tmp_path):
+    model = _tiny()
+    cfg = TrainerConfig(max_steps=7, warmup_steps=1, seed=4, progress=False)
+    history = [{"step": 1, "loss": 2.5}]
+    a = save_tuned(tmp_path / "a" / "model.pt", model, cfg, history, extra={"data": "x.jsonl"})
+    torch.manual_seed(123)  # a different global RNG state before the second save
+    b = save_tuned(tmp_path / "b" / "model.pt", model, cfg, history, extra={"data": "x.jsonl"})
+    assert a.read_bytes() == b.read_bytes()
+    loaded = load_model(a)
+    assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
+    assert loaded.config == model.config

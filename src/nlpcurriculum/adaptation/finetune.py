@@ -25,20 +25,23 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import io
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from nlpcurriculum.data.errors import ContractError
+from nlpcurriculum.training.checkpoint import save_checkpoint
 from nlpcurriculum.training.data import TokenBatcher
-from nlpcurriculum.training.trainer import Trainer, TrainerConfig, TrainResult
+from nlpcurriculum.training.trainer import Trainer, TrainerConfig, TrainResult, seed_everything
 
-__all__ = ["FORMATS", "CustomDataError", "fine_tune", "load_text_dataset", "split_texts"]
+__all__ = ["FORMATS", "CustomDataError", "fine_tune", "load_text_dataset", "save_tuned", "split_texts"]
 
 #: File extensions :func:`load_text_dataset` reads.
 FORMATS = (".jsonl", ".csv")
@@ -180,3 +183,19 @@ def fine_tune(
                            mode="sequential")
     result = Trainer(tuned, cfg, train, val, on_step=on_step).train()
     return tuned.eval(), result
+
+
+def save_tuned(path: str | Path, model: nn.Module, train: TrainerConfig,
+               history: list[dict[str, float]], extra: dict[str, Any] | None = None) -> Path:
+    """Save a tuned model as a trainer checkpoint that ``models.load_model`` rebuilds.
+
+    The weights, the model config, the trainer config it was tuned with, its step count and
+    history (no clock readings), and ``extra``; no optimizer state. The global RNGs are seeded
+    with ``train.seed`` first, because the checkpoint stores their state: a rerun writes the
+    same bytes.
+    """
+    seed_everything(train.seed)
+    return save_checkpoint(path, model=model, step=train.max_steps,
+                           model_config=dataclasses.asdict(model.config),
+                           trainer_config=dataclasses.asdict(train),
+                           extra={"history": history, **(extra or {})})
