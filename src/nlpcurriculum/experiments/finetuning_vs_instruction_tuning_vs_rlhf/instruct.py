@@ -308,8 +308,9 @@ def run(cfg: InstructConfig, inputs: Inputs, outputs: Outputs | None = None,
             if a != "base":
                 metrics[f"{a}.exact_match.{g}.se"] = float(macro[a][g].std(ddof=1) / math.sqrt(n))
         for t in TASK_TYPES:
-            metrics[f"{a}.exact_match.{t}"] = float(acc[a][t].mean())
-            metrics[f"{a}.response_nll.{t}"] = float(nll[a][t].mean())
+            if base["n_eval"][t]:  # a type none of whose examples fits the window has no score
+                metrics[f"{a}.exact_match.{t}"] = float(acc[a][t].mean())
+                metrics[f"{a}.response_nll.{t}"] = float(nll[a][t].mean())
 
     c = cfg.checks
     findings = [
