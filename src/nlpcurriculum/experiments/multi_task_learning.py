@@ -133,10 +133,10 @@ class MultiTaskExperimentConfig:
     d_model: int = 32
     n_layers: int = 1
     n_heads: int = 2
-    steps_per_task: int = 300
+    steps_per_task: int = 200
     batch_size: int = 32
     lr: float = 0.003
-    eval_every: int = 25
+    eval_every: int = 20
     temperature: float = 2.0
     gradnorm_alpha: float = 1.5
     gradnorm_lr: float = 0.025
