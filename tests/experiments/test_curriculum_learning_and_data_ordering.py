@@ -26,8 +26,8 @@ def test_run_gives_three_items_with_steps_to_target_per_ordering():
     results = run(cfg)
     assert [r.item for r in results] == list(ITEMS)
     mixing = results[1]
-    share = next(f for f in mixing.findings if f.metric == "max_share_error")
-    assert share.kind == "invariant"
+    share = next(f for f in mixing.findings if f.metric == "max_share_z")
+    assert share.kind == "invariant" and share.passed, share
     conv = results[2]
     names = [k.removeprefix("steps_to_target.") for k in conv.metrics if k.startswith("steps_to_target.")]
     assert len(names) == 10 and "competence.length" in names and "random" in names
@@ -43,3 +43,14 @@ def test_config_refuses_too_few_seeds_and_wrong_proportions():
         CurriculumExperimentConfig(seeds=[0, 1])
     with pytest.raises(ValueError):
         CurriculumExperimentConfig(proportions=[0.5, 0.5])
+
+
+def test_share_invariant_catches_draws_from_another_schedule():
+    """The share check can fail: static draws measured against the shifting schedule are far off."""
+    from nlpcurriculum.adaptation.curriculum import domain_batches
+    from nlpcurriculum.experiments.curriculum_learning_and_data_ordering import _share_error
+
+    cfg = CurriculumExperimentConfig(steps=200)
+    static = domain_batches("static", steps=200, batch_size=32, proportions=cfg.proportions, seed=0)
+    assert _share_error(cfg, "static", static) <= cfg.checks.max_share_z
+    assert _share_error(cfg, "shifting", static) > 10 * cfg.checks.max_share_z
