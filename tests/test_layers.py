@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # what is built from the parts: word vectors, the language models
     ("models", ("embeddings", "models")),
     # what is done with a model: train it, decode from it, look inside it, draw it
-    ("methods", ("training", "decoding", "interpret", "viz")),
+    ("methods", ("training", "decoding", "interpret", "viz", "longcontext")),
     # task layers, one per later part of the curriculum
     ("tasks", ("augmentation", "adaptation", "alignment", "compression", "export", "retrieval",
                "reasoning", "fairness", "multimodal")),
