@@ -30,7 +30,7 @@ examples (same data generator), so comparisons are paired by seed; the tasks and
   every later task trains only its own embedding delta, bottleneck adapter and head,
   :mod:`~nlpcurriculum.adaptation.isolation`), with joint training as the
   reference. The forgetting of task A after the five shifts (its drop from its best accuracy,
-  Chaudhry et al. 2018, arXiv:1801.10112) per method and its ratio to naive's (the issue's
+  Chaudhry et al. 2018, arXiv:1801.10112) per method and its ratio to naive's (the
   target: EWC and replay each at most half of naive's), paired by seed: the finding is
   ``forgetting(method) - ratio * forgetting(naive) < 0`` by two standard errors. A penalty with
   no effect (lambda 0, a Fisher of zeros) or a buffer that is never replayed fails it. Isolation:
@@ -98,7 +98,7 @@ class ContinualChecks:
         min_task_accuracy: item 1: task A's accuracy right after learning it (chance 0.5).
         min_drop_after_b: item 1: A's accuracy after B below the control's (A trained on).
         max_forgetting_ratio: item 2: EWC's and replay's forgetting of A after the last shift as
-            a share of naive's (the issue's target: halved).
+            a share of naive's (the target: halved).
         min_isolation_gain: item 2: isolation's final average accuracy over naive's.
         min_joint_gain: item 2: joint training's final average accuracy over naive's.
         min_naive_average_forgetting: item 3: naive's average forgetting over tasks 0..T-2.
