@@ -34,7 +34,8 @@ documents are the same for every seed; accuracy is measured on ``n_test`` held-o
 * ``low-rank-adaptation-and-peft/2`` (:func:`rank_item`): the rank sweep, accuracy against
   trainable parameters (plot), with full fine-tuning and the head-only probe. The target (the
   LoRA paper: full fine-tuning's quality from a sliver of the parameters) as two findings: LoRA
-  at ``main_rank`` keeps ``min_gain_share`` of full fine-tuning's gain over the probe (per seed ``lora - head - share (full - head)``, paired, > 0 by 2 SE), with at most
+  at ``main_rank`` keeps ``min_gain_share`` of full fine-tuning's gain over the probe (per seed
+  ``lora - head - share (full - head)``, paired, > 0 by 2 SE), with at most
   ``max_trainable_fraction`` of the parameters trainable.
 * ``low-rank-adaptation-and-peft/3`` (:func:`methods_item`): LoRA at ``main_rank`` vs prefix
   tuning vs bottleneck adapters at about the same trainable budget (the counts are in the table);
