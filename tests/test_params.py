@@ -364,18 +364,18 @@ def stage_configs() -> dict[str, type]:
         modules = {a.asname or a.name: f"{node.module}.{a.name}" for node in ast.walk(tree)
                    if isinstance(node, ast.ImportFrom) for a in node.names}
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "run_section":
-                # run_section(STAGE, experiment, experiment.Config): the module imported as `experiment`
-                name_arg, cls_arg = node.args[0], node.args[2]
-                name = name_arg.value if isinstance(name_arg, ast.Constant) else consts[name_arg.id]
+            called = getattr(node.func, "id", None) if isinstance(node, ast.Call) else None
+            if called not in ("run_section", "load_section"):
+                continue
+            # run_section(STAGE, experiment, Config) or load_section(STAGE, Config)
+            name_arg, cls_arg = node.args[0], node.args[2 if called == "run_section" else 1]
+            name = name_arg.value if isinstance(name_arg, ast.Constant) else consts[name_arg.id]
+            if isinstance(cls_arg, ast.Attribute):  # experiment.Config: the module imported as `experiment`
                 found[name] = getattr(importlib.import_module(modules[cls_arg.value.id]), cls_arg.attr)
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "load_section":
-                name_arg, cls_arg = node.args[:2]
-                name = name_arg.value if isinstance(name_arg, ast.Constant) else consts[name_arg.id]
-                if cls_arg.id in origin:
-                    found[name] = getattr(importlib.import_module(origin[cls_arg.id]), cls_arg.id)
-                else:  # a dataclass defined in the stage script itself
-                    found[name] = runpy.run_path(str(script), run_name="not_main")[cls_arg.id]
+            elif cls_arg.id in origin:
+                found[name] = getattr(importlib.import_module(origin[cls_arg.id]), cls_arg.id)
+            else:  # a dataclass defined in the stage script itself
+                found[name] = runpy.run_path(str(script), run_name="not_main")[cls_arg.id]
     return found
 
 
