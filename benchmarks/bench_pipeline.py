@@ -1,14 +1,18 @@
-"""Pipeline overheads (issue: Backbone): smoke `dvc repro` wall time, no-op `dvc repro`, and a
-stage's fixed cost from process start to its first work.
+"""Pipeline overheads: `dvc repro` wall time, no-op `dvc repro`, a stage's fixed cost from
+process start to its first work, and the Prefect flow's wall time against `dvc repro`'s.
 
-    python benchmarks/bench_pipeline.py            # in the project root, with .venv active
+    python benchmarks/bench_pipeline.py                    # smoke profile (a few minutes)
+    python benchmarks/bench_pipeline.py --profile default  # the default run, twice (hours)
 
-Runs in a temporary copy of the project (smoke profile), so the working tree is untouched. The
-default-profile time is measured by `time dvc repro` in the project itself (minutes).
+Runs in temporary copies of the project, so the working tree is untouched: one copy for
+`dvc repro` (then the no-op reruns and the fixed costs), a second fresh copy for the flow
+(`flows/pipeline.py run`, its temporary Prefect server included). Run it on a quiet machine: the
+two runs follow each other, so load that comes and goes lands on one of them.
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import subprocess
 import sys
@@ -34,16 +38,26 @@ def timed(cmd: list[str], root: Path) -> float:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="smoke", help="params profile of both runs (default: smoke)")
+    parser.add_argument("--no-flow", action="store_true", help="skip the flow run")
+    args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        root = make_project_copy(Path(tmp) / "project")
-        smoke = timed([str(BIN / "dvc"), "repro"], root)
+        root = make_project_copy(Path(tmp) / "project", args.profile)
+        repro = timed([str(BIN / "dvc"), "repro"], root)
         noop = [timed([str(BIN / "dvc"), "repro"], root) for _ in range(3)]
         overhead = []
         for stage in ("ingest", "splits", "report"):
             start = time.time()
             inner = float(run([sys.executable, "-c", FIRST_WORK.format(stage=stage)], root).stdout)
             overhead.append((stage, inner, time.time() - start))
-    print(f"smoke dvc repro (all stages): {smoke:.1f} s")
+        if not args.no_flow:
+            flow_root = make_project_copy(Path(tmp) / "flow", args.profile)
+            flow = timed([sys.executable, "flows/pipeline.py", "run"], flow_root)
+    print(f"{args.profile} dvc repro (all stages): {repro:.1f} s")
+    if not args.no_flow:
+        print(f"{args.profile} Prefect flow (all stages, temporary server): {flow:.1f} s, "
+              f"{flow / repro:.2f}x dvc repro's")
     print(f"no-op dvc repro: median {statistics.median(noop):.2f} s (target <= 10 s)")
     for stage, inner, total in overhead:
         print(f"stage {stage}: {total:.2f} s from process start to first work "

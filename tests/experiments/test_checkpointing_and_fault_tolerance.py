@@ -61,6 +61,13 @@ def test_run_gives_three_items_and_exact_resumes():
                      "weights_only_restart.mean_abs_diff": "finding"}
     # the control restarts the crash's checkpoint with the weights only: it leaves the curve
     assert crash.metrics["weights_only_restart.mean_abs_diff"] > crash.metrics["max_abs_diff"]
+    # the weights-only controls run on seed + extra_seeds, each against its own uninterrupted run
+    controls = [f for f in resume.findings + crash.findings if f.metric.startswith("weights_only")]
+    assert len(controls) == 3 and all(f.n == 3 for f in controls), controls
+    for seed in (1, 2):
+        assert resume.metrics[f"seed{seed}.weights_only.mean_abs_diff"] > 0.0
+        assert crash.metrics[f"seed{seed}.weights_only_restart.mean_abs_diff"] > 0.0
+    assert resume.metrics["seed1.weights_only.mean_abs_diff"] != resume.metrics["weights_only.mean_abs_diff"]
 
 
 def test_demo_resumes_in_process_and_cuts_the_log(tmp_path):
@@ -105,6 +112,8 @@ def test_demo_reports_a_corrupt_checkpoint(tmp_path, capsys):
         (dict(ac_repeats=0), "ac_repeats must be >= 1"),
         (dict(ac_rounds=0), "ac_rounds must be >= 1"),
         (dict(ac_dropout=1.0), "ac_dropout must be in"),
+        (dict(extra_seeds=[0, 1]), "extra_seeds"),
+        (dict(extra_seeds=[1, 1]), "extra_seeds"),
     ],
 )
 def test_bad_config_fails_clearly(change, message):

@@ -90,6 +90,11 @@ def test_run_returns_three_items_with_counted_flops_matching_the_hand_count():
             assert f.n == 3, f
     assert {"seed0.untrained.best_layer_mi_bits", "seed2.main.best_layer_mi_bits"} <= set(routing.metrics)
     assert "seed1.no_aux.min_entropy" in utilization.metrics
+    # the equal-quality FLOPs ratio is measured on every seed, the dense sweep retrained on each
+    equal = next(f for f in swaps.findings if f.metric == "equal_quality.flops_ratio_dense_over_moe")
+    assert equal.n == 3
+    assert {"seed2.dense_64.val_loss", "seed1.equal_quality.flops_ratio_dense_over_moe"} <= set(swaps.metrics)
+    assert swaps.metrics["seed1.dense_8.val_loss"] != swaps.metrics["dense_8.val_loss"]
     flop_check = next(f for f in swaps.findings if f.metric == "flop_count_max_rel_diff")
     assert flop_check.passed, flop_check
     assert swaps.metrics["dense_16.active_mlp_params"] == swaps.metrics["moe.active_mlp_params"]

@@ -52,6 +52,8 @@ def test_run_returns_three_items_with_every_variant_measured():
     assert all(f.passed for f in parity.findings if f.kind == "invariant")
     timing = parity.findings[-1]  # the item's finding: hand backward vs autograd, 3 rounds
     assert timing.kind == "finding" and timing.metric == "rmsnorm.hand_backward_speedup" and timing.n == 3
+    assert timing.timed and "rmsnorm.hand_backward_speedup" in parity.timings
+    assert not any("speedup" in key for key in parity.metrics)  # clock readings stay out of the metrics
     for key in ("norm.layernorm.test_loss", "norm.rmsnorm.test_loss", "norm.none.test_loss",
                 "mlp.relu.test_loss", "mlp.swiglu.test_loss", "norm_gain", "swiglu_gain_over_relu"):
         assert key in ablation.metrics, key

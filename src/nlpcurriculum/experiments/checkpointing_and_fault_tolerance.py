@@ -120,6 +120,8 @@ class CheckpointingConfig:
         train: items 2-3: trainer knobs (``checkpoint_every`` is the crash demo's interval).
         seq_len: items 2-3: training window length.
         seed: seeds model init, data and dropout.
+        extra_seeds: items 2-3: the weights-only controls again on these seeds (each with its own
+            uninterrupted run): their findings are over ``[seed, *extra_seeds]``.
         resume_step: item 2: the step the checkpoint is taken and resumed from.
         kill_after_step: item 3: SIGKILL once the subprocess has logged this step (best not a
             multiple of ``train.checkpoint_every``: the updates since the last checkpoint are
@@ -148,6 +150,7 @@ class CheckpointingConfig:
     train: TrainerConfig
     seq_len: int = 64
     seed: int = 0
+    extra_seeds: list[int] = field(default_factory=lambda: [1, 2])
     resume_step: int = 40
     kill_after_step: int = 55
     step_delay_s: float = 0.01
@@ -161,6 +164,8 @@ class CheckpointingConfig:
     checks: CheckpointingChecks = field(default_factory=CheckpointingChecks)
 
     def __post_init__(self) -> None:
+        if self.seed in self.extra_seeds or len(set(self.extra_seeds)) != len(self.extra_seeds):
+            raise ValueError(f"extra_seeds={self.extra_seeds} must be distinct and differ from seed={self.seed}")
         for name in ("ac_model", "model"):
             m = getattr(self, name)
             if m.vocab_size != BYTE_VOCAB:
@@ -453,6 +458,22 @@ def resumed_run(cfg: CheckpointingConfig, tokens: torch.Tensor, ckpt: Path,
 RESUME_MODES = ("full", "no_rng", "no_data", "weights_only")
 
 
+def _mean_abs_gap(got: dict[int, float], ref: dict[int, float], after: int) -> float:
+    diffs = [abs(got[s] - ref[s]) for s in sorted(ref) if s > after and s in got]
+    return sum(diffs) / len(diffs)
+
+
+def weights_only_gaps(cfg: CheckpointingConfig, tokens: torch.Tensor, ckpt: Path) -> tuple[float, float]:
+    """The weights-only resume at ``cfg.resume_step`` against the uninterrupted run of the same seed.
+
+    Returns:
+        ``(mean |training-loss diff|, mean |fixed-batch loss diff|)`` after the resume, nats.
+    """
+    ref, ref_fixed = reference_run(cfg, tokens, ckpt)
+    got, got_fixed = resumed_run(cfg, tokens, ckpt, "weights_only")
+    return _mean_abs_gap(got, ref, cfg.resume_step), _mean_abs_gap(got_fixed, ref_fixed, cfg.resume_step)
+
+
 def resume_item(cfg: CheckpointingConfig, tokens: torch.Tensor, workdir: Path) -> tuple[ItemResult, dict[int, float]]:
     """Item 2: exact resume vs resumes that drop part of the state. Also returns the reference."""
     ckpt = workdir / "resume.pt"
@@ -487,21 +508,29 @@ def resume_item(cfg: CheckpointingConfig, tokens: torch.Tensor, workdir: Path) -
     lines += ["", "fixed excess: mean over the evaluations after the resume of (loss on "
               f"{FIXED_EVAL_BATCHES} fixed batches - the uninterrupted run's), every "
               f"{FIXED_EVAL_EVERY} updates: the weights' own quality, free of batch noise"]
+    gaps = [(metrics["weights_only.mean_abs_diff"], metrics["weights_only.fixed_mean_abs_diff"])]
+    for seed in cfg.extra_seeds:  # the weights-only control again, each seed its own reference
+        gaps.append(weights_only_gaps(replace(cfg, seed=seed, extra_seeds=[]), tokens, workdir / f"resume_seed{seed}.pt"))
+        metrics[f"seed{seed}.weights_only.mean_abs_diff"], metrics[f"seed{seed}.weights_only.fixed_mean_abs_diff"] = gaps[-1]
+    lines.append(f"weights only, seeds {[cfg.seed, *cfg.extra_seeds]}: mean |diff| "
+                 + ", ".join(f"{g:.3e}" for g, _ in gaps) + "; fixed batches "
+                 + ", ".join(f"{g:.3e}" for _, g in gaps))
     findings = [
         Finding.at_most(
             "resuming with weights, AdamW moments, LR schedule, RNG and data-loader state "
             "continues the loss curve exactly (max abs diff after the resume)",
             "full.max_abs_diff", metrics["full.max_abs_diff"], cfg.max_loss_diff, kind=INVARIANT),
-        Finding.at_least(
+        Finding.compare(
             "resuming with the weights only (fresh AdamW moments, warmup again, new RNG and "
-            "batches) leaves the uninterrupted curve (mean abs loss diff after the resume, nats)",
-            "weights_only.mean_abs_diff", metrics["weights_only.mean_abs_diff"], cfg.min_naive_gap),
-        Finding.at_least(
+            "batches) leaves the uninterrupted curve (mean abs loss diff after the resume, nats; "
+            f"mean over {len(gaps)} seeds)",
+            "weights_only.mean_abs_diff", [g for g, _ in gaps], margin=cfg.min_naive_gap),
+        Finding.compare(
             "... not only through other batches: the weights themselves leave the uninterrupted "
             "trajectory (mean |loss difference| on fixed batches after the resume, nats; the "
-            "sign is in fixed_mean_excess: a restarted warmup + cosine keeps the LR high longer)",
-            "weights_only.fixed_mean_abs_diff", metrics["weights_only.fixed_mean_abs_diff"],
-            cfg.min_naive_gap),
+            "sign is in fixed_mean_excess: a restarted warmup + cosine keeps the LR high longer; "
+            f"mean over {len(gaps)} seeds)",
+            "weights_only.fixed_mean_abs_diff", [g for _, g in gaps], margin=cfg.min_naive_gap),
     ]
     series = {f"{k}.loss": sorted(v.items()) for k, v in curves.items()}
     series.update({f"{k}.fixed_loss": sorted(v.items()) for k, v in fixed_curves.items()})
@@ -648,6 +677,10 @@ def crash_item(cfg: CheckpointingConfig, tokens: torch.Tensor, ref: dict[int, fl
     naive, _ = resumed_run(replace(cfg, resume_step=naive_from), tokens, run_dir / "at_kill.pt",
                            "weights_only")
     naive_diffs = [abs(naive[s] - ref[s]) for s in steps if s in naive]
+    naive_gaps = [sum(naive_diffs) / len(naive_diffs)]
+    for seed in cfg.extra_seeds:  # the control again: each seed's own run, checkpoint at the same step
+        seed_cfg = replace(cfg, seed=seed, extra_seeds=[], resume_step=naive_from)
+        naive_gaps.append(weights_only_gaps(seed_cfg, tokens, run_dir / f"at_kill_seed{seed}.pt")[0])
     status, message = corrupt_restart(run_dir)
     clear = float(status == 2 and "truncated or corrupt" in message)
     metrics = {
@@ -659,7 +692,9 @@ def crash_item(cfg: CheckpointingConfig, tokens: torch.Tensor, ref: dict[int, fl
         "replayed_steps": float(len(replay_diffs)),
         "replayed_max_abs_diff": max(replay_diffs) if replay_diffs else 0.0,
         "corrupt_checkpoint_clear_error": clear,
-        "weights_only_restart.mean_abs_diff": sum(naive_diffs) / len(naive_diffs),
+        "weights_only_restart.mean_abs_diff": naive_gaps[0],
+        **{f"seed{seed}.weights_only_restart.mean_abs_diff": gap
+           for seed, gap in zip(cfg.extra_seeds, naive_gaps[1:])},
     }
     findings = [
         Finding.at_most(
@@ -671,12 +706,12 @@ def crash_item(cfg: CheckpointingConfig, tokens: torch.Tensor, ref: dict[int, fl
             "('truncated or corrupt', exit status 2)",
             "corrupt_checkpoint_clear_error", clear, cfg.checks.min_corrupt_checkpoint_clear_error,
             kind=INVARIANT),
-        Finding.at_least(
+        Finding.compare(
             f"continuity is the saved state's doing: restarted from the same checkpoint (step {naive_from}) "
             "with the weights only (fresh AdamW moments, warmup again, new RNG and batches), the run "
-            "leaves the uninterrupted curve (mean |loss difference| after the restart, nats)",
-            "weights_only_restart.mean_abs_diff", metrics["weights_only_restart.mean_abs_diff"],
-            cfg.min_naive_gap),
+            "leaves the uninterrupted curve (mean |loss difference| after the restart, nats; mean "
+            f"over {len(naive_gaps)} seeds, each against its own uninterrupted run)",
+            "weights_only_restart.mean_abs_diff", naive_gaps, margin=cfg.min_naive_gap),
     ]
     lines = [
         f"killed (SIGKILL) at step ~{info['killed_at_step']:.0f} (last logged update); the last "
@@ -688,7 +723,8 @@ def crash_item(cfg: CheckpointingConfig, tokens: torch.Tensor, ref: dict[int, fl
         f"{metrics['replayed_max_abs_diff']:.3e}",
         f"restart on a checkpoint truncated to half: exit status {status}, stderr: {message}",
         f"control: the same checkpoint restarted with the weights only: mean |diff| "
-        f"{metrics['weights_only_restart.mean_abs_diff']:.3e} over {len(naive_diffs)} steps",
+        f"{metrics['weights_only_restart.mean_abs_diff']:.3e} over {len(naive_diffs)} steps; on seeds "
+        f"{cfg.extra_seeds}: " + ", ".join(f"{g:.3e}" for g in naive_gaps[1:]),
     ]
     fig = Figure(figsize=(7.0, 4.2), layout="constrained")
     ax = fig.subplots()

@@ -30,7 +30,8 @@ several widths, all trained with the same steps, batches and learning rate.
    (:func:`~nlpcurriculum.metrics.timing.interleaved_rounds`: every model once per round, on one
    batch; median), so machine load hits every model alike. "The dense model of
    equal quality" is interpolated along the dense sweep (log FLOPs and log time, linear in val
-   loss) at the MoE's val loss.
+   loss) at the MoE's val loss; the MoE and the whole sweep are retrained on every seed of
+   ``[seed, *extra_seeds]``, and the finding is the mean FLOPs ratio over them.
 
 Wall times (``*.ms_per_step``, ``wall_ratio*``, ``dispatch_overhead_wall_over_flops``) differ
 from run to run and machine to machine: they are the items' ``timings`` (and the dispatch finding
@@ -49,7 +50,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
@@ -154,8 +155,8 @@ class MoEExperimentConfig:
         capacity_factors: item 1: evaluation-time capacity factors tried on the main model.
         seed: initialisation seed (the same for every model).
         extra_seeds: more initialisation seeds of the main MoE, the MoE without balancing loss,
-            the dense-active model and the untrained router: the comparisons (MoE gain, balancing
-            gain, routing MI over its control) are paired over ``[seed, *extra_seeds]``.
+            the dense sweep and the untrained router: the comparisons (MoE gain, balancing gain,
+            routing MI over its control, equal-quality FLOPs) are over ``[seed, *extra_seeds]``.
         num_threads: torch intra-op threads.
         val_batches: batches of ``train.batch_size`` val windows for the losses and the routing
             statistics (sequential windows from the start of the val split).
@@ -689,8 +690,15 @@ def _by_kind_figure(by_kind: dict[int, np.ndarray], kind_counts: Tensor | None, 
 # item 3: sparse vs dense swaps
 
 
-def swaps_item(cfg: MoEExperimentConfig, main: _Run, dense: list[_Run]) -> ItemResult:
-    """Item 3: FLOPs per token (counted and by hand), wall time, val loss: MoE vs dense sweep."""
+def swaps_item(cfg: MoEExperimentConfig, main: _Run, dense: list[_Run],
+               replicates: Mapping[int, tuple[float, list[float]]] | None = None) -> ItemResult:
+    """Item 3: FLOPs per token (counted and by hand), wall time, val loss: MoE vs dense sweep.
+
+    ``replicates`` maps each other seed to ``(MoE val loss, dense sweep val losses)``: the MoE and
+    the whole dense sweep retrained on that seed. The equal-quality FLOPs ratio is measured on
+    every seed (the FLOP counts are the first seed's: they depend on the shapes, not the weights)
+    and its finding is taken over the seeds.
+    """
     metrics: dict[str, float] = {}
     timings: dict[str, float] = {}  # clock readings: metrics/timings/, apart from the metrics
     active = next(r for r in dense if r.cfg.d_ff == cfg.active_d_ff)
@@ -726,8 +734,18 @@ def swaps_item(cfg: MoEExperimentConfig, main: _Run, dense: list[_Run]) -> ItemR
     metrics["equal_quality.dense_d_ff"] = eq_width
     metrics["equal_quality.flops_per_token"] = eq_flops
     timings["equal_quality.ms_per_step"] = eq_ms
-    metrics["equal_quality.flops_ratio_dense_over_moe"] = eq_flops / main.flops_per_token
     timings["equal_quality.wall_ratio_dense_over_moe"] = eq_ms / main.ms_per_step
+    dense_flops = [r.flops_per_token for r in dense]
+    eq_ratios = [eq_flops / main.flops_per_token]
+    for seed, (moe_loss, dense_losses) in sorted((replicates or {}).items()):
+        seed_position, seed_inside = equal_quality(widths, dense_losses, moe_loss)
+        eq_ratios.append(_log_interp(dense_flops, seed_position) / main.flops_per_token)
+        metrics[f"seed{seed}.moe.val_loss"] = moe_loss
+        for w, loss in zip(widths, dense_losses):
+            metrics[f"seed{seed}.dense_{w}.val_loss"] = loss
+        metrics[f"seed{seed}.equal_quality.in_sweep"] = float(seed_inside)
+        metrics[f"seed{seed}.equal_quality.flops_ratio_dense_over_moe"] = eq_ratios[-1]
+    metrics["equal_quality.flops_ratio_dense_over_moe"] = float(np.mean(eq_ratios))
     # dispatch overhead per round: (MoE time / dense-active time) / (MoE FLOPs / dense-active FLOPs)
     flops_ratio = metrics["flops_ratio_moe_over_dense_active"]
     dispatch = Finding.timing_ratio(
@@ -748,6 +766,8 @@ def swaps_item(cfg: MoEExperimentConfig, main: _Run, dense: list[_Run]) -> ItemR
         f"MoE: {main.flops_per_token:.4g} FLOPs/token, {main.ms_per_step:.2f} ms/step -> dense needs "
         f"{eq_flops / main.flops_per_token:.2f}x the FLOPs and {eq_ms / main.ms_per_step:.2f}x the "
         "wall time",
+        "equal-quality FLOPs ratio per seed (MoE and dense sweep retrained on each): "
+        + ", ".join(f"{r:.2f}" for r in eq_ratios),
         f"MoE vs dense-active: {metrics['flops_ratio_moe_over_dense_active']:.3f}x FLOPs, "
         f"{timings['wall_ratio_moe_over_dense_active']:.2f}x wall time, "
         f"{metrics['params_ratio_moe_over_dense_active']:.2f}x parameters",
@@ -770,12 +790,13 @@ def swaps_item(cfg: MoEExperimentConfig, main: _Run, dense: list[_Run]) -> ItemR
             f"{metrics['params_ratio_moe_over_dense_active']:.2f}x the parameters",
             "flops_ratio_moe_over_dense_active", metrics["flops_ratio_moe_over_dense_active"],
             cfg.max_active_flops_ratio, kind=INVARIANT),
-        Finding.at_least(
+        Finding.compare(
             "the dense model of equal val loss needs more FLOPs per token than the MoE "
-            "(interpolated along the dense width sweep; ratio dense / MoE; one seed; an MoE no "
-            "better than its dense-active peer would fail)",
-            "equal_quality.flops_ratio_dense_over_moe",
-            metrics["equal_quality.flops_ratio_dense_over_moe"], cfg.min_equal_quality_flops_ratio),
+            f"(interpolated along the dense width sweep; ratio dense / MoE, mean over {len(eq_ratios)} "
+            "seeds, each with its own MoE and dense sweep; an MoE no better than its dense-active "
+            "peer would fail)",
+            "equal_quality.flops_ratio_dense_over_moe", eq_ratios,
+            margin=cfg.min_equal_quality_flops_ratio),
         dispatch,
     ]
     return ItemResult(item=ITEM["swaps"], metrics=metrics, timings=timings, findings=findings,
@@ -846,7 +867,7 @@ def run(cfg: MoEExperimentConfig, inputs: Inputs) -> list[ItemResult]:
                 moe_cfgs[f"E{experts}_top{k}"] = replace(m, moe=replace(m.moe, experts=experts, top_k=k))
         widths = cfg.dense_widths()
         active_cfg = replace(m, moe=None, d_ff=cfg.active_d_ff)
-        total = len(moe_cfgs) + len(widths) + 3 * len(cfg.extra_seeds)
+        total = len(moe_cfgs) + len(widths) + (2 + len(widths)) * len(cfg.extra_seeds)
         with progress(total=total, desc="moe: models", unit="model") as bar:
             moes = {name: fit(name, c) for name, c in moe_cfgs.items()}
             dense = [fit(f"dense_{w}", replace(m, moe=None, d_ff=w)) for w in widths]
@@ -854,11 +875,15 @@ def run(cfg: MoEExperimentConfig, inputs: Inputs) -> list[ItemResult]:
             active = next(r for r in dense if r.cfg.d_ff == cfg.active_d_ff)
             per_seed = {cfg.seed: seed_stats(cfg, moes["main"], moes["no_aux"], active,
                                              routing["main"], routing["no_aux"], val_x)}
+            replicates: dict[int, tuple[float, list[float]]] = {}
             for seed in cfg.extra_seeds:  # the paired comparisons' other seeds
                 runs = [fit(n, c, seed) for n, c in (("main", m), ("no_aux", moe_cfgs["no_aux"]),
                                                      ("dense_active", active_cfg))]
                 per_seed[seed] = seed_stats(cfg, *runs, collect_routing(runs[0].model, val_x),
                                             collect_routing(runs[1].model, val_x), val_x)
+                sweep = [runs[2] if w == cfg.active_d_ff else fit(f"dense_{w}", replace(m, moe=None, d_ff=w), seed)
+                         for w in widths]  # item 3's dense sweep on this seed
+                replicates[seed] = (runs[0].val_loss, [r.val_loss for r in sweep])
 
         main = moes["main"]
         capacity_sweep = []
@@ -883,5 +908,5 @@ def run(cfg: MoEExperimentConfig, inputs: Inputs) -> list[ItemResult]:
             routing_item(cfg, moes, {r.cfg.d_ff: r for r in dense}, routing, capacity_sweep,
                          per_seed),
             utilization_item(cfg, routing, per_seed),
-            swaps_item(cfg, main, dense),
+            swaps_item(cfg, main, dense, replicates),
         ]

@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from nlpcurriculum.data.synthetic.stories import generate_stories
 from nlpcurriculum.embeddings import Word2VecConfig, simple_word_tokenize
-from nlpcurriculum.experiments.tokenization_and_embeddings.word_embeddings import PROBE_WORDS, one_hot_vs_learned_item, word2vec_item
+from nlpcurriculum.experiments.tokenization_and_embeddings.word_embeddings import (
+    PROBE_WORDS,
+    SeedScores,
+    one_hot_vs_learned_item,
+    seed_scores,
+    word2vec_item,
+)
+
+SKIPGRAM = Word2VecConfig(arch="skipgram", dim=32, epochs=3, min_count=2)
+
+
+def _stories(seed: int) -> list[list[str]]:
+    return [simple_word_tokenize(s) for s in generate_stories(500, seed=seed)]
 
 
 @pytest.fixture(scope="module")
 def trained():
-    sents = [simple_word_tokenize(s) for s in generate_stories(500, seed=2)]
-    cfg = Word2VecConfig(arch="skipgram", dim=32, epochs=3, min_count=2)
-    return word2vec_item("tokenization-and-embeddings/6", sents, cfg, min_analogy_gain=0.15)
+    replicates = [seed_scores(_stories(seed), replace(SKIPGRAM, seed=seed)) for seed in (3, 4)]
+    return word2vec_item("tokenization-and-embeddings/6", _stories(2), SKIPGRAM, min_analogy_gain=0.15,
+                         replicates=replicates)
 
 
 def test_word2vec_item_checks_its_findings(trained):
     vectors, result = trained
     assert result.item == "tokenization-and-embeddings/6"
     assert all(f.passed for f in result.findings), result.findings
+    assert [f.n for f in result.findings] == [3, 3]
+    assert 0.0 < result.metrics["replicate1/analogy_acc"] <= 1.0
     assert result.metrics["analogy_acc"] > result.metrics["random_init/analogy_acc"]
     assert {"loss.png", "pca_gender.png", "pca_capital.png"} <= set(result.figures)
     # metrics must be deterministic (they go to metrics/<stage>.json and dvc.lock): no timing
@@ -27,6 +43,17 @@ def test_word2vec_item_checks_its_findings(trained):
     assert "words/s" in result.texts["training.txt"]
     assert "king : queen :: man :" in result.texts["neighbours.txt"]
     assert len(result.series["loss"]) >= 50
+
+
+def test_word2vec_findings_fail_on_one_seed_and_on_untrained_replicates(trained):
+    """A single sample never passes; replicates no better than an untrained table pull the mean
+    gain under the bound."""
+    _, alone = word2vec_item("tokenization-and-embeddings/6", _stories(2), SKIPGRAM, min_analogy_gain=0.15)
+    assert not any(f.passed for f in alone.findings)
+    chance = [SeedScores(analogy_acc=0.0, untrained_analogy_acc=0.0, similarity_auc=0.5)] * 4
+    _, mixed = word2vec_item("tokenization-and-embeddings/6", _stories(2), SKIPGRAM, min_analogy_gain=0.15,
+                             replicates=chance)
+    assert not any(f.passed for f in mixed.findings), mixed.findings
 
 
 def test_one_hot_vs_learned_item(trained):
@@ -43,7 +70,6 @@ def test_one_hot_vs_learned_item(trained):
 
 
 # ---------------------------------------------------------------------------------- controls
-from dataclasses import replace  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -150,3 +176,9 @@ def test_gensim_word2vec_is_deterministic_per_seed():
 def test_controls_config_needs_three_seeds():
     with pytest.raises(ValueError, match=">= 3 distinct seeds"):
         ControlsConfig(seeds=[1, 1, 2])
+
+
+@pytest.mark.parametrize("extra_seeds", [[0, 4], [4, 4]])
+def test_extra_seeds_are_fresh_and_distinct(extra_seeds):
+    with pytest.raises(ValueError, match="extra_seeds"):
+        WordEmbeddingsConfig(extra_seeds=extra_seeds)
