@@ -2,6 +2,7 @@
 
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 
@@ -93,7 +94,10 @@ def test_run_returns_three_items_with_counted_flops_matching_the_hand_count():
     # the equal-quality FLOPs ratio is measured on every seed, the dense sweep retrained on each
     equal = next(f for f in swaps.findings if f.metric == "equal_quality.flops_ratio_dense_over_moe")
     assert equal.n == 3
-    assert {"seed2.dense_64.val_loss", "seed1.equal_quality.flops_ratio_dense_over_moe"} <= set(swaps.metrics)
+    assert {"seed2.dense_64.val_loss", "seed0.equal_quality.flops_ratio_dense_over_moe",
+            "seed1.equal_quality.flops_ratio_dense_over_moe"} <= set(swaps.metrics)
+    per_seed = [swaps.metrics[f"seed{s}.equal_quality.flops_ratio_dense_over_moe"] for s in range(3)]
+    assert swaps.metrics["equal_quality.flops_ratio_dense_over_moe"] == pytest.approx(np.mean(per_seed))
     assert swaps.metrics["seed1.dense_8.val_loss"] != swaps.metrics["dense_8.val_loss"]
     flop_check = next(f for f in swaps.findings if f.metric == "flop_count_max_rel_diff")
     assert flop_check.passed, flop_check

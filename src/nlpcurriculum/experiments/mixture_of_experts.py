@@ -737,6 +737,7 @@ def swaps_item(cfg: MoEExperimentConfig, main: _Run, dense: list[_Run],
     timings["equal_quality.wall_ratio_dense_over_moe"] = eq_ms / main.ms_per_step
     dense_flops = [r.flops_per_token for r in dense]
     eq_ratios = [eq_flops / main.flops_per_token]
+    metrics[f"seed{main.seed}.equal_quality.flops_ratio_dense_over_moe"] = eq_ratios[0]
     for seed, (moe_loss, dense_losses) in sorted((replicates or {}).items()):
         seed_position, seed_inside = equal_quality(widths, dense_losses, moe_loss)
         eq_ratios.append(_log_interp(dense_flops, seed_position) / main.flops_per_token)
@@ -745,7 +746,7 @@ def swaps_item(cfg: MoEExperimentConfig, main: _Run, dense: list[_Run],
             metrics[f"seed{seed}.dense_{w}.val_loss"] = loss
         metrics[f"seed{seed}.equal_quality.in_sweep"] = float(seed_inside)
         metrics[f"seed{seed}.equal_quality.flops_ratio_dense_over_moe"] = eq_ratios[-1]
-    metrics["equal_quality.flops_ratio_dense_over_moe"] = float(np.mean(eq_ratios))
+    metrics["equal_quality.flops_ratio_dense_over_moe"] = float(np.mean(eq_ratios))  # over the seeds
     # dispatch overhead per round: (MoE time / dense-active time) / (MoE FLOPs / dense-active FLOPs)
     flops_ratio = metrics["flops_ratio_moe_over_dense_active"]
     dispatch = Finding.timing_ratio(
