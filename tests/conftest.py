@@ -51,6 +51,18 @@ def params_copy(dest: Path, profile: str = "default") -> Path:
     return dest
 
 
+def one_torch_thread():
+    """The body of the autouse fixture of the directories of tiny torch tests (their conftest.py
+    registers it): one torch thread, since on a shared 2-core machine two OpenMP threads contending
+    with other processes are up to 40x slower, and tiny matmuls gain nothing from two."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # The committed default run (its lock file and results): a fresh copy starts without them.
 COMMITTED_RUN = ("dvc.lock", "metrics/")
 

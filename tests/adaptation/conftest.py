@@ -1,12 +1,7 @@
 """Tiny torch models in these tests run on one thread (a shared 2-core machine)."""
 
 import pytest
-import torch
 
+from tests.conftest import one_torch_thread
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+_one_torch_thread = pytest.fixture(autouse=True)(one_torch_thread)

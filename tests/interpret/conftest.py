@@ -2,12 +2,7 @@
 contending with other processes are up to 40x slower, and tiny matmuls gain nothing from two."""
 
 import pytest
-import torch
 
+from tests.conftest import one_torch_thread
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+_one_torch_thread = pytest.fixture(autouse=True)(one_torch_thread)
