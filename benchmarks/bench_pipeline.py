@@ -3,6 +3,7 @@ process start to its first work, and the Prefect flow's wall time against `dvc r
 
     python benchmarks/bench_pipeline.py                    # smoke profile (a few minutes)
     python benchmarks/bench_pipeline.py --profile default  # the default run, twice (hours)
+    python benchmarks/bench_pipeline.py --profile default --flow-only  # the flow alone
 
 Runs in temporary copies of the project, so the working tree is untouched: one copy for
 `dvc repro` (then the no-op reruns and the fixed costs), a second fresh copy for the flow
@@ -40,8 +41,16 @@ def timed(cmd: list[str], root: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="smoke", help="params profile of both runs (default: smoke)")
-    parser.add_argument("--no-flow", action="store_true", help="skip the flow run")
+    skip = parser.add_mutually_exclusive_group()
+    skip.add_argument("--no-flow", action="store_true", help="skip the flow run")
+    skip.add_argument("--flow-only", action="store_true", help="time the flow run alone")
     args = parser.parse_args()
+    if args.flow_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            flow = timed([sys.executable, "flows/pipeline.py", "run"],
+                         make_project_copy(Path(tmp) / "flow", args.profile))
+        print(f"{args.profile} Prefect flow (all stages, temporary server): {flow:.1f} s")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         root = make_project_copy(Path(tmp) / "project", args.profile)
         repro = timed([str(BIN / "dvc"), "repro"], root)

@@ -104,6 +104,16 @@ def test_run_tiny_end_to_end():
     assert [r.item for r in items] == [f"data-augmentation-for-nlp/{i}" for i in (1, 2, 3)]
     for r in items:
         assert r.findings and all(np.isfinite(f.value) for f in r.findings)
+    # items 1-2 rest on one trained translator / LM: their samples are held-out chunks, parents
+    # and seeds, each finding's value the metric of the same name
+    for r in items[:2]:
+        for f in r.findings:
+            assert f.n is not None and f.n > 1 and f.se is not None, f.metric
+            assert f.value == pytest.approx(r.metrics[f.metric]), f.metric
+    by_metric = {f.metric: f for r in items[:2] for f in r.findings}
+    assert by_metric["translator_acc"].n <= _tiny_config().translator.heldout_pairs  # chunks held out
+    assert by_metric["label_preserved_kept_by_seed"].n == len(_tiny_config().seeds)
+    assert by_metric["roundtrip_identical"].threshold == _tiny_config().checks.max_roundtrip_identical
     df = validate(pd.DataFrame(rows), AUGMENTED, "rows")
     assert (df["op"] == "original").sum() == 10  # seed 0's labelled set: 2 per class
     assert set(df["op"]) >= {"original", "eda", "synonym", "backtranslation"}

@@ -10,12 +10,15 @@ import pytest
 import torch
 
 from nlpcurriculum.experiments.speculative_decoding import (
+    DraftSeed,
     Inputs,
     SpeculativeConfig,
     bigram_draft,
     exactness_check,
     prompt_sets,
+    reseeded,
     run,
+    train_drafts,
 )
 from nlpcurriculum.training.trainer import TrainerConfig
 from tests.decoding.test_speculative import lm  # the decoding tests' tiny models
@@ -59,6 +62,10 @@ def test_config_errors_name_the_key():
         SpeculativeConfig(train=TRAIN, min_ngram=4, max_ngram=3)
     with pytest.raises(ValueError, match="table_min_confidence"):
         SpeculativeConfig(train=TRAIN, table_min_confidence=2.0)
+    with pytest.raises(ValueError, match="extra_seeds"):
+        SpeculativeConfig(train=TRAIN, seed=0, heldout_seed=1, extra_seeds=[2, 1])
+    with pytest.raises(ValueError, match="train_threads"):
+        SpeculativeConfig(train=TRAIN, train_threads=0)
     with pytest.raises(ValueError, match="no draft"):
         SpeculativeConfig(train=TRAIN, draft_layers=[], draft_widths=[], bigram=False,
                           context_draft=False, table_draft=False)
@@ -82,7 +89,7 @@ def _tiny_inputs():
 
 
 def test_run_tiny(tmp_path):
-    cfg = _tiny_cfg()
+    cfg = _tiny_cfg(extra_seeds=[2])
     results = run(cfg, _tiny_inputs())
     assert [r.item for r in results] == [f"speculative-decoding/{i}" for i in (1, 2, 3)]
     assert results[0].metrics["greedy_runs_different"] == 0
@@ -101,6 +108,14 @@ def test_run_tiny(tmp_path):
         assert m[f"exact.{name}.tv_spec_vs_target"] < m[f"exact.{name}.tv_bound"]
     assert m["table.generations_chosen"] in (0, 4)
     assert results[2].metrics["table.params"] > 0  # table entries
+    # item 3's rank correlations: one per training seed (the bigram is every seed's), mean checked
+    size = results[2]
+    assert {"seed2.1L-d16.val_loss", "seed2.1L-d16.acceptance_rate"} <= set(size.metrics)
+    assert "seed2.bigram.val_loss" not in size.metrics
+    quality = next(f for f in size.findings if f.metric == "spearman_quality_acceptance")
+    assert quality.n == 2
+    assert quality.value == pytest.approx(np.mean([size.metrics["seed0.spearman_quality_acceptance"],
+                                                   size.metrics["seed2.spearman_quality_acceptance"]]))
     # held out: one timed finding per family and temperature, n = the held-out prompts
     held = [f for f in results[0].findings if f.metric.startswith("heldout.")]
     assert {f.metric for f in held} >= {f"heldout.{fam}.T{t}.speedup" for fam in ("model", "lookup")
@@ -123,9 +138,32 @@ def test_prompt_sets_are_disjoint_halves():
     assert max(max(p) for p in tuning) < 300 <= min(min(p) for p in heldout)
 
 
+def test_draft_seed_rank_correlations():
+    s = DraftSeed(0, val_loss={"a": 5.0, "b": 4.0, "c": 3.0}, kl_to_target={"a": 1.0, "b": 2.0, "c": 3.0},
+                  acceptance={"a": 0.2, "b": 0.3, "c": 0.4})
+    assert s.quality_spearman == pytest.approx(1.0)  # lower loss, accepted more often
+    assert s.agreement_spearman == pytest.approx(-1.0)  # here: further from the target, accepted more
+
+
+def test_reseeded_drafts_differ_and_repeat():
+    """Another seed trains other drafts (the replicates are not copies); the same seed repeats
+    them bit for bit (on one machine: float rounding differs between CPUs)."""
+    cfg, inputs = _tiny_cfg(), _tiny_inputs()
+
+    def weights(c):
+        (d,) = [d for d in train_drafts(inputs.target, inputs.train, inputs.val, c) if d.name != "bigram"]
+        return torch.cat([p.detach().flatten() for p in d.model.parameters()])
+
+    first = weights(cfg)
+    assert torch.equal(first, weights(cfg))
+    other = reseeded(cfg, 2)
+    assert (other.seed, other.train.seed, other.bigram) == (2, 2, False)
+    assert not torch.allclose(first, weights(other))
+
+
 def test_deterministic_metrics_repeat_exactly():
     """A rerun gives the same metrics (what metrics/<stage>.json holds), whatever the clock."""
-    cfg = _tiny_cfg(draft_layers=[], draft_widths=[], bigram=True, exact_samples=200)
+    cfg = _tiny_cfg(bigram=True, exact_samples=200, extra_seeds=[2])
     a, b = (run(cfg, _tiny_inputs()) for _ in range(2))
 
     def deterministic(results):  # as publish writes them (NaN != NaN, so compare the JSON text)

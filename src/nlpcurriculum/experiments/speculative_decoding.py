@@ -39,7 +39,9 @@ choices made without a clock are the deterministic metrics.
 * ``speculative-decoding/3`` (:func:`draft_size_item`): per draft size, its quality (val loss
   on the corpus, and KL from the target on the same windows: what acceptance depends on),
   acceptance rate, cost ratio and best speedup; the best quality/speed trade-off is the draft
-  with the highest speedup (the lookup drafts are listed too, with their table sizes).
+  with the highest speedup (the lookup drafts are listed too, with their table sizes). The
+  quality -> acceptance findings are over training seeds: the mini-formers are trained again on
+  ``extra_seeds`` (untimed; only the first seed's drafts are tuned and timed).
 
 Tuning timings are best-of-``repeats`` with one torch thread; the machine is shared, so they
 move from run to run. The baseline is the target's own KV-cached greedy decoding
@@ -141,9 +143,8 @@ class SpeculativeChecks:
         acceptance_max_sigmas: item 2: measured minus expected acceptance rate allowed, in binomial
             standard errors.
         min_quality_acceptance_spearman: item 3: Spearman correlation of -val loss with acceptance
-            over the model drafts.
-        min_agreement_acceptance_spearman: item 3: Spearman correlation of -KL(target || draft) with
-            acceptance.
+            over the model drafts, its mean over the training seeds (by 2 standard errors).
+        min_agreement_acceptance_spearman: item 3: the same for -KL(target || draft).
         min_best_draft_speedup: item 3: wall-clock speedup of the best draft/gamma pair on the
             tuning prompts (a timed finding).
         min_heldout_speedup_model: item 1: median over held-out prompts of the tuned model
@@ -221,9 +222,15 @@ class SpeculativeConfig:
         formula_tol: item 2: max mean relative error of the formula (with the measured
             verification cost) against the measured speedups.
         seed: seeds draft initialisation, the table's windows and sampling on the tuning prompts.
+        extra_seeds: item 3: every mini-former draft is trained again with each of these seeds
+            (initialisation and data order), and its val loss, KL and held-out acceptance are
+            measured again: the draft-size findings are means over ``seed`` and these. The
+            drafts of ``seed`` alone are timed and tuned.
         heldout_seed: a fresh seed for the held-out prompts: sampling, the exactness check and
             the held-out table's windows.
-        num_threads: torch threads (1: the least noisy timings on a shared machine).
+        num_threads: torch threads of everything timed (1: the least noisy timings on a shared
+            machine).
+        train_threads: torch threads of the untimed work: draft training and table building.
         checks: the other bounds of the findings.
     """
 
@@ -262,8 +269,10 @@ class SpeculativeConfig:
     min_speedup: float = 1.8
     formula_tol: float = 0.35
     seed: int = 0
+    extra_seeds: list[int] = field(default_factory=list)
     heldout_seed: int = 1
     num_threads: int = 1
+    train_threads: int = 1
     checks: SpeculativeChecks = field(default_factory=SpeculativeChecks)
 
     def __post_init__(self) -> None:
@@ -281,7 +290,7 @@ class SpeculativeConfig:
                              f"{self.draft_widths}")
         for name in ("seq_len", "val_batches", "prompt_tokens", "tuning_prompts", "heldout_prompts",
                      "new_tokens", "curve_gamma", "exact_samples", "repeats", "cost_calls",
-                     "num_threads"):
+                     "num_threads", "train_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.exact_bins < 2:
@@ -306,6 +315,10 @@ class SpeculativeConfig:
         if self.heldout_seed == self.seed:
             raise ValueError(f"heldout_seed must differ from seed ({self.seed}): the held-out "
                              "measurements use fresh seeds")
+        if (len(set(self.extra_seeds)) != len(self.extra_seeds)
+                or {self.seed, self.heldout_seed} & set(self.extra_seeds)):
+            raise ValueError(f"extra_seeds must be distinct and differ from seed ({self.seed}) and "
+                             f"heldout_seed ({self.heldout_seed}), got {self.extra_seeds}")
         if not 0.0 <= self.table_min_confidence <= 1.0:
             raise ValueError(f"table_min_confidence must be in [0, 1], got {self.table_min_confidence}")
         if not self.temperatures or any(t < 0 for t in self.temperatures) or max(self.temperatures) == 0:
@@ -401,6 +414,13 @@ def train_drafts(target: MiniFormer, train: np.ndarray, val: np.ndarray,
     for d in drafts:
         d.kl_to_target = kl_to_target(target, d.model, val_data, cfg.train.batch_size, cfg.val_batches)
     return drafts
+
+
+def reseeded(cfg: SpeculativeConfig, seed: int) -> SpeculativeConfig:
+    """``cfg`` for training the mini-former drafts again with ``seed`` (initialisation, data
+    order, trainer); without the bigram draft, which is counted, not trained: every seed's."""
+    return dataclasses.replace(cfg, seed=seed, extra_seeds=[], bigram=False,
+                               train=dataclasses.replace(cfg.train, seed=seed))
 
 
 def distilled_tables(target: MiniFormer, train: np.ndarray, cfg: SpeculativeConfig,
@@ -651,6 +671,51 @@ def heldout_stats(target: MiniFormer, drafts: Sequence[Draft], prompts: Sequence
                 stats.merge(s)
             rows.append(StatsRow(d.name, g, same, stats, d.lookup))
     return rows
+
+
+def pooled_acceptance(rows: Sequence[StatsRow], draft: str) -> float:
+    """``draft``'s greedy acceptance rate over all its rows (every gamma): accepted / judged."""
+    mine = [r for r in rows if r.draft == draft]
+    pooled = SpecStats(max(r.gamma for r in mine))
+    for r in mine:
+        pooled.merge(r.stats)
+    return pooled.acceptance_rate
+
+
+@dataclass(frozen=True)
+class DraftSeed:
+    """The model drafts of one training seed, by name: val loss, KL(target || draft) on val and
+    greedy acceptance on the held-out prompts (pooled over gammas). Item 3's replicates."""
+
+    seed: int
+    val_loss: dict[str, float]
+    kl_to_target: dict[str, float]
+    acceptance: dict[str, float]
+
+    @classmethod
+    def measure(cls, seed: int, drafts: Sequence[Draft], rows: Sequence[StatsRow]) -> "DraftSeed":
+        """From the model drafts among ``drafts`` and their held-out ``rows``."""
+        models = [d for d in drafts if not d.lookup]
+        return cls(seed, {d.name: d.val_loss for d in models},
+                   {d.name: d.kl_to_target for d in models},
+                   {d.name: pooled_acceptance(rows, d.name) for d in models})
+
+    def spearman(self, quality: dict[str, float]) -> float:
+        """Rank correlation of ``quality`` (higher is better) with acceptance over the drafts
+        (ordinal ranks: ties ranked in the order np.argsort leaves them, as always here)."""
+        names = list(self.acceptance)
+        return spearman([quality[k] for k in names], [self.acceptance[k] for k in names],
+                        ties="ordinal")
+
+    @property
+    def quality_spearman(self) -> float:
+        """Lower val loss -> higher acceptance."""
+        return self.spearman({k: -v for k, v in self.val_loss.items()})
+
+    @property
+    def agreement_spearman(self) -> float:
+        """Lower KL from the target -> higher acceptance."""
+        return self.spearman({k: -v for k, v in self.kl_to_target.items()})
 
 
 @dataclass(frozen=True)
@@ -975,7 +1040,7 @@ def acceptance_item(tuning: Sequence[SweepRow], heldout: Sequence[StatsRow],
 
 
 def draft_size_item(tuning: Sequence[SweepRow], heldout: Sequence[StatsRow], drafts: Sequence[Draft],
-                    target_val_loss: float, costs: dict[str, float],
+                    target_val_loss: float, costs: dict[str, float], seeds: Sequence[DraftSeed],
                     checks: SpeculativeChecks) -> ItemResult:
     """speculative-decoding/3: per draft: val loss, acceptance (held out), cost ratio and best
     speedup (tuning prompts, timed).
@@ -986,7 +1051,10 @@ def draft_size_item(tuning: Sequence[SweepRow], heldout: Sequence[StatsRow], dra
 
     A draft's acceptance rate here is pooled over all its gammas on the held-out prompts
     (accepted / judged over every call): deterministic, unlike the rate at the fastest gamma,
-    which timing noise picks.
+    which timing noise picks. The quality -> acceptance findings are rank correlations over the
+    model drafts of each training seed (``seeds``: the first is ``drafts``' own), their mean
+    checked against the bound: one trained draft's acceptance moves by a few points with its
+    seed, which can reorder drafts of similar quality.
     """
     from matplotlib.figure import Figure
 
@@ -997,11 +1065,7 @@ def draft_size_item(tuning: Sequence[SweepRow], heldout: Sequence[StatsRow], dra
     for d in drafts:
         best = _best([r for r in tuning if r.draft == d.name])
         per.append((d, best))
-        mine = [r for r in heldout if r.draft == d.name]
-        pooled = SpecStats(max(r.gamma for r in mine))
-        for r in mine:
-            pooled.merge(r.stats)
-        acc[d.name] = pooled.acceptance_rate
+        acc[d.name] = pooled_acceptance(heldout, d.name)
         metrics.update({f"{d.name}.val_loss": d.val_loss, f"{d.name}.params": d.params,
                         f"{d.name}.kl_to_target": d.kl_to_target,
                         f"{d.name}.acceptance_rate": acc[d.name]})
@@ -1013,12 +1077,22 @@ def draft_size_item(tuning: Sequence[SweepRow], heldout: Sequence[StatsRow], dra
     timings["best_draft_cost_ratio"] = r_best.c
     models = [(d, r) for d, r in per if not d.lookup]
     neural = [(d, r) for d, r in models if d.name != "bigram"]
-    # quality -> acceptance: every model draft (bigram included); size -> cost: the mini-formers
-    # (ordinal ranks: tied values are ranked in the order np.argsort leaves them, as always here)
-    metrics["spearman_quality_acceptance"] = spearman([-d.val_loss for d, _ in models],
-                                                      [acc[d.name] for d, _ in models], ties="ordinal")
-    metrics["spearman_agreement_acceptance"] = spearman([-d.kl_to_target for d, _ in models],
-                                                        [acc[d.name] for d, _ in models], ties="ordinal")
+    # quality -> acceptance: every model draft (bigram included), per training seed; size ->
+    # cost: the mini-formers (ordinal ranks: tied values are ranked in the order np.argsort
+    # leaves them, as always here)
+    quality = [s.quality_spearman for s in seeds]
+    agreement = [s.agreement_spearman for s in seeds]
+    for s, q, a in zip(seeds, quality, agreement):
+        metrics[f"seed{s.seed}.spearman_quality_acceptance"] = q
+        metrics[f"seed{s.seed}.spearman_agreement_acceptance"] = a
+    for s in seeds[1:]:
+        for name in s.acceptance:
+            if name != "bigram":  # counted, not trained: the same on every seed
+                metrics.update({f"seed{s.seed}.{name}.val_loss": s.val_loss[name],
+                                f"seed{s.seed}.{name}.kl_to_target": s.kl_to_target[name],
+                                f"seed{s.seed}.{name}.acceptance_rate": s.acceptance[name]})
+    metrics["spearman_quality_acceptance"] = float(np.mean(quality))  # the means the findings check
+    metrics["spearman_agreement_acceptance"] = float(np.mean(agreement))
     timings["spearman_size_cost"] = spearman([d.params for d, _ in neural], [r.c for _, r in neural],
                                              ties="ordinal")
 
@@ -1032,6 +1106,9 @@ def draft_size_item(tuning: Sequence[SweepRow], heldout: Sequence[StatsRow], dra
     ax1.axhline(1.0, c="grey", lw=0.8)
     ax1.set(xlabel="draft cost / target cost (c)", ylabel="best speedup over gamma (tuning)",
             title="Speedup vs draft size (cost)")
+    for s in seeds[1:]:  # the other seeds' drafts, faint
+        ax2.plot(list(s.val_loss.values()), list(s.acceptance.values()), "o", c="grey", alpha=0.4)
+        ax3.plot(list(s.kl_to_target.values()), list(s.acceptance.values()), "o", c="grey", alpha=0.4)
     ax2.plot([d.val_loss for d, _ in models], [acc[d.name] for d, _ in models], "o")
     for d, _ in models:
         ax2.annotate(d.name, (d.val_loss, acc[d.name]), fontsize=8, xytext=(3, 3),
@@ -1053,6 +1130,15 @@ def draft_size_item(tuning: Sequence[SweepRow], heldout: Sequence[StatsRow], dra
                  f"{r.gamma:6d}  {r.speedup:7.2f}  {d.train_s:7.1f}" for d, r in per))
     table += ("\n(a: greedy acceptance on the held-out prompts pooled over every gamma; c, best_g, "
               "speedup: tuning prompts)")
+    if len(seeds) > 1:
+        table += f"\nover the training seeds {[s.seed for s in seeds]} (mean, sd):\n" + "\n".join(
+            f"{name:14s} val_loss {np.mean(v):.3f} ({np.std(v, ddof=1):.3f})  "
+            f"KL {np.mean(k):.3f} ({np.std(k, ddof=1):.3f})  a {np.mean(a):.3f} ({np.std(a, ddof=1):.3f})"
+            for name in seeds[0].acceptance if name != "bigram"
+            for v, k, a in [([s.val_loss[name] for s in seeds], [s.kl_to_target[name] for s in seeds],
+                             [s.acceptance[name] for s in seeds])])
+        table += ("\nSpearman(-val_loss, a) per seed: " + ", ".join(f"{q:.2f}" for q in quality)
+                  + "; Spearman(-KL, a): " + ", ".join(f"{a:.2f}" for a in agreement))
     table += (f"\ntarget val loss {target_val_loss:.3f}; target forward {costs['target.1'] * 1e3:.3f} ms"
               f"\nbest trade-off: {d_best.name} at gamma {r_best.gamma}: {r_best.speedup:.2f}x\n")
     return ItemResult(
@@ -1062,16 +1148,16 @@ def draft_size_item(tuning: Sequence[SweepRow], heldout: Sequence[StatsRow], dra
         figures={"draft_size.png": fig},
         texts={"draft_size.txt": table},
         findings=[
-            Finding.at_least("a better model draft (lower val loss) is accepted more often on the "
-                             "held-out prompts (Spearman rank correlation of -val loss with "
-                             "acceptance)", "spearman_quality_acceptance",
-                             metrics["spearman_quality_acceptance"],
-                             checks.min_quality_acceptance_spearman),
-            Finding.at_least("a model draft closer to the target (lower KL(p_target || q_draft) on val) "
-                             "is accepted more often on the held-out prompts (Spearman rank "
-                             "correlation of -KL with acceptance)", "spearman_agreement_acceptance",
-                             metrics["spearman_agreement_acceptance"],
-                             checks.min_agreement_acceptance_spearman),
+            Finding.compare("a better model draft (lower val loss) is accepted more often on the "
+                            "held-out prompts (Spearman rank correlation of -val loss with "
+                            f"acceptance over the model drafts, per training seed, n = {len(seeds)})",
+                            "spearman_quality_acceptance", quality,
+                            margin=checks.min_quality_acceptance_spearman),
+            Finding.compare("a model draft closer to the target (lower KL(p_target || q_draft) on "
+                            "val) is accepted more often on the held-out prompts (Spearman rank "
+                            "correlation of -KL with acceptance over the model drafts, per training "
+                            f"seed, n = {len(seeds)})", "spearman_agreement_acceptance", agreement,
+                            margin=checks.min_agreement_acceptance_spearman),
             Finding.at_least(f"the best draft/gamma pair decodes >= {checks.min_best_draft_speedup:g}x "
                              "faster than the target alone on the tuning prompts (a tie fails)",
                              "best_draft_speedup", r_best.speedup,
@@ -1126,21 +1212,27 @@ def run(cfg: SpeculativeConfig, inputs: Inputs) -> list[ItemResult]:
         raise ValueError(f"the val stream has {len(val)} tokens, fewer than 2 x prompt_tokens x "
                          f"max(tuning_prompts, heldout_prompts) = {need}")
     tuning_prompts, heldout_prompts = prompt_sets(val, cfg)
-    with torch_threads(cfg.num_threads):
-        target.eval()
+    target.eval()
+    build_s = 0.0
+    with torch_threads(cfg.train_threads):  # untimed: draft training, the table's votes
         models = train_drafts(target, train, val, cfg)
-        table_choice: tuple[int, dict[int, float]] = (0, {})
-        tuning_table = heldout_table = None
-        build_s = 0.0
+        # item 3's replicates: the mini-formers again on other seeds (the bigram is every seed's)
+        replicas = {s: train_drafts(target, train, val, reseeded(cfg, s))
+                    for s in (cfg.extra_seeds if cfg.draft_layers else [])}
         if cfg.table_draft:
             start = time.perf_counter()
             tables = distilled_tables(target, train, cfg, cfg.seed)
             build_s = time.perf_counter() - start
+    with torch_threads(cfg.num_threads):
+        table_choice: tuple[int, dict[int, float]] = (0, {})
+        tuning_table = heldout_table = None
+        if cfg.table_draft:
             table_choice = choose_table_size(target, tables, tuning_prompts, cfg)
             tuning_table = tables[table_choice[0]]
             # fresh seed for the held-out measurement: the same size, other generated windows
-            heldout_table = distilled_tables(target, train, cfg, cfg.heldout_seed, [table_choice[0]])[
-                table_choice[0]]
+            with torch_threads(cfg.train_threads):
+                heldout_table = distilled_tables(target, train, cfg, cfg.heldout_seed,
+                                                 [table_choice[0]])[table_choice[0]]
         tuning_drafts = models + lookup_drafts(cfg, tuning_table, build_s)
         heldout_drafts = models + lookup_drafts(cfg, heldout_table, build_s)
         seq_len = min(cfg.seq_len, target.config.max_seq_len)
@@ -1149,9 +1241,15 @@ def run(cfg: SpeculativeConfig, inputs: Inputs) -> list[ItemResult]:
         target_loss = mean_loss(target, val_data, cfg.train.batch_size, cfg.val_batches)
         # the decoders' transposed weight copies are made once for all timed runs, as a server
         # holding the model would (each call would otherwise pay 2-3 ms making them, both sides)
-        with decode_layout(target, *(d.model for d in models)):
+        replica_models = [d.model for r in replicas.values() for d in r]
+        with decode_layout(target, *(d.model for d in models), *replica_models):
             rows, costs = greedy_sweep(target, tuning_drafts, tuning_prompts, cfg)
             held = heldout_stats(target, heldout_drafts, heldout_prompts, cfg)
+            shared = [d for d in models if d.name == "bigram"]  # the same on every seed
+            seeds = [DraftSeed.measure(cfg.seed, models, held)] + [
+                DraftSeed.measure(s, shared + r, [row for row in held if row.draft == "bigram"]
+                                  + heldout_stats(target, r, heldout_prompts, cfg))
+                for s, r in replicas.items()]
             # the acceptance curves' draft: the model draft accepted most often on the tuning
             # prompts (deterministic: not picked by a clock), else the first lookup draft
             model_rows = [r for r in rows if not r.lookup]
@@ -1185,5 +1283,5 @@ def run(cfg: SpeculativeConfig, inputs: Inputs) -> list[ItemResult]:
     return [
         correctness_item(rows, held, exact, speeds, table_choice, cfg),
         acceptance_item(rows, held, curves, curve_name, cfg),
-        draft_size_item(rows, held, tuning_drafts, target_loss, costs, cfg.checks),
+        draft_size_item(rows, held, tuning_drafts, target_loss, costs, seeds, cfg.checks),
     ]
