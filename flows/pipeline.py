@@ -1,8 +1,10 @@
 """Prefect flow over the DVC pipeline: one task per DVC stage, built from dvc.yaml.
 
 DVC owns the graph and the caching; Prefect adds orchestration: retries at stage boundaries,
-independent stages run concurrently, ad-hoc runs of everything / one section / named stages, cron
-schedules, and a pass/FAIL summary of each stage and item with MLflow links. Each task runs
+independent stages run concurrently where the cores allow (``--workers``, default cores // 2,
+each stage with its share of the cores as threads: one at a time on 2 cores), ad-hoc runs of
+everything / one section / named stages, cron schedules, and a pass/FAIL summary of each stage
+and item with MLflow links. Each task runs
 ``dvc repro --single-item <stage>`` once its upstream tasks are done, so a flow run leaves the same
 ``dvc.lock`` as ``dvc repro``; the stage's output goes to the task's log line by line as it is
 printed.
@@ -11,6 +13,7 @@ printed.
     python flows/pipeline.py run --section tokenization-and-embeddings
     python flows/pipeline.py run --stages splits report        # these and their upstream
     python flows/pipeline.py run --mlflow-ui http://host:5000  # where the run links point
+    python flows/pipeline.py run --workers 4                   # stages at once (default cores // 2)
     python flows/pipeline.py serve --cron "0 3 * * *"          # scheduled (needs a server)
 
 With no ``PREFECT_API_URL`` Prefect starts a temporary local server (about 15-20 s); its state
@@ -75,8 +78,32 @@ MLFLOW_UI_ENV = "NLPC_MLFLOW_UI"
 MLFLOW_UI_DEFAULT = "http://127.0.0.1:5000"
 
 
-def _env() -> dict[str, str]:
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_workers(cores: int | None = None) -> int:
+    """Stages run side by side only two cores apiece: ``cores // 2``, at least 1.
+
+    A stage uses every core it is given (torch's intra-op threads), and two stages sharing
+    cores slow each other far beyond twice: on 2 cores, with 2 workers, the ``ssm`` stage (440 s
+    alone) ran for over 56 minutes beside other stages, as each of its many small parallel ops
+    waited for a thread the other stage had taken. So a 2-core machine runs one stage at a time,
+    like ``dvc repro``.
+    """
+    return max(1, (usable_cores() if cores is None else cores) // 2)
+
+
+def stage_threads(workers: int, cores: int | None = None) -> int:
+    """Threads per stage when ``workers`` stages share the cores (``OMP_NUM_THREADS``)."""
+    return max(1, (usable_cores() if cores is None else cores) // workers)
+
+
+def _env(threads: int | None = None) -> dict[str, str]:
     env = dict(os.environ)
+    if threads is not None:  # torch's default intra-op threads; a user's own setting wins
+        env.setdefault("OMP_NUM_THREADS", str(threads))
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"  # stages (and DVC) print each line as it happens, into the pipe
     return env
@@ -248,13 +275,15 @@ def _error_of(state) -> BaseException | None:
     return data if isinstance(data, BaseException) else None
 
 
-def stream(cmd: list[str], emit, cwd: Path = ROOT, keep: int = 200) -> tuple[int, str]:
+def stream(cmd: list[str], emit, cwd: Path = ROOT, keep: int = 200,
+           threads: int | None = None) -> tuple[int, str]:
     """Run ``cmd`` with stderr merged into stdout; ``emit`` each line as it is printed.
 
     Returns the exit status and the last ``keep`` lines (what :func:`stage_failure` reads).
+    ``threads``: ``OMP_NUM_THREADS`` of the command, unless the environment sets it.
     """
     tail: deque[str] = deque(maxlen=keep)
-    with subprocess.Popen(cmd, cwd=cwd, env=_env(), stdout=subprocess.PIPE,
+    with subprocess.Popen(cmd, cwd=cwd, env=_env(threads), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, errors="replace",
                           bufsize=1) as proc:
         for line in proc.stdout:  # a "\r" progress redraw counts as a line too
@@ -274,8 +303,11 @@ def _log_line(logger, line: str) -> None:
 
 @task(retries=2, retry_delay_seconds=3, retry_condition_fn=_retry_unless_final,
       task_run_name="dvc-{stage}")
-def run_stage(stage: str, force: bool = False):
+def run_stage(stage: str, force: bool = False, threads: int | None = None):
     """Reproduce one DVC stage (its upstream already ran): ``{"ran": bool, "record": metrics}``.
+
+    ``threads``: the stage's default torch threads (its share of the cores; a stage whose params
+    set its threads keeps them).
 
     The stage's output is logged line by line while it runs. A user error or a busy checkout
     returns a Failed state (its message points at the error already in the log; the
@@ -288,7 +320,7 @@ def run_stage(stage: str, force: bool = False):
     cmd = [str(BIN / "dvc"), "--wait-for-lock", "repro", "--single-item", stage]
     cmd += ["--force"] if force else []
     logger.info("$ dvc %s", " ".join(cmd[1:]))
-    returncode, output = stream(cmd, lambda line: _log_line(logger, line))
+    returncode, output = stream(cmd, lambda line: _log_line(logger, line), threads=threads)
     if returncode != 0:
         error = stage_failure(stage, returncode, output)
         if isinstance(error, StageError):
@@ -320,10 +352,10 @@ def select_stages(stages: list[str] | None, section: str | None) -> tuple[dict, 
     return graph, dag.topological(graph)
 
 
-@flow(name="nlpcurriculum-pipeline", task_runner=ThreadPoolTaskRunner(max_workers=2))
+@flow(name="nlpcurriculum-pipeline", task_runner=ThreadPoolTaskRunner(max_workers=default_workers()))
 def pipeline(
     stages: list[str] | None = None, section: str | None = None, force: bool = False,
-    mlflow_ui: str | None = None,
+    mlflow_ui: str | None = None, workers: int | None = None,
 ) -> dict[str, dict]:
     """Run the DVC stages (all, a section's, or named ones with their upstream) as tasks.
 
@@ -334,11 +366,15 @@ def pipeline(
 
     Args:
         mlflow_ui: the MLflow UI the run links point at (default: :func:`mlflow_ui_base`).
+        workers: stages run at once, each with its share of the cores as default threads
+            (default :func:`default_workers`); the task runner must have as many workers
+            (:func:`with_workers`).
     """
     try:
         with flow_lock(ROOT):
             check_idle(ROOT)
-            return _run_tasks(stages, section, force, mlflow_ui_base(mlflow_ui))
+            threads = stage_threads(workers or default_workers())
+            return _run_tasks(stages, section, force, mlflow_ui_base(mlflow_ui), threads)
     except StageError as exc:
         if isinstance(exc, CheckoutBusy) or exc.stage is None:
             return Failed(message=str(exc), data=exc)
@@ -361,14 +397,22 @@ def mlflow_ui_base(option: str | None = None, root: Path = ROOT) -> str:
     return str(url or MLFLOW_UI_DEFAULT).rstrip("/")
 
 
+def with_workers(workers: int | None):
+    """The flow with ``workers`` task threads (None: :func:`default_workers`)."""
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    return pipeline.with_options(
+        task_runner=ThreadPoolTaskRunner(max_workers=workers or default_workers()))
+
+
 def _run_tasks(stages: list[str] | None, section: str | None, force: bool,
-               mlflow_ui: str) -> dict[str, dict]:
+               mlflow_ui: str, threads: int) -> dict[str, dict]:
     started = time.time()
     graph, order = select_stages(stages, section)
     futures = {}
     for stage in order:
         upstream = [futures[u] for u in graph[stage] if u in futures]
-        futures[stage] = run_stage.submit(stage, force=force, wait_for=upstream)
+        futures[stage] = run_stage.submit(stage, force=force, threads=threads, wait_for=upstream)
     wait(list(futures.values()))
     outcomes: dict[str, dict] = {}
     first_error: StageError | None = None
@@ -508,23 +552,27 @@ def main(argv: list[str] | None = None) -> int:
                        help=f"the MLflow UI the summary's run links point at (default: "
                             f"${MLFLOW_UI_ENV}, else params report.mlflow_ui_url, "
                             f"{MLFLOW_UI_DEFAULT})")
+        p.add_argument("--workers", type=int, metavar="N",
+                       help=f"stages run at once, sharing the cores (default: cores // 2 = "
+                            f"{default_workers()} here)")
     sub.choices["serve"].add_argument("--cron", required=True, help='e.g. "0 3 * * *"')
     sub.choices["serve"].add_argument("--name", default="scheduled")
     args = parser.parse_args(argv)
     params = {"stages": args.stages, "section": args.section, "force": args.force,
-              "mlflow_ui": args.mlflow_ui}
+              "mlflow_ui": args.mlflow_ui, "workers": args.workers}
     try:
         select_stages(args.stages, args.section)  # fail fast on a bad name
-    except dag.DagError as exc:
+        flow_run_fn = with_workers(args.workers)
+    except (dag.DagError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.command == "serve":
-        pipeline.serve(name=args.name, cron=args.cron, parameters=params)
+        flow_run_fn.serve(name=args.name, cron=args.cron, parameters=params)
         return 0
     try:
         with flow_lock(ROOT):
             check_idle(ROOT)  # before Prefect's server starts: a busy checkout fails at once
-            state = pipeline(**params, return_state=True)
+            state = flow_run_fn(**params, return_state=True)
     except CheckoutBusy as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

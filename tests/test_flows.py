@@ -39,7 +39,9 @@ UI = "http://mlflow.example:5001"
 
 def test_flow_leaves_the_same_lock_as_dvc_repro(reproduced: Path, tmp_path: Path):
     root = make_project_copy(tmp_path / "flow")
-    proc = run([PY, "flows/pipeline.py", "run", "--stages", *FLOW_TARGETS, "--mlflow-ui", UI], root)
+    # two workers whatever the machine's default (cores // 2): the tasks overlap
+    proc = run([PY, "flows/pipeline.py", "run", "--stages", *FLOW_TARGETS, "--mlflow-ui", UI,
+                "--workers", "2"], root)
     assert "Finished in state Completed" in proc.stdout + proc.stderr
     ran = ["ingest", "dedup", "filter", "splits", "tokenizer", "synthetic"]  # with upstream
     assert lock_entries(root, ran) == lock_entries(reproduced, ran)
@@ -142,6 +144,28 @@ def test_flow_rejects_unknown_stage_and_section(project: Path):
     assert proc.returncode == 2 and "unknown stage(s) ['nope']" in proc.stderr
     proc = run([PY, "flows/pipeline.py", "run", "--section", "nope"], project, check=False)
     assert proc.returncode == 2 and "unknown section 'nope'" in proc.stderr
+    proc = run([PY, "flows/pipeline.py", "run", "--workers", "0"], project, check=False)
+    assert proc.returncode == 2 and "--workers must be >= 1, got 0" in proc.stderr
+
+
+WORKERS = """
+import os, sys
+sys.path.insert(0, "flows")
+import pipeline
+print([pipeline.default_workers(c) for c in (1, 2, 3, 4, 16)])
+print([pipeline.stage_threads(w, c) for w, c in ((1, 2), (2, 4), (8, 16), (3, 2))])
+print(pipeline._env(3)["OMP_NUM_THREADS"], pipeline._env().get("OMP_NUM_THREADS"))
+os.environ["OMP_NUM_THREADS"] = "5"
+print(pipeline._env(3)["OMP_NUM_THREADS"])
+"""
+
+
+def test_stages_share_the_cores_two_threads_apiece(project: Path):
+    """One stage at a time on 2 cores (two stages sharing them slowed each other far beyond 2x);
+    each of ``w`` workers gets ``cores // w`` threads unless the user set ``OMP_NUM_THREADS``."""
+    env = {k: v for k, v in stage_env(project).items() if k != "OMP_NUM_THREADS"}
+    out = run([PY, "-c", WORKERS], project, env=env).stdout.splitlines()
+    assert out == ["[1, 1, 1, 2, 8]", "[2, 2, 2, 1]", "3 None", "5"]
 
 
 def _free_port() -> int:
