@@ -55,12 +55,10 @@ def one_torch_thread():
     """The body of the autouse fixture of the directories of tiny torch tests (their conftest.py
     registers it): one torch thread, since on a shared 2-core machine two OpenMP threads contending
     with other processes are up to 40x slower, and tiny matmuls gain nothing from two."""
-    import torch
+    from nlpcurriculum.metrics.timing import torch_threads
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 # The committed default run (its lock file and results): a fresh copy starts without them.
